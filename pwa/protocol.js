@@ -1,0 +1,42 @@
+// The one message protocol between the page and its workers (see workers/*.js).
+// Request: {id, type, payload}. Reply: {id, ok: true, value} | {id, ok: false, error: {name, message}}.
+// Progress while working: {id, progress: {...}}.
+
+export const MESSAGE = Object.freeze({
+  SELFCHECK: 'selfcheck',
+});
+
+/** Call `type` on `worker`; resolves with the value, rejects with the worker's error rethrown here. */
+export function callWorker(worker, type, payload, { onProgress, signal } = {}) {
+  const id = crypto.randomUUID();
+  return new Promise((resolve, reject) => {
+    const onMessage = ({ data }) => {
+      if (data.id !== id) return;
+      if (data.progress) { onProgress?.(data.progress); return; }
+      worker.removeEventListener('message', onMessage);
+      if (data.ok) resolve(data.value);
+      else reject(Object.assign(new Error(data.error.message), { name: data.error.name }));
+    };
+    worker.addEventListener('message', onMessage);
+    signal?.addEventListener('abort', () => {
+      worker.removeEventListener('message', onMessage);
+      worker.postMessage({ id, type: 'cancel' });
+      reject(new DOMException('Cancelled', 'AbortError'));
+    }, { once: true });
+    worker.postMessage({ id, type, payload });
+  });
+}
+
+/** Worker side: answer requests with `handlers[type](payload, progress)`. */
+export function serveRequests(scope, handlers) {
+  scope.addEventListener('message', async ({ data }) => {
+    const handler = handlers[data.type];
+    if (!handler) return;
+    const progress = (value) => scope.postMessage({ id: data.id, progress: value });
+    try {
+      scope.postMessage({ id: data.id, ok: true, value: await handler(data.payload, progress) });
+    } catch (error) {
+      scope.postMessage({ id: data.id, ok: false, error: { name: error.name ?? 'Error', message: String(error.message ?? error) } });
+    }
+  });
+}

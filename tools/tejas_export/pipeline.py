@@ -1,0 +1,224 @@
+"""The export's stages over a loaded model: ONNX files, training artifacts, checks, manifest."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import onnx
+import torch
+
+from . import checks
+from .backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, WeightsSource, sha256_file
+from .models import (
+    MASK_PENALTY,
+    OPSET,
+    FeatureExtractor,
+    LastBlockHead,
+    export_onnx,
+    fold_batch_norm,
+    make_head,
+)
+from .photos import load_photos
+from .training import OptimizerConfig, generate_training_artifacts, optimizer_manifest
+
+
+def _schema_id() -> str:
+    from tejas.artifacts import SCHEMA_PATH
+
+    return json.loads(SCHEMA_PATH.read_text())["$id"]
+
+
+def _io(values) -> list[dict]:
+    """Name, dtype and shape of graph inputs/outputs; the optimizer's inputs are tensor sequences."""
+
+    def describe(value):
+        kind = value.type.WhichOneof("value")
+        tensor = value.type.sequence_type.elem_type.tensor_type if kind == "sequence_type" else value.type.tensor_type
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+        entry = {"name": value.name, "dtype": f"sequence<{dtype}>" if kind == "sequence_type" else dtype}
+        if kind == "tensor_type":
+            entry["shape"] = [d.dim_param or d.dim_value for d in tensor.shape.dim]
+        return entry
+
+    return [describe(v) for v in values]
+
+
+def _describe_model(path: Path, root: Path, trainable: set | frozenset = frozenset()) -> dict:
+    """File name, IR version and graph inputs/outputs (parameters as graph inputs left out)."""
+    model = onnx.load(str(path), load_external_data=False)
+    return {
+        "file": path.relative_to(root).as_posix(),
+        "ir_version": model.ir_version,
+        "opset": next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+        "inputs": _io(i for i in model.graph.input if i.name not in trainable),
+        "outputs": _io(o for o in model.graph.output if not o.name.endswith("_grad.accumulation.out")),
+    }
+
+
+def _training_set(name, module, example, root, max_classes, optimizer, check, what):
+    art_dir = root / name
+    spec = generate_training_artifacts(
+        module, example, "features" if example.dim() == 2 else "block_input", max_classes, art_dir, optimizer
+    )
+    names = [n for n, _ in spec.parameters]
+    layout = checks.parameter_layout(art_dir, names)
+    entry = {
+        "trains": what,
+        "input": {"name": spec.input_name, "shape": ["batch", *spec.input_shape]},
+        "models": {
+            kind: _describe_model(art_dir / f"{kind}.onnx", root, set(names))
+            for kind in ("training_model", "eval_model", "optimizer_model")
+        },
+        "checkpoint": f"{name}/checkpoint",
+        "parameters": layout,
+        "parameter_count": sum(int(torch.tensor(p["shape"]).prod()) for p in layout),
+        "optimizer": optimizer_manifest(optimizer),
+    }
+    if check:
+        entry["check"] = checks.check_train_step(module, art_dir, spec.input_shape, max_classes, optimizer)
+    return entry
+
+
+def run_pipeline(
+    config, backbone: Backbone, source: WeightsSource, model, classifier_loaded: bool, root: Path, step
+) -> dict:
+    crop = config.input_size
+    resize = round(crop * 256 / 224)
+    trunk, last_block, classifier = backbone.split(model)
+    extractor = FeatureExtractor(trunk, last_block).eval()
+
+    step("exporting backbone.onnx")
+    dummy = torch.zeros(1, 3, crop, crop)
+    export_onnx(extractor, (dummy,), root / "backbone.onnx", ["image"], ["features"], ["image"])
+    models = {"backbone": _describe_model(root / "backbone.onnx", root)}
+    if config.train == "last-block":
+        step("exporting backbone_trunk.onnx")
+        export_onnx(trunk, (dummy,), root / "backbone_trunk.onnx", ["image"], ["block_input"], ["image"])
+        models["backbone_trunk"] = _describe_model(root / "backbone_trunk.onnx", root)
+
+    result_checks = {}
+    if config.checks:
+        step("checking ONNX against PyTorch on real photos")
+        photos = load_photos()
+        batch = torch.stack([checks.preprocess(p.rgb, resize, crop, IMAGENET_MEAN, IMAGENET_STD) for p in photos])
+        result_checks["backbone_max_abs_diff"] = checks.check_onnx_matches_torch(
+            extractor, root / "backbone.onnx", batch
+        )
+        if "backbone_trunk" in models:
+            result_checks["backbone_trunk_max_abs_diff"] = checks.check_onnx_matches_torch(
+                trunk, root / "backbone_trunk.onnx", batch
+            )
+        if source.kind == "imagenet" or (source.kind == "file" and classifier_loaded):
+            step("checking ImageNet predictions")
+            session = checks.session(root / "backbone.onnx")
+            features = session.run(None, {"image": batch.numpy()})[0]
+            categories = _imagenet_categories()
+            try:
+                result_checks["imagenet"] = checks.check_imagenet(classifier, features, photos, categories)
+            except checks.ExportError:
+                if source.kind == "imagenet":
+                    raise
+                # A user's own classifier need not be an ImageNet one; record, don't refuse.
+                result_checks["imagenet"] = "not an ImageNet classifier"
+
+    optimizer = OptimizerConfig()
+    head = make_head(backbone.feature_size, config.max_classes, config.seed)
+    step("building head training artifacts")
+    training = {
+        "head": _training_set(
+            "training",
+            head,
+            torch.zeros(2, backbone.feature_size),
+            root,
+            config.max_classes,
+            optimizer,
+            config.checks,
+            "head",
+        )
+    }
+    if config.train == "last-block":
+        step("building last-block training artifacts")
+        with torch.no_grad():
+            block_input = trunk(torch.zeros(2, 3, crop, crop))
+        trainable = LastBlockHead(fold_batch_norm(last_block), copy.deepcopy(head))
+        training["last_block"] = _training_set(
+            "training_last_block",
+            trainable,
+            block_input,
+            root,
+            config.max_classes,
+            optimizer,
+            config.checks,
+            backbone.last_block,
+        )
+
+    files = {
+        p.relative_to(root).as_posix(): {"sha256": sha256_file(p), "size": p.stat().st_size}
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+    return {
+        "$schema": _schema_id(),
+        "schema_version": 1,
+        "created": datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat(),
+        "architecture": backbone.name,
+        "weights": {
+            "kind": source.kind,
+            "origin": source.origin,
+            "file": source.path.name if source.path else None,
+            "sha256": source.sha256,
+        },
+        "input": {
+            "name": "image",
+            "layout": "NCHW",
+            "channels": "RGB",
+            "dtype": "float32",
+            "size": [crop, crop],
+            "resize": {"shorter_side": resize, "interpolation": "bilinear", "antialias": True},
+            "crop": "center",
+            "scale": 1 / 255,
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+        },
+        "feature_size": backbone.feature_size,
+        "max_classes": config.max_classes,
+        "class_mask": {"input": "class_mask", "active": 1.0, "inactive": 0.0, "penalty": MASK_PENALTY},
+        "opset": OPSET,
+        "models": models,
+        "training": training,
+        "files": files,
+        "versions": versions(),
+        "checks": result_checks,
+    }
+
+
+def _imagenet_categories() -> list[str]:
+    import torchvision
+
+    return torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import onnx
+    import onnxruntime
+    import torch
+    import torchvision
+
+    try:
+        tejas = version("tejas")
+    except PackageNotFoundError:
+        tejas = "unknown"
+    return {
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime_training": onnxruntime.__version__,
+        "tejas": tejas,
+    }
