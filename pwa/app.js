@@ -34,8 +34,8 @@ async function selfCheck() {
   try {
     const value = await callWorker(worker, MESSAGE.SELFCHECK, { artifacts: new URL(ARTIFACTS, location.href).href },
       { onProgress: (p) => { status.textContent = `${p.stage}…`; } });
-    const first = value.training.losses[0];
-    const last = value.training.losses.at(-1);
+    const first = value.training.head.losses[0];
+    const last = value.training.head.losses.at(-1);
     status.textContent = `Passed: backbone ran in ${value.backbone.ms.toFixed(0)} ms; head loss ${first.toFixed(3)} → ${last.toFixed(3)}.`;
     result.textContent = JSON.stringify(value, null, 2);
     result.hidden = false;

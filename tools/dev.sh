@@ -55,7 +55,7 @@ ensure_chromium() {
 ensure_default_artifacts() {
   if ! "$VENV/bin/tejas" verify artifacts/default >/dev/null 2>&1; then
     say "exporting default artifacts into artifacts/default"
-    "$VENV/bin/tejas" export --out artifacts/default --force
+    "$VENV/bin/tejas" export --train last-block --out artifacts/default --force
   fi
 }
 

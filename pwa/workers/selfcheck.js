@@ -45,37 +45,82 @@ function toyBatch(ort, featureSize, maxClasses, classes, batch) {
   };
 }
 
-async function trainHead(manifest, base, progress) {
-  progress({ stage: 'loading head (onnxruntime-web training)' });
-  const ort = await loadRuntime('ort-training', 'ort.training.wasm.min.mjs');
-  const head = manifest.training.head;
+async function createTrainingSession(ort, set, base) {
   const url = (file) => new URL(file, base).href;
-  const session = await ort.TrainingSession.create({
-    checkpointState: url(head.checkpoint),
-    trainModel: url(head.models.training_model.file),
-    evalModel: url(head.models.eval_model.file),
-    optimizerModel: url(head.models.optimizer_model.file),
+  return ort.TrainingSession.create({
+    checkpointState: url(set.checkpoint),
+    trainModel: url(set.models.training_model.file),
+    evalModel: url(set.models.eval_model.file),
+    optimizerModel: url(set.models.optimizer_model.file),
   });
-  const classes = 3;
-  const feeds = toyBatch(ort, manifest.feature_size, manifest.max_classes, classes, 12);
+}
+
+async function trainSteps(session, feeds, steps) {
   const losses = [];
-  for (let step = 0; step < 30; step++) {
+  for (let step = 0; step < steps; step++) {
     const result = await session.runTrainStep(feeds);
     losses.push(result[session.trainingOutputNames[0]].data[0]);
     await session.runOptimizerStep();
     await session.lazyResetGrad();
   }
+  return losses;
+}
+
+/** Distinct synthetic images (0, 1, 2, …) → a batch for the inference models. */
+function syntheticImages(ort, manifest, batch) {
+  const [h, w] = manifest.input.size;
+  const data = new Float32Array(batch * 3 * h * w);
+  for (let i = 0; i < data.length; i++) data[i] = Math.sin(i * 0.001 * (1 + Math.floor(i / (3 * h * w))));
+  return new ort.Tensor('float32', data, [batch, 3, h, w]);
+}
+
+// onnxruntime-web 1.19.2 (training) must read every file: inference models, head, last block.
+async function checkTrainingRuntime(manifest, base, progress) {
+  progress({ stage: 'loading artifacts in onnxruntime-web training' });
+  const ort = await loadRuntime('ort-training', 'ort.training.wasm.min.mjs');
+  const inference = {};
+  const batch = 3;
+  const images = syntheticImages(ort, manifest, batch);
+  let blockInput = null;
+  for (const [name, model] of Object.entries(manifest.models)) {
+    const session = await ort.InferenceSession.create(new URL(model.file, base).href);
+    const output = (await session.run({ [manifest.input.name]: images }))[session.outputNames[0]];
+    inference[name] = output.dims;
+    if (name === 'backbone_trunk') blockInput = output;
+    await session.release();
+  }
+
+  progress({ stage: 'training the head' });
+  const classes = 3;
+  const head = await createTrainingSession(ort, manifest.training.head, base);
+  const feeds = toyBatch(ort, manifest.feature_size, manifest.max_classes, classes, 12);
+  const losses = await trainSteps(head, feeds, 30);
   // runEvalStep keys extra outputs "undefined": read them by position.
-  const evaluated = Object.values(await session.runEvalStep(feeds));
-  const logits = evaluated[1].data;
+  const logits = Object.values(await head.runEvalStep(feeds))[1].data;
   let correct = 0;
   for (let i = 0; i < 12; i++) {
     const row = logits.subarray(i * manifest.max_classes, (i + 1) * manifest.max_classes);
     if (row.indexOf(Math.max(...row)) === i % classes) correct++;
   }
-  const parameters = await session.getContiguousParameters(true);
-  await session.release();
-  return { losses, accuracy: correct / 12, parameterCount: parameters.dims[0] };
+  const parameters = await head.getContiguousParameters(true);
+  await head.release();
+  const result = { inference, head: { losses, accuracy: correct / 12, parameterCount: parameters.dims[0] } };
+
+  if (manifest.training.last_block && blockInput) {
+    progress({ stage: 'training the last block' });
+    const lastBlock = await createTrainingSession(ort, manifest.training.last_block, base);
+    const mask = new Float32Array(manifest.max_classes).fill(1, 0, batch);
+    const lastFeeds = {
+      [manifest.training.last_block.input.name]: blockInput,
+      class_mask: new ort.Tensor('float32', mask, [manifest.max_classes]),
+      labels: new ort.Tensor('int64', BigInt64Array.from([0n, 1n, 2n]), [batch]),
+    };
+    const blockLosses = await trainSteps(lastBlock, lastFeeds, 5);
+    const blockParameters = await lastBlock.getContiguousParameters(true);
+    await lastBlock.release();
+    result.lastBlock = { losses: blockLosses, parameterCount: blockParameters.dims[0] };
+  }
+  return result;
 }
 
 serveRequests(self, {
@@ -85,7 +130,7 @@ serveRequests(self, {
     if (!response.ok) throw new Error(`${base.pathname}manifest.json: HTTP ${response.status}; export artifacts first`);
     const manifest = await response.json();
     const backbone = await runBackbone(manifest, base, progress);
-    const training = await trainHead(manifest, base, progress);
+    const training = await checkTrainingRuntime(manifest, base, progress);
     return { crossOriginIsolated: self.crossOriginIsolated, backbone, training };
   },
 });

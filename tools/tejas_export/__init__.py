@@ -4,8 +4,14 @@ Needs the `[export]` extra (torch, torchvision, onnx, onnxruntime-training). Pub
 `export_artifacts(ExportConfig(...))`, `ExportConfig`, `ExportError`, `read_manifest`, `main` (CLI).
 """
 
-from .errors import ExportError
-from .export import ExportConfig, export_artifacts, read_manifest
+import logging
+
+# onnxruntime.training imports torch.utils.cpp_extension, which warns on every CPU-only machine that
+# no CUDA runtime is found: noise on stderr that users cannot act on.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+from .errors import ExportError  # noqa: E402
+from .export import ExportConfig, export_artifacts, read_manifest  # noqa: E402
 
 __all__ = ["ExportConfig", "ExportError", "export_artifacts", "read_manifest", "main"]
 

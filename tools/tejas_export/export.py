@@ -104,6 +104,8 @@ def _resolve_weights(config: ExportConfig) -> tuple[Backbone, WeightsSource, str
             raise ExportError(f"ImageNet weights for {backbone.name} unavailable: {origin}; {hint}")
         return backbone, WeightsSource("imagenet", path, origin, sha256_file(path)), reason
     path = Path(config.weights).expanduser()
+    if not path.is_file():
+        raise ExportError(f"weights file {path}: {'not a file' if path.exists() else 'no such file'}")
     return backbone, WeightsSource("file", path, f"file {path}", None), reason
 
 

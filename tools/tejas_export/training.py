@@ -17,8 +17,6 @@ from onnxruntime.training.onnxblock.optim.optim import AdamWOptimizer
 
 from .models import export_onnx
 
-TRAINING_FILES = ("training_model.onnx", "eval_model.onnx", "optimizer_model.onnx", "checkpoint")
-
 
 @dataclass(frozen=True)
 class OptimizerConfig:
