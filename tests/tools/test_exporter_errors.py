@@ -94,12 +94,14 @@ def test_usage_error_is_one_line(tmp_path):
     assert "invalid int value: 'many'" in one_line_error(result)
 
 
-def test_out_holding_other_files_is_refused(tmp_path):
+def test_out_holding_other_files_is_refused_even_with_force(tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("precious")
     args = ["--backbone", "resnet18", "--weights", "none", "--out", str(out)]
-    assert f"{out} already holds other files; pass --force" in one_line_error(run_export(args, offline_env(tmp_path)))
+    for extra in ([], ["--force"]):
+        line = one_line_error(run_export(args + extra, offline_env(tmp_path)))
+        assert f"{out} holds files that are not Tejas artifacts; choose another --out" in line
     assert (out / "notes.txt").read_text() == "precious"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import ExportError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tejas.export")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 import warnings
@@ -92,12 +91,15 @@ class _Stages:
 
 def main(argv=None, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr
-    )
-    # torch's exporter and onnxruntime are chatty about things users cannot act on.
+    # Our own handler: onnxruntime.training configures the root logger when it is imported.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger = logging.getLogger("tejas")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    logger.propagate = False
+    # torch's exporter is chatty about things users cannot act on.
     warnings.filterwarnings("ignore")
-    os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
     from .export import ExportConfig, export_artifacts
 
     config = ExportConfig(

@@ -60,9 +60,12 @@ def _prepare_out(out: Path, force: bool) -> Path:
     """Check `out` can be written and holds nothing we'd clobber; return a fresh staging dir beside it."""
     if out.exists() and not out.is_dir():
         raise ExportError(f"cannot write artifacts to {out}: it is a file, not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        what = "artifacts" if (out / MANIFEST).is_file() else "other files"
-        raise ExportError(f"{out} already holds {what}; pass --force to replace them")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MANIFEST).is_file():
+            # --force replaces artifacts, never a folder of someone's other files.
+            raise ExportError(f"{out} holds files that are not Tejas artifacts; choose another --out")
+        if not force:
+            raise ExportError(f"{out} already holds artifacts; pass --force to replace them")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -57,14 +57,17 @@ def _verify(argv) -> int:
 COMMANDS = {"serve": _serve, "export": _export, "verify": _verify}
 
 
+USAGE = "usage: tejas {serve,export,verify} [options]   (tejas COMMAND --help for more)"
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print(
-            "usage: tejas {serve,export,verify} [options]   (tejas COMMAND --help for more)",
-            file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout,
-        )
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    if argv and argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    if not argv or argv[0] not in COMMANDS:
+        print(USAGE, file=sys.stderr)
+        return 2
     return COMMANDS[argv[0]](argv[1:])
 
 

@@ -1,0 +1,32 @@
+"""The `tejas` command's dispatch and `tejas verify`."""
+
+from __future__ import annotations
+
+import subprocess
+
+from .conftest import TEJAS
+
+
+def tejas(*args):
+    return subprocess.run([TEJAS, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_usage_and_unknown_command():
+    assert tejas("--help").returncode == 0
+    result = tejas("frobnicate")
+    assert result.returncode == 2 and "usage: tejas {serve,export,verify}" in result.stderr
+
+
+def test_verify_ok_and_missing(resnet18_random, tmp_path):
+    ok = tejas("verify", str(resnet18_random))
+    assert ok.returncode == 0 and "ok (resnet18, none weights, 10 files)" in ok.stdout
+    missing = tejas("verify", str(tmp_path))
+    assert missing.returncode == 1
+    assert "manifest.json: missing (export artifacts with `tejas export`)" in missing.stderr
+    (tmp_path / "manifest.json").write_text("{not json")
+    assert "not valid JSON" in tejas("verify", str(tmp_path)).stderr
+
+
+def test_export_help_goes_through_tejas():
+    result = tejas("export", "--help")
+    assert result.returncode == 0 and "--max-classes" in result.stdout
