@@ -1,0 +1,31 @@
+"""Limits on what a dataset archive may contain; every one is a setting with a documented default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Limits", "DEFAULT_LIMITS"]
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Defaults suit a person's photo collection; a server may lower or raise them."""
+
+    max_archive_bytes: int = 4 * GiB  # the zip file itself
+    max_total_bytes: int = 8 * GiB  # all entries, uncompressed, as the archive declares them
+    max_file_bytes: int = 64 * MiB  # one image
+    # Expansion of one entry: photos barely compress, a deflate bomb expands ~1000×. Only checked
+    # for entries over `ratio_floor_bytes`, so a small flat drawing saved as BMP still imports.
+    max_ratio: int = 200
+    ratio_floor_bytes: int = 1 * MiB
+    max_files: int = 100_000  # entries in the archive, folders included
+    max_classes: int = 100  # the default artifacts' head serves up to 100 classes
+    max_pixels: int = 64_000_000  # width × height of one image: decompression bombs declare huge sizes
+    max_name_chars: int = 100  # one class name
+    max_sidecar_bytes: int = 16 * MiB  # tejas.json
+
+
+DEFAULT_LIMITS = Limits()
