@@ -83,6 +83,32 @@ def _training_set(name, module, example, root, max_classes, optimizer, check, wh
     return entry
 
 
+STATE_FILE = "backbone_state.safetensors"
+_SAFETENSORS_DTYPES = {torch.float32: "F32", torch.int64: "I64"}
+
+
+def _write_state_dict(model, classifier, path: Path) -> dict:
+    """Save the full torchvision state dict (batch-norm unfolded, ImageNet classifier included) as
+    safetensors, so the stdlib core can later write a .pt classifier (tejas.model_export); returns
+    the manifest entry."""
+    from tejas.safetensors import Tensor, write_safetensors
+
+    tensors = {}
+    for name, value in model.state_dict().items():
+        if value.dtype not in _SAFETENSORS_DTYPES:
+            raise RuntimeError(f"state dict entry {name} has dtype {value.dtype}, not float32/int64")
+        array = value.detach().cpu().contiguous().numpy()
+        data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()  # safetensors is little-endian
+        tensors[name] = Tensor(_SAFETENSORS_DTYPES[value.dtype], tuple(value.shape), data)
+    write_safetensors(tensors, path)
+    prefix = next(name for name, module in model.named_modules() if module is classifier)
+    return {
+        "file": path.name,
+        "format": "safetensors",
+        "classifier": {"weight": f"{prefix}.weight", "bias": f"{prefix}.bias"},
+    }
+
+
 def run_pipeline(
     config, backbone: Backbone, source: WeightsSource, model, classifier_loaded: bool, root: Path, step
 ) -> dict:
@@ -90,6 +116,9 @@ def run_pipeline(
     resize = round(crop * 256 / 224)
     trunk, last_block, classifier = backbone.split(model)
     extractor = FeatureExtractor(trunk, last_block).eval()
+
+    step(f"writing {STATE_FILE}")
+    state_dict = _write_state_dict(model, classifier, root / STATE_FILE)
 
     step("exporting backbone.onnx")
     dummy = torch.zeros(1, 3, crop, crop)
@@ -189,6 +218,7 @@ def run_pipeline(
         "class_mask": {"input": "class_mask", "active": 1.0, "inactive": 0.0, "penalty": MASK_PENALTY},
         "opset": OPSET,
         "models": models,
+        "state_dict": state_dict,
         "training": training,
         "files": files,
         "versions": versions(),

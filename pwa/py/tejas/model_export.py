@@ -1,0 +1,137 @@
+"""Turn exported artifacts + a trained head into a full PyTorch classifier (.pt state dict), stdlib only.
+
+The backbone's original tensors (batch-norm unfolded, as torchvision names them) come from the
+artifacts' `backbone_state.safetensors`; the trained head replaces the ImageNet classifier, so the
+file loads with `torchvision.models.<architecture>(num_classes=N).load_state_dict(torch.load(path,
+weights_only=True))`. Class names and preprocessing travel inside the archive as `extra/tejas.json`
+(torch.load ignores it; read it with `read_pt_metadata`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from array import array
+from pathlib import Path
+
+from .artifacts import MANIFEST, ArtifactError, read_manifest
+from .safetensors import SafetensorsError, Tensor, float32_tensor, read_safetensors
+from .torch_writer import read_extra_json, write_state_dict_pt
+
+__all__ = [
+    "PT_METADATA",
+    "Head",
+    "check_head",
+    "classifier_state",
+    "floats",
+    "model_metadata",
+    "read_pt_metadata",
+    "write_classifier_pt",
+]
+
+PT_METADATA = "extra/tejas.json"
+_REEXPORT = "re-export with `tejas export --force`"
+
+
+class Head:
+    """A trained linear head for N classes: weight [N, F] row-major float32, bias [N], class names."""
+
+    def __init__(self, weight, bias, class_names, feature_size: int):
+        self.class_names = [str(name) for name in class_names]
+        n = len(self.class_names)
+        if n < 2:
+            raise ValueError(f"a classifier needs at least 2 class names (got {n})")
+        if len(set(self.class_names)) != n or not all(self.class_names):
+            raise ValueError("class names must be distinct and non-empty")
+        if len(weight) != n * feature_size:
+            raise ValueError(
+                f"head weight has {len(weight)} values; {n} classes x {feature_size} features need {n * feature_size}"
+            )
+        if len(bias) != n:
+            raise ValueError(f"head bias has {len(bias)} values; {n} classes need {n}")
+        self.weight = float32_tensor(weight, (n, feature_size))
+        self.bias = float32_tensor(bias, (n,))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def check_head(artifacts_dir, head_weight, head_bias, class_names) -> tuple[dict, str, Head]:
+    """Read the manifest and validate the head against its feature size; (manifest, its sha256, head)."""
+    folder = Path(artifacts_dir)
+    manifest = read_manifest(folder)
+    digest = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
+    return manifest, digest, Head(head_weight, head_bias, class_names, int(manifest["feature_size"]))
+
+
+def model_metadata(manifest: dict, digest: str, head: Head) -> dict:
+    """What a written model says about itself: classes, architecture, preprocessing, provenance."""
+    return {
+        "class_names": head.class_names,
+        "num_classes": head.num_classes,
+        "architecture": manifest["architecture"],
+        "feature_size": manifest["feature_size"],
+        "input": manifest["input"],
+        "tejas_manifest_sha256": digest,
+        "artifacts": manifest.get("name"),
+    }
+
+
+def classifier_state(artifacts_dir, manifest: dict, head: Head) -> dict[str, Tensor]:
+    """The backbone's state dict with the trained head in place of the ImageNet classifier."""
+    folder = Path(artifacts_dir)
+    entry = manifest.get("state_dict")
+    if not isinstance(entry, dict) or entry.get("format") != "safetensors":
+        raise ArtifactError(f"{folder / MANIFEST}: no backbone state dict recorded; {_REEXPORT}")
+    path = folder / entry["file"]
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing; {_REEXPORT}")
+    try:
+        tensors, _ = read_safetensors(path)
+    except SafetensorsError as exc:
+        raise ArtifactError(f"{exc}; {_REEXPORT}") from None
+    names = entry["classifier"]
+    old = tensors.get(names["weight"])
+    if old is None or names["bias"] not in tensors:
+        raise ArtifactError(f"{path}: classifier tensors {names['weight']}/{names['bias']} missing; {_REEXPORT}")
+    if len(old.shape) != 2 or old.shape[1] != head.weight.shape[1]:
+        raise ArtifactError(
+            f"{path}: classifier {names['weight']} has shape {list(old.shape)}, expected "
+            f"[*, {head.weight.shape[1]}]; {_REEXPORT}"
+        )
+    # Keep the file's order (torchvision's), replacing the classifier in place.
+    return {
+        name: head.weight if name == names["weight"] else head.bias if name == names["bias"] else tensor
+        for name, tensor in tensors.items()
+    }
+
+
+def write_classifier_pt(artifacts_dir, head_weight, head_bias, class_names, dest) -> dict:
+    """Write a torchvision state dict (backbone + trained head for len(class_names) classes) to `dest`.
+
+    head_weight: N*F floats (row-major [N, F], list or array('f')); head_bias: N floats. Returns the
+    metadata stored in the archive as extra/tejas.json.
+    """
+    manifest, digest, head = check_head(artifacts_dir, head_weight, head_bias, class_names)
+    state = classifier_state(artifacts_dir, manifest, head)
+    metadata = model_metadata(manifest, digest, head)
+    metadata["load"] = (
+        f"torchvision.models.{manifest['architecture']}(num_classes={head.num_classes})"
+        ".load_state_dict(torch.load(path, weights_only=True))"
+    )
+    extra = {PT_METADATA: json.dumps(metadata, indent=1, sort_keys=True).encode("utf-8")}
+    write_state_dict_pt(state, dest, extra)
+    return metadata
+
+
+def read_pt_metadata(path) -> dict:
+    """The class names etc. that write_classifier_pt stored inside a .pt file."""
+    return read_extra_json(path, PT_METADATA)
+
+
+def floats(tensor: Tensor) -> array:
+    """A float32 Tensor's values as array('f') (for tests and small tensors)."""
+    values = array("f")
+    values.frombytes(bytes(tensor.data))
+    return values
