@@ -53,8 +53,9 @@ if ARTIFACTS:
     weight = [rng.uniform(-0.1, 0.1) for _ in range(n * f)]
     bias = [0.0] * n
     names = [f"class {i}" for i in range(n)]
-    result["write_onnx_s"] = timed(lambda: write_classifier_onnx(ARTIFACTS, weight, bias, names, work / f"m-{RUNTIME}.onnx"))
-    result["write_pt_s"] = timed(lambda: write_classifier_pt(ARTIFACTS, weight, bias, names, work / f"m-{RUNTIME}.pt"))
+    onnx_path, pt_path = work / f"m-{RUNTIME}.onnx", work / f"m-{RUNTIME}.pt"
+    result["write_onnx_s"] = timed(lambda: write_classifier_onnx(ARTIFACTS, weight, bias, names, onnx_path))
+    result["write_pt_s"] = timed(lambda: write_classifier_pt(ARTIFACTS, weight, bias, names, pt_path))
     result["architecture"] = manifest["architecture"]
 print("RESULT " + json.dumps(result))
 """
@@ -100,7 +101,7 @@ def run_pyodide(work: Path, artifacts: str, n_images: int) -> dict:
     )
     if done.returncode != 0:
         sys.exit(f"pycore: Pyodide run failed:\n{done.stderr[-3000:]}")
-    line = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")][-1]
+    line = [out for out in done.stdout.splitlines() if out.startswith("RESULT ")][-1]
     result = json.loads(line.removeprefix("RESULT "))
     result["wall_s_including_startup"] = time.perf_counter() - started
     return result
