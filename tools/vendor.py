@@ -78,7 +78,7 @@ def npm_install(force: bool = False) -> None:
 
 
 def vendor() -> dict:
-    """Copy BUNDLES into pwa/vendor and return the listing written to vendor.json."""
+    """Copy BUNDLES into pwa/vendor and return their listing (for vendor.json)."""
     listing = {"packages": {}, "files": {}}
     for folder, (package, files) in BUNDLES.items():
         package_dir = NODE_MODULES / package
@@ -101,8 +101,26 @@ def vendor() -> dict:
                 "size": target.stat().st_size,
                 "sha256": _sha256(target),
             }
-    (VENDOR / "vendor.json").write_text(json.dumps(listing, indent=2) + "\n")
     return listing
+
+
+CORE = ROOT / "pwa" / "py" / "tejas"
+CORE_ZIP = "tejas-core.zip"
+
+
+def pack_core() -> Path:
+    """Zip the stdlib core (pwa/py/tejas) for the browser: the Python worker unpacks it into
+    Pyodide's site-packages. Deterministic (sorted names, fixed timestamps)."""
+    import zipfile
+
+    target = VENDOR / CORE_ZIP
+    files = sorted(p for p in CORE.rglob("*") if p.is_file() and p.suffix in (".py", ".json"))
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            info = zipfile.ZipInfo(f"tejas/{path.relative_to(CORE).as_posix()}", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o100644 << 16
+            archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    return target
 
 
 def main() -> int:
@@ -111,6 +129,9 @@ def main() -> int:
     args = parser.parse_args()
     npm_install(args.force_npm)
     listing = vendor()
+    core = pack_core()
+    listing["files"][f"vendor/{CORE_ZIP}"] = {"size": core.stat().st_size, "sha256": _sha256(core)}
+    (VENDOR / "vendor.json").write_text(json.dumps(listing, indent=2) + "\n")
     total = sum(f["size"] for f in listing["files"].values())
     print(f"vendor: {len(listing['files'])} files, {total / 1e6:.0f} MB in {VENDOR}", file=sys.stderr)
     return 0

@@ -37,3 +37,34 @@ def test_shared_module_passes_in_pyodide(module, pyodide_report):
     assert mine, f"no tests ran from {module}"
     failures = {k: v["traceback"] for k, v in mine.items() if not v["ok"]}
     assert not failures, "\n\n".join(f"{k}\n{v}" for k, v in failures.items())
+
+
+def test_browser_package_zip_imports_in_pyodide(tmp_path):
+    """pwa/vendor/tejas-core.zip (made by tools/vendor.py) is how the browser gets the core: unpacked
+    into Pyodide's site-packages, it imports and reads a dataset zip."""
+    import zipfile
+
+    from ..pycore.images_for_tests import png
+
+    core = ROOT / "pwa" / "vendor" / "tejas-core.zip"
+    assert core.is_file(), "run tools/vendor.py (the README's commands do)"
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as archive:
+        archive.writestr("cat/a.png", png(seed=1))
+        archive.writestr("dog/b.png", png(seed=2))
+    script = f"""
+import {{ loadPyodide }} from {json.dumps(str(ROOT / "node_modules/pyodide/pyodide.mjs"))};
+import {{ readFileSync }} from 'node:fs';
+const py = await loadPyodide();
+// unpackArchive wants a Uint8Array/ArrayBuffer, not a Node Buffer ("Unknown typed array type 'Buffer'")
+const sitePackages = py.runPython('import site; site.getsitepackages()[0]');
+py.unpackArchive(new Uint8Array(readFileSync({json.dumps(str(core))})), 'zip', {{ extractDir: sitePackages }});
+py.FS.writeFile('/tmp/d.zip', readFileSync({json.dumps(str(tmp_path / "d.zip"))}));
+console.log(py.runPython(`
+import tejas, tejas.dataset
+d = tejas.dataset.read_archive('/tmp/d.zip')
+f"{{tejas.__file__}} {{d.classes}} {{len(d.samples)}}"
+`));
+"""
+    result = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "site-packages/tejas/__init__.py ['cat', 'dog'] 2" in result.stdout
