@@ -57,7 +57,7 @@ def tensor_proto(name: str, tensor: Tensor) -> list:
 
 def attribute(name: str, value) -> list:
     """AttributeProto for an int, a float, a str or a list of ints."""
-    if isinstance(value, bool) or isinstance(value, int):
+    if isinstance(value, int):  # bools too
         body = pb.varint_field(3, int(value)) + pb.varint_field(20, _ATTR_INT)
     elif isinstance(value, float):
         body = pb.float_field(2, value) + pb.varint_field(20, _ATTR_FLOAT)

@@ -21,7 +21,6 @@ __all__ = [
     "parse",
     "read_varint",
     "encode_varint",
-    "encode_signed",
     "key",
     "varint_field",
     "bytes_field",
@@ -39,7 +38,6 @@ __all__ = [
 ]
 
 VARINT, FIXED64, LEN, FIXED32 = 0, 1, 2, 5
-_START_GROUP, _END_GROUP = 3, 4
 
 
 class DecodeError(ValueError):
@@ -164,9 +162,6 @@ def encode_varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
-
-
-encode_signed = encode_varint
 
 
 def key(number: int, wire: int) -> bytes:
