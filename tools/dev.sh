@@ -52,7 +52,8 @@ ensure_chromium() {
   fi
 }
 
-# Re-export when artifacts/default is missing, corrupt, or lacks the last-block artifacts the app offers.
+# Re-export when artifacts/default is missing, corrupt, from an older exporter (tejas verify says so),
+# or lacks the last-block artifacts the app offers.
 ensure_default_artifacts() {
   if ! "$VENV/bin/tejas" verify artifacts/default >/dev/null 2>&1 \
       || ! grep -q '"last_block"' artifacts/default/manifest.json; then

@@ -31,7 +31,6 @@ TINY_CLASSES = ["cat", "dog", "ünïcode bird"]
 # Deterministic, exactly representable in float32 (so every writer's output is predictable).
 TINY_WEIGHT = [((i * 7) % 11 - 5) / 8 for i in range(len(TINY_CLASSES) * TINY_FEATURES)]
 TINY_BIAS = [0.25, -0.5, 0.125]
-RESNET18_SIZED_TIMEOUT_S = 2.0
 
 
 def tiny_state() -> dict[str, Tensor]:
@@ -304,8 +303,8 @@ def resnet18_sized_artifacts(folder: Path) -> Path:
     return folder
 
 
-def test_resnet18_sized_writes_are_fast(tmp_path, out_dir):
-    """Writing a ResNet18-sized .pt and .onnx takes well under 2 s, also in Pyodide (timings -> out_dir)."""
+def test_resnet18_sized_writes(tmp_path, out_dir):
+    """ResNet18-sized .pt and .onnx files get written whole (speed: bench/pycore.py; timings -> out_dir)."""
     artifacts = resnet18_sized_artifacts(tmp_path / "big")
     weight, bias = array("f", [0.001] * 10 * 512), array("f", [0.0] * 10)
     classes = [f"class {i}" for i in range(10)]
@@ -317,4 +316,3 @@ def test_resnet18_sized_writes_are_fast(tmp_path, out_dir):
         timings[f"{kind}_bytes"] = (tmp_path / f"big.{kind}").stat().st_size
     (out_dir / "timings.json").write_text(json.dumps(timings))
     assert timings["onnx_bytes"] > 44_000_000 and timings["pt_bytes"] > 44_000_000
-    assert timings["onnx"] < RESNET18_SIZED_TIMEOUT_S and timings["pt"] < RESNET18_SIZED_TIMEOUT_S, timings

@@ -210,8 +210,9 @@ def test_files_written_in_pyodide_equal_cpython_and_load(pyodide_report, tmp_pat
         assert json.loads(archive.read("archive/extra/tejas.json"))["class_names"] == TINY_CLASSES
 
 
-def test_resnet18_sized_writes_were_fast_in_pyodide(pyodide_report):  # noqa: F811
+def test_resnet18_sized_writes_complete_in_pyodide(pyodide_report):  # noqa: F811
+    """Whole ResNet18-sized files come out of Pyodide (their speed is bench/pycore.py's business)."""
     results, out_host = pyodide_report
-    assert results["test_writers::test_resnet18_sized_writes_are_fast"]["ok"]
-    timings = json.loads((out_host / "test_resnet18_sized_writes_are_fast" / "timings.json").read_text())
-    assert timings["onnx"] < 2.0 and timings["pt"] < 2.0, timings
+    assert results["test_writers::test_resnet18_sized_writes"]["ok"]
+    timings = json.loads((out_host / "test_resnet18_sized_writes" / "timings.json").read_text())
+    assert timings["onnx_bytes"] > 44_000_000 and timings["pt_bytes"] > 44_000_000, timings

@@ -38,9 +38,16 @@ def _sha256(path: Path) -> str:
 
 
 def verify_artifacts(folder) -> dict:
-    """Check every file the manifest lists exists with its recorded size and sha256; return the manifest."""
+    """Check the manifest has every key the schema requires and every file it lists exists with its
+    recorded size and sha256; return the manifest."""
     folder = Path(folder)
     manifest = read_manifest(folder)
+    required = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))["required"]
+    missing = [key for key in required if key not in manifest]
+    if missing:
+        raise ArtifactError(
+            f"{folder / MANIFEST}: made by an older exporter (no {missing[0]}); re-export with `tejas export --force`"
+        )
     for rel, expected in manifest.get("files", {}).items():
         path = folder / rel
         if not path.is_file():
