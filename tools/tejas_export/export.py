@@ -9,6 +9,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tejas.artifacts import sha256_file
+
 from .backbones import (
     Backbone,
     WeightsSource,
@@ -18,7 +20,6 @@ from .backbones import (
     get_backbone,
     load_state_dict_file,
     resolve_auto,
-    sha256_file,
 )
 from .errors import ExportError
 from .pipeline import run_pipeline

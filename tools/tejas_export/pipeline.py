@@ -10,9 +10,10 @@ from pathlib import Path
 
 import onnx
 import torch
+from tejas.artifacts import sha256_file
 
 from . import checks
-from .backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, WeightsSource, sha256_file
+from .backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, WeightsSource
 from .models import (
     MASK_PENALTY,
     OPSET,

@@ -9,7 +9,7 @@ from pathlib import Path
 MANIFEST = "manifest.json"
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "manifest.schema.json"
 
-__all__ = ["ArtifactError", "MANIFEST", "SCHEMA_PATH", "read_manifest", "verify_artifacts"]
+__all__ = ["ArtifactError", "MANIFEST", "SCHEMA_PATH", "read_manifest", "sha256_file", "verify_artifacts"]
 
 
 class ArtifactError(Exception):
@@ -29,7 +29,8 @@ def read_manifest(folder) -> dict:
     return manifest
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -52,6 +53,6 @@ def verify_artifacts(folder) -> dict:
         path = folder / rel
         if not path.is_file():
             raise ArtifactError(f"{path}: missing; re-export with `tejas export --force`")
-        if path.stat().st_size != expected["size"] or _sha256(path) != expected["sha256"]:
+        if path.stat().st_size != expected["size"] or sha256_file(path) != expected["sha256"]:
             raise ArtifactError(f"{path}: corrupt (size or sha256 differs from {MANIFEST}); re-export")
     return manifest
