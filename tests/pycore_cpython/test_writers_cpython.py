@@ -216,3 +216,41 @@ def test_resnet18_sized_writes_complete_in_pyodide(pyodide_report):  # noqa: F81
     assert results["test_writers::test_resnet18_sized_writes"]["ok"]
     timings = json.loads((out_host / "test_resnet18_sized_writes" / "timings.json").read_text())
     assert timings["onnx_bytes"] > 44_000_000 and timings["pt_bytes"] > 44_000_000, timings
+
+
+def test_real_resnet18_files_written_in_pyodide_equal_cpython(resnet18_random, tmp_path):
+    """The full ResNet18 classifier written inside Pyodide is byte-identical to CPython's, so it loads
+    in torch (strict) and onnxruntime exactly as the CPython-written files checked above do."""
+    import random
+    import shutil
+    import subprocess
+
+    from ..conftest import ROOT
+
+    work = tmp_path / "work"
+    shutil.copytree(resnet18_random, work / "artifacts")
+    rng = random.Random(3)
+    weight = [rng.uniform(-0.05, 0.05) for _ in range(4 * 512)]
+    names = ["ant", "bee", "cicada", "dragonfly"]
+    script = tmp_path / "write.py"
+    script.write_text(
+        "from tejas.onnx_writer import write_classifier_onnx\n"
+        "from tejas.model_export import write_classifier_pt\n"
+        f"weight, bias, names = {weight!r}, [0.0, 0.1, 0.2, 0.3], {names!r}\n"
+        "write_classifier_onnx('/work/artifacts', weight, bias, names, '/work/pyodide.onnx')\n"
+        "write_classifier_pt('/work/artifacts', weight, bias, names, '/work/pyodide.pt')\n"
+    )
+    run = subprocess.run(
+        ["node", str(ROOT / "bench" / "pyodide_exec.mjs"), str(ROOT), str(work), str(script)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    write_classifier_onnx(work / "artifacts", weight, [0.0, 0.1, 0.2, 0.3], names, work / "cpython.onnx")
+    write_classifier_pt(work / "artifacts", weight, [0.0, 0.1, 0.2, 0.3], names, work / "cpython.pt")
+    assert (work / "pyodide.onnx").read_bytes() == (work / "cpython.onnx").read_bytes()
+    assert (work / "pyodide.pt").read_bytes() == (work / "cpython.pt").read_bytes()
+    model = torchvision.models.resnet18(num_classes=4)
+    model.load_state_dict(torch.load(work / "pyodide.pt", weights_only=True), strict=True)
+    onnx.checker.check_model(str(work / "pyodide.onnx"))
