@@ -4,6 +4,7 @@
 
 export const MESSAGE = Object.freeze({
   SELFCHECK: 'selfcheck',
+  EMBED: 'embed',
 });
 
 /** Call `type` on `worker`; resolves with the value, rejects with the worker's error rethrown here. */
@@ -27,14 +28,19 @@ export function callWorker(worker, type, payload, { onProgress, signal } = {}) {
   });
 }
 
-/** Worker side: answer requests with `handlers[type](payload, progress)`. */
+/** Worker side: answer requests with `handlers[type](payload, progress, id)`; a `cancel` request
+ * carries the id of the call to stop, which the handler checks between steps. */
 export function serveRequests(scope, handlers) {
   scope.addEventListener('message', async ({ data }) => {
+    if (data.type === 'cancel') {
+      handlers.cancel?.(data.payload, null, data.id);
+      return;
+    }
     const handler = handlers[data.type];
     if (!handler) return;
     const progress = (value) => scope.postMessage({ id: data.id, progress: value });
     try {
-      scope.postMessage({ id: data.id, ok: true, value: await handler(data.payload, progress) });
+      scope.postMessage({ id: data.id, ok: true, value: await handler(data.payload, progress, data.id) });
     } catch (error) {
       scope.postMessage({ id: data.id, ok: false, error: { name: error.name ?? 'Error', message: String(error.message ?? error) } });
     }

@@ -19,12 +19,20 @@ IMAGENET_MIN_HITS = 4
 
 
 def preprocess(rgb: np.ndarray, resize: int, crop: int, mean, std) -> torch.Tensor:
-    """The manifest's rule: shorter side to `resize` (bilinear, antialiased), centre crop, normalise."""
+    """The manifest's rule: shorter side to `resize` with Pillow's antialiased bilinear filter, centre
+    crop (torchvision's offsets), scale to [0, 1], normalise. The browser implements the same rule
+    bit for bit (pwa/features/embed/preprocess.js); torchvision's own uint8 resize is off by one
+    level on ~0.1% of pixels, so Pillow is the reference."""
+    from PIL import Image
     from torchvision.transforms.v2 import functional as F
 
-    image = torch.from_numpy(rgb).permute(2, 0, 1)
-    image = F.resize(image, [resize], interpolation=F.InterpolationMode.BILINEAR, antialias=True)
-    image = F.center_crop(image, [crop, crop])
+    height, width = rgb.shape[:2]
+    if width <= height:
+        size = (resize, int(resize * height / width))
+    else:
+        size = (int(resize * width / height), resize)
+    resized = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+    image = F.center_crop(torch.from_numpy(resized.copy()).permute(2, 0, 1), [crop, crop])
     return F.normalize(image.float() / 255.0, list(mean), list(std))
 
 

@@ -208,7 +208,12 @@ def run_pipeline(
             "channels": "RGB",
             "dtype": "float32",
             "size": [crop, crop],
-            "resize": {"shorter_side": resize, "interpolation": "bilinear", "antialias": True},
+            "resize": {
+                "shorter_side": resize,
+                "interpolation": "bilinear",
+                "antialias": True,
+                "implementation": "pillow",
+            },
             "crop": "center",
             "scale": 1 / 255,
             "mean": list(IMAGENET_MEAN),
