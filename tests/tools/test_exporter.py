@@ -199,3 +199,27 @@ def test_verify_reports_a_corrupt_file(resnet18_random, tmp_path):
     (copy / "training" / "checkpoint").write_bytes(data)
     with pytest.raises(ArtifactError, match=r"training/checkpoint: corrupt"):
         verify_artifacts(copy)
+
+
+def test_learning_rate_scale_bytes_set_the_learning_rate(resnet18_random, tmp_path):
+    """The browser cannot set the learning rate; overwriting the manifest's 4 bytes must do it."""
+    import shutil
+    import struct
+
+    patched = tmp_path / "patched"
+    shutil.copytree(resnet18_random, patched)
+    scale = manifest_of(patched)["training"]["head"]["optimizer"]["learning_rate_scale"]
+    assert scale["runtime_default_learning_rate"] == 1e-3
+    path = patched / scale["file"]
+    data = bytearray(path.read_bytes())
+    assert struct.unpack_from("<f", data, scale["offset"])[0] == 1.0
+    struct.pack_into("<f", data, scale["offset"], 5.0)
+    path.write_bytes(bytes(data))
+
+    features, mask, labels = _separable(512, 3, 4, 100)
+    *_, by_scale = _train(patched, "head", features, mask, labels, steps=3, lr=1e-3)
+    *_, by_rate = _train(resnet18_random, "head", features, mask, labels, steps=3, lr=5e-3)
+    *_, default = _train(resnet18_random, "head", features, mask, labels, steps=3, lr=1e-3)
+    scaled = by_scale.get_contiguous_parameters(True).numpy()
+    np.testing.assert_allclose(scaled, by_rate.get_contiguous_parameters(True).numpy(), atol=1e-6)
+    assert np.abs(scaled - default.get_contiguous_parameters(True).numpy()).max() > 1e-3

@@ -24,7 +24,7 @@ from .models import (
     make_head,
 )
 from .photos import load_photos
-from .training import OptimizerConfig, generate_training_artifacts, optimizer_manifest
+from .training import ORT_DEFAULT_LEARNING_RATE, OptimizerConfig, generate_training_artifacts, optimizer_manifest
 
 
 def _schema_id() -> str:
@@ -77,7 +77,15 @@ def _training_set(name, module, example, root, max_classes, optimizer, check, wh
         "checkpoint": f"{name}/checkpoint",
         "parameters": layout,
         "parameter_count": sum(int(torch.tensor(p["shape"]).prod()) for p in layout),
-        "optimizer": optimizer_manifest(optimizer),
+        "optimizer": {
+            **optimizer_manifest(optimizer),
+            "learning_rate_scale": {
+                "file": f"{name}/optimizer_model.onnx",
+                "offset": spec.learning_rate_scale_offset,
+                "dtype": "float32",
+                "runtime_default_learning_rate": ORT_DEFAULT_LEARNING_RATE,
+            },
+        },
     }
     if check:
         entry["check"] = checks.check_train_step(module, art_dir, spec.input_shape, max_classes, optimizer)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -65,6 +66,7 @@ class TrainableSpec:
     input_name: str  # "features" for the head, "block_input" for the last block
     input_shape: tuple  # without the batch axis
     parameters: list  # [(name, shape)] in checkpoint order
+    learning_rate_scale_offset: int  # byte offset of the float32 scale in optimizer_model.onnx
 
 
 def generate_training_artifacts(
@@ -110,12 +112,44 @@ def generate_training_artifacts(
             artifact_directory=str(out_dir),
             additional_output_names=["logits"],
         )
+    scale_offset = add_learning_rate_scale(out_dir / "optimizer_model.onnx")
     shapes = dict(module.named_parameters())
     return TrainableSpec(
         input_name=input_name,
         input_shape=tuple(example_input.shape[1:]),
         parameters=[(n, list(shapes[n].shape)) for n in names],
+        learning_rate_scale_offset=scale_offset,
     )
+
+
+# ORT's training Optimizer starts at this learning rate; onnxruntime-web 1.19.2 cannot change it.
+ORT_DEFAULT_LEARNING_RATE = 1e-3
+_SCALE_SENTINEL = struct.pack("<f", 0.123456789)
+
+
+def add_learning_rate_scale(path: Path) -> int:
+    """Make the optimizer use learning_rate × scale, `scale` a float32 initializer (1.0) at a byte
+    offset the browser can overwrite before creating its training session.
+
+    onnxruntime-web 1.19.2 has no learning-rate setter, so without this every browser run would
+    train at ORT's default 1e-3. Returns the byte offset of the scale's 4 bytes in the file.
+    """
+    model = onnx.load(str(path))
+    graph = model.graph
+    scale = onnx.helper.make_tensor("learning_rate_scale", onnx.TensorProto.FLOAT, [1], _SCALE_SENTINEL, raw=True)
+    graph.initializer.append(scale)
+    adamw = next(n for n in graph.node if n.op_type == "AdamWOptimizer")
+    assert adamw.input[0] == "learning_rate"
+    adamw.input[0] = "learning_rate_scaled"
+    graph.node.insert(
+        0, onnx.helper.make_node("Mul", ["learning_rate", "learning_rate_scale"], ["learning_rate_scaled"])
+    )
+    data = model.SerializeToString()
+    if data.count(_SCALE_SENTINEL) != 1:
+        raise RuntimeError("cannot locate the learning-rate scale in the optimizer model")
+    offset = data.index(_SCALE_SENTINEL)
+    path.write_bytes(data[:offset] + struct.pack("<f", 1.0) + data[offset + 4 :])
+    return offset
 
 
 @contextlib.contextmanager
