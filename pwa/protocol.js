@@ -5,6 +5,7 @@
 export const MESSAGE = Object.freeze({
   SELFCHECK: 'selfcheck',
   EMBED: 'embed',
+  TRAIN_HEAD: 'train-head',
 });
 
 /** Call `type` on `worker`; resolves with the value, rejects with the worker's error rethrown here. */

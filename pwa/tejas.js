@@ -4,11 +4,11 @@ import { MESSAGE, callWorker } from './protocol.js';
 
 export const DEFAULT_ARTIFACTS = new URL('artifacts/default/', import.meta.url).href;
 
-let embedWorker = null;
+const workers = {};
 
-function worker() {
-  embedWorker ??= new Worker(new URL('./workers/embed.js', import.meta.url), { type: 'module' });
-  return embedWorker;
+function worker(name) {
+  workers[name] ??= new Worker(new URL(`./workers/${name}.js`, import.meta.url), { type: 'module' });
+  return workers[name];
 }
 
 /**
@@ -21,7 +21,48 @@ function worker() {
  *   features holds one row per input image (rows of failed images stay zero; see failures).
  */
 export function embedImages(images, { artifacts = DEFAULT_ARTIFACTS, onProgress, signal, ...options } = {}) {
-  return callWorker(worker(), MESSAGE.EMBED, { artifacts, images, ...options }, { onProgress, signal });
+  return callWorker(worker('embed'), MESSAGE.EMBED, { artifacts, images, ...options }, { onProgress, signal });
 }
 
-if (typeof window !== 'undefined') window.tejas = { embedImages, DEFAULT_ARTIFACTS };
+/**
+ * Train the classification head on embeddings (onnxruntime-web training, in a worker).
+ * @param {{train: {features: Float32Array, labels: Int32Array}, validation?: {features, labels},
+ *          numClasses: number, epochs?: number, batchSize?: number, learningRate?: number, seed?: number,
+ *          threads?: number, initialParameters?: Float32Array, artifacts?: string,
+ *          onProgress?: (p: object) => void, signal?: AbortSignal}} options
+ *   onProgress gets {step, totalSteps, epoch, loss, etaSeconds} at least every 250 ms, and after each
+ *   epoch also {epochDone, trainAccuracy, validationAccuracy, validationLoss}.
+ * @returns {Promise<{parameters: Float32Array, layout: object[], history: object[], steps: number, seconds: number}>}
+ *   Cancelling (signal) rejects with an AbortError and leaves any earlier model untouched.
+ */
+export function trainHead({ artifacts = DEFAULT_ARTIFACTS, onProgress, signal, ...options }) {
+  return callWorker(worker('train'), MESSAGE.TRAIN_HEAD, { artifacts, ...options }, { onProgress, signal });
+}
+
+/**
+ * Class probabilities from features with a trained head (a few thousand multiply-adds per image).
+ * @returns {Float32Array} [count, numClasses] row-major softmax probabilities
+ */
+export function headProbabilities(parameters, layout, features, featureSize, numClasses) {
+  const weight = layout.find((p) => p.shape.length === 2);
+  const bias = layout.find((p) => p.shape.length === 1);
+  const count = features.length / featureSize;
+  const out = new Float32Array(count * numClasses);
+  for (let i = 0; i < count; i++) {
+    const f = features.subarray(i * featureSize, (i + 1) * featureSize);
+    let max = -Infinity;
+    for (let c = 0; c < numClasses; c++) {
+      let z = parameters[bias.offset + c];
+      const row = weight.offset + c * featureSize;
+      for (let j = 0; j < featureSize; j++) z += parameters[row + j] * f[j];
+      out[i * numClasses + c] = z;
+      max = Math.max(max, z);
+    }
+    let total = 0;
+    for (let c = 0; c < numClasses; c++) total += (out[i * numClasses + c] = Math.exp(out[i * numClasses + c] - max));
+    for (let c = 0; c < numClasses; c++) out[i * numClasses + c] /= total;
+  }
+  return out;
+}
+
+if (typeof window !== 'undefined') window.tejas = { embedImages, trainHead, headProbabilities, DEFAULT_ARTIFACTS };

@@ -1,0 +1,167 @@
+// Train worker: the classification head (or, later, the last block) with onnxruntime-web 1.19.2 training
+// on cached embeddings. Deterministic for a seed; progress at least every 250 ms; cancellable between steps.
+import { MESSAGE, serveRequests } from '../protocol.js';
+
+const VENDOR = new URL('../vendor/ort-training/', import.meta.url);
+const PROGRESS_EVERY_MS = 250;
+const cancelled = new Set();
+let runtime = null;
+
+async function loadRuntime(threads) {
+  runtime ??= await import(new URL('ort.training.wasm.min.mjs', VENDOR).href);
+  runtime.env.wasm.wasmPaths = VENDOR.href;
+  runtime.env.wasm.numThreads = self.crossOriginIsolated ? (threads ?? Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
+  return runtime;
+}
+
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${new URL(url).pathname}: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** A training session whose optimizer runs at `learningRate` (patched in: 1.19.2 has no setter). */
+async function createSession(ort, base, set, learningRate) {
+  const url = (file) => new URL(file, base).href;
+  const optimizer = await fetchBytes(url(set.models.optimizer_model.file));
+  const scale = set.optimizer.learning_rate_scale;
+  new DataView(optimizer.buffer).setFloat32(scale.offset, learningRate / scale.runtime_default_learning_rate, true);
+  return ort.TrainingSession.create({
+    checkpointState: url(set.checkpoint),
+    trainModel: url(set.models.training_model.file),
+    evalModel: url(set.models.eval_model.file),
+    optimizerModel: optimizer,
+  });
+}
+
+/** mulberry32: a small seeded generator, so the same seed shuffles the same way everywhere. */
+function random(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffled(n, next) {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+function batchFeeds(ort, set, features, labels, rows, featureSize, mask) {
+  const x = new Float32Array(rows.length * featureSize);
+  const y = new BigInt64Array(rows.length);
+  rows.forEach((row, i) => {
+    x.set(features.subarray(row * featureSize, (row + 1) * featureSize), i * featureSize);
+    y[i] = BigInt(labels[row]);
+  });
+  return {
+    [set.input.name]: new ort.Tensor('float32', x, [rows.length, featureSize]),
+    class_mask: mask,
+    labels: new ort.Tensor('int64', y, [rows.length]),
+  };
+}
+
+/** Correct predictions among `rows` from logits [rows, maxClasses]; the mask keeps argmax in range. */
+function countCorrect(logits, labels, rows, maxClasses) {
+  let correct = 0;
+  rows.forEach((row, i) => {
+    let best = 0;
+    for (let c = 1; c < maxClasses; c++) if (logits[i * maxClasses + c] > logits[i * maxClasses + best]) best = c;
+    if (best === labels[row]) correct++;
+  });
+  return correct;
+}
+
+async function evaluate(session, ort, set, data, featureSize, mask, maxClasses, batchSize) {
+  let loss = 0;
+  let correct = 0;
+  const n = data.labels.length;
+  for (let start = 0; start < n; start += batchSize) {
+    const rows = Array.from({ length: Math.min(batchSize, n - start) }, (_, i) => start + i);
+    // runEvalStep keys extra outputs "undefined": read them by position (loss, logits).
+    const [lossOut, logitsOut] = Object.values(await session.runEvalStep(batchFeeds(ort, set, data.features, data.labels, rows, featureSize, mask)));
+    loss += lossOut.data[0] * rows.length;
+    correct += countCorrect(logitsOut.data, data.labels, rows, maxClasses);
+  }
+  return { loss: loss / n, accuracy: correct / n };
+}
+
+serveRequests(self, {
+  cancel(_payload, _progress, id) {
+    cancelled.add(id);
+  },
+
+  /**
+   * {artifacts, train: {features, labels}, validation?: {features, labels}, numClasses, epochs, batchSize,
+   *  learningRate, seed, threads, initialParameters?} → {parameters, history, seconds, steps}
+   */
+  async [MESSAGE.TRAIN_HEAD](options, progress, id) {
+    const { artifacts, train, validation, numClasses, epochs = 20, batchSize = 16, learningRate = 3e-3, seed = 0 } = options;
+    const ort = await loadRuntime(options.threads);
+    const base = new URL(artifacts.endsWith('/') ? artifacts : `${artifacts}/`, self.location.href);
+    const manifest = await (await fetch(new URL('manifest.json', base))).json();
+    const set = manifest.training.head;
+    const maxClasses = manifest.max_classes;
+    const featureSize = manifest.feature_size;
+    if (!(numClasses >= 2 && numClasses <= maxClasses)) throw new RangeError(`a project needs 2 to ${maxClasses} classes, not ${numClasses}`);
+    const session = await createSession(ort, base, set, learningRate);
+    try {
+      if (options.initialParameters) await session.loadParametersBuffer(new Uint8Array(options.initialParameters.buffer.slice(0)), true);
+      const maskData = new Float32Array(maxClasses).fill(1, 0, numClasses);
+      const mask = new ort.Tensor('float32', maskData, [maxClasses]);
+      const n = train.labels.length;
+      const stepsPerEpoch = Math.ceil(n / batchSize);
+      const totalSteps = epochs * stepsPerEpoch;
+      const next = random(seed);
+      const history = [];
+      const started = performance.now();
+      let lastReport = started;
+      let step = 0;
+      for (let epoch = 1; epoch <= epochs; epoch++) {
+        const order = shuffled(n, next);
+        let lossSum = 0;
+        let correct = 0;
+        for (let start = 0; start < n; start += batchSize) {
+          if (cancelled.has(id)) throw new DOMException('Training cancelled', 'AbortError');
+          const rows = order.slice(start, start + batchSize);
+          const result = await session.runTrainStep(batchFeeds(ort, set, train.features, train.labels, rows, featureSize, mask));
+          const [lossOut, logitsOut] = [result[session.trainingOutputNames[0]], result[session.trainingOutputNames[1]]];
+          lossSum += lossOut.data[0] * rows.length;
+          correct += countCorrect(logitsOut.data, train.labels, rows, maxClasses);
+          await session.runOptimizerStep();
+          await session.lazyResetGrad();
+          step++;
+          const now = performance.now();
+          if (now - lastReport >= PROGRESS_EVERY_MS) {
+            lastReport = now;
+            const eta = ((now - started) / step) * (totalSteps - step) / 1000;
+            progress({ step, totalSteps, epoch, loss: lossOut.data[0], etaSeconds: eta });
+          }
+        }
+        const entry = { epoch, loss: lossSum / n, trainAccuracy: correct / n };
+        if (validation?.labels.length) {
+          const v = await evaluate(session, ort, set, validation, featureSize, mask, maxClasses, 64);
+          entry.validationLoss = v.loss;
+          entry.validationAccuracy = v.accuracy;
+        }
+        history.push(entry);
+        const now = performance.now();
+        lastReport = now;
+        progress({ step, totalSteps, epoch, ...entry, epochDone: true, etaSeconds: ((now - started) / step) * (totalSteps - step) / 1000 });
+      }
+      const parameters = (await session.getContiguousParameters(true)).data;
+      return { parameters, layout: set.parameters, history, steps: step, seconds: (performance.now() - started) / 1000 };
+    } finally {
+      cancelled.delete(id);
+      await session.release();
+    }
+  },
+});
