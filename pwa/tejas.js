@@ -1,6 +1,15 @@
 // Tejas' JavaScript API: what the UI and the tests call. Everything heavy runs in workers.
 // This first part embeds images; projects, training, prediction and exports follow (see README).
 import { MESSAGE, callWorker } from './protocol.js';
+import * as projects from './features/dataset/projects.js';
+import { validateClassName } from './features/dataset/names.js';
+import { requestPersistence } from './db.js';
+
+export {
+  addClass, addSamples, createProject, deleteClass, deleteProject, getImage, getProject, listChanges,
+  listClasses, listProjects, listSamples, renameClass,
+} from './features/dataset/projects.js';
+export { validateClassName, requestPersistence };
 
 export const DEFAULT_ARTIFACTS = new URL('artifacts/default/', import.meta.url).href;
 
@@ -65,4 +74,6 @@ export function headProbabilities(parameters, layout, features, featureSize, num
   return out;
 }
 
-if (typeof window !== 'undefined') window.tejas = { embedImages, trainHead, headProbabilities, DEFAULT_ARTIFACTS };
+if (typeof window !== 'undefined') {
+  window.tejas = { ...projects, embedImages, trainHead, headProbabilities, validateClassName, requestPersistence, DEFAULT_ARTIFACTS };
+}

@@ -1,0 +1,146 @@
+// Projects, classes and samples in IndexedDB (see db.js). Every change is logged for a future sync.
+import { get, getAll, getAllFromIndex, logChange, put, remove, transaction } from '../../db.js';
+import { readImage } from './images.js';
+import { validateClassName } from './names.js';
+
+const now = () => new Date().toISOString();
+const newId = () => crypto.randomUUID();
+
+export async function createProject(name) {
+  const title = String(name ?? '').trim();
+  if (!title) throw new Error('A project needs a name.');
+  const project = { id: newId(), name: title, created: now(), updated: now() };
+  await transaction(['projects', 'changes'], 'readwrite', async ({ projects, changes }) => {
+    await put(projects, project);
+    await logChange(changes, project.id, 'put', 'projects', project.id);
+  }, `project "${title}"`);
+  return project;
+}
+
+export const listProjects = () => transaction(['projects'], 'readonly', ({ projects }) => getAll(projects));
+
+export async function getProject(projectId) {
+  const project = await transaction(['projects'], 'readonly', ({ projects }) => get(projects, projectId));
+  if (!project) throw new Error(`No project with id ${projectId}.`);
+  return project;
+}
+
+/** Delete a project with its classes, samples and models; image bytes go when no project uses them. */
+export async function deleteProject(projectId) {
+  await transaction(['projects', 'classes', 'samples', 'blobs', 'models', 'changes'], 'readwrite', async (s) => {
+    const samples = await getAllFromIndex(s.samples, 'project', projectId);
+    for (const sample of samples) {
+      await remove(s.samples, [projectId, sample.contentId]);
+      const users = await getAllFromIndex(s.samples, 'content', sample.contentId);
+      if (!users.length) await remove(s.blobs, sample.contentId);
+    }
+    for (const c of await getAllFromIndex(s.classes, 'project', projectId)) await remove(s.classes, c.id);
+    for (const m of await getAllFromIndex(s.models, 'project', projectId)) await remove(s.models, m.id);
+    await remove(s.projects, projectId);
+    await logChange(s.changes, projectId, 'delete', 'projects', projectId);
+  });
+}
+
+export async function listClasses(projectId) {
+  const classes = await transaction(['classes'], 'readonly', ({ classes: store }) => getAllFromIndex(store, 'project', projectId));
+  return classes.sort((a, b) => a.order - b.order);
+}
+
+function checkName(name, classes, except = null) {
+  const reason = validateClassName(name);
+  if (reason) throw new Error(reason);
+  const clash = classes.find((c) => c.id !== except && c.name.toLowerCase() === name.toLowerCase());
+  if (clash) throw new Error(`class "${clash.name}" already exists`);
+}
+
+export async function addClass(projectId, name) {
+  await getProject(projectId);
+  const classes = await listClasses(projectId);
+  checkName(name, classes);
+  const cls = { id: newId(), projectId, name, order: classes.length ? Math.max(...classes.map((c) => c.order)) + 1 : 0, created: now() };
+  await transaction(['classes', 'changes'], 'readwrite', async ({ classes: store, changes }) => {
+    await put(store, cls);
+    await logChange(changes, projectId, 'put', 'classes', cls.id);
+  }, `class "${name}"`);
+  return cls;
+}
+
+export async function renameClass(classId, name) {
+  const cls = await transaction(['classes'], 'readonly', ({ classes }) => get(classes, classId));
+  if (!cls) throw new Error(`No class with id ${classId}.`);
+  checkName(name, await listClasses(cls.projectId), classId);
+  const renamed = { ...cls, name };
+  await transaction(['classes', 'changes'], 'readwrite', async ({ classes, changes }) => {
+    await put(classes, renamed);
+    await logChange(changes, cls.projectId, 'put', 'classes', classId);
+  });
+  return renamed;
+}
+
+export async function deleteClass(classId) {
+  await transaction(['classes', 'samples', 'blobs', 'changes'], 'readwrite', async (s) => {
+    const cls = await get(s.classes, classId);
+    if (!cls) return;
+    for (const sample of await getAllFromIndex(s.samples, 'class', [cls.projectId, classId])) {
+      await remove(s.samples, [cls.projectId, sample.contentId]);
+      await logChange(s.changes, cls.projectId, 'delete', 'samples', sample.contentId);
+      if (!(await getAllFromIndex(s.samples, 'content', sample.contentId)).length) await remove(s.blobs, sample.contentId);
+    }
+    await remove(s.classes, classId);
+    await logChange(s.changes, cls.projectId, 'delete', 'classes', classId);
+  });
+}
+
+/**
+ * Add image files to a class. Files that are not usable images, or already in the project, are
+ * skipped with a reason; the rest are saved in one transaction (all or nothing on a full disk).
+ * @returns {Promise<{added: object[], skipped: {name: string, reason: string}[]}>}
+ */
+export async function addSamples(projectId, classId, files, { source = 'file' } = {}) {
+  const cls = await transaction(['classes'], 'readonly', ({ classes }) => get(classes, classId));
+  if (!cls || cls.projectId !== projectId) throw new Error(`No class ${classId} in project ${projectId}.`);
+  const skipped = [];
+  const read = [];
+  // Decoding and hashing happen before the transaction: IndexedDB commits when it sees no request.
+  for (const [i, file] of [...files].entries()) {
+    const name = file.name || `image ${i + 1}`;
+    try {
+      read.push({ name, ...(await readImage(file)) });
+    } catch (error) {
+      skipped.push({ name, reason: error.message });
+    }
+  }
+  const added = [];
+  await transaction(['samples', 'blobs', 'classes', 'changes'], 'readwrite', async (s) => {
+    for (const image of read) {
+      const existing = await get(s.samples, [projectId, image.contentId]);
+      if (existing || added.some((a) => a.contentId === image.contentId)) {
+        const where = existing ? (await get(s.classes, existing.classId))?.name : cls.name;
+        skipped.push({ name: image.name, reason: `already in this project (class "${where}")` });
+        continue;
+      }
+      await put(s.blobs, { contentId: image.contentId, image: image.image, thumbnail: image.thumbnail });
+      const sample = {
+        projectId, contentId: image.contentId, classId, name: image.name, source, added: now(),
+        format: image.format, width: image.width, height: image.height, size: image.image.size,
+      };
+      await put(s.samples, sample);
+      await logChange(s.changes, projectId, 'put', 'samples', image.contentId);
+      added.push(sample);
+    }
+  }, `${read.length} image(s)`);
+  return { added, skipped };
+}
+
+export const listSamples = (projectId) =>
+  transaction(['samples'], 'readonly', ({ samples }) => getAllFromIndex(samples, 'project', projectId));
+
+/** The original image Blob of a sample. */
+export async function getImage(contentId) {
+  const record = await transaction(['blobs'], 'readonly', ({ blobs }) => get(blobs, contentId));
+  if (!record) throw new Error(`No image ${contentId} in storage.`);
+  return record.image;
+}
+
+export const listChanges = (projectId) =>
+  transaction(['changes'], 'readonly', ({ changes }) => getAllFromIndex(changes, 'project', projectId));
