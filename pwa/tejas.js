@@ -4,6 +4,7 @@ import { MESSAGE, callWorker } from './protocol.js';
 import * as projects from './features/dataset/projects.js';
 import { validateClassName } from './features/dataset/names.js';
 import { requestPersistence } from './db.js';
+import { currentModel, listModels, predictImage, trainProject } from './features/train/engine.js';
 
 export {
   addClass, addSamples, createProject, deleteClass, deleteProject, getImage, getProject, listChanges,
@@ -74,6 +75,33 @@ export function headProbabilities(parameters, layout, features, featureSize, num
   return out;
 }
 
+/**
+ * Train the project's classifier on its stored images (embeddings cached per image and backbone).
+ * options: {epochs=20, batchSize=16, learningRate=3e-3, validationShare=0.2, seed=0, artifacts,
+ * onProgress({stage: 'embedding'|'training', ...}), signal}. Resolves with the stored model; a
+ * cancelled run rejects with AbortError and the previous model stays current.
+ */
+export function train(projectId, { artifacts = DEFAULT_ARTIFACTS, ...options } = {}) {
+  return trainProject(projectId, { artifacts, ...options }, { embedImages, trainHead, headProbabilities });
+}
+
+/** Top-k [{classId, name, probability}] for an image Blob with the project's current model. */
+export function predict(projectId, image, { artifacts = DEFAULT_ARTIFACTS, topK = 3 } = {}) {
+  return predictImage(projectId, image, { artifacts, topK, embedImages, headProbabilities });
+}
+
+/** The current model's validation metrics: accuracy, per class, confusion matrix, sample ids per cell. */
+export async function evaluate(projectId) {
+  const model = await currentModel(projectId);
+  if (!model) throw new Error('This project has no trained model yet; train it first.');
+  return { ...model.metrics, classes: model.classes, history: model.history };
+}
+
+export { currentModel, listModels };
+
 if (typeof window !== 'undefined') {
-  window.tejas = { ...projects, embedImages, trainHead, headProbabilities, validateClassName, requestPersistence, DEFAULT_ARTIFACTS };
+  window.tejas = {
+    ...projects, embedImages, trainHead, headProbabilities, validateClassName, requestPersistence,
+    train, predict, evaluate, currentModel, listModels, DEFAULT_ARTIFACTS,
+  };
 }

@@ -71,6 +71,7 @@ serveRequests(self, {
     const embedded = [];
     const started = performance.now();
     for (let start = 0; start < images.length; start += batchSize) {
+      await new Promise((resolve) => setTimeout(resolve, 0));  // let a cancel message in
       if (cancelled.has(id)) throw new DOMException('Cancelled', 'AbortError');
       const batch = [];
       const input = new Float32Array(Math.min(batchSize, images.length - start) * plane);

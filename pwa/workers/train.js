@@ -4,6 +4,11 @@ import { MESSAGE, serveRequests } from '../protocol.js';
 
 const VENDOR = new URL('../vendor/ort-training/', import.meta.url);
 const PROGRESS_EVERY_MS = 250;
+const YIELD_EVERY_MS = 50;
+
+// The wasm backend resolves its promises at once, so a training loop never returns to the event
+// loop by itself and a cancel message would wait for the end; yield now and then.
+const yieldToEvents = () => new Promise((resolve) => setTimeout(resolve, 0));
 const cancelled = new Set();
 let runtime = null;
 
@@ -124,12 +129,17 @@ serveRequests(self, {
       const history = [];
       const started = performance.now();
       let lastReport = started;
+      let lastYield = started;
       let step = 0;
       for (let epoch = 1; epoch <= epochs; epoch++) {
         const order = shuffled(n, next);
         let lossSum = 0;
         let correct = 0;
         for (let start = 0; start < n; start += batchSize) {
+          if (performance.now() - lastYield >= YIELD_EVERY_MS) {
+            await yieldToEvents();
+            lastYield = performance.now();
+          }
           if (cancelled.has(id)) throw new DOMException('Training cancelled', 'AbortError');
           const rows = order.slice(start, start + batchSize);
           const result = await session.runTrainStep(batchFeeds(ort, set, train.features, train.labels, rows, featureSize, mask));

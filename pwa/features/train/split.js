@@ -1,0 +1,26 @@
+// Deterministic stratified split, the same algorithm as the Python core's tejas.splits (a test
+// compares them): per class, samples ranked by sha256("seed:id"), the first round(n·share) validate.
+import { sha256Hex } from '../dataset/images.js';
+
+/** Python's round() (half to even) for the validation count. */
+function roundHalfEven(x) {
+  const f = Math.floor(x);
+  return x - f === 0.5 ? (f % 2 === 0 ? f : f + 1) : Math.round(x);
+}
+
+/** @returns {Promise<{train: string[], validation: string[]}>} ids in their input order */
+export async function stratifiedSplit(ids, labels, validationShare = 0.2, seed = 0) {
+  if (ids.length !== labels.length) throw new Error(`${ids.length} sample ids but ${labels.length} labels`);
+  const byClass = new Map();
+  ids.forEach((id, i) => byClass.set(labels[i], [...(byClass.get(labels[i]) ?? []), id]));
+  const encoder = new TextEncoder();
+  const validation = new Set();
+  for (const members of byClass.values()) {
+    const n = members.length;
+    const take = n < 2 || validationShare === 0 ? 0 : Math.min(Math.max(roundHalfEven(n * validationShare), 1), n - 1);
+    const ranked = await Promise.all(members.map(async (id) => [await sha256Hex(encoder.encode(`${seed}:${id}`)), id]));
+    ranked.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    ranked.slice(0, take).forEach(([, id]) => validation.add(id));
+  }
+  return { train: ids.filter((id) => !validation.has(id)), validation: ids.filter((id) => validation.has(id)) };
+}

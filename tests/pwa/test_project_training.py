@@ -1,0 +1,96 @@
+"""A project end to end through the JS API: store images, train (embeddings cached), predict,
+evaluate; the split and metrics equal the Python core's; a cancelled run keeps the previous model."""
+
+from __future__ import annotations
+
+import base64
+import io
+import shutil
+
+import pytest
+from PIL import Image
+from tejas.metrics import classification_report
+from tejas.splits import stratified_split
+
+from .test_train import digit_images
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def app(default_export, serve, tmp_path, page):
+    folder, _ = default_export
+    shutil.copytree(folder, tmp_path / "artifacts" / "default")
+    page.goto(serve(tmp_path / "artifacts").url + "/")
+    return page
+
+
+def png(rgb) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_project_train_predict_evaluate(app):
+    train, validation = digit_images()
+    items = [(base64.b64encode(png(r)).decode(), int(y)) for r, y in train + validation if y < 3]
+    result = app.evaluate(
+        """async (items) => {
+          const t = await import('/tejas.js');
+          const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
+          const project = await t.createProject('Digits');
+          const classes = [];
+          for (const name of ['zero', 'one', 'two']) classes.push(await t.addClass(project.id, name));
+          for (const [i, [b64, y]] of items.entries()) {
+            await t.addSamples(project.id, classes[y].id, [file(b64, `${i}.png`)]);
+          }
+          const options = { epochs: 15, batchSize: 16, learningRate: 3e-3 };
+          const stages = new Set();
+          let started = performance.now();
+          const first = await t.train(project.id, { ...options, onProgress: (p) => stages.add(p.stage) });
+          const cold = performance.now() - started;
+
+          const controller = new AbortController();
+          const abortWhenTraining = (p) => { if (p.stage === 'training') controller.abort(); };
+          const cancelled = await t
+            .train(project.id, { epochs: 5000, signal: controller.signal, onProgress: abortWhenTraining })
+            .then(() => 'finished', (e) => e.name);
+          const afterCancel = (await t.currentModel(project.id)).id;
+
+          started = performance.now();
+          const model = await t.train(project.id, options);
+          const warm = performance.now() - started;
+          const top = await t.predict(project.id, file(items[0][0], 'query.png'), { topK: 2 });
+          const report = await t.evaluate(project.id);
+          const samples = await t.listSamples(project.id);
+          const labelOf = (s) => classes.findIndex((c) => c.id === s.classId);
+          return { stages: [...stages], cancelled, keptFirst: afterCancel === first.id,
+                   models: (await t.listModels(project.id)).length, top, report, split: model.split,
+                   labels: Object.fromEntries(samples.map((s) => [s.contentId, labelOf(s)])), cold, warm };
+        }""",
+        items,
+    )
+    assert result["stages"] == ["embedding", "training"]
+    assert result["cancelled"] == "AbortError" and result["keptFirst"] and result["models"] == 2
+    assert result["top"][0]["name"] == "zero" and result["top"][0]["probability"] > result["top"][1]["probability"]
+    assert result["warm"] < result["cold"]  # second run reuses the cached embeddings
+
+    # the browser's split equals the Python core's on the same ids
+    labels = result["labels"]
+    ids = sorted(labels)
+    _, python_validation = stratified_split(ids, [labels[i] for i in ids], 0.2, seed=0)
+    assert sorted(result["split"]["validation"]) == sorted(python_validation)
+    # metrics equal the Python core's for the browser's own predictions
+    report = result["report"]
+    cells = report["cells"]
+    y_true = [int(k.split(",")[0]) for k, v in cells.items() for _ in v]
+    y_pred = [int(k.split(",")[1]) for k, v in cells.items() for _ in v]
+    python = classification_report(y_true, y_pred, ["zero", "one", "two"])
+    assert report["confusionMatrix"] == python["confusion_matrix"]
+    assert report["accuracy"] == pytest.approx(python["accuracy"])
+    for ours, theirs in zip(report["perClass"], python["per_class"], strict=True):
+        assert (ours["precision"], ours["recall"], ours["f1"]) == pytest.approx(
+            (theirs["precision"], theirs["recall"], theirs["f1"])
+        )
+    assert report["accuracy"] >= 0.8
+    assert sum(len(v) for v in cells.values()) == report["count"] == len(python_validation)
