@@ -6,6 +6,10 @@ export const MESSAGE = Object.freeze({
   SELFCHECK: 'selfcheck',
   EMBED: 'embed',
   TRAIN_HEAD: 'train-head',
+  EXPORT_ONNX: 'export-onnx',
+  EXPORT_PT: 'export-pt',
+  EXPORT_DATASET: 'export-dataset',
+  IMPORT_DATASET: 'import-dataset',
 });
 
 /** Call `type` on `worker`; resolves with the value, rejects with the worker's error rethrown here. */

@@ -99,9 +99,66 @@ export async function evaluate(projectId) {
 
 export { currentModel, listModels };
 
+async function modelExport(message, projectId, artifacts) {
+  const model = await currentModel(projectId);
+  if (!model) throw new Error('This project has no trained model yet; train it first.');
+  return callWorker(worker('python'), message, {
+    artifacts, parameters: model.parameters, layout: model.layout, numClasses: model.classes.length,
+    classNames: model.classes.map((c) => c.name),
+  });
+}
+
+/** The current model as one ONNX file (backbone + head + softmax; class names in its metadata). */
+export async function exportOnnx(projectId, { artifacts = DEFAULT_ARTIFACTS } = {}) {
+  return new Blob([await modelExport(MESSAGE.EXPORT_ONNX, projectId, artifacts)], { type: 'application/octet-stream' });
+}
+
+/** The current model as a PyTorch state_dict for torchvision's <architecture>(num_classes=N). */
+export async function exportPytorch(projectId, { artifacts = DEFAULT_ARTIFACTS } = {}) {
+  return new Blob([await modelExport(MESSAGE.EXPORT_PT, projectId, artifacts)], { type: 'application/octet-stream' });
+}
+
+/** The project's images as an ImageFolder zip with a tejas.json sidecar (class order, metadata). */
+export async function exportDatasetZip(projectId) {
+  const classes = await projects.listClasses(projectId);
+  const names = new Map(classes.map((c) => [c.id, c.name]));
+  const samples = await projects.listSamples(projectId);
+  const items = await Promise.all(samples.map(async (s) => ({
+    label: names.get(s.classId), name: s.name,
+    bytes: new Uint8Array(await (await projects.getImage(s.contentId)).arrayBuffer()),
+    metadata: { source: s.source, added: s.added },
+  })));
+  const bytes = await callWorker(worker('python'), MESSAGE.EXPORT_DATASET, { classes: classes.map((c) => c.name), samples: items });
+  return new Blob([bytes], { type: 'application/zip' });
+}
+
+/**
+ * A new project from an ImageFolder zip (as exported, or any <class>/<image> zip).
+ * @returns {Promise<{project, added: number, skipped: {name, reason}[], warnings: string[]}>}
+ *   A refused archive rejects with the reason; nothing is stored then.
+ */
+export async function importDatasetZip(file, { name } = {}) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const data = await callWorker(worker('python'), MESSAGE.IMPORT_DATASET, { bytes, name: file.name });
+  const project = await projects.createProject(name || (file.name || 'Imported').replace(/\.zip$/i, ''));
+  const skipped = data.skipped.map((s) => ({ name: s.path, reason: s.reason }));
+  let added = 0;
+  for (const className of data.classes) {
+    const cls = await projects.addClass(project.id, className);
+    const members = data.samples.filter((s) => s.label === className);
+    const files = members.map((s) => new File([s.bytes], s.name));
+    const metadata = members.map((s) => s.metadata);
+    const result = await projects.addSamples(project.id, cls.id, files, { source: 'zip', metadata });
+    added += result.added.length;
+    skipped.push(...result.skipped.map((s) => ({ name: `${className}/${s.name}`, reason: s.reason })));
+  }
+  return { project, added, skipped, warnings: data.warnings };
+}
+
 if (typeof window !== 'undefined') {
   window.tejas = {
     ...projects, embedImages, trainHead, headProbabilities, validateClassName, requestPersistence,
-    train, predict, evaluate, currentModel, listModels, DEFAULT_ARTIFACTS,
+    train, predict, evaluate, currentModel, listModels, exportOnnx, exportPytorch, exportDatasetZip, importDatasetZip,
+    DEFAULT_ARTIFACTS,
   };
 }

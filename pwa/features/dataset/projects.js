@@ -94,9 +94,10 @@ export async function deleteClass(classId) {
 /**
  * Add image files to a class. Files that are not usable images, or already in the project, are
  * skipped with a reason; the rest are saved in one transaction (all or nothing on a full disk).
+ * `metadata[i]` may carry {source, added} for files[i] (restored from an exported dataset).
  * @returns {Promise<{added: object[], skipped: {name: string, reason: string}[]}>}
  */
-export async function addSamples(projectId, classId, files, { source = 'file' } = {}) {
+export async function addSamples(projectId, classId, files, { source = 'file', metadata = [] } = {}) {
   const cls = await transaction(['classes'], 'readonly', ({ classes }) => get(classes, classId));
   if (!cls || cls.projectId !== projectId) throw new Error(`No class ${classId} in project ${projectId}.`);
   const skipped = [];
@@ -105,7 +106,7 @@ export async function addSamples(projectId, classId, files, { source = 'file' } 
   for (const [i, file] of [...files].entries()) {
     const name = file.name || `image ${i + 1}`;
     try {
-      read.push({ name, ...(await readImage(file)) });
+      read.push({ name, meta: metadata[i] ?? {}, ...(await readImage(file)) });
     } catch (error) {
       skipped.push({ name, reason: error.message });
     }
@@ -121,7 +122,8 @@ export async function addSamples(projectId, classId, files, { source = 'file' } 
       }
       await put(s.blobs, { contentId: image.contentId, image: image.image, thumbnail: image.thumbnail });
       const sample = {
-        projectId, contentId: image.contentId, classId, name: image.name, source, added: now(),
+        projectId, contentId: image.contentId, classId, name: image.name,
+        source: image.meta.source ?? source, added: image.meta.added ?? now(),
         format: image.format, width: image.width, height: image.height, size: image.image.size,
       };
       await put(s.samples, sample);

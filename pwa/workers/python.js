@@ -1,0 +1,125 @@
+// Python worker: Pyodide with the stdlib core (vendor/tejas-core.zip), loaded on first use, for what
+// the core does the same way in the browser and on the server — model files and dataset zips.
+import { MESSAGE, serveRequests } from '../protocol.js';
+
+const VENDOR = new URL('../vendor/', import.meta.url);
+let ready = null;
+const fetchedArtifacts = new Map();
+
+async function start() {
+  const { loadPyodide } = await import(new URL('pyodide/pyodide.mjs', VENDOR).href);
+  const pyodide = await loadPyodide({ indexURL: new URL('pyodide/', VENDOR).href });
+  const response = await fetch(new URL('tejas-core.zip', VENDOR));
+  if (!response.ok) throw new Error(`vendor/tejas-core.zip: HTTP ${response.status}; run tools/vendor.py`);
+  const sitePackages = pyodide.runPython('import site; site.getsitepackages()[0]');
+  pyodide.unpackArchive(new Uint8Array(await response.arrayBuffer()), 'zip', { extractDir: sitePackages });
+  pyodide.runPython('import tejas.dataset, tejas.onnx_writer, tejas.model_export, tejas.images');
+  return pyodide;
+}
+
+const python = () => (ready ??= start().catch((error) => { ready = null; throw error; }));
+
+/** Copy the artifact files the writers read into Pyodide's file system (once per artifact folder). */
+async function artifactsDir(pyodide, artifacts, files) {
+  const base = new URL(artifacts.endsWith('/') ? artifacts : `${artifacts}/`, self.location.href);
+  const manifestBytes = new Uint8Array(await (await fetch(new URL('manifest.json', base))).arrayBuffer());
+  const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+  const dir = `/artifacts/${manifest.files['backbone.onnx'].sha256.slice(0, 16)}`;
+  const have = fetchedArtifacts.get(dir) ?? new Set();
+  pyodide.FS.mkdirTree(dir);
+  pyodide.FS.writeFile(`${dir}/manifest.json`, manifestBytes);
+  for (const file of files) {
+    if (have.has(file)) continue;
+    const response = await fetch(new URL(file, base));
+    if (!response.ok) throw new Error(`${base.pathname}${file}: HTTP ${response.status}; re-export the artifacts`);
+    pyodide.FS.writeFile(`${dir}/${file}`, new Uint8Array(await response.arrayBuffer()));
+    have.add(file);
+  }
+  fetchedArtifacts.set(dir, have);
+  return { dir, manifest };
+}
+
+async function writeModel(kind, { artifacts, parameters, layout, numClasses, classNames }) {
+  const pyodide = await python();
+  const files = kind === 'onnx' ? ['backbone.onnx'] : ['backbone_state.safetensors'];
+  const { dir, manifest } = await artifactsDir(pyodide, artifacts, files);
+  const f = manifest.feature_size;
+  const weight = layout.find((p) => p.shape.length === 2);
+  const bias = layout.find((p) => p.shape.length === 1);
+  const dest = `/tmp/model.${kind}`;
+  const run = pyodide.runPython(`
+from array import array
+def run(dir, weight, bias, names, dest, kind):
+    w, b = array("f"), array("f")
+    w.frombytes(weight.to_py())
+    b.frombytes(bias.to_py())
+    if kind == "onnx":
+        from tejas.onnx_writer import write_classifier_onnx as write
+    else:
+        from tejas.model_export import write_classifier_pt as write
+    write(dir, w, b, list(names.to_py()), dest)
+run`);
+  const asBytes = (a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const weightRows = parameters.subarray(weight.offset, weight.offset + numClasses * f);
+  const biasRows = parameters.subarray(bias.offset, bias.offset + numClasses);
+  run(dir, asBytes(weightRows.slice()), asBytes(biasRows.slice()), classNames, dest, kind);
+  run.destroy();
+  const bytes = pyodide.FS.readFile(dest);
+  pyodide.FS.unlink(dest);
+  return bytes;
+}
+
+serveRequests(self, {
+  [MESSAGE.EXPORT_ONNX]: (payload) => writeModel('onnx', payload),
+  [MESSAGE.EXPORT_PT]: (payload) => writeModel('pt', payload),
+
+  /** {classes: string[], samples: [{label, name, bytes, metadata}]} → zip bytes (ImageFolder + tejas.json). */
+  async [MESSAGE.EXPORT_DATASET]({ classes, samples }) {
+    const pyodide = await python();
+    const write = pyodide.runPython(`
+import hashlib, json
+from tejas.dataset import Sample, write_archive
+from tejas.images import sniff_image
+def write(classes, samples, dest):
+    items = []
+    for s in samples.to_py():
+        data = bytes(s["bytes"])
+        info = sniff_image(data, 10**9)
+        items.append(Sample(f'{s["label"]}/{s["name"]}', s["label"], data, info, hashlib.sha256(data).hexdigest(),
+                            json.loads(s["metadata"])))
+    write_archive(list(classes.to_py()), items, dest)
+write`);
+    write(classes, samples.map((s) => ({ ...s, metadata: JSON.stringify(s.metadata ?? {}) })), '/tmp/dataset.zip');
+    write.destroy();
+    const bytes = pyodide.FS.readFile('/tmp/dataset.zip');
+    pyodide.FS.unlink('/tmp/dataset.zip');
+    return bytes;
+  },
+
+  /** zip bytes → {classes, samples: [{label, name, bytes, metadata}], skipped: [{path, reason}], warnings}. */
+  async [MESSAGE.IMPORT_DATASET]({ bytes, name }) {
+    const pyodide = await python();
+    const path = `/tmp/${(name || 'dataset.zip').replace(/[^\w.-]/g, '_')}`;
+    pyodide.FS.writeFile(path, bytes);
+    const read = pyodide.runPython(`
+import json
+from tejas.dataset import ArchiveError, read_archive
+def read(path):
+    try:
+        d = read_archive(path)
+    except ArchiveError as error:
+        return json.dumps({"error": str(error)}), []
+    meta = {"classes": d.classes, "warnings": d.warnings,
+            "skipped": [{"path": s.path, "reason": s.reason} for s in d.skipped],
+            "samples": [{"label": s.label, "name": s.path.split("/", 1)[1], "metadata": s.metadata} for s in d.samples]}
+    return json.dumps(meta), [s.data for s in d.samples]
+read`);
+    const [meta, datas] = read(path).toJs();
+    read.destroy();
+    pyodide.FS.unlink(path);
+    const result = JSON.parse(meta);
+    if (result.error) throw new Error(result.error);
+    result.samples.forEach((s, i) => { s.bytes = datas[i].toJs ? datas[i].toJs() : datas[i]; });
+    return result;
+  },
+});

@@ -1,0 +1,125 @@
+"""Exports made in the browser (Pyodide + the stdlib core): the ONNX runs in onnxruntime with the
+browser's predictions, the .pt loads strictly into torchvision and agrees, the dataset zip re-imports
+identically."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from tejas_export.checks import preprocess
+
+from ..conftest import manifest_of
+from .test_train import digit_images
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def app(default_export, serve, tmp_path, page):
+    folder, _ = default_export
+    shutil.copytree(folder, tmp_path / "artifacts" / "default")
+    page.goto(serve(tmp_path / "artifacts").url + "/")
+    return page
+
+
+def png(rgb) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+EXPORT = """async ([items, queries]) => {
+  const t = await import('/tejas.js');
+  const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
+  const b64 = async (blob) => {
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    let s = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(s);
+  };
+  const project = await t.createProject('Digits');
+  const classes = [];
+  for (const name of ['zero', 'one', 'two']) classes.push(await t.addClass(project.id, name));
+  for (const [i, [data, y]] of items.entries()) {
+    await t.addSamples(project.id, classes[y].id, [file(data, `d${i}.png`)]);
+  }
+  await t.train(project.id, { epochs: 10 });
+  const predictions = [];
+  for (const q of queries) predictions.push(await t.predict(project.id, file(q, 'q.png'), { topK: 3 }));
+  const zip = await t.exportDatasetZip(project.id);
+  const imported = await t.importDatasetZip(new File([zip], 'digits.zip'));
+  const again = await t.exportDatasetZip(imported.project.id);
+  return {
+    predictions, onnx: await b64(await t.exportOnnx(project.id)), pt: await b64(await t.exportPytorch(project.id)),
+    zip: await b64(zip), again: await b64(again), imported: { added: imported.added, skipped: imported.skipped },
+  };
+}"""
+
+
+def test_exports_agree_with_the_browser(app, default_export, tmp_path):
+    folder, _ = default_export
+    manifest = manifest_of(folder)
+    train, validation = digit_images()
+    items = [(base64.b64encode(png(r)).decode(), int(y)) for r, y in train if y < 3]
+    queries = [r for r, y in validation if y < 3][:6]
+    out = app.evaluate(EXPORT, [items, [base64.b64encode(png(q)).decode() for q in queries]])
+
+    spec = manifest["input"]
+    batch = np.stack(
+        [
+            preprocess(q, spec["resize"]["shorter_side"], spec["size"][0], spec["mean"], spec["std"]).numpy()
+            for q in queries
+        ]
+    )
+    browser = np.array(
+        [
+            [next(p["probability"] for p in pred if p["name"] == n) for n in ("zero", "one", "two")]
+            for pred in out["predictions"]
+        ]
+    )
+
+    onnx_path = tmp_path / "model.onnx"
+    onnx_path.write_bytes(base64.b64decode(out["onnx"]))
+    model = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    probabilities = model.run(["probabilities"], {"image": batch})[0]
+    assert (probabilities.argmax(1) == browser.argmax(1)).all()
+    assert np.abs(probabilities - browser).max() <= 1e-4
+    assert json.loads(model.get_modelmeta().custom_metadata_map["class_names"]) == ["zero", "one", "two"]
+
+    pt_path = tmp_path / "model.pt"
+    pt_path.write_bytes(base64.b64decode(out["pt"]))
+    net = getattr(torchvision.models, manifest["architecture"])(num_classes=3).eval()
+    net.load_state_dict(torch.load(pt_path, weights_only=True), strict=True)
+    with torch.no_grad():
+        torch_probabilities = net(torch.from_numpy(batch)).softmax(1).numpy()
+    assert np.abs(torch_probabilities - probabilities).max() <= 1e-4
+
+    zip_bytes = base64.b64decode(out["zip"])
+    assert out["imported"] == {"added": len(items), "skipped": []}
+    assert base64.b64decode(out["again"]) == zip_bytes  # re-imported, re-exported: byte-identical
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as archive:
+        names = archive.namelist()
+        sidecar = json.loads(archive.read("tejas.json"))
+    assert sidecar["classes"] == ["zero", "one", "two"] and len(names) == len(items) + 1
+
+
+def test_a_refused_zip_creates_nothing(app):
+    result = app.evaluate(
+        """async () => {
+          const t = await import('/tejas.js');
+          const error = await t.importDatasetZip(new File([new TextEncoder().encode('not a zip')], 'bad.zip'))
+            .then(() => null, (e) => e.message);
+          return { error, projects: (await t.listProjects()).length };
+        }"""
+    )
+    assert result == {"error": "bad.zip: not a zip archive", "projects": 0}
