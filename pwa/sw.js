@@ -1,25 +1,39 @@
-// Service worker (foundation version): caches the app shell under a versioned name and serves it
-// when the network is gone. The training-engine issue replaces the list with a generated precache
-// of the vendored runtimes and default artifacts.
-const VERSION = 'tejas-shell-v1';
-const SHELL = ['./', 'index.html', 'styles.css', 'app.js', 'protocol.js', 'manifest.webmanifest', 'icons/icon.svg'];
+// Service worker: precaches everything the app needs offline under a versioned cache name, serves it
+// cache-first with the headers it was stored with (COOP/COEP survive, so WASM threads work offline),
+// and leaves older versions alone until the new one takes over on reload.
+import { FILES, VERSION } from './precache.js';
+
+const CACHE = `tejas-${VERSION}`;
+const scope = new URL(self.registration.scope);
+const PRECACHED = new Set(FILES.map((file) => new URL(file, scope).href));
 
 self.addEventListener('install', (event) => {
-  event.waitUntil(caches.open(VERSION).then((cache) => cache.addAll(SHELL)));
+  event.waitUntil((async () => {
+    const cache = await caches.open(CACHE);
+    // 'reload' skips the HTTP cache, so a new version never stores an old file.
+    await cache.addAll(FILES.map((file) => new Request(new URL(file, scope), { cache: 'reload' })));
+  })());
 });
 
 self.addEventListener('activate', (event) => {
-  event.waitUntil(caches.keys().then((names) =>
-    Promise.all(names.filter((name) => name.startsWith('tejas-shell-') && name !== VERSION).map((name) => caches.delete(name)))));
+  event.waitUntil((async () => {
+    for (const name of await caches.keys()) {
+      if (name.startsWith('tejas-') && name !== CACHE) await caches.delete(name);
+    }
+  })());
 });
 
-// Network first so a running server always wins; the cached copy (headers included, so COOP/COEP
-// survive) when offline.
+self.addEventListener('message', (event) => {
+  if (event.data === 'skip-waiting') self.skipWaiting();  // the page's "new version — reload" button
+});
+
 self.addEventListener('fetch', (event) => {
-  if (event.request.method !== 'GET' || new URL(event.request.url).origin !== self.location.origin) return;
-  event.respondWith(fetch(event.request).catch(async () => {
-    const cached = await caches.match(event.request, { ignoreSearch: true });
-    if (cached) return cached;
-    throw new Error(`offline and not cached: ${event.request.url}`);
-  }));
+  const url = new URL(event.request.url);
+  if (event.request.method !== 'GET' || url.origin !== scope.origin) return;
+  const key = url.pathname === scope.pathname ? scope.href : url.origin + url.pathname;
+  if (!PRECACHED.has(key)) return;  // not ours: the network as usual
+  event.respondWith((async () => {
+    const cache = await caches.open(CACHE);
+    return (await cache.match(key)) ?? fetch(event.request);
+  })());
 });

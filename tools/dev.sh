@@ -68,6 +68,7 @@ case "${1:-}" in
     setup_python "export,server"
     vendor_browser_libs
     ensure_default_artifacts
+    "$PY" tools/precache.py
     exec "$VENV/bin/tejas" serve "$@"
     ;;
   test)
@@ -76,6 +77,7 @@ case "${1:-}" in
     vendor_browser_libs
     ensure_chromium
     ensure_default_artifacts
+    "$PY" tools/precache.py
     status=0
     "$PY" -m pytest "$@" || status=$?
     if [ "$status" = 5 ]; then

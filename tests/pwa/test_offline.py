@@ -1,0 +1,77 @@
+"""Offline: after one visit, with the server killed and the network off, the app reloads and a
+project goes from images to a trained model, predictions and downloaded ONNX / .pt files."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+import torchvision
+
+from ..conftest import ROOT, manifest_of
+from .test_exports import png
+from .test_train import digit_images
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_everything_works_offline_after_one_visit(
+    default_export, serve, tmp_path, browser_type, browser_type_launch_args
+):
+    assert (ROOT / "pwa" / "precache.js").is_file(), "run tools/precache.py (the README's commands do)"
+    folder, _ = default_export
+    shutil.copytree(folder, tmp_path / "artifacts" / "default")
+    server = serve(tmp_path / "artifacts")
+    context = browser_type.launch_persistent_context(tmp_path / "profile", **browser_type_launch_args)
+    try:
+        page = context.new_page()
+        page.goto(server.url + "/")
+        # the first visit installs the service worker and its whole precache
+        page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        server.stop()
+        context.set_offline(True)
+        page.reload()
+        assert page.evaluate("self.crossOriginIsolated") is True
+        assert page.evaluate("navigator.serviceWorker.controller !== null") is True
+
+        train, _ = digit_images()
+        items = [(base64.b64encode(png(r)).decode(), int(y)) for r, y in train if y < 2][:24]
+        out = page.evaluate(
+            """async (items) => {
+              const t = await import('/tejas.js');
+              const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
+              const b64 = async (blob) => {
+                const bytes = new Uint8Array(await blob.arrayBuffer());
+                let s = '';
+                for (let i = 0; i < bytes.length; i += 0x8000) {
+                  s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+                }
+                return btoa(s);
+              };
+              const project = await t.createProject('Offline');
+              const classes = [await t.addClass(project.id, 'zero'), await t.addClass(project.id, 'one')];
+              for (const [i, [data, y]] of items.entries()) {
+                await t.addSamples(project.id, classes[y].id, [file(data, `${i}.png`)]);
+              }
+              const model = await t.train(project.id, { epochs: 8 });
+              const top = await t.predict(project.id, file(items[0][0], 'q.png'), { topK: 2 });
+              return { accuracy: model.metrics.accuracy, top, onnx: await b64(await t.exportOnnx(project.id)),
+                       pt: await b64(await t.exportPytorch(project.id)) };
+            }""",
+            items,
+        )
+    finally:
+        context.close()
+    assert out["top"][0]["name"] == "zero"
+    onnx_path = tmp_path / "offline.onnx"
+    onnx_path.write_bytes(base64.b64decode(out["onnx"]))
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert session.run(["probabilities"], {"image": np.zeros((1, 3, 224, 224), np.float32)})[0].shape == (1, 2)
+    pt_path = tmp_path / "offline.pt"
+    pt_path.write_bytes(base64.b64decode(out["pt"]))
+    net = getattr(torchvision.models, manifest_of(folder)["architecture"])(num_classes=2)
+    net.load_state_dict(torch.load(pt_path, weights_only=True), strict=True)
