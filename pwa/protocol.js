@@ -10,6 +10,8 @@ export const MESSAGE = Object.freeze({
   EXPORT_PT: 'export-pt',
   EXPORT_DATASET: 'export-dataset',
   IMPORT_DATASET: 'import-dataset',
+  WRITE_ZIP: 'write-zip',
+  READ_ZIP: 'read-zip',
 });
 
 /** Call `type` on `worker`; resolves with the value, rejects with the worker's error rethrown here. */

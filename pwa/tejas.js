@@ -4,7 +4,7 @@ import { MESSAGE, callWorker } from './protocol.js';
 import * as projects from './features/dataset/projects.js';
 import { validateClassName } from './features/dataset/names.js';
 import { requestPersistence } from './db.js';
-import { currentModel, listModels, predictImage, trainProject } from './features/train/engine.js';
+import { currentModel, listModels, predictImage, saveImportedModels, trainProject } from './features/train/engine.js';
 
 export {
   addClass, addSamples, createProject, deleteClass, deleteProject, getImage, getProject, listChanges,
@@ -78,7 +78,7 @@ export function headProbabilities(parameters, layout, features, featureSize, num
 /**
  * Train the project's classifier on its stored images (embeddings cached per image and backbone).
  * options: {epochs=20, batchSize=16, learningRate=3e-3, validationShare=0.2, seed=0, artifacts,
- * onProgress({stage: 'embedding'|'training', ...}), signal}. Resolves with the stored model; a
+ * resume: continue from the current model's weights (same classes), onProgress({stage: 'embedding'|'training', ...}), signal}. Resolves with the stored model; a
  * cancelled run rejects with AbortError and the previous model stays current.
  */
 export function train(projectId, { artifacts = DEFAULT_ARTIFACTS, ...options } = {}) {
@@ -98,6 +98,57 @@ export async function evaluate(projectId) {
 }
 
 export { currentModel, listModels };
+
+const PROJECT_FORMAT = 'tejas-project';
+
+/** The whole project — images, classes, every trained model — as one file for another browser. */
+export async function exportProject(projectId) {
+  const project = await projects.getProject(projectId);
+  const classes = await projects.listClasses(projectId);
+  const models = await listModels(projectId);
+  const dataset = new Uint8Array(await (await exportDatasetZip(projectId)).arrayBuffer());
+  const description = {
+    format: PROJECT_FORMAT, version: 1, name: project.name, created: project.created,
+    classes: classes.map((c) => c.name), currentModel: project.modelId ?? null,
+    models: models.map(({ parameters, ...model }) => ({ ...model, parametersFile: `models/${model.id}.f32` })),
+  };
+  const entries = [
+    { name: 'tejas-project.json', bytes: new TextEncoder().encode(JSON.stringify(description)) },
+    { name: 'dataset.zip', bytes: dataset },
+    ...models.map((m) => ({ name: `models/${m.id}.f32`, bytes: new Uint8Array(m.parameters.buffer.slice(0)) })),
+  ];
+  const bytes = await callWorker(worker('python'), MESSAGE.WRITE_ZIP, { entries });
+  return new Blob([bytes], { type: 'application/zip' });
+}
+
+/** A project file (from exportProject) as a new project here, its models included. */
+export async function importProject(file) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const label = file.name || 'project file';
+  const read = (names) => callWorker(worker('python'), MESSAGE.READ_ZIP, { bytes, label, names });
+  const head = await read(['tejas-project.json']);
+  if (!head['tejas-project.json']) throw new Error(`${label}: not a Tejas project file (tejas-project.json missing)`);
+  const description = JSON.parse(new TextDecoder().decode(head['tejas-project.json']));
+  if (description.format !== PROJECT_FORMAT || description.version !== 1) {
+    throw new Error(`${label}: a project file of an unknown format or newer version`);
+  }
+  const files = await read(['dataset.zip', ...description.models.map((m) => m.parametersFile)]);
+  const imported = await importDatasetZip(new File([files['dataset.zip']], 'dataset.zip'), { name: description.name });
+  const projectId = imported.project.id;
+  const classIds = new Map((await projects.listClasses(projectId)).map((c) => [c.name, c.id]));
+  const ids = new Map();
+  const models = description.models.map(({ parametersFile, ...model }) => {
+    const id = crypto.randomUUID();
+    ids.set(model.id, id);
+    const raw = files[parametersFile];
+    return {
+      ...model, id, projectId, classes: model.classes.map((c) => ({ id: classIds.get(c.name), name: c.name })),
+      parameters: new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)),
+    };
+  });
+  await saveImportedModels(projectId, models, ids.get(description.currentModel) ?? null);
+  return { project: await projects.getProject(projectId), models: models.length, skipped: imported.skipped };
+}
 
 async function modelExport(message, projectId, artifacts) {
   const model = await currentModel(projectId);
@@ -159,6 +210,7 @@ if (typeof window !== 'undefined') {
   window.tejas = {
     ...projects, embedImages, trainHead, headProbabilities, validateClassName, requestPersistence,
     train, predict, evaluate, currentModel, listModels, exportOnnx, exportPytorch, exportDatasetZip, importDatasetZip,
+    exportProject, importProject,
     DEFAULT_ARTIFACTS,
   };
 }

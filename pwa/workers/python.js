@@ -70,6 +70,52 @@ run`);
 }
 
 serveRequests(self, {
+  /** [{name, bytes}] → zip bytes (stored, fixed timestamps: the same entries give the same file). */
+  async [MESSAGE.WRITE_ZIP]({ entries }) {
+    const pyodide = await python();
+    const write = pyodide.runPython(`
+import zipfile
+def write(entries, dest):
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_STORED) as archive:
+        for entry in entries.to_py():
+            info = zipfile.ZipInfo(entry["name"], date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o100644 << 16
+            archive.writestr(info, bytes(entry["bytes"]))
+write`);
+    write(entries, '/tmp/out.zip');
+    write.destroy();
+    const bytes = pyodide.FS.readFile('/tmp/out.zip');
+    pyodide.FS.unlink('/tmp/out.zip');
+    return bytes;
+  },
+
+  /** zip bytes → {name: bytes} for the entries in `names`; a clear error for anything else. */
+  async [MESSAGE.READ_ZIP]({ bytes, label, names }) {
+    const pyodide = await python();
+    pyodide.FS.writeFile('/tmp/in.zip', bytes);
+    const read = pyodide.runPython(`
+import zipfile
+def read(label, names):
+    try:
+        archive = zipfile.ZipFile("/tmp/in.zip")
+    except zipfile.BadZipFile:
+        raise ValueError(f"{label}: not a Tejas project file (not a zip archive)") from None
+    with archive:
+        present = set(archive.namelist())
+        wanted = [n for n in names.to_py() if n in present]
+        return [[n, archive.read(n)] for n in wanted]
+read`);
+    try {
+      const entries = read(label, names).toJs();
+      return Object.fromEntries(entries);
+    } catch (error) {
+      throw new Error(String(error.message).trim().split('\n').at(-1).replace(/^ValueError: /, ''));
+    } finally {
+      read.destroy();
+      pyodide.FS.unlink('/tmp/in.zip');
+    }
+  },
+
   [MESSAGE.EXPORT_ONNX]: (payload) => writeModel('onnx', payload),
   [MESSAGE.EXPORT_PT]: (payload) => writeModel('pt', payload),
 

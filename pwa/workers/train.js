@@ -119,7 +119,8 @@ serveRequests(self, {
     if (!(numClasses >= 2 && numClasses <= maxClasses)) throw new RangeError(`a project needs 2 to ${maxClasses} classes, not ${numClasses}`);
     const session = await createSession(ort, base, set, learningRate);
     try {
-      if (options.initialParameters) await session.loadParametersBuffer(new Uint8Array(options.initialParameters.buffer.slice(0)), true);
+      const start = options.initialParameters;
+      if (start) await session.loadParametersBuffer(new Uint8Array(start.buffer, start.byteOffset, start.byteLength).slice(), true);
       const maskData = new Float32Array(maxClasses).fill(1, 0, numClasses);
       const mask = new ort.Tensor('float32', maskData, [maxClasses]);
       const n = train.labels.length;

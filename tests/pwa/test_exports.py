@@ -123,3 +123,53 @@ def test_a_refused_zip_creates_nothing(app):
         }"""
     )
     assert result == {"error": "bad.zip: not a zip archive", "projects": 0}
+
+
+def test_project_moves_to_a_fresh_browser_profile_and_keeps_training(app, browser, default_export, serve, tmp_path):
+    train, validation = digit_images()
+    items = [(base64.b64encode(png(r)).decode(), int(y)) for r, y in train if y < 2][8:32]  # 12 of each
+    query = base64.b64encode(png(validation[0][0])).decode()
+    exported = app.evaluate(
+        """async ([items, query]) => {
+          const t = await import('/tejas.js');
+          const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
+          const project = await t.createProject('Moving');
+          const classes = [await t.addClass(project.id, 'zero'), await t.addClass(project.id, 'one')];
+          for (const [i, [data, y]] of items.entries()) {
+            await t.addSamples(project.id, classes[y].id, [file(data, `${i}.png`)]);
+          }
+          await t.train(project.id, { epochs: 5 });
+          const bytes = new Uint8Array(await (await t.exportProject(project.id)).arrayBuffer());
+          let s = '';
+          for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+          return { file: btoa(s), top: await t.predict(project.id, file(query, 'q.png')) };
+        }""",
+        [items, query],
+    )
+    fresh = browser.new_context()  # another profile: nothing of the first one's IndexedDB
+    try:
+        page = fresh.new_page()
+        page.goto(app.url)
+        moved = page.evaluate(
+            """async ([data, query]) => {
+              const t = await import('/tejas.js');
+              const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
+              const before = (await t.listProjects()).length;
+              const { project, models } = await t.importProject(file(data, 'moving.tejas'));
+              const top = await t.predict(project.id, file(query, 'q.png'));
+              const resumed = await t.train(project.id, { epochs: 2, resume: true });
+              const notAProject = await t.importProject(file(btoa('nope'), 'x.tejas'))
+                .then(() => null, (e) => e.message);
+              return { before, name: project.name, models, top, samples: (await t.listSamples(project.id)).length,
+                       resumedLoss: resumed.history[0].loss, notAProject };
+            }""",
+            [exported["file"], query],
+        )
+    finally:
+        fresh.close()
+    assert moved["before"] == 0 and moved["name"] == "Moving" and moved["models"] == 1 and moved["samples"] == 24
+    assert [p["name"] for p in moved["top"]] == [p["name"] for p in exported["top"]]
+    for a, b in zip(moved["top"], exported["top"], strict=True):
+        assert a["probability"] == pytest.approx(b["probability"], abs=1e-6)
+    assert moved["resumedLoss"] < 0.5  # resumed from the trained weights, not from scratch (≈ ln 2)
+    assert moved["notAProject"] == "x.tejas: not a Tejas project file (not a zip archive)"

@@ -94,3 +94,34 @@ def test_project_train_predict_evaluate(app):
         )
     assert report["accuracy"] >= 0.8
     assert sum(len(v) for v in cells.values()) == report["count"] == len(python_validation)
+
+
+def test_reload_during_training_loses_no_sample_and_keeps_the_model(app):
+    train, _ = digit_images()
+    items = [(base64.b64encode(png(r)).decode(), int(y)) for r, y in train if y < 2][10:30]  # 10 of each
+    project_id = app.evaluate(
+        """async (items) => {
+          const t = await import('/tejas.js');
+          const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
+          const project = await t.createProject('Reload');
+          const classes = [await t.addClass(project.id, 'zero'), await t.addClass(project.id, 'one')];
+          for (const [i, [data, y]] of items.entries()) {
+            await t.addSamples(project.id, classes[y].id, [file(data, `${i}.png`)]);
+          }
+          const first = await t.train(project.id, { epochs: 3 });
+          t.train(project.id, { epochs: 100000 });  // still running when the page goes away
+          await new Promise((resolve) => setTimeout(resolve, 1500));
+          return [project.id, first.id];
+        }""",
+        items,
+    )
+    app.reload()
+    after = app.evaluate(
+        """async ([projectId]) => {
+          const t = await import('/tejas.js');
+          return { samples: (await t.listSamples(projectId)).length, model: (await t.currentModel(projectId)).id,
+                   models: (await t.listModels(projectId)).length };
+        }""",
+        project_id,
+    )
+    assert after == {"samples": 20, "model": project_id[1], "models": 1}

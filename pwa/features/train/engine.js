@@ -69,7 +69,7 @@ function gather(features, featureSize, indices) {
  * artifacts, onProgress, signal}. Resolves with the stored model record.
  */
 export async function trainProject(projectId, options, { embedImages, trainHead, headProbabilities }) {
-  const { artifacts, validationShare = 0.2, seed = 0, onProgress, signal, ...trainOptions } = options;
+  const { artifacts, validationShare = 0.2, seed = 0, resume = false, onProgress, signal, ...trainOptions } = options;
   const classes = await listClasses(projectId);
   if (classes.length < 2) throw new Error('Training needs at least 2 classes.');
   const samples = await listSamples(projectId);
@@ -91,8 +91,15 @@ export async function trainProject(projectId, options, { embedImages, trainHead,
   };
   const train = pick(split.train);
   const validation = pick(split.validation);
+  let initialParameters;
+  if (resume) {
+    const previous = await currentModel(projectId);
+    const same = previous && previous.classes.map((c) => c.id).join() === classes.map((c) => c.id).join();
+    if (!same) throw new Error('Cannot resume: the classes changed since the last training; train from scratch.');
+    initialParameters = previous.parameters;
+  }
   const result = await trainHead({
-    artifacts, train, validation, numClasses: classes.length, seed, signal, ...trainOptions,
+    artifacts, train, validation, numClasses: classes.length, seed, signal, initialParameters, ...trainOptions,
     onProgress: (p) => onProgress?.({ stage: 'training', ...p }),
   });
   const probabilities = headProbabilities(result.parameters, result.layout, validation.features, f, classes.length);
@@ -117,6 +124,18 @@ function argmax(row) {
   let best = 0;
   for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
   return best;
+}
+
+/** Store models brought in by importProject and make `currentId` the project's model. */
+export async function saveImportedModels(projectId, models, currentId) {
+  await transaction(['models', 'projects', 'changes'], 'readwrite', async (s) => {
+    for (const model of models) {
+      await put(s.models, model);
+      await logChange(s.changes, projectId, 'put', 'models', model.id);
+    }
+    const project = await get(s.projects, projectId);
+    await put(s.projects, { ...project, modelId: currentId });
+  }, `${models.length} model(s)`);
 }
 
 export async function currentModel(projectId) {
