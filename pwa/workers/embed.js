@@ -2,6 +2,7 @@
 // a real GPU adapter, else wasm with SIMD and threads). Decoding and preprocessing happen here too,
 // never on the page's thread.
 import { MESSAGE, serveRequests } from '../protocol.js';
+import { augment } from '../features/embed/augment.js';
 import { preprocess, rgbaToRgb } from '../features/embed/preprocess.js';
 
 const VENDOR = new URL('../vendor/ort/', import.meta.url);
@@ -60,8 +61,12 @@ serveRequests(self, {
     cancelled.add(id);
   },
 
-  /** {artifacts, images: Blob[], batchSize, threads, provider} → {featureSize, features, failures, ...}. */
-  async [MESSAGE.EMBED]({ artifacts, images, batchSize = 8, threads, provider }, progress, id) {
+  /**
+   * {artifacts, images: Blob[], views?: (number|null)[], batchSize, threads, provider}
+   *   → {featureSize, features, failures, ...}; views[i], when a number, embeds an augmented view of
+   *   images[i] drawn from that seed instead of the image itself.
+   */
+  async [MESSAGE.EMBED]({ artifacts, images, views = [], batchSize = 8, threads, provider }, progress, id) {
     const { ort, session, manifest, provider: used } = await load(artifacts, { threads, provider });
     const [h, w] = manifest.input.size;
     const plane = 3 * h * w;
@@ -77,7 +82,8 @@ serveRequests(self, {
       const input = new Float32Array(Math.min(batchSize, images.length - start) * plane);
       for (let i = start; i < Math.min(start + batchSize, images.length); i++) {
         try {
-          const { rgb, width, height } = await decode(images[i]);
+          const decoded = await decode(images[i]);
+          const { rgb, width, height } = views[i] == null ? decoded : augment(decoded, views[i]);
           preprocess(rgb, width, height, manifest.input, input, batch.length * plane);
           batch.push(i);
         } catch (error) {

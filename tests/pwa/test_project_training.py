@@ -125,3 +125,48 @@ def test_reload_during_training_loses_no_sample_and_keeps_the_model(app):
         project_id,
     )
     assert after == {"samples": 20, "model": project_id[1], "models": 1}
+
+
+def test_augmented_views_are_deterministic_cached_and_distinct(app):
+    train, _ = digit_images()
+    items = [(base64.b64encode(png(r)).decode(), int(y)) for r, y in train if y < 2][10:30]
+    result = app.evaluate(
+        """async (items) => {
+          const t = await import('/tejas.js');
+          const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
+          const project = await t.createProject('Augment');
+          const classes = [await t.addClass(project.id, 'zero'), await t.addClass(project.id, 'one')];
+          for (const [i, [data, y]] of items.entries()) {
+            await t.addSamples(project.id, classes[y].id, [file(data, `${i}.png`)]);
+          }
+          let embedded = [];
+          const count = (p) => { if (p.stage === 'embedding' && p.done === p.total) embedded.push(p.total); };
+          const a = await t.train(project.id, { epochs: 3, augment: 2, onProgress: count });
+          const firstEmbedded = embedded;
+          embedded = [];
+          const b = await t.train(project.id, { epochs: 3, augment: 2, onProgress: count });
+          const c = await t.train(project.id, { epochs: 3, augment: 2, seed: 1 });
+          const db = await new Promise((resolve) => {
+            const r = indexedDB.open('tejas');
+            r.onsuccess = () => resolve(r.result);
+          });
+          const read = (method) => new Promise((resolve) => {
+            const r = db.transaction('embeddings').objectStore('embeddings')[method]();
+            r.onsuccess = () => resolve(r.result);
+          });
+          const keys = await read('getAllKeys');
+          const rows = await read('getAll');
+          const byKey = new Map(rows.map((e) => [e.augmentationId + e.contentId, e.features]));
+          const someId = rows[0].contentId;
+          const plain = byKey.get('none' + someId), view = byKey.get('v1:0:1' + someId);
+          return { firstEmbedded, secondEmbedded: embedded, same: a.parameters.every((v, i) => v === b.parameters[i]),
+                   differentSeed: c.parameters.some((v, i) => v !== a.parameters[i]),
+                   augmentations: [...new Set(keys.map((k) => k[2]))].sort(),
+                   viewDiffers: view ? view.some((v, i) => v !== plain[i]) : null };
+        }""",
+        items,
+    )
+    # 20 plain, then 2 views of the 16 training images the first time; nothing to embed the second time
+    assert result["firstEmbedded"] == [20, 16, 16] and result["secondEmbedded"] == []
+    assert result["same"] and result["differentSeed"] and result["viewDiffers"]
+    assert result["augmentations"] == ["none", "v1:0:1", "v1:0:2", "v1:1:1", "v1:1:2"]

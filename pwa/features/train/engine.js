@@ -5,6 +5,8 @@ import { get, getAllFromIndex, logChange, put, transaction } from '../../db.js';
 import { getImage, listClasses, listSamples } from '../dataset/projects.js';
 import { classificationReport } from './metrics.js';
 import { stratifiedSplit } from './split.js';
+import { AUGMENTATION_VERSION } from '../embed/augment.js';
+import { sha256Hex } from '../dataset/images.js';
 
 const NO_AUGMENTATION = 'none';
 const manifests = new Map();
@@ -27,24 +29,39 @@ export async function loadManifest(artifacts) {
 /** Identifies the backbone's weights: embeddings from another backbone are never mixed in. */
 export const backboneId = (manifest) => manifest.files['backbone.onnx'].sha256.slice(0, 16);
 
-/** Features for `samples` (cached ones from IndexedDB, the rest embedded now and cached). */
-export async function ensureEmbeddings(samples, { artifacts, embedImages, onProgress, signal }) {
+/** The cache key and generator seed of augmented view `view` (1..K) of an image, for a training seed. */
+async function viewOf(contentId, seed, view) {
+  const id = `${AUGMENTATION_VERSION}:${seed}:${view}`;
+  return { id, seed: parseInt((await sha256Hex(new TextEncoder().encode(`${id}:${contentId}`))).slice(0, 8), 16) };
+}
+
+/**
+ * Features for `samples` (cached ones from IndexedDB, the rest embedded now and cached). With
+ * `view` = {seed, view}, the features of that augmented view of each sample.
+ */
+export async function ensureEmbeddings(samples, { artifacts, embedImages, onProgress, signal, view = null }) {
   const manifest = await loadManifest(artifacts);
   const backbone = backboneId(manifest);
+  const views = view ? await Promise.all(samples.map((s) => viewOf(s.contentId, view.seed, view.view))) : null;
+  const augmentationOf = (i) => (views ? views[i].id : NO_AUGMENTATION);
   const cached = await transaction(['embeddings'], 'readonly', async ({ embeddings }) =>
-    Promise.all(samples.map((s) => get(embeddings, [s.contentId, backbone, NO_AUGMENTATION]))));
-  const missing = samples.filter((_, i) => !cached[i]);
+    Promise.all(samples.map((s, i) => get(embeddings, [s.contentId, backbone, augmentationOf(i)]))));
+  const missingRows = samples.map((_, i) => i).filter((i) => !cached[i]);
+  const missing = missingRows.map((i) => samples[i]);
   const byContent = new Map(cached.filter(Boolean).map((e) => [e.contentId, e.features]));
   if (missing.length) {
     const blobs = await Promise.all(missing.map((s) => getImage(s.contentId)));
-    const result = await embedImages(blobs, { artifacts, signal, onProgress: (p) => onProgress?.({ stage: 'embedding', ...p }) });
+    const seeds = views ? missingRows.map((i) => views[i].seed) : [];
+    const result = await embedImages(blobs, {
+      artifacts, signal, views: seeds, onProgress: (p) => onProgress?.({ stage: 'embedding', ...p }),
+    });
     if (result.failures.length) {
       const first = result.failures[0];
       throw new Error(`${missing[first.index].name}: ${first.message}`);
     }
     const f = result.featureSize;
     const rows = missing.map((s, i) => ({
-      contentId: s.contentId, backboneId: backbone, augmentationId: NO_AUGMENTATION,
+      contentId: s.contentId, backboneId: backbone, augmentationId: augmentationOf(missingRows[i]),
       features: result.features.slice(i * f, (i + 1) * f),
     }));
     await transaction(['embeddings'], 'readwrite', async ({ embeddings }) => {
@@ -58,6 +75,21 @@ export async function ensureEmbeddings(samples, { artifacts, embedImages, onProg
   return out;
 }
 
+/** The training set plus `count` augmented views of each training image (validation stays unaugmented). */
+async function withAugmentedViews(train, trainSamples, count, { seed, ...embedding }) {
+  const features = [train.features];
+  const labels = [train.labels];
+  for (let view = 1; view <= count; view++) {
+    features.push(await ensureEmbeddings(trainSamples, { ...embedding, view: { seed, view } }));
+    labels.push(train.labels);
+  }
+  const all = new Float32Array(features.reduce((n, f) => n + f.length, 0));
+  features.reduce((offset, f) => (all.set(f, offset), offset + f.length), 0);
+  const allLabels = new Int32Array(labels.reduce((n, l) => n + l.length, 0));
+  labels.reduce((offset, l) => (allLabels.set(l, offset), offset + l.length), 0);
+  return { features: all, labels: allLabels };
+}
+
 function gather(features, featureSize, indices) {
   const out = new Float32Array(indices.length * featureSize);
   indices.forEach((row, i) => out.set(features.subarray(row * featureSize, (row + 1) * featureSize), i * featureSize));
@@ -69,7 +101,8 @@ function gather(features, featureSize, indices) {
  * artifacts, onProgress, signal}. Resolves with the stored model record.
  */
 export async function trainProject(projectId, options, { embedImages, trainHead, headProbabilities }) {
-  const { artifacts, validationShare = 0.2, seed = 0, resume = false, onProgress, signal, ...trainOptions } = options;
+  const { artifacts, validationShare = 0.2, seed = 0, resume = false, augment = 0, onProgress, signal, ...trainOptions } =
+    options;
   const classes = await listClasses(projectId);
   if (classes.length < 2) throw new Error('Training needs at least 2 classes.');
   const samples = await listSamples(projectId);
@@ -89,8 +122,10 @@ export async function trainProject(projectId, options, { embedImages, trainHead,
     const rows = subset.map((id) => rowOf.get(id));
     return { features: gather(features, f, rows), labels: Int32Array.from(rows.map((r) => labels[r])) };
   };
-  const train = pick(split.train);
+  let train = pick(split.train);
   const validation = pick(split.validation);
+  if (augment > 0) train = await withAugmentedViews(train, split.train.map((id) => samples[rowOf.get(id)]), augment,
+    { artifacts, embedImages, onProgress, signal, seed });
   let initialParameters;
   if (resume) {
     const previous = await currentModel(projectId);
@@ -109,7 +144,7 @@ export async function trainProject(projectId, options, { embedImages, trainHead,
     id: crypto.randomUUID(), projectId, created: new Date().toISOString(),
     classes: classes.map((c) => ({ id: c.id, name: c.name })), backboneId: backboneId(manifest),
     parameters: result.parameters, layout: result.layout, history: result.history, metrics,
-    split, options: { validationShare, seed, ...trainOptions }, sampleCount: samples.length,
+    split, options: { validationShare, seed, augment, ...trainOptions }, sampleCount: samples.length,
   };
   await transaction(['models', 'projects', 'changes'], 'readwrite', async (s) => {
     await put(s.models, model);

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""The training engine's speed in Debian chromium, each number beside native onnxruntime measured in
+the same run: embedding images/s, head training steps/s, and "100 images of 5 classes → trained
+model" seconds, cold (no cached embeddings) and warm, with the longest main-thread task meanwhile.
+
+    python bench/browser.py [--artifacts artifacts/default artifacts/resnet18-random] [--images 32]
+Writes bench/results/browser.json. Needs the app set up (bash tools/dev.sh run does that once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.native_embed import bench_onnxruntime, machine  # noqa: E402
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
+
+EMBED = """async ([images, artifacts, threads, batchSize]) => {
+  const t = await import('/tejas.js');
+  const blobs = images.map((b64) => new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))]));
+  await t.embedImages(blobs.slice(0, batchSize), { artifacts, threads, batchSize });  // warm-up: session, wasm
+  const started = performance.now();
+  const result = await t.embedImages(blobs, { artifacts, threads, batchSize });
+  return { seconds: (performance.now() - started) / 1000, threads: result.threads, failures: result.failures.length };
+}"""
+
+TRAIN_STEPS = """async ([artifacts, featureSize]) => {
+  const t = await import('/tejas.js');
+  const n = 100, classes = 5;
+  const features = Float32Array.from({ length: n * featureSize }, (_, i) => Math.sin(i * 12.9898) * 0.5);
+  const labels = Int32Array.from({ length: n }, (_, i) => i % classes);
+  const train = { features, labels };
+  const result = await t.trainHead({ artifacts, train, numClasses: classes, epochs: 20, batchSize: 16 });
+  return { steps: result.steps, seconds: result.seconds };
+}"""
+
+PROJECT = """async (images) => {
+  const longest = { value: 0 };
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) longest.value = Math.max(longest.value, entry.duration);
+  }).observe({ type: 'longtask', buffered: false });
+  const t = await import('/tejas.js');
+  const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
+  const project = await t.createProject('Bench');
+  const classes = [];
+  for (let c = 0; c < 5; c++) classes.push(await t.addClass(project.id, `class ${c}`));
+  for (const [i, [b64, y]] of images.entries()) await t.addSamples(project.id, classes[y].id, [file(b64, `${i}.png`)]);
+  let started = performance.now();
+  await t.train(project.id, { epochs: 20 });
+  const cold = (performance.now() - started) / 1000;
+  started = performance.now();
+  await t.train(project.id, { epochs: 20 });
+  const warm = (performance.now() - started) / 1000;
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  return { cold, warm, longestTaskMs: longest.value };
+}"""
+
+
+def sample_images(count: int, seed: int = 0) -> list[tuple[str, int]]:
+    """Photo-like PNGs (smooth noise at 320×240) in 5 classes, as base64."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        small = (rng.random((6, 8, 3)) * 255).astype(np.uint8)
+        image = Image.fromarray(small).resize((320, 240), Image.Resampling.BICUBIC)
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        out.append((base64.b64encode(buffer.getvalue()).decode(), i % 5))
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--artifacts", type=Path, nargs="*", help="artifact folders (default: artifacts/*/)")
+    parser.add_argument("--images", type=int, default=32, help="images per embedding measurement")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "browser.json")
+    args = parser.parse_args(argv)
+    folders = args.artifacts or sorted(p.parent for p in (ROOT / "artifacts").glob("*/manifest.json"))
+    if not folders or not Path(CHROMIUM).exists() or not (ROOT / "pwa" / "vendor" / "vendor.json").exists():
+        print(
+            "browser bench: error: needs artifacts, pwa/vendor and /usr/bin/chromium; run the README's commands",
+            file=sys.stderr,
+        )
+        return 1
+    from playwright.sync_api import sync_playwright
+
+    images = sample_images(args.images)
+    work = Path(tempfile.mkdtemp(prefix="tejas-bench-"))
+    for folder in folders:
+        shutil.copytree(folder, work / folder.name)
+    server = Server(work)
+    report = {
+        "benchmark": "browser",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "chromium": None,
+        "embedding": [],
+        "training": [],
+        "project": [],
+    }
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            report["chromium"] = browser.version
+            for folder in folders:
+                manifest = json.loads((folder / "manifest.json").read_text())
+                artifacts = f"{server.url}/artifacts/{folder.name}/"
+                h, w = manifest["input"]["size"]
+                for threads in (1, 2):
+                    for batch in (1, 8):
+                        page = browser.new_page()  # a fresh worker: wasm threads are fixed at start-up
+                        page.goto(server.url + "/")
+                        result = page.evaluate(EMBED, [[b for b, _ in images], artifacts, threads, batch])
+                        page.close()
+                        rate = args.images / result["seconds"]
+                        inputs = np.random.default_rng(0).standard_normal((batch, 3, h, w), dtype=np.float32)
+                        native = bench_onnxruntime(folder / "backbone.onnx", inputs, threads, 2.0)["images_per_second"]
+                        row = {
+                            "artifacts": folder.name,
+                            "architecture": manifest["architecture"],
+                            "threads": threads,
+                            "batch": batch,
+                            "browser_images_per_second": rate,
+                            "native_images_per_second": native,
+                            "browser_over_native": rate / native,
+                        }
+                        report["embedding"].append(row)
+                        print(
+                            f"embed {folder.name:>16} threads={threads} batch={batch}: browser {rate:6.1f} img/s, "
+                            f"native {native:6.1f} ({rate / native:.2f}×)",
+                            file=sys.stderr,
+                        )
+                page = browser.new_page()
+                page.goto(server.url + "/")
+                steps = page.evaluate(TRAIN_STEPS, [artifacts, manifest["feature_size"]])
+                page.close()
+                report["training"].append(
+                    {
+                        "artifacts": folder.name,
+                        "head_steps_per_second": steps["steps"] / steps["seconds"],
+                        "batch": 16,
+                        "classes": 5,
+                    }
+                )
+                print(f"train {folder.name:>16}: {steps['steps'] / steps['seconds']:.0f} head steps/s", file=sys.stderr)
+            # 100 images of 5 classes → model, with the default artifacts the app uses
+            default = next((f for f in folders if f.name == "default"), folders[0])
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(server.url + "/")
+            if default.name != "default":
+                print("note: the project run uses artifacts/default only", file=sys.stderr)
+            project = page.evaluate(PROJECT, sample_images(100, seed=1))
+            context.close()
+            report["project"].append(
+                {
+                    "artifacts": default.name,
+                    "images": 100,
+                    "classes": 5,
+                    "epochs": 20,
+                    "cold_seconds": project["cold"],
+                    "warm_seconds": project["warm"],
+                    "longest_main_thread_task_ms": project["longestTaskMs"],
+                }
+            )
+            print(
+                f"100 images → model: cold {project['cold']:.1f}s, warm {project['warm']:.1f}s, "
+                f"longest main-thread task {project['longestTaskMs']:.0f} ms",
+                file=sys.stderr,
+            )
+            browser.close()
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
