@@ -1,5 +1,6 @@
 // Train worker: the classification head (or, later, the last block) with onnxruntime-web 1.19.2 training
 // on cached embeddings. Deterministic for a seed; progress at least every 250 ms; cancellable between steps.
+import { seededRandom } from '../features/random.js';
 import { MESSAGE, serveRequests } from '../protocol.js';
 
 const VENDOR = new URL('../vendor/ort-training/', import.meta.url);
@@ -37,18 +38,6 @@ async function createSession(ort, base, set, learningRate) {
     evalModel: url(set.models.eval_model.file),
     optimizerModel: optimizer,
   });
-}
-
-/** mulberry32: a small seeded generator, so the same seed shuffles the same way everywhere. */
-function random(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function shuffled(n, next) {
@@ -126,7 +115,7 @@ serveRequests(self, {
       const n = train.labels.length;
       const stepsPerEpoch = Math.ceil(n / batchSize);
       const totalSteps = epochs * stepsPerEpoch;
-      const next = random(seed);
+      const next = seededRandom(seed);
       const history = [];
       const started = performance.now();
       let lastReport = started;

@@ -4,8 +4,6 @@ the same images, because preprocessing reproduces Pillow's resize bit for bit.""
 from __future__ import annotations
 
 import base64
-import io
-import shutil
 
 import numpy as np
 import pytest
@@ -14,14 +12,9 @@ from tejas_export.checks import preprocess, session
 from tejas_export.photos import load_photos
 
 from ..conftest import manifest_of
+from .conftest import png
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def png_bytes(rgb: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def test_images() -> dict[str, np.ndarray]:
@@ -33,15 +26,6 @@ def test_images() -> dict[str, np.ndarray]:
 
 
 test_images.__test__ = False  # a helper, not a test
-
-
-@pytest.fixture
-def app(default_export, serve, tmp_path, page):
-    folder, _ = default_export
-    shutil.copytree(folder, tmp_path / "artifacts" / "default")
-    server = serve(tmp_path / "artifacts")
-    page.goto(server.url + "/")
-    return page
 
 
 def test_js_resize_equals_pillow_bit_for_bit(app):
@@ -87,7 +71,7 @@ def test_browser_embeddings_equal_native_onnxruntime(app, default_export, thread
     )
     native = session(folder / "backbone.onnx", threads=2).run(None, {"image": batch})[0]
 
-    result = embed_in_browser(app, [png_bytes(rgb) for rgb in images.values()], threads=threads, batchSize=3)
+    result = embed_in_browser(app, [png(rgb) for rgb in images.values()], threads=threads, batchSize=3)
     assert result["failures"] == [] and result["threads"] == threads and result["provider"] == "wasm"
     browser = np.array(result["features"], np.float32).reshape(len(images), manifest["feature_size"])
     print(f"threads={threads} max abs diff browser vs native: {np.abs(browser - native).max():.2e}")
@@ -96,7 +80,7 @@ def test_browser_embeddings_equal_native_onnxruntime(app, default_export, thread
 
 def test_a_corrupt_image_is_reported_and_skipped(app, default_export):
     folder, _ = default_export
-    good = [png_bytes(rgb) for rgb in list(test_images().values())[:2]]
+    good = [png(rgb) for rgb in list(test_images().values())[:2]]
     result = embed_in_browser(app, [good[0], b"definitely not an image", good[1]])
     assert result["failures"] == [{"index": 1, "message": "not a readable image (the browser cannot decode it)"}]
     assert result["embedded"] == [0, 2]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import shutil
 import zipfile
 
 import numpy as np
@@ -15,27 +14,13 @@ import onnxruntime as ort
 import pytest
 import torch
 import torchvision
-from PIL import Image
 from tejas_export.checks import preprocess
 
 from ..conftest import manifest_of
+from .conftest import png
 from .test_train import digit_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture
-def app(default_export, serve, tmp_path, page):
-    folder, _ = default_export
-    shutil.copytree(folder, tmp_path / "artifacts" / "default")
-    page.goto(serve(tmp_path / "artifacts").url + "/")
-    return page
-
-
-def png(rgb) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 EXPORT = """async ([items, queries]) => {

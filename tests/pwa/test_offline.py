@@ -13,7 +13,7 @@ import torch
 import torchvision
 
 from ..conftest import ROOT, manifest_of
-from .test_exports import png
+from .conftest import png
 from .test_train import digit_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

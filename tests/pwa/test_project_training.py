@@ -4,31 +4,15 @@ evaluate; the split and metrics equal the Python core's; a cancelled run keeps t
 from __future__ import annotations
 
 import base64
-import io
-import shutil
 
 import pytest
-from PIL import Image
 from tejas.metrics import classification_report
 from tejas.splits import stratified_split
 
+from .conftest import png
 from .test_train import digit_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture
-def app(default_export, serve, tmp_path, page):
-    folder, _ = default_export
-    shutil.copytree(folder, tmp_path / "artifacts" / "default")
-    page.goto(serve(tmp_path / "artifacts").url + "/")
-    return page
-
-
-def png(rgb) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def test_project_train_predict_evaluate(app):

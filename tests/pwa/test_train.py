@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import shutil
 
 import numpy as np
 import pytest
@@ -38,14 +37,6 @@ def png_b64(rgb) -> str:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, "PNG")
     return base64.b64encode(buffer.getvalue()).decode()
-
-
-@pytest.fixture
-def app(default_export, serve, tmp_path, page):
-    folder, _ = default_export
-    shutil.copytree(folder, tmp_path / "artifacts" / "default")
-    page.goto(serve(tmp_path / "artifacts").url + "/")
-    return page
 
 
 TRAIN_IN_BROWSER = """async ([train, validation, options]) => {

@@ -1,18 +1,7 @@
 // Augmented views of an image, deterministic for a seed: horizontal flip, random resized crop and
 // colour jitter on the decoded RGB pixels, before the normal preprocessing. Each view is embedded
 // once and cached under its own augmentation id.
-
-/** mulberry32: small, seeded, the same sequence in every browser. */
-export function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../random.js';
 
 export const AUGMENTATION_VERSION = 'v1';
 
