@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.native_embed import bench_onnxruntime, machine  # noqa: E402
+from bench.native_embed import bench_onnxruntime, machine, write_report  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
 
 EMBED = """async ([images, artifacts, threads, batchSize]) => {
@@ -186,9 +186,7 @@ def main(argv=None) -> int:
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
+    write_report(args.out, report)
     return 0
 
 

@@ -90,6 +90,13 @@ def machine() -> dict:
     }
 
 
+def write_report(out: Path, report: dict) -> None:
+    """Every benchmark's JSON, written the same way."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
+
+
 def run_benchmarks(folders: list[Path], seconds: float) -> dict:
     results = []
     for folder in folders:
@@ -143,9 +150,7 @@ def main(argv=None) -> int:
         )
         return 1
     report = run_benchmarks(folders, args.seconds)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}", file=sys.stderr)
+    write_report(args.out, report)
     return 0
 
 

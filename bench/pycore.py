@@ -22,7 +22,9 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "pwa" / "py"))
+sys.path[:0] = [str(ROOT / "pwa" / "py"), str(ROOT)]
+
+from bench.native_embed import write_report  # noqa: E402
 
 # The timed work, run verbatim in both runtimes. WORK and ARTIFACTS are set before it runs.
 TIMED = r"""
@@ -63,7 +65,6 @@ print("RESULT " + json.dumps(result))
 
 def make_dataset(path: Path, n_images: int) -> int:
     """n_images PNGs of ~60 kB each (stored deflate, like camera photos they do not compress) in 5 classes."""
-    sys.path.insert(0, str(ROOT))
     from tests.pycore.images_for_tests import png
 
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
@@ -148,14 +149,12 @@ def main(argv=None) -> int:
             "model_files_under_2s_in_pyodide": all(pyodide.get(k, 0) < 2 for k in ("write_onnx_s", "write_pt_s")),
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
     for key in ratios:
         print(
             f"{key:>16}: CPython {cpython[key]:.3f}s  Pyodide {pyodide[key]:.3f}s  ({ratios[key]:.2f}×)",
             file=sys.stderr,
         )
-    print(f"wrote {args.out}", file=sys.stderr)
+    write_report(args.out, report)
     return 0
 
 

@@ -2,6 +2,7 @@
 // a real GPU adapter, else wasm with SIMD and threads). Decoding and preprocessing happen here too,
 // never on the page's thread.
 import { MESSAGE, serveRequests } from '../protocol.js';
+import { fetchManifest, wasmThreads } from '../features/artifacts.js';
 import { augment } from '../features/embed/augment.js';
 import { preprocess, rgbaToRgb } from '../features/embed/preprocess.js';
 
@@ -22,12 +23,8 @@ async function load(artifacts, { threads, provider: wanted = 'auto' } = {}) {
   if (loaded) await loaded.session.release();
   const ort = await import(new URL('ort.all.min.mjs', VENDOR).href);
   ort.env.wasm.wasmPaths = VENDOR.href;
-  // ort-web's default is one thread on a 2-core machine; use the cores unless told otherwise.
-  ort.env.wasm.numThreads = self.crossOriginIsolated ? (threads ?? Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
-  const base = new URL(artifacts.endsWith('/') ? artifacts : `${artifacts}/`, self.location.href);
-  const response = await fetch(new URL('manifest.json', base));
-  if (!response.ok) throw new Error(`${base.pathname}manifest.json: HTTP ${response.status}; export artifacts first`);
-  const manifest = await response.json();
+  ort.env.wasm.numThreads = wasmThreads(threads);
+  const { base, manifest } = await fetchManifest(artifacts);
   const provider = await chooseProvider(ort, wanted);
   const session = await ort.InferenceSession.create(new URL(manifest.models.backbone.file, base).href, {
     executionProviders: [provider],

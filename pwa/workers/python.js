@@ -1,5 +1,6 @@
 // Python worker: Pyodide with the stdlib core (vendor/tejas-core.zip), loaded on first use, for what
 // the core does the same way in the browser and on the server — model files and dataset zips.
+import { fetchManifest } from '../features/artifacts.js';
 import { MESSAGE, serveRequests } from '../protocol.js';
 
 const VENDOR = new URL('../vendor/', import.meta.url);
@@ -21,9 +22,7 @@ const python = () => (ready ??= start().catch((error) => { ready = null; throw e
 
 /** Copy the artifact files the writers read into Pyodide's file system (once per artifact folder). */
 async function artifactsDir(pyodide, artifacts, files) {
-  const base = new URL(artifacts.endsWith('/') ? artifacts : `${artifacts}/`, self.location.href);
-  const manifestBytes = new Uint8Array(await (await fetch(new URL('manifest.json', base))).arrayBuffer());
-  const manifest = JSON.parse(new TextDecoder().decode(manifestBytes));
+  const { base, bytes: manifestBytes, manifest } = await fetchManifest(artifacts);
   const dir = `/artifacts/${manifest.files['backbone.onnx'].sha256.slice(0, 16)}`;
   const have = fetchedArtifacts.get(dir) ?? new Set();
   pyodide.FS.mkdirTree(dir);

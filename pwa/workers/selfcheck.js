@@ -1,5 +1,6 @@
 // Self-check worker: loads the exported artifacts in both onnxruntime-web builds the app uses —
 // the current one for inference (backbone) and 1.19.2 for training (head) — and trains a few steps.
+import { fetchManifest, wasmThreads } from '../features/artifacts.js';
 import { MESSAGE, serveRequests } from '../protocol.js';
 
 const VENDOR = new URL('../vendor/', import.meta.url);
@@ -7,8 +8,7 @@ const VENDOR = new URL('../vendor/', import.meta.url);
 async function loadRuntime(folder, module) {
   const ort = await import(new URL(`${folder}/${module}`, VENDOR).href);
   ort.env.wasm.wasmPaths = new URL(`${folder}/`, VENDOR).href;
-  // ort-web defaults to one thread on a 2-core machine; use what the page may use.
-  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+  ort.env.wasm.numThreads = wasmThreads();
   return ort;
 }
 
@@ -125,10 +125,7 @@ async function checkTrainingRuntime(manifest, base, progress) {
 
 serveRequests(self, {
   async [MESSAGE.SELFCHECK]({ artifacts }, progress) {
-    const base = new URL(artifacts.endsWith('/') ? artifacts : `${artifacts}/`, self.location.href);
-    const response = await fetch(new URL('manifest.json', base));
-    if (!response.ok) throw new Error(`${base.pathname}manifest.json: HTTP ${response.status}; export artifacts first`);
-    const manifest = await response.json();
+    const { base, manifest } = await fetchManifest(artifacts);
     const backbone = await runBackbone(manifest, base, progress);
     const training = await checkTrainingRuntime(manifest, base, progress);
     return { crossOriginIsolated: self.crossOriginIsolated, backbone, training };

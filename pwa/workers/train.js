@@ -1,5 +1,6 @@
 // Train worker: the classification head (or, later, the last block) with onnxruntime-web 1.19.2 training
 // on cached embeddings. Deterministic for a seed; progress at least every 250 ms; cancellable between steps.
+import { fetchManifest, wasmThreads } from '../features/artifacts.js';
 import { seededRandom } from '../features/random.js';
 import { MESSAGE, serveRequests } from '../protocol.js';
 
@@ -16,7 +17,7 @@ let runtime = null;
 async function loadRuntime(threads) {
   runtime ??= await import(new URL('ort.training.wasm.min.mjs', VENDOR).href);
   runtime.env.wasm.wasmPaths = VENDOR.href;
-  runtime.env.wasm.numThreads = self.crossOriginIsolated ? (threads ?? Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
+  runtime.env.wasm.numThreads = wasmThreads(threads);
   return runtime;
 }
 
@@ -100,8 +101,7 @@ serveRequests(self, {
   async [MESSAGE.TRAIN_HEAD](options, progress, id) {
     const { artifacts, train, validation, numClasses, epochs = 20, batchSize = 16, learningRate = 3e-3, seed = 0 } = options;
     const ort = await loadRuntime(options.threads);
-    const base = new URL(artifacts.endsWith('/') ? artifacts : `${artifacts}/`, self.location.href);
-    const manifest = await (await fetch(new URL('manifest.json', base))).json();
+    const { base, manifest } = await fetchManifest(artifacts);
     const set = manifest.training.head;
     const maxClasses = manifest.max_classes;
     const featureSize = manifest.feature_size;

@@ -17,27 +17,15 @@ import torchvision
 from tejas_export.checks import preprocess
 
 from ..conftest import manifest_of
-from .conftest import png
+from .conftest import PAGE_HELPERS, png
 from .test_train import digit_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 EXPORT = """async ([items, queries]) => {
-  const t = await import('/tejas.js');
-  const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
-  const b64 = async (blob) => {
-    const bytes = new Uint8Array(await blob.arrayBuffer());
-    let s = '';
-    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    return btoa(s);
-  };
-  const project = await t.createProject('Digits');
-  const classes = [];
-  for (const name of ['zero', 'one', 'two']) classes.push(await t.addClass(project.id, name));
-  for (const [i, [data, y]] of items.entries()) {
-    await t.addSamples(project.id, classes[y].id, [file(data, `d${i}.png`)]);
-  }
+  const { t, project } = await projectWith('Digits', ['zero', 'one', 'two'], items);
+  const [file, b64] = [fileFrom, base64Of];
   await t.train(project.id, { epochs: 10 });
   const predictions = [];
   for (const q of queries) predictions.push(await t.predict(project.id, file(q, 'q.png'), { topK: 3 }));
@@ -116,29 +104,22 @@ def test_project_moves_to_a_fresh_browser_profile_and_keeps_training(app, browse
     query = base64.b64encode(png(validation[0][0])).decode()
     exported = app.evaluate(
         """async ([items, query]) => {
-          const t = await import('/tejas.js');
-          const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
-          const project = await t.createProject('Moving');
-          const classes = [await t.addClass(project.id, 'zero'), await t.addClass(project.id, 'one')];
-          for (const [i, [data, y]] of items.entries()) {
-            await t.addSamples(project.id, classes[y].id, [file(data, `${i}.png`)]);
-          }
+          const { t, project } = await projectWith('Moving', ['zero', 'one'], items);
           await t.train(project.id, { epochs: 5 });
-          const bytes = new Uint8Array(await (await t.exportProject(project.id)).arrayBuffer());
-          let s = '';
-          for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-          return { file: btoa(s), top: await t.predict(project.id, file(query, 'q.png')) };
+          return { file: await base64Of(await t.exportProject(project.id)),
+                   top: await t.predict(project.id, fileFrom(query, 'q.png')) };
         }""",
         [items, query],
     )
     fresh = browser.new_context()  # another profile: nothing of the first one's IndexedDB
     try:
         page = fresh.new_page()
+        page.add_init_script(PAGE_HELPERS)
         page.goto(app.url)
         moved = page.evaluate(
             """async ([data, query]) => {
               const t = await import('/tejas.js');
-              const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
+              const file = fileFrom;
               const before = (await t.listProjects()).length;
               const { project, models } = await t.importProject(file(data, 'moving.tejas'));
               const top = await t.predict(project.id, file(query, 'q.png'));

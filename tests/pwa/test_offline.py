@@ -13,7 +13,7 @@ import torch
 import torchvision
 
 from ..conftest import ROOT, manifest_of
-from .conftest import png
+from .conftest import PAGE_HELPERS, png
 from .test_train import digit_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -29,6 +29,7 @@ def test_everything_works_offline_after_one_visit(
     context = browser_type.launch_persistent_context(tmp_path / "profile", **browser_type_launch_args)
     try:
         page = context.new_page()
+        page.add_init_script(PAGE_HELPERS)
         page.goto(server.url + "/")
         # the first visit installs the service worker and its whole precache
         page.evaluate("navigator.serviceWorker.ready.then(() => true)")
@@ -42,21 +43,8 @@ def test_everything_works_offline_after_one_visit(
         items = [(base64.b64encode(png(r)).decode(), int(y)) for r, y in train if y < 2][8:32]  # 12 of each
         out = page.evaluate(
             """async (items) => {
-              const t = await import('/tejas.js');
-              const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
-              const b64 = async (blob) => {
-                const bytes = new Uint8Array(await blob.arrayBuffer());
-                let s = '';
-                for (let i = 0; i < bytes.length; i += 0x8000) {
-                  s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-                }
-                return btoa(s);
-              };
-              const project = await t.createProject('Offline');
-              const classes = [await t.addClass(project.id, 'zero'), await t.addClass(project.id, 'one')];
-              for (const [i, [data, y]] of items.entries()) {
-                await t.addSamples(project.id, classes[y].id, [file(data, `${i}.png`)]);
-              }
+              const { t, project } = await projectWith('Offline', ['zero', 'one'], items);
+              const [file, b64] = [fileFrom, base64Of];
               const model = await t.train(project.id, { epochs: 8 });
               const top = await t.predict(project.id, file(items[0][0], 'q.png'), { topK: 2 });
               return { accuracy: model.metrics.accuracy, top, onnx: await b64(await t.exportOnnx(project.id)),

@@ -20,14 +20,8 @@ def test_project_train_predict_evaluate(app):
     items = [(base64.b64encode(png(r)).decode(), int(y)) for r, y in train + validation if y < 3]
     result = app.evaluate(
         """async (items) => {
-          const t = await import('/tejas.js');
-          const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
-          const project = await t.createProject('Digits');
-          const classes = [];
-          for (const name of ['zero', 'one', 'two']) classes.push(await t.addClass(project.id, name));
-          for (const [i, [b64, y]] of items.entries()) {
-            await t.addSamples(project.id, classes[y].id, [file(b64, `${i}.png`)]);
-          }
+          const { t, project, classes } = await projectWith('Digits', ['zero', 'one', 'two'], items);
+          const file = fileFrom;
           const options = { epochs: 15, batchSize: 16, learningRate: 3e-3 };
           const stages = new Set();
           let started = performance.now();
@@ -85,13 +79,7 @@ def test_reload_during_training_loses_no_sample_and_keeps_the_model(app):
     items = [(base64.b64encode(png(r)).decode(), int(y)) for r, y in train if y < 2][10:30]  # 10 of each
     project_id = app.evaluate(
         """async (items) => {
-          const t = await import('/tejas.js');
-          const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
-          const project = await t.createProject('Reload');
-          const classes = [await t.addClass(project.id, 'zero'), await t.addClass(project.id, 'one')];
-          for (const [i, [data, y]] of items.entries()) {
-            await t.addSamples(project.id, classes[y].id, [file(data, `${i}.png`)]);
-          }
+          const { t, project } = await projectWith('Reload', ['zero', 'one'], items);
           const first = await t.train(project.id, { epochs: 3 });
           t.train(project.id, { epochs: 100000 });  // still running when the page goes away
           await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -116,13 +104,7 @@ def test_augmented_views_are_deterministic_cached_and_distinct(app):
     items = [(base64.b64encode(png(r)).decode(), int(y)) for r, y in train if y < 2][10:30]
     result = app.evaluate(
         """async (items) => {
-          const t = await import('/tejas.js');
-          const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
-          const project = await t.createProject('Augment');
-          const classes = [await t.addClass(project.id, 'zero'), await t.addClass(project.id, 'one')];
-          for (const [i, [data, y]] of items.entries()) {
-            await t.addSamples(project.id, classes[y].id, [file(data, `${i}.png`)]);
-          }
+          const { t, project } = await projectWith('Augment', ['zero', 'one'], items);
           let embedded = [];
           const count = (p) => { if (p.stage === 'embedding' && p.done === p.total) embedded.push(p.total); };
           const a = await t.train(project.id, { epochs: 3, augment: 2, onProgress: count });

@@ -1,0 +1,18 @@
+// What every worker needs of an artifact folder: its base URL, its manifest, the ORT thread count.
+
+/** The artifact folder as a URL ending in "/", resolved against the caller's location. */
+const artifactsBase = (artifacts) =>
+  new URL(artifacts.endsWith('/') ? artifacts : `${artifacts}/`, self.location.href);
+
+/** The folder's manifest.json as {base, bytes, manifest}, or an error naming the file and the fix. */
+export async function fetchManifest(artifacts) {
+  const base = artifactsBase(artifacts);
+  const response = await fetch(new URL('manifest.json', base));
+  if (!response.ok) throw new Error(`${base.pathname}manifest.json: HTTP ${response.status}; export artifacts first`);
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  return { base, bytes, manifest: JSON.parse(new TextDecoder().decode(bytes)) };
+}
+
+/** WASM threads to use: ort-web's default is one on a 2-core machine; threads need cross-origin isolation. */
+export const wasmThreads = (threads) =>
+  (self.crossOriginIsolated ? (threads ?? Math.min(4, navigator.hardwareConcurrency || 1)) : 1);
