@@ -19,7 +19,7 @@ def test_usage_and_unknown_command():
 
 def test_verify_ok_and_missing(resnet18_random, tmp_path):
     ok = tejas("verify", str(resnet18_random))
-    assert ok.returncode == 0 and "ok (resnet18, none weights, 11 files)" in ok.stdout
+    assert ok.returncode == 0 and "ok (resnet18, none weights, 12 files)" in ok.stdout
     missing = tejas("verify", str(tmp_path))
     assert missing.returncode == 1
     assert "manifest.json: missing (export artifacts with `tejas export`)" in missing.stderr
@@ -44,3 +44,17 @@ def test_verify_flags_a_manifest_from_an_older_exporter(resnet18_random, tmp_pat
     result = tejas("verify", str(copy))
     assert result.returncode == 1
     assert "made by an older exporter (no state_dict); re-export with `tejas export --force`" in result.stderr
+
+
+def test_verify_flags_last_block_artifacts_without_last_block_onnx(resnet18_random, tmp_path):
+    import json
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(resnet18_random, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["models"]["last_block"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    result = tejas("verify", str(copy))
+    assert result.returncode == 1
+    assert "last-block training without last_block.onnx" in result.stderr

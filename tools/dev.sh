@@ -56,7 +56,7 @@ ensure_chromium() {
 # or lacks the last-block artifacts the app offers.
 ensure_default_artifacts() {
   if ! "$VENV/bin/tejas" verify artifacts/default >/dev/null 2>&1 \
-      || ! grep -q '"last_block"' artifacts/default/manifest.json; then
+      || ! grep -q '"last_block.onnx"' artifacts/default/manifest.json; then
     say "exporting default artifacts into artifacts/default"
     "$VENV/bin/tejas" export --train last-block --out artifacts/default --force
   fi

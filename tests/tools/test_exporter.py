@@ -34,7 +34,7 @@ def test_resnet18_random_manifest_is_valid_and_complete(resnet18_random):
     }
     assert manifest["feature_size"] == 512 and manifest["max_classes"] == 100
     assert manifest["input"]["size"] == [224, 224] and manifest["input"]["resize"]["shorter_side"] == 256
-    assert set(manifest["models"]) == {"backbone", "backbone_trunk"}
+    assert set(manifest["models"]) == {"backbone", "backbone_trunk", "last_block"}
     assert set(manifest["training"]) == {"head", "last_block"}
     for key in ("torch", "torchvision", "onnx", "onnxruntime_training", "python", "tejas"):
         assert manifest["versions"][key]
@@ -153,7 +153,7 @@ def test_head_parameter_layout_matches_contiguous_buffer(resnet18_random):
 
 
 @pytest.mark.parametrize("which", ["resnet18_random", "default_export"])
-def test_last_block_trains_from_trunk_output(which, request):
+def test_last_block_trains_from_trunk_output(which, request, tmp_path):
     folder = request.getfixturevalue(which)
     folder = folder[0] if isinstance(folder, tuple) else folder
     manifest = manifest_of(folder)
@@ -170,12 +170,53 @@ def test_last_block_trains_from_trunk_output(which, request):
     mask = np.zeros(100, np.float32)
     mask[:2] = 1
     labels = np.array([0, 1, 0, 1], np.int64)
-    losses, logits, _ = _train(folder, "last_block", block_input, mask, labels, steps=10, lr=1e-4)
+    losses, logits, module = _train(folder, "last_block", block_input, mask, labels, steps=10, lr=1e-4)
     assert np.isfinite(losses).all() and logits.argmax(1).max() < 2
     if manifest["weights"]["kind"] == "imagenet":
         # Real features: fine-tuning the last block fits 4 photos quickly. (Random ResNet18 activations
         # are unnormalised and huge, so its loss jumps around; its step is checked against torch instead.)
         assert losses[-1] < 0.5 * losses[0]
+    _check_trained_last_block_exports(folder, manifest, module, images, block_input, logits[:, :2], tmp_path)
+
+
+def _check_trained_last_block_exports(folder, manifest, module, images, block_input, logits, tmp_path):
+    """What the browser does with a model trained in last-block mode: predict through last_block.onnx
+    fed with the trained tensors, and write standalone .onnx/.pt files. All three must agree with
+    onnxruntime-training's own eval logits."""
+    import torch
+    import torchvision
+    from tejas.model_export import read_pt_metadata, write_classifier_pt
+    from tejas.onnx_writer import write_classifier_onnx
+
+    flat = module.get_contiguous_parameters().numpy()
+    tensors = {
+        p["name"]: flat[p["offset"] : p["offset"] + int(np.prod(p["shape"]))].reshape(p["shape"])
+        for p in manifest["training"]["last_block"]["parameters"]
+    }
+    weight, bias = tensors.pop("head.fc.weight")[:2], tensors.pop("head.fc.bias")[:2]
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+
+    block = ort.InferenceSession(str(folder / "last_block.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in block.get_inputs()][1:] == manifest["models"]["last_block"]["parameters"]
+    (features,) = block.run(None, {"block_input": block_input, **tensors})
+    np.testing.assert_allclose(features @ weight.T + bias, logits, atol=1e-4, rtol=1e-4)
+
+    values = {name: t.ravel().tolist() for name, t in tensors.items()}
+    names = ["left", "right"]
+    write_classifier_onnx(folder, weight.ravel().tolist(), bias.tolist(), names, tmp_path / "m.onnx", values)
+    onnx.checker.check_model(str(tmp_path / "m.onnx"))
+    standalone = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    probabilities, _ = standalone.run(["probabilities", "logits"], {"image": images})
+    np.testing.assert_allclose(probabilities, expected, atol=1e-4)
+
+    write_classifier_pt(folder, weight.ravel().tolist(), bias.tolist(), names, tmp_path / "m.pt", values)
+    assert read_pt_metadata(tmp_path / "m.pt")["trained"] == "last_block"
+    net = getattr(torchvision.models, manifest["architecture"])(num_classes=2).eval()
+    net.load_state_dict(torch.load(tmp_path / "m.pt", weights_only=True), strict=True)
+    with torch.no_grad():
+        got = torch.softmax(net(torch.from_numpy(images)), 1).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
 def test_same_config_gives_byte_identical_models(resnet18_random, tmp_path):

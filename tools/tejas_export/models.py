@@ -52,6 +52,17 @@ class LastBlockHead(nn.Module):
         return self.head(features, class_mask)
 
 
+class LastBlockFeatures(nn.Module):
+    """Last block (batch-norm folded) + pooling: block input -> feature vector, as predictions use it."""
+
+    def __init__(self, last_block: nn.Module):
+        super().__init__()
+        self.last_block = last_block
+
+    def forward(self, block_input):
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.last_block(block_input), 1), 1)
+
+
 def make_head(feature_size: int, max_classes: int, seed: int) -> MaskedHead:
     """A freshly initialised head; the same seed gives byte-identical artifacts."""
     generator_state = torch.random.get_rng_state()
@@ -81,6 +92,28 @@ def fold_batch_norm(module: nn.Module) -> nn.Module:
     return folded
 
 
+def batch_norm_pairs(module: nn.Module) -> dict[str, tuple[str, float]]:
+    """{conv module name: (its batch norm's name, eps)} for the Conv2d -> BatchNorm2d pairs that
+    `fold_batch_norm` folds (the same pattern torch.fx's `fuse` looks for)."""
+    import torch.fx
+
+    traced = torch.fx.symbolic_trace(copy.deepcopy(module).eval())
+    modules = dict(traced.named_modules())
+    pairs = {}
+    for node in traced.graph.nodes:
+        if node.op != "call_module" or not isinstance(modules[node.target], nn.BatchNorm2d):
+            continue
+        source = node.args[0]
+        if (
+            isinstance(source, torch.fx.Node)
+            and source.op == "call_module"
+            and isinstance(modules[source.target], nn.Conv2d)
+            and len(source.users) == 1
+        ):
+            pairs[source.target] = (node.target, float(modules[node.target].eps))
+    return pairs
+
+
 def export_onnx(
     module: nn.Module,
     example_inputs: tuple,
@@ -90,13 +123,15 @@ def export_onnx(
     batch_inputs: list[str],
     *,
     trainable: bool = False,
+    parameters_as_inputs: bool = False,
 ) -> None:
     """Export `module` with a dynamic batch axis on `batch_inputs` and on every output.
 
     Inference models are folded (batch-norm into conv, constants computed). Trainable models are
     exported in training mode without folding, so every parameter stays an initializer with its
     torch name; in eval mode the exporter would also merge parameters that happen to hold equal
-    values (e.g. zero biases) into one.
+    values (e.g. zero biases) into one. With `parameters_as_inputs`, the weights are left out and
+    every parameter becomes a graph input named as in torch (the caller feeds them).
     """
     dynamic_axes = {name: {0: "batch"} for name in [*batch_inputs, *output_names]}
     with torch.no_grad():
@@ -109,7 +144,7 @@ def export_onnx(
             dynamic_axes=dynamic_axes,
             opset_version=OPSET,
             do_constant_folding=not trainable,
-            export_params=True,
+            export_params=not parameters_as_inputs,
             training=torch.onnx.TrainingMode.TRAINING if trainable else torch.onnx.TrainingMode.EVAL,
             dynamo=False,
         )

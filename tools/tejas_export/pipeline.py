@@ -18,7 +18,9 @@ from .models import (
     MASK_PENALTY,
     OPSET,
     FeatureExtractor,
+    LastBlockFeatures,
     LastBlockHead,
+    batch_norm_pairs,
     export_onnx,
     fold_batch_norm,
     make_head,
@@ -118,6 +120,77 @@ def _write_state_dict(model, classifier, path: Path) -> dict:
     }
 
 
+LAST_BLOCK_FILE = "last_block.onnx"
+_LAST_BLOCK_SCOPE = "tejas_last_block"
+
+
+def _export_last_block(folded, block_input, root: Path, parameter_names: list[str]) -> dict:
+    """last_block.onnx: block_input + the block's parameters (graph inputs, no weights inside) -> features.
+
+    The browser feeds a trained model's parameters to it for predictions; the stdlib core appends it
+    to backbone_trunk.onnx to write a standalone model, so every internal name is put in its own
+    scope and cannot clash with the trunk's.
+    """
+    path = root / LAST_BLOCK_FILE
+    module = LastBlockFeatures(folded)
+    export_onnx(
+        module,
+        (block_input,),
+        path,
+        ["block_input"],
+        ["features"],
+        ["block_input"],
+        trainable=True,
+        parameters_as_inputs=True,
+    )
+    model = onnx.load(str(path))
+    graph = model.graph
+    keep = {v.name for v in graph.input} | {v.name for v in graph.output} | {""}
+    missing = set(parameter_names) - keep
+    if missing:
+        raise RuntimeError(f"{LAST_BLOCK_FILE}: parameters not graph inputs: {sorted(missing)[:3]}")
+
+    def scoped(name: str) -> str:
+        return name if name in keep else f"{_LAST_BLOCK_SCOPE}/{name.lstrip('/')}"
+
+    for node in graph.node:
+        node.name = scoped(node.name or f"{node.op_type}_{id(node)}")
+        node.input[:] = [scoped(n) for n in node.input]
+        node.output[:] = [scoped(n) for n in node.output]
+    del graph.value_info[:]
+    onnx.save(model, str(path))
+    entry = _describe_model(path, root, set(parameter_names))
+    entry["parameters"] = parameter_names
+    return entry
+
+
+def _last_block_state_dict(model, last_block, folded, parameter_names: list[str]) -> dict:
+    """How the folded last block's tensors map back onto torchvision's state dict (for .pt files):
+    each folded convolution, the convolution and batch norm it came from, and the batch norm's eps."""
+    where = {id(m): name for name, m in model.named_modules()}
+    original = {child: where[id(module)] for child, module in last_block.named_children()}
+
+    def torchvision_name(name: str) -> str:
+        first, _, rest = name.partition(".")
+        return f"{original[first]}.{rest}" if rest else original[first]
+
+    pairs = batch_norm_pairs(last_block)
+    convolutions = {}
+    for name, module in folded.named_modules():
+        if isinstance(module, torch.nn.Conv2d):
+            bn = pairs.get(name)
+            convolutions[f"last_block.{name}"] = {
+                "conv": torchvision_name(name),
+                "batch_norm": torchvision_name(bn[0]) if bn else None,
+                "eps": bn[1] if bn else None,
+            }
+    covered = {f"{conv}.{kind}" for conv in convolutions for kind in ("weight", "bias")}
+    uncovered = [n for n in parameter_names if not n.startswith("head.") and n not in covered]
+    if uncovered:
+        raise RuntimeError(f"last-block tensors with no state-dict mapping: {uncovered[:3]}")
+    return {"head": "head.fc", "convolutions": convolutions}
+
+
 def run_pipeline(
     config, backbone: Backbone, source: WeightsSource, model, classifier_loaded: bool, root: Path, step
 ) -> dict:
@@ -182,7 +255,8 @@ def run_pipeline(
         step("building last-block training artifacts")
         with torch.no_grad():
             block_input = trunk(torch.zeros(2, 3, crop, crop))
-        trainable = LastBlockHead(fold_batch_norm(last_block), copy.deepcopy(head))
+        folded = fold_batch_norm(last_block)
+        trainable = LastBlockHead(folded, copy.deepcopy(head))
         training["last_block"] = _training_set(
             "training_last_block",
             trainable,
@@ -192,6 +266,12 @@ def run_pipeline(
             optimizer,
             config.checks,
             backbone.last_block,
+        )
+        names = [p["name"] for p in training["last_block"]["parameters"]]
+        training["last_block"]["state_dict"] = _last_block_state_dict(model, last_block, folded, names)
+        step(f"exporting {LAST_BLOCK_FILE}")
+        models["last_block"] = _export_last_block(
+            folded, block_input, root, [n for n in names if n.startswith("last_block.")]
         )
 
     files = {

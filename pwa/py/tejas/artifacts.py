@@ -49,6 +49,11 @@ def verify_artifacts(folder) -> dict:
         raise ArtifactError(
             f"{folder / MANIFEST}: made by an older exporter (no {missing[0]}); re-export with `tejas export --force`"
         )
+    if "last_block" in manifest["training"] and "last_block" not in manifest["models"]:
+        raise ArtifactError(
+            f"{folder / MANIFEST}: made by an older exporter (last-block training without last_block.onnx); "
+            "re-export with `tejas export --train last-block --force`"
+        )
     for rel, expected in manifest.get("files", {}).items():
         path = folder / rel
         if not path.is_file():

@@ -5,6 +5,10 @@ artifacts' `backbone_state.safetensors`; the trained head replaces the ImageNet 
 file loads with `torchvision.models.<architecture>(num_classes=N).load_state_dict(torch.load(path,
 weights_only=True))`. Class names and preprocessing travel inside the archive as `extra/tejas.json`
 (torch.load ignores it; read it with `read_pt_metadata`).
+
+A model trained in last-block mode also replaces the last block's tensors. They were trained with
+batch norm folded into the convolutions, so each folded bias goes into the batch norm that follows
+(weight 1, running_mean 0, running_var 1 - eps): torchvision's unchanged module computes the same.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ __all__ = [
     "check_head",
     "classifier_state",
     "floats",
+    "last_block_state",
+    "last_block_tensors",
     "model_metadata",
     "read_pt_metadata",
     "write_classifier_pt",
@@ -78,8 +84,47 @@ def model_metadata(manifest: dict, digest: str, head: Head) -> dict:
     }
 
 
-def classifier_state(artifacts_dir, manifest: dict, head: Head) -> dict[str, Tensor]:
-    """The backbone's state dict with the trained head in place of the ImageNet classifier."""
+def last_block_tensors(manifest: dict, values: dict) -> dict[str, Tensor]:
+    """A last-block model's tensors ({name: floats}, head excluded) checked against the manifest."""
+    entry = manifest.get("training", {}).get("last_block")
+    if not entry:
+        raise ArtifactError("these artifacts were exported without --train last-block; re-export with it")
+    head = entry["state_dict"]["head"] + "."
+    shapes = {p["name"]: p["shape"] for p in entry["parameters"] if not p["name"].startswith(head)}
+    missing, unexpected = sorted(set(shapes) - set(values)), sorted(set(values) - set(shapes))
+    if missing or unexpected:
+        raise ValueError(
+            f"last-block tensors do not match the artifacts: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    tensors = {}
+    for name, shape in shapes.items():
+        try:
+            tensors[name] = float32_tensor(values[name], shape)
+        except ValueError as exc:
+            raise ValueError(f"last-block tensor {name}: {exc}") from None
+    return tensors
+
+
+def last_block_state(manifest: dict, tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """torchvision state-dict entries for trained last-block tensors (see the module's docstring)."""
+    replacements = {}
+    for folded, target in manifest["training"]["last_block"]["state_dict"]["convolutions"].items():
+        weight, bias = tensors[f"{folded}.weight"], tensors[f"{folded}.bias"]
+        replacements[f"{target['conv']}.weight"] = weight
+        if target["batch_norm"] is None:
+            replacements[f"{target['conv']}.bias"] = bias
+            continue
+        n, bn = bias.shape[0], target["batch_norm"]
+        replacements[f"{bn}.weight"] = float32_tensor([1.0] * n, (n,))
+        replacements[f"{bn}.bias"] = bias
+        replacements[f"{bn}.running_mean"] = float32_tensor([0.0] * n, (n,))
+        replacements[f"{bn}.running_var"] = float32_tensor([1.0 - target["eps"]] * n, (n,))
+    return replacements
+
+
+def classifier_state(artifacts_dir, manifest: dict, head: Head, replacements=None) -> dict[str, Tensor]:
+    """The backbone's state dict with the trained head in place of the ImageNet classifier (and any
+    `replacements`, e.g. from `last_block_state`, in place of the tensors they name)."""
     folder = Path(artifacts_dir)
     entry = manifest.get("state_dict")
     if not isinstance(entry, dict) or entry.get("format") != "safetensors":
@@ -100,22 +145,29 @@ def classifier_state(artifacts_dir, manifest: dict, head: Head) -> dict[str, Ten
             f"{path}: classifier {names['weight']} has shape {list(old.shape)}, expected "
             f"[*, {head.weight.shape[1]}]; {_REEXPORT}"
         )
-    # Keep the file's order (torchvision's), replacing the classifier in place.
-    return {
-        name: head.weight if name == names["weight"] else head.bias if name == names["bias"] else tensor
-        for name, tensor in tensors.items()
-    }
+    replacements = dict(replacements or {})
+    for name, tensor in replacements.items():
+        if name not in tensors or tuple(tensors[name].shape) != tuple(tensor.shape):
+            found = list(tensors[name].shape) if name in tensors else "nothing"
+            raise ArtifactError(f"{path}: {name} is {found}, the trained model has {list(tensor.shape)}; {_REEXPORT}")
+    replacements[names["weight"]], replacements[names["bias"]] = head.weight, head.bias
+    # Keep the file's order (torchvision's), replacing tensors in place.
+    return {name: replacements.get(name, tensor) for name, tensor in tensors.items()}
 
 
-def write_classifier_pt(artifacts_dir, head_weight, head_bias, class_names, dest) -> dict:
+def write_classifier_pt(artifacts_dir, head_weight, head_bias, class_names, dest, last_block=None) -> dict:
     """Write a torchvision state dict (backbone + trained head for len(class_names) classes) to `dest`.
 
-    head_weight: N*F floats (row-major [N, F], list or array('f')); head_bias: N floats. Returns the
-    metadata stored in the archive as extra/tejas.json.
+    head_weight: N*F floats (row-major [N, F], list or array('f')); head_bias: N floats; last_block:
+    {tensor name: floats} of a model trained in last-block mode (names as in the manifest's
+    training.last_block.parameters, head excluded). Returns the metadata stored in the archive as
+    extra/tejas.json.
     """
     manifest, digest, head = check_head(artifacts_dir, head_weight, head_bias, class_names)
-    state = classifier_state(artifacts_dir, manifest, head)
+    replacements = last_block_state(manifest, last_block_tensors(manifest, last_block)) if last_block else None
+    state = classifier_state(artifacts_dir, manifest, head, replacements)
     metadata = model_metadata(manifest, digest, head)
+    metadata["trained"] = "last_block" if last_block else "head"
     metadata["load"] = (
         f"torchvision.models.{manifest['architecture']}(num_classes={head.num_classes})"
         ".load_state_dict(torch.load(path, weights_only=True))"

@@ -11,12 +11,13 @@ tests can make tiny models without the onnx package.
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 from . import protobuf as pb
 from .artifacts import ArtifactError
-from .model_export import check_head, model_metadata
+from .model_export import check_head, last_block_tensors, model_metadata
 from .safetensors import Tensor
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "classifier_onnx_chunks",
     "describe_onnx",
     "graph",
+    "last_block_onnx_chunks",
     "model",
     "node",
     "tensor_proto",
@@ -189,25 +191,94 @@ def classifier_onnx_chunks(backbone, weight: Tensor, bias: Tensor, metadata: dic
     return chunks
 
 
+def _opsets(model_fields) -> dict:
+    return {pb.as_str(pb.first(o, 1, b"")): pb.first(o, 2) for o in map(pb.parse, pb.every(model_fields, _MODEL_OPSET))}
+
+
+def last_block_onnx_chunks(trunk, block, tensors: dict[str, Tensor], joint: str = "block_input") -> list:
+    """A backbone (image -> features) as chunks: the trunk model (bytes, image -> `joint`) with the
+    last block (bytes: `joint` + its parameters as graph inputs -> features) appended, the
+    parameters becoming initializers with the values in `tensors`.
+    """
+    trunk_fields = pb.parse(trunk)
+    block_fields = pb.parse(block)
+    if _opsets(trunk_fields) != _opsets(block_fields):
+        raise ValueError(
+            f"trunk and last block import different opsets: {_opsets(trunk_fields)} vs {_opsets(block_fields)}"
+        )
+    trunk_graph = pb.parse(pb.first(trunk_fields, _MODEL_GRAPH, b""))
+    block_graph = pb.parse(pb.first(block_fields, _MODEL_GRAPH, b""))
+    if joint not in {_read_value_info(v)[0] for v in pb.every(trunk_graph, _GRAPH_OUTPUT)}:
+        raise ValueError(f"the trunk has no '{joint}' output")
+    inputs = {info[0]: info for info in (_read_value_info(v) for v in pb.every(block_graph, _GRAPH_INPUT))}
+    if joint not in inputs:
+        raise ValueError(f"the last block has no '{joint}' input")
+    parameters = [name for name in inputs if name != joint]
+    if set(parameters) != set(tensors):
+        missing, unexpected = sorted(set(parameters) - set(tensors)), sorted(set(tensors) - set(parameters))
+        raise ValueError(f"last-block parameters do not match: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for name in parameters:
+        dims = inputs[name][2]
+        if list(dims) != list(tensors[name].shape):
+            raise ValueError(f"last-block parameter {name} is {dims} in the graph, {list(tensors[name].shape)} given")
+    clash = (_graph_names(trunk_graph) & _graph_names(block_graph)) - {joint}
+    if clash:
+        raise ValueError(f"trunk and last block both define {sorted(clash)[:3]}")
+
+    parts = [f.raw for f in trunk_graph if not (f.number == _GRAPH_OUTPUT and _read_value_info(f.value)[0] == joint)]
+    parts += [f.raw for f in block_graph if f.number == _GRAPH_NODE]
+    for name in parameters:
+        parts += pb.message_field(_GRAPH_INIT, tensor_proto(name, tensors[name]))
+    parts += [f.raw for f in block_graph if f.number == _GRAPH_OUTPUT]
+    chunks = []
+    for field in trunk_fields:
+        if field.number == _MODEL_GRAPH:
+            chunks += pb.message_field(_MODEL_GRAPH, parts)
+        else:
+            chunks.append(field.raw)
+    return chunks
+
+
 def _metadata_key(view) -> str:
     return pb.as_str(pb.first(pb.parse(view), 1, b""))
 
 
-def write_classifier_onnx(artifacts_dir, head_weight, head_bias, class_names, dest) -> dict:
+def _read_model(folder: Path, manifest: dict, key: str) -> tuple[Path, bytes]:
+    entry = manifest["models"].get(key)
+    if entry is None:
+        raise ArtifactError(f"{folder}: no {key} model; re-export with `tejas export --train last-block --force`")
+    path = folder / entry["file"]
+    try:
+        return path, path.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing; re-export with `tejas export --force`") from None
+
+
+def write_classifier_onnx(artifacts_dir, head_weight, head_bias, class_names, dest, last_block=None) -> dict:
     """Write backbone.onnx + the trained head (N = len(class_names) classes) as one model to `dest`.
 
-    head_weight: N*F floats (row-major [N, F], list or array('f')); head_bias: N floats. Outputs are
-    "probabilities" and "logits" [batch, N]; metadata_props hold `class_names` (JSON list) and the
-    artifacts' provenance. Returns the metadata as a dict.
+    head_weight: N*F floats (row-major [N, F], list or array('f')); head_bias: N floats. With
+    last_block ({tensor name: floats}, a model trained in last-block mode), the backbone is
+    backbone_trunk.onnx + last_block.onnx holding those tensors. Outputs are "probabilities" and
+    "logits" [batch, N]; metadata_props hold `class_names` (JSON list) and the artifacts'
+    provenance. Returns the metadata as a dict.
     """
     folder = Path(artifacts_dir)
     manifest, digest, head = check_head(folder, head_weight, head_bias, class_names)
-    path = folder / manifest["models"]["backbone"]["file"]
-    try:
-        backbone = path.read_bytes()
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: missing; re-export with `tejas export --force`") from None
+    if last_block:
+        tensors = last_block_tensors(manifest, last_block)
+        path, trunk = _read_model(folder, manifest, "backbone_trunk")
+        block_path, block = _read_model(folder, manifest, "last_block")
+        try:
+            composed = io.BytesIO()
+            pb.write_chunks(last_block_onnx_chunks(trunk, block, tensors), composed)
+        except (ValueError, pb.DecodeError) as exc:
+            raise ArtifactError(f"{block_path}: {exc}; re-export with `tejas export --force`") from None
+        backbone = composed.getbuffer()
+    else:
+        path, backbone = _read_model(folder, manifest, "backbone")
     info = model_metadata(manifest, digest, head)
+    info["trained"] = "last_block" if last_block else "head"
     metadata = {
         "class_names": json.dumps(head.class_names, ensure_ascii=False),
         "tejas_architecture": str(info["architecture"]),
@@ -215,6 +286,7 @@ def write_classifier_onnx(artifacts_dir, head_weight, head_bias, class_names, de
         "tejas_feature_size": str(info["feature_size"]),
         "tejas_input": json.dumps(info["input"], sort_keys=True),
         "tejas_manifest_sha256": digest,
+        "tejas_trained": info["trained"],
     }
     try:
         chunks = classifier_onnx_chunks(backbone, head.weight, head.bias, metadata)
