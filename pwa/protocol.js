@@ -5,6 +5,7 @@
 export const MESSAGE = Object.freeze({
   SELFCHECK: 'selfcheck',
   EMBED: 'embed',
+  RUN_BLOCK: 'run-block',
   TRAIN_HEAD: 'train-head',
   EXPORT_ONNX: 'export-onnx',
   EXPORT_PT: 'export-pt',

@@ -4,13 +4,14 @@ import { MESSAGE, callWorker } from './protocol.js';
 import * as projects from './features/dataset/projects.js';
 import { validateClassName } from './features/dataset/names.js';
 import { requestPersistence } from './db.js';
+import { headOf } from './features/artifacts.js';
 import { currentModel, listModels, predictImage, saveImportedModels, trainProject } from './features/train/engine.js';
 
 export {
   addClass, addSamples, createProject, deleteClass, deleteProject, getImage, getProject, listChanges,
   listClasses, listProjects, listSamples, renameClass,
 } from './features/dataset/projects.js';
-export { validateClassName, requestPersistence };
+export { validateClassName, requestPersistence, headOf };
 
 export const DEFAULT_ARTIFACTS = new URL('artifacts/default/', import.meta.url).href;
 
@@ -37,7 +38,7 @@ export function embedImages(images, { artifacts = DEFAULT_ARTIFACTS, onProgress,
 /**
  * Train the classification head on embeddings (onnxruntime-web training, in a worker).
  * @param {{train: {features: Float32Array, labels: Int32Array}, validation?: {features, labels},
- *          numClasses: number, epochs?: number, batchSize?: number, learningRate?: number, seed?: number,
+ *          numClasses: number, epochs?: number, batchSize?: number, learningRate?: number, weightDecay?: number, seed?: number,
  *          threads?: number, initialParameters?: Float32Array, artifacts?: string,
  *          onProgress?: (p: object) => void, signal?: AbortSignal}} options
  *   onProgress gets {step, totalSteps, epoch, loss, etaSeconds} at least every 250 ms, and after each
@@ -50,12 +51,20 @@ export function trainHead({ artifacts = DEFAULT_ARTIFACTS, onProgress, signal, .
 }
 
 /**
+ * The last block run with a model's tensors: its inputs (from embedImages with model 'backbone_trunk')
+ * → features, for models trained in last-block mode.
+ * @returns {Promise<Float32Array>} [count, feature_size]
+ */
+export function runBlock({ artifacts = DEFAULT_ARTIFACTS, inputs, parameters, layout, threads }) {
+  return callWorker(worker('embed'), MESSAGE.RUN_BLOCK, { artifacts, inputs, parameters, layout, threads });
+}
+
+/**
  * Class probabilities from features with a trained head (a few thousand multiply-adds per image).
  * @returns {Float32Array} [count, numClasses] row-major softmax probabilities
  */
 export function headProbabilities(parameters, layout, features, featureSize, numClasses) {
-  const weight = layout.find((p) => p.shape.length === 2);
-  const bias = layout.find((p) => p.shape.length === 1);
+  const { weight, bias } = headOf(layout);
   const count = features.length / featureSize;
   const out = new Float32Array(count * numClasses);
   for (let i = 0; i < count; i++) {
@@ -77,17 +86,20 @@ export function headProbabilities(parameters, layout, features, featureSize, num
 
 /**
  * Train the project's classifier on its stored images (embeddings cached per image and backbone).
- * options: {epochs=20, batchSize=16, learningRate=3e-3, validationShare=0.2, seed=0, artifacts,
- * resume: continue from the current model's weights (same classes), onProgress({stage: 'embedding'|'training', ...}), signal}. Resolves with the stored model; a
- * cancelled run rejects with AbortError and the previous model stays current.
+ * options: {mode='head' | 'last_block' (also fine-tunes the backbone's last block; needs artifacts
+ * exported with --train last-block), epochs=20, batchSize=16, learningRate=3e-3, validationShare=0.2,
+ * seed=0, augment=0 (extra augmented views per training image), artifacts, resume: continue from the
+ * current model's weights (same classes and mode), onProgress({stage: 'embedding'|'training', ...}),
+ * signal}. Resolves with the stored model; a cancelled run rejects with AbortError and the previous
+ * model stays current.
  */
 export function train(projectId, { artifacts = DEFAULT_ARTIFACTS, ...options } = {}) {
-  return trainProject(projectId, { artifacts, ...options }, { embedImages, trainHead, headProbabilities });
+  return trainProject(projectId, { artifacts, ...options }, { embedImages, trainHead, headProbabilities, runBlock });
 }
 
 /** Top-k [{classId, name, probability}] for an image Blob with the project's current model. */
 export function predict(projectId, image, { artifacts = DEFAULT_ARTIFACTS, topK = 3 } = {}) {
-  return predictImage(projectId, image, { artifacts, topK, embedImages, headProbabilities });
+  return predictImage(projectId, image, { artifacts, topK, embedImages, headProbabilities, runBlock });
 }
 
 /** The current model's validation metrics: accuracy, per class, confusion matrix, sample ids per cell. */
@@ -155,7 +167,7 @@ async function modelExport(message, projectId, artifacts) {
   if (!model) throw new Error('This project has no trained model yet; train it first.');
   return callWorker(worker('python'), message, {
     artifacts, parameters: model.parameters, layout: model.layout, numClasses: model.classes.length,
-    classNames: model.classes.map((c) => c.name),
+    classNames: model.classes.map((c) => c.name), mode: model.mode ?? 'head',
   });
 }
 
@@ -208,7 +220,7 @@ export async function importDatasetZip(file, { name } = {}) {
 
 if (typeof window !== 'undefined') {
   window.tejas = {
-    ...projects, embedImages, trainHead, headProbabilities, validateClassName, requestPersistence,
+    ...projects, embedImages, trainHead, headProbabilities, headOf, runBlock, validateClassName, requestPersistence,
     train, predict, evaluate, currentModel, listModels, exportOnnx, exportPytorch, exportDatasetZip, importDatasetZip,
     exportProject, importProject,
     DEFAULT_ARTIFACTS,

@@ -16,3 +16,14 @@ export async function fetchManifest(artifacts) {
 /** WASM threads to use: ort-web's default is one on a 2-core machine; threads need cross-origin isolation. */
 export const wasmThreads = (threads) =>
   (self.crossOriginIsolated ? (threads ?? Math.min(4, navigator.hardwareConcurrency || 1)) : 1);
+
+/** Values per item of a manifest model's first output ([batch, ...dims]). */
+export const outputSize = (model) => model.outputs[0].shape.slice(1).reduce((a, b) => a * b, 1);
+
+/** The head's weight and bias entries in a model's parameter layout (head and last-block modes). */
+export function headOf(layout) {
+  const weight = layout.find((p) => /(^|\.)fc\.weight$/.test(p.name));
+  const bias = layout.find((p) => /(^|\.)fc\.bias$/.test(p.name));
+  if (!weight || !bias) throw new Error('the model has no head tensors (fc.weight, fc.bias)');
+  return { weight, bias };
+}

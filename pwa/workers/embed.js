@@ -1,13 +1,15 @@
-// Embed worker: image Blobs → backbone features, with onnxruntime-web (current release; WebGPU only on
-// a real GPU adapter, else wasm with SIMD and threads). Decoding and preprocessing happen here too,
-// never on the page's thread.
+// Embed worker: image Blobs → backbone features (or, for last-block training, the trunk's output), with
+// onnxruntime-web (current release; WebGPU only on a real GPU adapter, else wasm with SIMD and threads).
+// Decoding and preprocessing happen here too, never on the page's thread. It also runs the last block
+// with a trained model's tensors, for predictions of models trained in last-block mode.
 import { MESSAGE, serveRequests } from '../protocol.js';
-import { fetchManifest, wasmThreads } from '../features/artifacts.js';
+import { fetchManifest, outputSize, wasmThreads } from '../features/artifacts.js';
 import { augment } from '../features/embed/augment.js';
 import { preprocess, rgbaToRgb } from '../features/embed/preprocess.js';
 
 const VENDOR = new URL('../vendor/ort/', import.meta.url);
-let loaded = null; // {key, ort, session, manifest, provider}
+// Sessions by model name ('backbone', 'backbone_trunk', 'last_block') for one (artifacts, threads, provider).
+let sessions = { key: null, byModel: new Map() };
 
 async function chooseProvider(ort, wanted) {
   if (wanted === 'wasm' || !('gpu' in navigator)) return 'wasm';
@@ -17,21 +19,33 @@ async function chooseProvider(ort, wanted) {
   return wanted === 'webgpu' || !fallback ? 'webgpu' : 'wasm';
 }
 
-async function load(artifacts, { threads, provider: wanted = 'auto' } = {}) {
+/** The session of manifest model `model` ({ort, session, manifest, provider}), created once. */
+async function load(artifacts, { threads, provider: wanted = 'auto', model = 'backbone' } = {}) {
   const key = JSON.stringify([artifacts, threads, wanted]);
-  if (loaded?.key === key) return loaded;
-  if (loaded) await loaded.session.release();
-  const ort = await import(new URL('ort.all.min.mjs', VENDOR).href);
-  ort.env.wasm.wasmPaths = VENDOR.href;
-  ort.env.wasm.numThreads = wasmThreads(threads);
-  const { base, manifest } = await fetchManifest(artifacts);
-  const provider = await chooseProvider(ort, wanted);
-  const session = await ort.InferenceSession.create(new URL(manifest.models.backbone.file, base).href, {
-    executionProviders: [provider],
-    graphOptimizationLevel: 'all',
-  });
-  loaded = { key, ort, session, manifest, provider };
-  return loaded;
+  if (sessions.key !== key) {
+    const old = [...sessions.byModel.values()];
+    sessions = { key, byModel: new Map() };
+    await Promise.all(old.map(async (entry) => (await entry).session.release()));
+  }
+  if (!sessions.byModel.has(model)) {
+    const entry = (async () => {
+      const ort = await import(new URL('ort.all.min.mjs', VENDOR).href);
+      ort.env.wasm.wasmPaths = VENDOR.href;
+      ort.env.wasm.numThreads = wasmThreads(threads);
+      const { base, manifest } = await fetchManifest(artifacts);
+      if (!manifest.models[model]) throw new Error(`these artifacts have no ${model} model; re-export with --train last-block`);
+      // The last block gets its tensors as inputs, which the WebGPU path would copy on every run.
+      const provider = model === 'last_block' ? 'wasm' : await chooseProvider(ort, wanted);
+      const session = await ort.InferenceSession.create(new URL(manifest.models[model].file, base).href, {
+        executionProviders: [provider],
+        graphOptimizationLevel: 'all',
+      });
+      return { ort, session, manifest, provider };
+    })();
+    sessions.byModel.set(model, entry);
+    entry.catch(() => sessions.byModel.delete(model));
+  }
+  return sessions.byModel.get(model);
 }
 
 /** Blob → {rgb, width, height} with the browser's decoder, colours untouched. */
@@ -63,11 +77,11 @@ serveRequests(self, {
    *   → {featureSize, features, failures, ...}; views[i], when a number, embeds an augmented view of
    *   images[i] drawn from that seed instead of the image itself.
    */
-  async [MESSAGE.EMBED]({ artifacts, images, views = [], batchSize = 8, threads, provider }, progress, id) {
-    const { ort, session, manifest, provider: used } = await load(artifacts, { threads, provider });
+  async [MESSAGE.EMBED]({ artifacts, images, views = [], batchSize = 8, threads, provider, model = 'backbone' }, progress, id) {
+    const { ort, session, manifest, provider: used } = await load(artifacts, { threads, provider, model });
     const [h, w] = manifest.input.size;
     const plane = 3 * h * w;
-    const featureSize = manifest.feature_size;
+    const featureSize = outputSize(manifest.models[model]);
     const features = new Float32Array(images.length * featureSize);
     const failures = [];
     const embedded = [];
@@ -106,5 +120,33 @@ serveRequests(self, {
       threads: ort.env.wasm.numThreads,
       seconds: (performance.now() - started) / 1000,
     };
+  },
+
+  /**
+   * {artifacts, inputs: Float32Array [n × block input], parameters: Float32Array, layout, threads}
+   *   → Float32Array [n × feature_size]: the last block run with a trained model's tensors.
+   */
+  async [MESSAGE.RUN_BLOCK]({ artifacts, inputs, parameters, layout, threads, batchSize = 32 }) {
+    const { ort, manifest, session } = await load(artifacts, { threads, model: 'last_block' });
+    const dims = manifest.models.last_block.inputs[0].shape.slice(1);
+    const size = dims.reduce((a, b) => a * b, 1);
+    const byName = new Map(layout.map((p) => [p.name, p]));
+    const tensors = {};
+    for (const name of manifest.models.last_block.parameters) {
+      const p = byName.get(name);
+      if (!p) throw new Error(`the model has no tensor ${name}; it was trained with other artifacts`);
+      const count = p.shape.reduce((a, b) => a * b, 1);
+      tensors[name] = new ort.Tensor('float32', parameters.subarray(p.offset, p.offset + count), p.shape);
+    }
+    const n = inputs.length / size;
+    const f = manifest.feature_size;
+    const features = new Float32Array(n * f);
+    for (let start = 0; start < n; start += batchSize) {
+      const rows = Math.min(batchSize, n - start);
+      const x = new ort.Tensor('float32', inputs.subarray(start * size, (start + rows) * size), [rows, ...dims]);
+      const output = await session.run({ [manifest.models.last_block.inputs[0].name]: x, ...tensors });
+      features.set(output[session.outputNames[0]].data, start * f);
+    }
+    return features;
   },
 });

@@ -1,6 +1,6 @@
 // Python worker: Pyodide with the stdlib core (vendor/tejas-core.zip), loaded on first use, for what
 // the core does the same way in the browser and on the server — model files and dataset zips.
-import { fetchManifest } from '../features/artifacts.js';
+import { fetchManifest, headOf } from '../features/artifacts.js';
 import { MESSAGE, serveRequests } from '../protocol.js';
 
 const VENDOR = new URL('../vendor/', import.meta.url);
@@ -38,30 +38,38 @@ async function artifactsDir(pyodide, artifacts, files) {
   return { dir, manifest };
 }
 
-async function writeModel(kind, { artifacts, parameters, layout, numClasses, classNames }) {
+async function writeModel(kind, { artifacts, parameters, layout, numClasses, classNames, mode = 'head' }) {
   const pyodide = await python();
-  const files = kind === 'onnx' ? ['backbone.onnx'] : ['backbone_state.safetensors'];
+  const lastBlock = mode === 'last_block';
+  const files = kind === 'pt' ? ['backbone_state.safetensors'] : lastBlock ? ['backbone_trunk.onnx', 'last_block.onnx'] : ['backbone.onnx'];
   const { dir, manifest } = await artifactsDir(pyodide, artifacts, files);
   const f = manifest.feature_size;
-  const weight = layout.find((p) => p.shape.length === 2);
-  const bias = layout.find((p) => p.shape.length === 1);
+  const { weight, bias } = headOf(layout);
   const dest = `/tmp/model.${kind}`;
   const run = pyodide.runPython(`
 from array import array
-def run(dir, weight, bias, names, dest, kind):
-    w, b = array("f"), array("f")
-    w.frombytes(weight.to_py())
-    b.frombytes(bias.to_py())
+def floats(data):
+    values = array("f")
+    values.frombytes(data.to_py() if hasattr(data, "to_py") else data)
+    return values
+def run(dir, weight, bias, names, dest, kind, block):
+    last_block = {name: floats(data) for name, data in block.to_py()} or None
     if kind == "onnx":
         from tejas.onnx_writer import write_classifier_onnx as write
     else:
         from tejas.model_export import write_classifier_pt as write
-    write(dir, w, b, list(names.to_py()), dest)
+    write(dir, floats(weight), floats(bias), list(names.to_py()), dest, last_block)
 run`);
   const asBytes = (a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const weightRows = parameters.subarray(weight.offset, weight.offset + numClasses * f);
   const biasRows = parameters.subarray(bias.offset, bias.offset + numClasses);
-  run(dir, asBytes(weightRows.slice()), asBytes(biasRows.slice()), classNames, dest, kind);
+  const block = lastBlock
+    ? layout.filter((p) => p !== weight && p !== bias).map((p) => {
+      const count = p.shape.reduce((a, b) => a * b, 1);
+      return [p.name, asBytes(parameters.slice(p.offset, p.offset + count))];
+    })
+    : [];
+  run(dir, asBytes(weightRows.slice()), asBytes(biasRows.slice()), classNames, dest, kind, block);
   run.destroy();
   const bytes = pyodide.FS.readFile(dest);
   pyodide.FS.unlink(dest);

@@ -1,5 +1,5 @@
-// Train worker: the classification head (or, later, the last block) with onnxruntime-web 1.19.2 training
-// on cached embeddings. Deterministic for a seed; progress at least every 250 ms; cancellable between steps.
+// Train worker: the classification head, or the last block + head, with onnxruntime-web 1.19.2 training
+// on cached embeddings (or cached inputs of the last block). Deterministic for a seed; progress at least every 250 ms; cancellable between steps.
 import { fetchManifest, wasmThreads } from '../features/artifacts.js';
 import { seededRandom } from '../features/random.js';
 import { MESSAGE, serveRequests } from '../protocol.js';
@@ -27,12 +27,18 @@ async function fetchBytes(url) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-/** A training session whose optimizer runs at `learningRate` (patched in: 1.19.2 has no setter). */
-async function createSession(ort, base, set, learningRate) {
+/** A training session whose optimizer runs at `learningRate` and `weightDecay` (patched in: 1.19.2 has no setters). */
+async function createSession(ort, base, set, learningRate, weightDecay) {
   const url = (file) => new URL(file, base).href;
   const optimizer = await fetchBytes(url(set.models.optimizer_model.file));
   const scale = set.optimizer.learning_rate_scale;
-  new DataView(optimizer.buffer).setFloat32(scale.offset, learningRate / scale.runtime_default_learning_rate, true);
+  const view = new DataView(optimizer.buffer);
+  view.setFloat32(scale.offset, learningRate / scale.runtime_default_learning_rate, true);
+  if (weightDecay != null && weightDecay !== set.optimizer.weight_decay) {
+    const decay = set.optimizer.weight_decay_value;
+    if (!decay) throw new Error('these artifacts cannot change the weight decay; re-export them with `tejas export --force`');
+    view.setFloat32(decay.offset, weightDecay, true);
+  }
   return ort.TrainingSession.create({
     checkpointState: url(set.checkpoint),
     trainModel: url(set.models.training_model.file),
@@ -51,6 +57,7 @@ function shuffled(n, next) {
 }
 
 function batchFeeds(ort, set, features, labels, rows, featureSize, mask) {
+  const dims = set.input.shape.slice(1);
   const x = new Float32Array(rows.length * featureSize);
   const y = new BigInt64Array(rows.length);
   rows.forEach((row, i) => {
@@ -58,7 +65,7 @@ function batchFeeds(ort, set, features, labels, rows, featureSize, mask) {
     y[i] = BigInt(labels[row]);
   });
   return {
-    [set.input.name]: new ort.Tensor('float32', x, [rows.length, featureSize]),
+    [set.input.name]: new ort.Tensor('float32', x, [rows.length, ...dims]),
     class_mask: mask,
     labels: new ort.Tensor('int64', y, [rows.length]),
   };
@@ -95,18 +102,22 @@ serveRequests(self, {
   },
 
   /**
-   * {artifacts, train: {features, labels}, validation?: {features, labels}, numClasses, epochs, batchSize,
-   *  learningRate, seed, threads, initialParameters?} → {parameters, history, seconds, steps}
+   * {artifacts, mode: 'head'|'last_block', train: {features, labels}, validation?: {features, labels},
+   *  numClasses, epochs, batchSize, learningRate, weightDecay, seed, threads, initialParameters?}
+   *   → {parameters, layout, history, seconds, steps}. In last-block mode `features` are the last block's
+   *   inputs (the trunk's output), one row of manifest.training.last_block.input.shape per sample.
    */
   async [MESSAGE.TRAIN_HEAD](options, progress, id) {
     const { artifacts, train, validation, numClasses, epochs = 20, batchSize = 16, learningRate = 3e-3, seed = 0 } = options;
+    const mode = options.mode ?? 'head';
     const ort = await loadRuntime(options.threads);
     const { base, manifest } = await fetchManifest(artifacts);
-    const set = manifest.training.head;
+    const set = manifest.training[mode];
+    if (!set) throw new Error(`these artifacts cannot train in ${mode} mode; re-export with --train last-block`);
     const maxClasses = manifest.max_classes;
-    const featureSize = manifest.feature_size;
+    const featureSize = set.input.shape.slice(1).reduce((a, b) => a * b, 1);
     if (!(numClasses >= 2 && numClasses <= maxClasses)) throw new RangeError(`a project needs 2 to ${maxClasses} classes, not ${numClasses}`);
-    const session = await createSession(ort, base, set, learningRate);
+    const session = await createSession(ort, base, set, learningRate, options.weightDecay);
     try {
       const start = options.initialParameters;
       if (start) await session.loadParametersBuffer(new Uint8Array(start.buffer, start.byteOffset, start.byteLength).slice(), true);
@@ -158,7 +169,7 @@ serveRequests(self, {
         progress({ step, totalSteps, epoch, ...entry, epochDone: true, etaSeconds: ((now - started) / step) * (totalSteps - step) / 1000 });
       }
       const parameters = (await session.getContiguousParameters(true)).data;
-      return { parameters, layout: set.parameters, history, steps: step, seconds: (performance.now() - started) / 1000 };
+      return { parameters, layout: set.parameters, mode, history, steps: step, seconds: (performance.now() - started) / 1000 };
     } finally {
       cancelled.delete(id);
       await session.release();

@@ -23,10 +23,11 @@ from .test_train import digit_images
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-EXPORT = """async ([items, queries]) => {
+EXPORT = """async ([items, queries, mode]) => {
   const { t, project } = await projectWith('Digits', ['zero', 'one', 'two'], items);
   const [file, b64] = [fileFrom, base64Of];
-  await t.train(project.id, { epochs: 10 });
+  const model = await t.train(project.id, { epochs: mode === 'head' ? 10 : 3, mode });
+  if (model.mode !== mode) throw new Error(`trained in ${model.mode} mode`);
   const predictions = [];
   for (const q of queries) predictions.push(await t.predict(project.id, file(q, 'q.png'), { topK: 3 }));
   const zip = await t.exportDatasetZip(project.id);
@@ -39,13 +40,14 @@ EXPORT = """async ([items, queries]) => {
 }"""
 
 
-def test_exports_agree_with_the_browser(app, default_export, tmp_path):
+@pytest.mark.parametrize("mode", ["head", "last_block"])
+def test_exports_agree_with_the_browser(app, default_export, tmp_path, mode):
     folder, _ = default_export
     manifest = manifest_of(folder)
     train, validation = digit_images()
     items = [(base64.b64encode(png(r)).decode(), int(y)) for r, y in train if y < 3]
     queries = [r for r, y in validation if y < 3][:6]
-    out = app.evaluate(EXPORT, [items, [base64.b64encode(png(q)).decode() for q in queries]])
+    out = app.evaluate(EXPORT, [items, [base64.b64encode(png(q)).decode() for q in queries], mode])
 
     spec = manifest["input"]
     batch = np.stack(

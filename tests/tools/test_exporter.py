@@ -264,3 +264,29 @@ def test_learning_rate_scale_bytes_set_the_learning_rate(resnet18_random, tmp_pa
     scaled = by_scale.get_contiguous_parameters(True).numpy()
     np.testing.assert_allclose(scaled, by_rate.get_contiguous_parameters(True).numpy(), atol=1e-6)
     assert np.abs(scaled - default.get_contiguous_parameters(True).numpy()).max() > 1e-3
+
+
+def test_weight_decay_bytes_set_the_weight_decay(resnet18_random, tmp_path):
+    """The browser sets the weight decay by overwriting the manifest's 4 bytes. Rows of inactive
+    classes get no gradient, so torch's decoupled decay alone moves them: p * (1 - lr * wd) per step."""
+    import shutil
+    import struct
+
+    patched = tmp_path / "patched"
+    shutil.copytree(resnet18_random, patched)
+    optimizer = manifest_of(patched)["training"]["head"]["optimizer"]
+    where = optimizer["weight_decay_value"]
+    path = patched / where["file"]
+    data = bytearray(path.read_bytes())
+    assert struct.unpack_from("<f", data, where["offset"])[0] == pytest.approx(optimizer["weight_decay"])
+    struct.pack_into("<f", data, where["offset"], 0.5)
+    path.write_bytes(bytes(data))
+
+    features, mask, labels = _separable(512, 3, 4, 100)
+    lr, steps = 1e-2, 3
+    *_, untrained = _train(resnet18_random, "head", features, mask, labels, steps=0)
+    before = untrained.get_contiguous_parameters(True).numpy()[: 100 * 512].reshape(100, 512)
+    for folder, decay in ((patched, 0.5), (resnet18_random, optimizer["weight_decay"])):
+        *_, trained = _train(folder, "head", features, mask, labels, steps=steps, lr=lr)
+        after = trained.get_contiguous_parameters(True).numpy()[: 100 * 512].reshape(100, 512)
+        np.testing.assert_allclose(after[3:], before[3:] * (1 - lr * decay) ** steps, rtol=1e-6, atol=1e-9)

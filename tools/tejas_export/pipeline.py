@@ -87,6 +87,11 @@ def _training_set(name, module, example, root, max_classes, optimizer, check, wh
                 "dtype": "float32",
                 "runtime_default_learning_rate": ORT_DEFAULT_LEARNING_RATE,
             },
+            "weight_decay_value": {
+                "file": f"{name}/optimizer_model.onnx",
+                "offset": spec.weight_decay_offset,
+                "dtype": "float32",
+            },
         },
     }
     if check:

@@ -67,6 +67,7 @@ class TrainableSpec:
     input_shape: tuple  # without the batch axis
     parameters: list  # [(name, shape)] in checkpoint order
     learning_rate_scale_offset: int  # byte offset of the float32 scale in optimizer_model.onnx
+    weight_decay_offset: int  # byte offset of the AdamW node's float32 weight_decay attribute
 
 
 def generate_training_artifacts(
@@ -113,18 +114,21 @@ def generate_training_artifacts(
             additional_output_names=["logits"],
         )
     scale_offset = add_learning_rate_scale(out_dir / "optimizer_model.onnx")
+    decay_offset = locate_weight_decay(out_dir / "optimizer_model.onnx", optimizer.weight_decay)
     shapes = dict(module.named_parameters())
     return TrainableSpec(
         input_name=input_name,
         input_shape=tuple(example_input.shape[1:]),
         parameters=[(n, list(shapes[n].shape)) for n in names],
         learning_rate_scale_offset=scale_offset,
+        weight_decay_offset=decay_offset,
     )
 
 
 # ORT's training Optimizer starts at this learning rate; onnxruntime-web 1.19.2 cannot change it.
 ORT_DEFAULT_LEARNING_RATE = 1e-3
 _SCALE_SENTINEL = struct.pack("<f", 0.123456789)
+_DECAY_SENTINEL = struct.pack("<f", 0.987654321)
 
 
 def add_learning_rate_scale(path: Path) -> int:
@@ -149,6 +153,21 @@ def add_learning_rate_scale(path: Path) -> int:
         raise RuntimeError("cannot locate the learning-rate scale in the optimizer model")
     offset = data.index(_SCALE_SENTINEL)
     path.write_bytes(data[:offset] + struct.pack("<f", 1.0) + data[offset + 4 :])
+    return offset
+
+
+def locate_weight_decay(path: Path, weight_decay: float) -> int:
+    """The byte offset of the AdamW node's weight_decay (a float32 attribute) in the optimizer model,
+    so the browser can set it too. Found by writing a sentinel, then the real value back."""
+    model = onnx.load(str(path))
+    adamw = next(n for n in model.graph.node if n.op_type == "AdamWOptimizer")
+    attribute = next(a for a in adamw.attribute if a.name == "weight_decay")
+    attribute.f = struct.unpack("<f", _DECAY_SENTINEL)[0]
+    data = model.SerializeToString()
+    if data.count(_DECAY_SENTINEL) != 1:
+        raise RuntimeError("cannot locate the weight decay in the optimizer model")
+    offset = data.index(_DECAY_SENTINEL)
+    path.write_bytes(data[:offset] + struct.pack("<f", weight_decay) + data[offset + 4 :])
     return offset
 
 

@@ -7,6 +7,7 @@ import { classificationReport } from './metrics.js';
 import { stratifiedSplit } from './split.js';
 import { AUGMENTATION_VERSION } from '../embed/augment.js';
 import { sha256Hex } from '../dataset/images.js';
+import { outputSize } from '../artifacts.js';
 
 const NO_AUGMENTATION = 'none';
 const manifests = new Map();
@@ -29,6 +30,21 @@ export async function loadManifest(artifacts) {
 /** Identifies the backbone's weights: embeddings from another backbone are never mixed in. */
 export const backboneId = (manifest) => manifest.files['backbone.onnx'].sha256.slice(0, 16);
 
+/** What the cache stores for a manifest model: 'backbone' features, or 'backbone_trunk' outputs (last-block inputs). */
+const cacheId = (manifest, model) =>
+  (model === 'backbone' ? backboneId(manifest) : `${model}:${manifest.files[manifest.models[model].file].sha256.slice(0, 16)}`);
+
+/** Which embedding a training mode needs. */
+const MODEL_OF_MODE = { head: 'backbone', last_block: 'backbone_trunk' };
+
+function modelOfMode(manifest, mode) {
+  if (!(mode in MODEL_OF_MODE)) throw new Error(`unknown training mode "${mode}" (head or last_block)`);
+  if (!manifest.training[mode] || !manifest.models[MODEL_OF_MODE[mode]]) {
+    throw new Error('These artifacts cannot train the last block; re-export them with `tejas export --train last-block`.');
+  }
+  return MODEL_OF_MODE[mode];
+}
+
 /** The cache key and generator seed of augmented view `view` (1..K) of an image, for a training seed. */
 async function viewOf(contentId, seed, view) {
   const id = `${AUGMENTATION_VERSION}:${seed}:${view}`;
@@ -37,11 +53,12 @@ async function viewOf(contentId, seed, view) {
 
 /**
  * Features for `samples` (cached ones from IndexedDB, the rest embedded now and cached). With
- * `view` = {seed, view}, the features of that augmented view of each sample.
+ * `view` = {seed, view}, the features of that augmented view of each sample. `model` 'backbone_trunk'
+ * gives the last block's inputs instead.
  */
-export async function ensureEmbeddings(samples, { artifacts, embedImages, onProgress, signal, view = null }) {
+export async function ensureEmbeddings(samples, { artifacts, embedImages, onProgress, signal, view = null, model = 'backbone' }) {
   const manifest = await loadManifest(artifacts);
-  const backbone = backboneId(manifest);
+  const backbone = cacheId(manifest, model);
   const views = view ? await Promise.all(samples.map((s) => viewOf(s.contentId, view.seed, view.view))) : null;
   const augmentationOf = (i) => (views ? views[i].id : NO_AUGMENTATION);
   const cached = await transaction(['embeddings'], 'readonly', async ({ embeddings }) =>
@@ -53,7 +70,7 @@ export async function ensureEmbeddings(samples, { artifacts, embedImages, onProg
     const blobs = await Promise.all(missing.map((s) => getImage(s.contentId)));
     const seeds = views ? missingRows.map((i) => views[i].seed) : [];
     const result = await embedImages(blobs, {
-      artifacts, signal, views: seeds, onProgress: (p) => onProgress?.({ stage: 'embedding', ...p }),
+      artifacts, signal, views: seeds, model, onProgress: (p) => onProgress?.({ stage: 'embedding', ...p }),
     });
     if (result.failures.length) {
       const first = result.failures[0];
@@ -69,7 +86,7 @@ export async function ensureEmbeddings(samples, { artifacts, embedImages, onProg
     }, `${rows.length} embeddings`);
     rows.forEach((r) => byContent.set(r.contentId, r.features));
   }
-  const featureSize = manifest.feature_size;
+  const featureSize = outputSize(manifest.models[model]);
   const out = new Float32Array(samples.length * featureSize);
   samples.forEach((s, i) => out.set(byContent.get(s.contentId), i * featureSize));
   return out;
@@ -97,12 +114,13 @@ function gather(features, featureSize, indices) {
 }
 
 /**
- * Train the project's classifier. options: {epochs, batchSize, learningRate, validationShare, seed,
- * artifacts, onProgress, signal}. Resolves with the stored model record.
+ * Train the project's classifier. options: {mode: 'head'|'last_block', epochs, batchSize, learningRate,
+ * validationShare, seed, augment, resume, artifacts, onProgress, signal}. Resolves with the stored model record.
  */
-export async function trainProject(projectId, options, { embedImages, trainHead, headProbabilities }) {
-  const { artifacts, validationShare = 0.2, seed = 0, resume = false, augment = 0, onProgress, signal, ...trainOptions } =
-    options;
+export async function trainProject(projectId, options, { embedImages, trainHead, headProbabilities, runBlock }) {
+  const {
+    artifacts, mode = 'head', validationShare = 0.2, seed = 0, resume = false, augment = 0, onProgress, signal, ...trainOptions
+  } = options;
   const classes = await listClasses(projectId);
   if (classes.length < 2) throw new Error('Training needs at least 2 classes.');
   const samples = await listSamples(projectId);
@@ -112,8 +130,9 @@ export async function trainProject(projectId, options, { embedImages, trainHead,
     if (count < 2) throw new Error(`Class "${c.name}" has ${count} image${count === 1 ? '' : 's'}; add at least 2 to train.`);
   }
   const manifest = await loadManifest(artifacts);
-  const f = manifest.feature_size;
-  const features = await ensureEmbeddings(samples, { artifacts, embedImages, onProgress, signal });
+  const model = modelOfMode(manifest, mode);
+  const f = outputSize(manifest.models[model]);
+  const features = await ensureEmbeddings(samples, { artifacts, embedImages, onProgress, signal, model });
   const labels = samples.map((s) => index.get(s.classId));
   const ids = samples.map((s) => s.contentId);
   const split = await stratifiedSplit(ids, labels, validationShare, seed);
@@ -125,34 +144,38 @@ export async function trainProject(projectId, options, { embedImages, trainHead,
   let train = pick(split.train);
   const validation = pick(split.validation);
   if (augment > 0) train = await withAugmentedViews(train, split.train.map((id) => samples[rowOf.get(id)]), augment,
-    { artifacts, embedImages, onProgress, signal, seed });
+    { artifacts, embedImages, onProgress, signal, seed, model });
   let initialParameters;
   if (resume) {
     const previous = await currentModel(projectId);
     const same = previous && previous.classes.map((c) => c.id).join() === classes.map((c) => c.id).join();
     if (!same) throw new Error('Cannot resume: the classes changed since the last training; train from scratch.');
+    if ((previous.mode ?? 'head') !== mode) throw new Error(`Cannot resume: the last model was trained in ${previous.mode ?? 'head'} mode.`);
     initialParameters = previous.parameters;
   }
   const result = await trainHead({
-    artifacts, train, validation, numClasses: classes.length, seed, signal, initialParameters, ...trainOptions,
+    artifacts, mode, train, validation, numClasses: classes.length, seed, signal, initialParameters, ...trainOptions,
     onProgress: (p) => onProgress?.({ stage: 'training', ...p }),
   });
-  const probabilities = headProbabilities(result.parameters, result.layout, validation.features, f, classes.length);
+  const validationFeatures = mode === 'last_block'
+    ? await runBlock({ artifacts, inputs: validation.features, parameters: result.parameters, layout: result.layout })
+    : validation.features;
+  const probabilities = headProbabilities(result.parameters, result.layout, validationFeatures, manifest.feature_size, classes.length);
   const predicted = Array.from(validation.labels, (_, i) => argmax(probabilities.subarray(i * classes.length, (i + 1) * classes.length)));
   const metrics = classificationReport(Array.from(validation.labels), predicted, classes.map((c) => c.name), split.validation);
-  const model = {
-    id: crypto.randomUUID(), projectId, created: new Date().toISOString(),
+  const record = {
+    id: crypto.randomUUID(), projectId, created: new Date().toISOString(), mode,
     classes: classes.map((c) => ({ id: c.id, name: c.name })), backboneId: backboneId(manifest),
     parameters: result.parameters, layout: result.layout, history: result.history, metrics,
-    split, options: { validationShare, seed, augment, ...trainOptions }, sampleCount: samples.length,
+    split, options: { mode, validationShare, seed, augment, ...trainOptions }, sampleCount: samples.length,
   };
   await transaction(['models', 'projects', 'changes'], 'readwrite', async (s) => {
-    await put(s.models, model);
+    await put(s.models, record);
     const project = await get(s.projects, projectId);
-    await put(s.projects, { ...project, modelId: model.id, updated: model.created });
-    await logChange(s.changes, projectId, 'put', 'models', model.id);
+    await put(s.projects, { ...project, modelId: record.id, updated: record.created });
+    await logChange(s.changes, projectId, 'put', 'models', record.id);
   }, 'the trained model');
-  return model;
+  return record;
 }
 
 function argmax(row) {
@@ -186,12 +209,16 @@ export async function listModels(projectId) {
 }
 
 /** Top-k classes for an image with the project's current model. */
-export async function predictImage(projectId, image, { artifacts, topK = 3, embedImages, headProbabilities }) {
+export async function predictImage(projectId, image, { artifacts, topK = 3, embedImages, headProbabilities, runBlock }) {
   const model = await currentModel(projectId);
   if (!model) throw new Error('This project has no trained model yet; train it first.');
-  const result = await embedImages([image], { artifacts });
+  const lastBlock = model.mode === 'last_block';
+  const result = await embedImages([image], { artifacts, model: lastBlock ? 'backbone_trunk' : 'backbone' });
   if (result.failures.length) throw new Error(result.failures[0].message);
-  const probabilities = headProbabilities(model.parameters, model.layout, result.features, result.featureSize, model.classes.length);
+  const features = lastBlock
+    ? await runBlock({ artifacts, inputs: result.features, parameters: model.parameters, layout: model.layout })
+    : result.features;
+  const probabilities = headProbabilities(model.parameters, model.layout, features, features.length, model.classes.length);
   return model.classes
     .map((c, i) => ({ classId: c.id, name: c.name, probability: probabilities[i] }))
     .sort((a, b) => b.probability - a.probability)
