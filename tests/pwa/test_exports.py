@@ -17,8 +17,7 @@ import torchvision
 from tejas_export.checks import preprocess
 
 from ..conftest import manifest_of
-from .conftest import PAGE_HELPERS, png
-from .test_train import digit_images
+from .conftest import PAGE_HELPERS, digit_images, png
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -13,8 +13,7 @@ import torch
 import torchvision
 
 from ..conftest import ROOT, manifest_of
-from .conftest import PAGE_HELPERS, png
-from .test_train import digit_images
+from .conftest import PAGE_HELPERS, digit_images, png
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -9,8 +9,7 @@ import pytest
 from tejas.metrics import classification_report
 from tejas.splits import stratified_split
 
-from .conftest import png
-from .test_train import digit_images
+from .conftest import digit_images, png
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -1,5 +1,5 @@
 """Head training in the browser (train worker, onnxruntime-web 1.19.2) against a scikit-learn
-reference trained on the same images' native embeddings."""
+reference trained on the same images' native embeddings (Animal-MNIST, from its PyPI package)."""
 
 from __future__ import annotations
 
@@ -9,28 +9,13 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from tejas_export.checks import preprocess, session
 
 from ..conftest import manifest_of
+from .conftest import CLASSES, animal_images, digit_images
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CLASSES, TRAIN, VALIDATION = 5, 20, 20
-
-
-def digit_images():
-    """sklearn's 8×8 digits (ship offline) as 64×64 RGB PNGs: 5 classes × (20 train + 20 validation)."""
-    digits = load_digits()
-    train, validation = [], []
-    for label in range(CLASSES):
-        rows = np.flatnonzero(digits.target == label)[: TRAIN + VALIDATION]
-        for k, row in enumerate(rows):
-            gray = (digits.images[row] * (255 / 16)).astype(np.uint8)
-            rgb = np.asarray(Image.fromarray(gray).resize((64, 64), Image.Resampling.NEAREST).convert("RGB"))
-            (train if k < TRAIN else validation).append((rgb, label))
-    return train, validation
 
 
 def png_b64(rgb) -> str:
@@ -64,7 +49,7 @@ TRAIN_IN_BROWSER = """async ([train, validation, options]) => {
 def test_browser_head_matches_logistic_regression_on_native_embeddings(app, default_export):
     folder, _ = default_export
     manifest = manifest_of(folder)
-    train, validation = digit_images()
+    train, validation = animal_images()
     options = {"numClasses": CLASSES, "epochs": 30, "batchSize": 20, "learningRate": 3e-3, "seed": 1}
     result = app.evaluate(
         TRAIN_IN_BROWSER, [[(png_b64(r), y) for r, y in train], [(png_b64(r), y) for r, y in validation], options]
