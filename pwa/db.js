@@ -73,6 +73,7 @@ export const get = (store, key) => request(store.get(key));
 export const getAll = (store, query) => request(store.getAll(query));
 export const getAllFromIndex = (store, index, query) => request(store.index(index).getAll(query));
 export const put = (store, value) => request(store.put(value));
+export const count = (store, query) => request(store.count(query));
 export const remove = (store, key) => request(store.delete(key));
 
 /** Append to the change log: {projectId, op: 'put'|'delete', store, key, at}. */
@@ -84,4 +85,11 @@ export function logChange(changes, projectId, op, store, key) {
 export async function requestPersistence() {
   if (!navigator.storage?.persist) return false;
   return (await navigator.storage.persisted()) || navigator.storage.persist();
+}
+
+/** {persisted, usage, quota} of this origin's storage (bytes; null where the browser does not say). */
+export async function storageStatus() {
+  const estimate = (await navigator.storage?.estimate?.()) ?? {};
+  const persisted = (await navigator.storage?.persisted?.()) ?? false;
+  return { persisted, usage: estimate.usage ?? null, quota: estimate.quota ?? null };
 }

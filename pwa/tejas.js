@@ -3,7 +3,7 @@
 import { MESSAGE, callWorker } from './protocol.js';
 import * as projects from './features/dataset/projects.js';
 import { validateClassName } from './features/dataset/names.js';
-import { requestPersistence } from './db.js';
+import { requestPersistence, storageStatus } from './db.js';
 import { headOf } from './features/artifacts.js';
 import { currentModel, listModels, predictImage, saveImportedModels, trainProject } from './features/train/engine.js';
 
@@ -11,7 +11,7 @@ export {
   addClass, addSamples, createProject, deleteClass, deleteProject, getImage, getProject, listChanges,
   listClasses, listProjects, listSamples, renameClass,
 } from './features/dataset/projects.js';
-export { validateClassName, requestPersistence, headOf };
+export { validateClassName, requestPersistence, storageStatus, headOf };
 
 export const DEFAULT_ARTIFACTS = new URL('artifacts/default/', import.meta.url).href;
 
@@ -220,7 +220,7 @@ export async function importDatasetZip(file, { name } = {}) {
 
 if (typeof window !== 'undefined') {
   window.tejas = {
-    ...projects, embedImages, trainHead, headProbabilities, headOf, runBlock, validateClassName, requestPersistence,
+    ...projects, embedImages, trainHead, headProbabilities, headOf, runBlock, validateClassName, requestPersistence, storageStatus,
     train, predict, evaluate, currentModel, listModels, exportOnnx, exportPytorch, exportDatasetZip, importDatasetZip,
     exportProject, importProject,
     DEFAULT_ARTIFACTS,

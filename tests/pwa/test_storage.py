@@ -164,3 +164,22 @@ def test_class_name_rules_equal_the_python_core(app):
         NAMES,
     )
     assert js == [validate_class_name(n) for n in NAMES]
+
+
+def test_first_project_asks_for_persistent_storage(app):
+    """Chromium answers persist() false headless, so the call itself is what is checked."""
+    app.evaluate("""() => {
+      window.persistCalls = 0;
+      const original = navigator.storage.persist.bind(navigator.storage);
+      navigator.storage.persist = () => { window.persistCalls++; return original(); };
+    }""")
+    result = app.evaluate("""async () => {
+      const t = await import('/tejas.js');
+      await t.createProject('First');
+      const afterFirst = window.persistCalls;
+      await t.createProject('Second');
+      return { afterFirst, afterSecond: window.persistCalls, status: await t.storageStatus() };
+    }""")
+    assert result["afterFirst"] == 1 and result["afterSecond"] == 1
+    status = result["status"]
+    assert status["persisted"] is False and status["usage"] > 0 and status["quota"] > status["usage"]

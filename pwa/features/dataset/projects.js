@@ -1,5 +1,5 @@
 // Projects, classes and samples in IndexedDB (see db.js). Every change is logged for a future sync.
-import { get, getAll, getAllFromIndex, logChange, put, remove, transaction } from '../../db.js';
+import { count, get, getAll, getAllFromIndex, logChange, put, remove, requestPersistence, transaction } from '../../db.js';
 import { readImage } from './images.js';
 import { validateClassName } from './names.js';
 
@@ -10,10 +10,14 @@ export async function createProject(name) {
   const title = String(name ?? '').trim();
   if (!title) throw new Error('A project needs a name.');
   const project = { id: newId(), name: title, created: now(), updated: now() };
+  let first = false;
   await transaction(['projects', 'changes'], 'readwrite', async ({ projects, changes }) => {
+    first = (await count(projects)) === 0;
     await put(projects, project);
     await logChange(changes, project.id, 'put', 'projects', project.id);
   }, `project "${title}"`);
+  // The first project is when there is something to lose: ask the browser not to evict it.
+  if (first) await requestPersistence().catch(() => false);
   return project;
 }
 
