@@ -1,5 +1,6 @@
 // Placeholder app shell: reports what this browser can do and runs the artifact self-check.
 import { MESSAGE, callWorker } from './protocol.js';
+import { applyUpdate, registerServiceWorker } from './features/update.js';
 
 const ARTIFACTS = 'artifacts/default/';
 const $ = (id) => document.getElementById(id);
@@ -49,11 +50,18 @@ async function selfCheck() {
   }
 }
 
-async function registerServiceWorker() {
-  if (!('serviceWorker' in navigator)) return;
+async function startServiceWorker() {
   try {
-    await navigator.serviceWorker.register('sw.js', { type: 'module' });
-    $('offline').textContent = 'ready (app shell cached)';
+    const registration = await registerServiceWorker({
+      onUpdateReady: () => {
+        $('offline').textContent = 'a new version is ready — ';
+        const button = document.createElement('button');
+        button.textContent = 'reload to use it';
+        button.addEventListener('click', () => applyUpdate(registration));
+        $('offline').append(button);
+      },
+    });
+    if (registration) $('offline').textContent = 'ready (app shell cached)';
   } catch (error) {
     $('offline').textContent = `unavailable (${error.message})`;
   }
@@ -62,4 +70,4 @@ async function registerServiceWorker() {
 describeBrowser();
 $('selfcheck').addEventListener('click', selfCheck);
 describeArtifacts();
-registerServiceWorker();
+startServiceWorker();

@@ -1,17 +1,65 @@
 // Service worker: precaches everything the app needs offline under a versioned cache name, serves it
 // cache-first with the headers it was stored with (COOP/COEP survive, so WASM threads work offline),
-// and leaves older versions alone until the new one takes over on reload.
+// and installs a new version beside the old one, which keeps serving until the new one takes over on
+// reload. Files whose content did not change are copied from the old cache instead of downloaded
+// again; every downloaded file is checked against its sha256, so a version never mixes in a file of
+// another version.
 import { FILES, VERSION } from './precache.js';
 
 const CACHE = `tejas-${VERSION}`;
 const scope = new URL(self.registration.scope);
-const PRECACHED = new Set(FILES.map((file) => new URL(file, scope).href));
+const urlOf = (file) => new URL(file, scope).href;
+const PRECACHED = new Set(Object.keys(FILES).map(urlOf));
+// Each cache records the hashes of what it holds, so the next version knows what it can reuse.
+const INDEX = urlOf('__tejas_precache__.json');
+
+async function sha256(buffer) {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', buffer));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** {file: Response} of files an older tejas cache holds with the same content. */
+async function reusable() {
+  const found = new Map();
+  for (const name of await caches.keys()) {
+    if (!name.startsWith('tejas-') || name === CACHE) continue;
+    const old = await caches.open(name);
+    const index = await old.match(INDEX);
+    if (!index) continue;
+    const hashes = await index.json();
+    for (const [file, hash] of Object.entries(FILES)) {
+      if (found.has(file) || hashes[file] !== hash) continue;
+      const response = await old.match(urlOf(file));
+      if (response) found.set(file, response);
+    }
+  }
+  return found;
+}
+
+async function download(file) {
+  // 'reload' skips the HTTP cache, so a new version never stores an old file.
+  const response = await fetch(new Request(urlOf(file), { cache: 'reload' }));
+  if (!response.ok) throw new Error(`${file}: HTTP ${response.status}`);
+  const body = await response.arrayBuffer();
+  const hash = await sha256(body);
+  if (hash !== FILES[file]) throw new Error(`${file}: content changed since this version was built (sha256 ${hash.slice(0, 12)}…)`);
+  return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+}
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
-    // 'reload' skips the HTTP cache, so a new version never stores an old file.
-    await cache.addAll(FILES.map((file) => new Request(new URL(file, scope), { cache: 'reload' })));
+    try {
+      const old = await reusable();
+      await Promise.all(Object.keys(FILES).map(async (file) => {
+        await cache.put(urlOf(file), old.get(file) ?? await download(file));
+      }));
+      // Written last: a cache without its index is never taken for a complete one.
+      await cache.put(INDEX, new Response(JSON.stringify(FILES), { headers: { 'Content-Type': 'application/json' } }));
+    } catch (error) {
+      await caches.delete(CACHE);  // a failed install leaves nothing behind; the running version carries on
+      throw error;
+    }
   })());
 });
 
@@ -25,6 +73,7 @@ self.addEventListener('activate', (event) => {
 
 self.addEventListener('message', (event) => {
   if (event.data === 'skip-waiting') self.skipWaiting();  // the page's "new version — reload" button
+  if (event.data === 'version') event.source?.postMessage({ version: VERSION });
 });
 
 self.addEventListener('fetch', (event) => {

@@ -81,10 +81,12 @@ def free_port() -> int:
 class Server:
     """`tejas serve` as a real process on a free port, serving the given artifacts folder."""
 
-    def __init__(self, artifacts_dir: Path):
+    def __init__(self, artifacts_dir: Path, pwa_dir: Path | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, TEJAS_ARTIFACTS_DIR=str(artifacts_dir))
+        if pwa_dir is not None:
+            env["TEJAS_PWA_DIR"] = str(pwa_dir)
         self.process = subprocess.Popen(
             [TEJAS, "serve", "--port", str(self.port)],
             env=env,
@@ -114,11 +116,11 @@ class Server:
 
 @pytest.fixture
 def serve():
-    """serve(artifacts_dir) -> running Server; stopped after the test."""
+    """serve(artifacts_dir, pwa_dir=None) -> running Server; stopped after the test."""
     servers = []
 
-    def start(artifacts_dir: Path) -> Server:
-        servers.append(Server(artifacts_dir))
+    def start(artifacts_dir: Path, pwa_dir: Path | None = None) -> Server:
+        servers.append(Server(artifacts_dir, pwa_dir))
         return servers[-1]
 
     yield start
