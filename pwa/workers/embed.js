@@ -15,7 +15,9 @@ async function chooseProvider(ort, wanted) {
   if (wanted === 'wasm' || !('gpu' in navigator)) return 'wasm';
   // SwiftShader and other fallback adapters are ~90× slower than wasm (shared/NOTES.md).
   const adapter = await navigator.gpu.requestAdapter().catch(() => null);
-  const fallback = !adapter || adapter.isFallbackAdapter || adapter.info?.isFallbackAdapter;
+  const info = adapter?.info ?? {};
+  const software = /swiftshader|llvmpipe|software/i.test(`${info.architecture} ${info.vendor} ${info.description}`);
+  const fallback = !adapter || adapter.isFallbackAdapter || info.isFallbackAdapter || software;
   return wanted === 'webgpu' || !fallback ? 'webgpu' : 'wasm';
 }
 

@@ -8,6 +8,8 @@ import importlib.util
 import io
 import pickle
 import shutil
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -15,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
+
+from ..conftest import ROOT
 
 # Added to every test page: fileFrom(base64, name) → File, base64Of(blob) → string, and
 # projectWith(name, classNames, [[base64, classIndex], ...]) → {t, project, classes}.
@@ -47,6 +51,29 @@ def app(default_export, serve, tmp_path, page):
     page.add_init_script(PAGE_HELPERS)
     page.goto(serve(tmp_path / "artifacts").url + "/")
     return page
+
+
+@pytest.fixture
+def app_copy(default_export, tmp_path):
+    """(pwa, artifacts): a copy of the app serving the default export, its precache list made for
+    exactly those files (the service worker checks every file's sha256)."""
+    folder, _ = default_export
+    pwa, artifacts = tmp_path / "pwa", tmp_path / "artifacts"
+    shutil.copytree(ROOT / "pwa", pwa, ignore=shutil.ignore_patterns("py"))
+    shutil.copytree(folder, artifacts / "default")
+    write_precache(pwa, artifacts / "default")
+    return pwa, artifacts
+
+
+def write_precache(pwa: Path, artifacts: Path) -> str:
+    """Run tools/precache.py for an app folder; returns the version."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "precache.py"), "--pwa", str(pwa), "--artifacts", str(artifacts)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stderr.strip().rsplit(" ", 1)[-1]  # "precache: ... version <v>"
 
 
 def png(rgb) -> bytes:
@@ -92,3 +119,19 @@ def animal_images(size: int = 112):
             rgb = np.asarray(grey.resize((size, size), Image.Resampling.BILINEAR).convert("RGB"))
             (train if k < TRAIN else validation).append((rgb, label))
     return train, validation
+
+
+# Resolves when a service worker is active; rejects with a hint if its install fails (a stale
+# pwa/precache.js lists hashes the served files no longer have: tools/precache.py regenerates it).
+WAIT_FOR_SERVICE_WORKER = """async () => {
+  const registration = await navigator.serviceWorker.getRegistration();
+  if (!registration) throw new Error('no service worker registered');
+  for (let i = 0; i < 1200; i++) {
+    if (registration.active) return true;
+    if (!registration.installing && !registration.waiting && !registration.active) {
+      throw new Error('service worker install failed: is pwa/precache.js stale? run tools/precache.py');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('service worker did not activate in 120 s');
+}"""

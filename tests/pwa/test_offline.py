@@ -4,7 +4,6 @@ project goes from images to a trained model, predictions and downloaded ONNX / .
 from __future__ import annotations
 
 import base64
-import shutil
 
 import numpy as np
 import onnxruntime as ort
@@ -12,26 +11,23 @@ import pytest
 import torch
 import torchvision
 
-from ..conftest import ROOT, manifest_of
-from .conftest import PAGE_HELPERS, digit_images, png
+from ..conftest import manifest_of
+from .conftest import PAGE_HELPERS, WAIT_FOR_SERVICE_WORKER, digit_images, png
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_everything_works_offline_after_one_visit(
-    default_export, serve, tmp_path, browser_type, browser_type_launch_args
-):
-    assert (ROOT / "pwa" / "precache.js").is_file(), "run tools/precache.py (the README's commands do)"
-    folder, _ = default_export
-    shutil.copytree(folder, tmp_path / "artifacts" / "default")
-    server = serve(tmp_path / "artifacts")
+def test_everything_works_offline_after_one_visit(app_copy, serve, tmp_path, browser_type, browser_type_launch_args):
+    pwa, artifacts = app_copy
+    server = serve(artifacts, pwa)
     context = browser_type.launch_persistent_context(tmp_path / "profile", **browser_type_launch_args)
     try:
         page = context.new_page()
         page.add_init_script(PAGE_HELPERS)
         page.goto(server.url + "/")
         # the first visit installs the service worker and its whole precache
-        page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        page.wait_for_function("navigator.serviceWorker.getRegistration().then((r) => !!r)")
+        page.evaluate(WAIT_FOR_SERVICE_WORKER)
         server.stop()
         context.set_offline(True)
         page.reload()
@@ -60,5 +56,5 @@ def test_everything_works_offline_after_one_visit(
     assert session.run(["probabilities"], {"image": np.zeros((1, 3, 224, 224), np.float32)})[0].shape == (1, 2)
     pt_path = tmp_path / "offline.pt"
     pt_path.write_bytes(base64.b64decode(out["pt"]))
-    net = getattr(torchvision.models, manifest_of(folder)["architecture"])(num_classes=2)
+    net = getattr(torchvision.models, manifest_of(artifacts / "default")["architecture"])(num_classes=2)
     net.load_state_dict(torch.load(pt_path, weights_only=True), strict=True)

@@ -4,13 +4,9 @@ content does not match its list, and takes over on reload."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-
 import pytest
 
-from ..conftest import ROOT
+from .conftest import write_precache
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -29,16 +25,6 @@ STATE = """async () => ({
 })"""
 
 
-def _precache(pwa, artifacts) -> str:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "precache.py"), "--pwa", str(pwa), "--artifacts", str(artifacts)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stderr.strip().rsplit(" ", 1)[-1]  # "... version <v>"
-
-
 def _update(page) -> bool:
     """Ask for an update; True once a new version waits, False if its install failed."""
     return page.evaluate(
@@ -55,12 +41,9 @@ def _update(page) -> bool:
     )
 
 
-def test_new_version_installs_beside_the_old_and_takes_over_on_reload(default_export, serve, tmp_path, browser):
-    folder, _ = default_export
-    pwa, artifacts = tmp_path / "pwa", tmp_path / "artifacts"
-    shutil.copytree(ROOT / "pwa", pwa, ignore=shutil.ignore_patterns("py"))
-    shutil.copytree(folder, artifacts / "default")
-    first = _precache(pwa, artifacts / "default")
+def test_new_version_installs_beside_the_old_and_takes_over_on_reload(app_copy, serve, browser):
+    pwa, artifacts = app_copy
+    first = write_precache(pwa, artifacts / "default")
     server = serve(artifacts, pwa)
     context = browser.new_context()
     page = context.new_page()
@@ -77,7 +60,7 @@ def test_new_version_installs_beside_the_old_and_takes_over_on_reload(default_ex
         random_js = pwa / "features" / "random.js"
         version_two = random_js.read_text() + "\n// version two\n"
         random_js.write_text(version_two)
-        second = _precache(pwa, artifacts / "default")
+        second = write_precache(pwa, artifacts / "default")
         random_js.write_text(version_two + "// edited after the list was made\n")
         assert _update(page) is False
         assert page.evaluate(STATE)["caches"] == [f"tejas-{first}"]
