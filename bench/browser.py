@@ -36,13 +36,13 @@ EMBED = """async ([images, artifacts, threads, batchSize]) => {
   return { seconds: (performance.now() - started) / 1000, threads: result.threads, failures: result.failures.length };
 }"""
 
-TRAIN_STEPS = """async ([artifacts, featureSize]) => {
+TRAIN_STEPS = """async ([artifacts, featureSize, mode, n, epochs]) => {
   const t = await import('/tejas.js');
-  const n = 100, classes = 5;
+  const classes = 5;
   const features = Float32Array.from({ length: n * featureSize }, (_, i) => Math.sin(i * 12.9898) * 0.5);
   const labels = Int32Array.from({ length: n }, (_, i) => i % classes);
   const train = { features, labels };
-  const result = await t.trainHead({ artifacts, train, numClasses: classes, epochs: 20, batchSize: 16 });
+  const result = await t.trainHead({ artifacts, mode, train, numClasses: classes, epochs, batchSize: 16 });
   return { steps: result.steps, seconds: result.seconds };
 }"""
 
@@ -146,17 +146,21 @@ def main(argv=None) -> int:
                         )
                 page = browser.new_page()
                 page.goto(server.url + "/")
-                steps = page.evaluate(TRAIN_STEPS, [artifacts, manifest["feature_size"]])
+                row = {"artifacts": folder.name, "batch": 16, "classes": 5}
+                steps = page.evaluate(TRAIN_STEPS, [artifacts, manifest["feature_size"], "head", 100, 20])
+                row["head_steps_per_second"] = steps["steps"] / steps["seconds"]
+                block = manifest["training"].get("last_block")
+                if block:
+                    size = int(np.prod(block["input"]["shape"][1:]))
+                    steps = page.evaluate(TRAIN_STEPS, [artifacts, size, "last_block", 32, 1])
+                    row["last_block_steps_per_second"] = steps["steps"] / steps["seconds"]
                 page.close()
-                report["training"].append(
-                    {
-                        "artifacts": folder.name,
-                        "head_steps_per_second": steps["steps"] / steps["seconds"],
-                        "batch": 16,
-                        "classes": 5,
-                    }
+                report["training"].append(row)
+                print(
+                    f"train {folder.name:>16}: {row['head_steps_per_second']:.0f} head steps/s, "
+                    f"{row.get('last_block_steps_per_second', float('nan')):.1f} last-block steps/s",
+                    file=sys.stderr,
                 )
-                print(f"train {folder.name:>16}: {steps['steps'] / steps['seconds']:.0f} head steps/s", file=sys.stderr)
             # 100 images of 5 classes → model, with the default artifacts the app uses
             default = next((f for f in folders if f.name == "default"), folders[0])
             context = browser.new_context()
@@ -186,8 +190,68 @@ def main(argv=None) -> int:
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
+    report["accuracy"] = accuracy_rows(folders)
     write_report(args.out, report)
     return 0
+
+
+def accuracy_rows(folders: list[Path]) -> list[dict]:
+    """Validation accuracy of a LogisticRegression on each folder's native embeddings of Animal-MNIST
+    (5 classes × 20 train / 20 validation), and its drift from the same architecture at fp32 224²: a
+    faster option (smaller input, quantised) counts only if it drifts ≤ 1 point."""
+    from sklearn.linear_model import LogisticRegression
+    from tejas_export.checks import preprocess, session
+
+    from tests.pwa.conftest import animal_images
+
+    train, validation = animal_images()
+    rows = []
+    for folder in folders:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        spec = manifest["input"]
+        native = session(folder / "backbone.onnx", threads=2)
+
+        def embed(items, spec=spec, native=native):
+            batch = np.stack(
+                [
+                    preprocess(r, spec["resize"]["shorter_side"], spec["size"][0], spec["mean"], spec["std"])
+                    for r, _ in items
+                ]
+            )
+            return native.run(None, {"image": batch})[0]
+
+        fit = LogisticRegression(max_iter=5000).fit(embed(train), [y for _, y in train])
+        rows.append(
+            {
+                "artifacts": folder.name,
+                "architecture": manifest["architecture"],
+                "weights": manifest["weights"]["kind"],
+                "input_size": spec["size"][0],
+                "validation_accuracy": fit.score(embed(validation), [y for _, y in validation]),
+            }
+        )
+    for row in rows:
+        reference = next(
+            (
+                r
+                for r in rows
+                if r["architecture"] == row["architecture"]
+                and r["weights"] == row["weights"]
+                and r["input_size"] == 224
+            ),
+            None,
+        )
+        row["drift_points_vs_224"] = (
+            None
+            if reference is None
+            else round(100 * (reference["validation_accuracy"] - row["validation_accuracy"]), 2)
+        )
+        print(
+            f"accuracy {row['artifacts']:>16} ({row['input_size']}²): {row['validation_accuracy']:.3f}, "
+            f"drift vs 224²: {row['drift_points_vs_224']} points",
+            file=sys.stderr,
+        )
+    return rows
 
 
 if __name__ == "__main__":
