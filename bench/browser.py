@@ -33,7 +33,8 @@ EMBED = """async ([images, artifacts, threads, batchSize]) => {
   await t.embedImages(blobs.slice(0, batchSize), { artifacts, threads, batchSize });  // warm-up: session, wasm
   const started = performance.now();
   const result = await t.embedImages(blobs, { artifacts, threads, batchSize });
-  return { seconds: (performance.now() - started) / 1000, threads: result.threads, failures: result.failures.length };
+  return { seconds: (performance.now() - started) / 1000, inferenceSeconds: result.inferenceSeconds,
+           threads: result.threads, failures: result.failures.length };
 }"""
 
 TRAIN_STEPS = """async ([artifacts, featureSize, mode, n, epochs]) => {
@@ -135,12 +136,14 @@ def main(argv=None) -> int:
                             "threads": threads,
                             "batch": batch,
                             "browser_images_per_second": rate,
+                            "browser_inference_images_per_second": args.images / result["inferenceSeconds"],
                             "native_images_per_second": native,
                             "browser_over_native": rate / native,
                         }
                         report["embedding"].append(row)
                         print(
-                            f"embed {folder.name:>16} threads={threads} batch={batch}: browser {rate:6.1f} img/s, "
+                            f"embed {folder.name:>16} threads={threads} batch={batch}: browser {rate:6.1f} img/s "
+                            f"(backbone alone {args.images / result['inferenceSeconds']:6.1f}), "
                             f"native {native:6.1f} ({rate / native:.2f}×)",
                             file=sys.stderr,
                         )

@@ -83,6 +83,7 @@ async function checkTrainingRuntime(manifest, base, progress) {
   const images = syntheticImages(ort, manifest, batch);
   let blockInput = null;
   for (const [name, model] of Object.entries(manifest.models)) {
+    if (model.inputs[0].name !== manifest.input.name) continue;  // last_block: run below, with trained tensors
     const session = await ort.InferenceSession.create(new URL(model.file, base).href);
     const output = (await session.run({ [manifest.input.name]: images }))[session.outputNames[0]];
     inference[name] = output.dims;
@@ -119,6 +120,19 @@ async function checkTrainingRuntime(manifest, base, progress) {
     const blockParameters = await lastBlock.getContiguousParameters(true);
     await lastBlock.release();
     result.lastBlock = { losses: blockLosses, parameterCount: blockParameters.dims[0] };
+    const model = manifest.models.last_block;
+    if (model) {
+      // what predictions of a last-block model run: the block with the trained tensors as inputs
+      const blockFeeds = { [model.inputs[0].name]: blockInput };
+      for (const p of manifest.training.last_block.parameters) {
+        if (!model.parameters.includes(p.name)) continue;
+        const count = p.shape.reduce((a, b) => a * b, 1);
+        blockFeeds[p.name] = new ort.Tensor('float32', blockParameters.data.subarray(p.offset, p.offset + count), p.shape);
+      }
+      const session = await ort.InferenceSession.create(new URL(model.file, base).href);
+      inference.last_block = (await session.run(blockFeeds))[session.outputNames[0]].dims;
+      await session.release();
+    }
   }
   return result;
 }

@@ -48,6 +48,7 @@ def test_artifacts_load_and_train_in_the_browser(which, request, serve, page, tm
     assert head["accuracy"] >= 2 / 3
     trunk_shape = manifest["models"]["backbone_trunk"]["outputs"][0]["shape"]
     assert training["inference"]["backbone_trunk"][1:] == trunk_shape[1:]
+    assert training["inference"]["last_block"] == [3, manifest["feature_size"]]
     last = training["lastBlock"]
     assert last["parameterCount"] == manifest["training"]["last_block"]["parameter_count"]
     assert all(loss == loss for loss in last["losses"])  # finite, not NaN
