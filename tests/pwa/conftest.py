@@ -126,9 +126,13 @@ def animal_images(size: int = 112):
 WAIT_FOR_SERVICE_WORKER = """async () => {
   const registration = await navigator.serviceWorker.getRegistration();
   if (!registration) throw new Error('no service worker registered');
+  // A registration exists before its script is even fetched, with no worker yet: judge a worker once
+  // one appears; one that turns 'redundant' failed to install.
+  let worker = null;
   for (let i = 0; i < 1200; i++) {
     if (registration.active) return true;
-    if (!registration.installing && !registration.waiting && !registration.active) {
+    worker = registration.installing || registration.waiting || worker;
+    if (worker?.state === 'redundant') {
       throw new Error('service worker install failed: is pwa/precache.js stale? run tools/precache.py');
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
