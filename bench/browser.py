@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.native_embed import bench_onnxruntime, machine, write_report  # noqa: E402
+from bench.native_embed import bench_onnxruntime, exported_artifacts, machine, write_report  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
 
 EMBED = """async ([images, artifacts, threads, batchSize]) => {
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=32, help="images per embedding measurement")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "browser.json")
     args = parser.parse_args(argv)
-    folders = args.artifacts or sorted(p.parent for p in (ROOT / "artifacts").glob("*/manifest.json"))
+    folders = args.artifacts or exported_artifacts()
     if not folders or not Path(CHROMIUM).exists() or not (ROOT / "pwa" / "vendor" / "vendor.json").exists():
         print(
             "browser bench: error: needs artifacts, pwa/vendor and /usr/bin/chromium; run the README's commands",

@@ -136,13 +136,18 @@ def run_benchmarks(folders: list[Path], seconds: float) -> dict:
     }
 
 
+def exported_artifacts() -> list[Path]:
+    """Every artifact folder under artifacts/ (the benchmarks' default)."""
+    return sorted(p.parent for p in (ROOT / "artifacts").glob("*/manifest.json"))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=Path, nargs="*", help="artifact folders (default: artifacts/*/)")
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each timed window (default 3)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "native_embed.json")
     args = parser.parse_args(argv)
-    folders = args.artifacts or sorted(p.parent for p in (ROOT / "artifacts").glob("*/manifest.json"))
+    folders = args.artifacts or exported_artifacts()
     missing = [f for f in folders if not (f / "manifest.json").is_file()]
     if not folders or missing:
         print(

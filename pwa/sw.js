@@ -13,7 +13,9 @@ const PRECACHED = new Set(Object.keys(FILES).map(urlOf));
 // Each cache records the hashes of what it holds, so the next version knows what it can reuse.
 const INDEX = urlOf('__tejas_precache__.json');
 
-async function sha256(buffer) {
+// Like features/dataset/images.js's sha256Hex, kept here so the worker imports nothing but its list:
+// every module a service worker imports is fetched and compared on each update check.
+async function sha256Hex(buffer) {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', buffer));
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
@@ -41,7 +43,7 @@ async function download(file) {
   const response = await fetch(new Request(urlOf(file), { cache: 'reload' }));
   if (!response.ok) throw new Error(`${file}: HTTP ${response.status}`);
   const body = await response.arrayBuffer();
-  const hash = await sha256(body);
+  const hash = await sha256Hex(body);
   if (hash !== FILES[file]) throw new Error(`${file}: content changed since this version was built (sha256 ${hash.slice(0, 12)}…)`);
   return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
 }

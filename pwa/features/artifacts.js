@@ -17,8 +17,27 @@ export async function fetchManifest(artifacts) {
 export const wasmThreads = (threads) =>
   (self.crossOriginIsolated ? (threads ?? Math.min(4, navigator.hardwareConcurrency || 1)) : 1);
 
+/** Identifies the backbone's weights: embeddings from another backbone are never mixed in. */
+export const backboneId = (manifest) => manifest.files['backbone.onnx'].sha256.slice(0, 16);
+
+/** Number of values in a tensor of `shape`. */
+export const numel = (shape) => shape.reduce((a, b) => a * b, 1);
+
 /** Values per item of a manifest model's first output ([batch, ...dims]). */
-export const outputSize = (model) => model.outputs[0].shape.slice(1).reduce((a, b) => a * b, 1);
+export const outputSize = (model) => numel(model.outputs[0].shape.slice(1));
+
+/**
+ * The tensors `names` of a model's contiguous parameter buffer, as [name, Float32Array view, shape],
+ * located by its layout ([{name, shape, offset}] from the manifest); an error names a missing one.
+ */
+export function parameterViews(parameters, layout, names) {
+  const byName = new Map(layout.map((p) => [p.name, p]));
+  return names.map((name) => {
+    const p = byName.get(name);
+    if (!p) throw new Error(`the model has no tensor ${name}; it was trained with other artifacts`);
+    return [name, parameters.subarray(p.offset, p.offset + numel(p.shape)), p.shape];
+  });
+}
 
 /** The head's weight and bias entries in a model's parameter layout (head and last-block modes). */
 export function headOf(layout) {

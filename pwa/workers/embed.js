@@ -3,7 +3,7 @@
 // Decoding and preprocessing happen here too, never on the page's thread. It also runs the last block
 // with a trained model's tensors, for predictions of models trained in last-block mode.
 import { MESSAGE, serveRequests } from '../protocol.js';
-import { fetchManifest, outputSize, wasmThreads } from '../features/artifacts.js';
+import { fetchManifest, numel, outputSize, parameterViews, wasmThreads } from '../features/artifacts.js';
 import { augment } from '../features/embed/augment.js';
 import { preprocess, rgbaToRgb } from '../features/embed/preprocess.js';
 
@@ -135,15 +135,9 @@ serveRequests(self, {
   async [MESSAGE.RUN_BLOCK]({ artifacts, inputs, parameters, layout, threads, batchSize = 32 }) {
     const { ort, manifest, session } = await load(artifacts, { threads, model: 'last_block' });
     const dims = manifest.models.last_block.inputs[0].shape.slice(1);
-    const size = dims.reduce((a, b) => a * b, 1);
-    const byName = new Map(layout.map((p) => [p.name, p]));
-    const tensors = {};
-    for (const name of manifest.models.last_block.parameters) {
-      const p = byName.get(name);
-      if (!p) throw new Error(`the model has no tensor ${name}; it was trained with other artifacts`);
-      const count = p.shape.reduce((a, b) => a * b, 1);
-      tensors[name] = new ort.Tensor('float32', parameters.subarray(p.offset, p.offset + count), p.shape);
-    }
+    const size = numel(dims);
+    const tensors = Object.fromEntries(parameterViews(parameters, layout, manifest.models.last_block.parameters)
+      .map(([name, values, shape]) => [name, new ort.Tensor('float32', values, shape)]));
     const n = inputs.length / size;
     const f = manifest.feature_size;
     const features = new Float32Array(n * f);

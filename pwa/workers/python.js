@@ -1,6 +1,6 @@
 // Python worker: Pyodide with the stdlib core (vendor/tejas-core.zip), loaded on first use, for what
 // the core does the same way in the browser and on the server — model files and dataset zips.
-import { fetchManifest, headOf } from '../features/artifacts.js';
+import { backboneId, fetchManifest, headOf, parameterViews } from '../features/artifacts.js';
 import { MESSAGE, serveRequests } from '../protocol.js';
 
 const VENDOR = new URL('../vendor/', import.meta.url);
@@ -23,7 +23,7 @@ const python = () => (ready ??= start().catch((error) => { ready = null; throw e
 /** Copy the artifact files the writers read into Pyodide's file system (once per artifact folder). */
 async function artifactsDir(pyodide, artifacts, files) {
   const { base, bytes: manifestBytes, manifest } = await fetchManifest(artifacts);
-  const dir = `/artifacts/${manifest.files['backbone.onnx'].sha256.slice(0, 16)}`;
+  const dir = `/artifacts/${backboneId(manifest)}`;
   const have = fetchedArtifacts.get(dir) ?? new Set();
   pyodide.FS.mkdirTree(dir);
   pyodide.FS.writeFile(`${dir}/manifest.json`, manifestBytes);
@@ -63,12 +63,8 @@ run`);
   const asBytes = (a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const weightRows = parameters.subarray(weight.offset, weight.offset + numClasses * f);
   const biasRows = parameters.subarray(bias.offset, bias.offset + numClasses);
-  const block = lastBlock
-    ? layout.filter((p) => p !== weight && p !== bias).map((p) => {
-      const count = p.shape.reduce((a, b) => a * b, 1);
-      return [p.name, asBytes(parameters.slice(p.offset, p.offset + count))];
-    })
-    : [];
+  const blockNames = lastBlock ? layout.filter((p) => p !== weight && p !== bias).map((p) => p.name) : [];
+  const block = parameterViews(parameters, layout, blockNames).map(([name, values]) => [name, asBytes(values.slice())]);
   run(dir, asBytes(weightRows.slice()), asBytes(biasRows.slice()), classNames, dest, kind, block);
   run.destroy();
   const bytes = pyodide.FS.readFile(dest);

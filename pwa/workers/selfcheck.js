@@ -1,6 +1,6 @@
 // Self-check worker: loads the exported artifacts in both onnxruntime-web builds the app uses —
 // the current one for inference (backbone) and 1.19.2 for training (head) — and trains a few steps.
-import { fetchManifest, wasmThreads } from '../features/artifacts.js';
+import { fetchManifest, parameterViews, wasmThreads } from '../features/artifacts.js';
 import { MESSAGE, serveRequests } from '../protocol.js';
 
 const VENDOR = new URL('../vendor/', import.meta.url);
@@ -124,11 +124,8 @@ async function checkTrainingRuntime(manifest, base, progress) {
     if (model) {
       // what predictions of a last-block model run: the block with the trained tensors as inputs
       const blockFeeds = { [model.inputs[0].name]: blockInput };
-      for (const p of manifest.training.last_block.parameters) {
-        if (!model.parameters.includes(p.name)) continue;
-        const count = p.shape.reduce((a, b) => a * b, 1);
-        blockFeeds[p.name] = new ort.Tensor('float32', blockParameters.data.subarray(p.offset, p.offset + count), p.shape);
-      }
+      const views = parameterViews(blockParameters.data, manifest.training.last_block.parameters, model.parameters);
+      for (const [name, values, shape] of views) blockFeeds[name] = new ort.Tensor('float32', values, shape);
       const session = await ort.InferenceSession.create(new URL(model.file, base).href);
       inference.last_block = (await session.run(blockFeeds))[session.outputNames[0]].dims;
       await session.release();

@@ -1,6 +1,6 @@
 // Train worker: the classification head, or the last block + head, with onnxruntime-web 1.19.2 training
 // on cached embeddings (or cached inputs of the last block). Deterministic for a seed; progress at least every 250 ms; cancellable between steps.
-import { fetchManifest, wasmThreads } from '../features/artifacts.js';
+import { fetchManifest, numel, wasmThreads } from '../features/artifacts.js';
 import { seededRandom } from '../features/random.js';
 import { MESSAGE, serveRequests } from '../protocol.js';
 
@@ -115,7 +115,7 @@ serveRequests(self, {
     const set = manifest.training[mode];
     if (!set) throw new Error(`these artifacts cannot train in ${mode} mode; re-export with --train last-block`);
     const maxClasses = manifest.max_classes;
-    const featureSize = set.input.shape.slice(1).reduce((a, b) => a * b, 1);
+    const featureSize = numel(set.input.shape.slice(1));
     if (!(numClasses >= 2 && numClasses <= maxClasses)) throw new RangeError(`a project needs 2 to ${maxClasses} classes, not ${numClasses}`);
     const session = await createSession(ort, base, set, learningRate, options.weightDecay);
     try {

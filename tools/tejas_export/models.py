@@ -14,6 +14,11 @@ MASK_PENALTY = 10000.0
 OPSET = 17
 
 
+def pooled(x):
+    """[B,C,H,W] -> [B,C]: global average pooling, as the backbones' classifiers see their input."""
+    return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+
+
 class FeatureExtractor(nn.Module):
     """Image [B,3,H,W] -> pooled feature vector [B,F] (the backbone without its classifier)."""
 
@@ -23,8 +28,7 @@ class FeatureExtractor(nn.Module):
         self.last_block = last_block
 
     def forward(self, image):
-        x = self.last_block(self.trunk(image))
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        return pooled(self.last_block(self.trunk(image)))
 
 
 class MaskedHead(nn.Module):
@@ -47,9 +51,7 @@ class LastBlockHead(nn.Module):
         self.head = head
 
     def forward(self, block_input, class_mask):
-        x = self.last_block(block_input)
-        features = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
-        return self.head(features, class_mask)
+        return self.head(pooled(self.last_block(block_input)), class_mask)
 
 
 class LastBlockFeatures(nn.Module):
@@ -60,7 +62,7 @@ class LastBlockFeatures(nn.Module):
         self.last_block = last_block
 
     def forward(self, block_input):
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.last_block(block_input), 1), 1)
+        return pooled(self.last_block(block_input))
 
 
 def make_head(feature_size: int, max_classes: int, seed: int) -> MaskedHead:

@@ -158,8 +158,8 @@ def _export_last_block(folded, block_input, root: Path, parameter_names: list[st
     def scoped(name: str) -> str:
         return name if name in keep else f"{_LAST_BLOCK_SCOPE}/{name.lstrip('/')}"
 
-    for node in graph.node:
-        node.name = scoped(node.name or f"{node.op_type}_{id(node)}")
+    for index, node in enumerate(graph.node):
+        node.name = scoped(node.name or f"{node.op_type}_{index}")
         node.input[:] = [scoped(n) for n in node.input]
         node.output[:] = [scoped(n) for n in node.output]
     del graph.value_info[:]

@@ -113,8 +113,7 @@ def generate_training_artifacts(
             artifact_directory=str(out_dir),
             additional_output_names=["logits"],
         )
-    scale_offset = add_learning_rate_scale(out_dir / "optimizer_model.onnx")
-    decay_offset = locate_weight_decay(out_dir / "optimizer_model.onnx", optimizer.weight_decay)
+    scale_offset, decay_offset = make_optimizer_patchable(out_dir / "optimizer_model.onnx", optimizer.weight_decay)
     shapes = dict(module.named_parameters())
     return TrainableSpec(
         input_name=input_name,
@@ -131,12 +130,14 @@ _SCALE_SENTINEL = struct.pack("<f", 0.123456789)
 _DECAY_SENTINEL = struct.pack("<f", 0.987654321)
 
 
-def add_learning_rate_scale(path: Path) -> int:
-    """Make the optimizer use learning_rate × scale, `scale` a float32 initializer (1.0) at a byte
-    offset the browser can overwrite before creating its training session.
+def make_optimizer_patchable(path: Path, weight_decay: float) -> tuple[int, int]:
+    """Make the optimizer's learning rate and weight decay settable by overwriting 4 bytes each;
+    returns their byte offsets (learning-rate scale, weight decay) in the rewritten file.
 
     onnxruntime-web 1.19.2 has no learning-rate setter, so without this every browser run would
-    train at ORT's default 1e-3. Returns the byte offset of the scale's 4 bytes in the file.
+    train at ORT's default 1e-3: the optimizer now uses learning_rate × scale, `scale` a float32
+    initializer (1.0). The weight decay is the AdamW node's float32 attribute. Both are found by
+    writing sentinels, then the real values back.
     """
     model = onnx.load(str(path))
     graph = model.graph
@@ -148,27 +149,20 @@ def add_learning_rate_scale(path: Path) -> int:
     graph.node.insert(
         0, onnx.helper.make_node("Mul", ["learning_rate", "learning_rate_scale"], ["learning_rate_scaled"])
     )
-    data = model.SerializeToString()
-    if data.count(_SCALE_SENTINEL) != 1:
-        raise RuntimeError("cannot locate the learning-rate scale in the optimizer model")
-    offset = data.index(_SCALE_SENTINEL)
-    path.write_bytes(data[:offset] + struct.pack("<f", 1.0) + data[offset + 4 :])
-    return offset
-
-
-def locate_weight_decay(path: Path, weight_decay: float) -> int:
-    """The byte offset of the AdamW node's weight_decay (a float32 attribute) in the optimizer model,
-    so the browser can set it too. Found by writing a sentinel, then the real value back."""
-    model = onnx.load(str(path))
-    adamw = next(n for n in model.graph.node if n.op_type == "AdamWOptimizer")
-    attribute = next(a for a in adamw.attribute if a.name == "weight_decay")
-    attribute.f = struct.unpack("<f", _DECAY_SENTINEL)[0]
-    data = model.SerializeToString()
-    if data.count(_DECAY_SENTINEL) != 1:
-        raise RuntimeError("cannot locate the weight decay in the optimizer model")
-    offset = data.index(_DECAY_SENTINEL)
-    path.write_bytes(data[:offset] + struct.pack("<f", weight_decay) + data[offset + 4 :])
-    return offset
+    decay = next(a for a in adamw.attribute if a.name == "weight_decay")
+    decay.f = struct.unpack("<f", _DECAY_SENTINEL)[0]
+    data = bytearray(model.SerializeToString())
+    offsets = []
+    for sentinel, value, what in (
+        (_SCALE_SENTINEL, 1.0, "learning-rate scale"),
+        (_DECAY_SENTINEL, weight_decay, "weight decay"),
+    ):
+        if data.count(sentinel) != 1:
+            raise RuntimeError(f"cannot locate the {what} in the optimizer model")
+        offsets.append(data.index(sentinel))
+        struct.pack_into("<f", data, offsets[-1], value)
+    path.write_bytes(bytes(data))
+    return offsets[0], offsets[1]
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ import { classificationReport } from './metrics.js';
 import { stratifiedSplit } from './split.js';
 import { AUGMENTATION_VERSION } from '../embed/augment.js';
 import { sha256Hex } from '../dataset/images.js';
-import { outputSize } from '../artifacts.js';
+import { backboneId, outputSize } from '../artifacts.js';
 
 const NO_AUGMENTATION = 'none';
 const manifests = new Map();
@@ -27,8 +27,6 @@ export async function loadManifest(artifacts) {
   }
 }
 
-/** Identifies the backbone's weights: embeddings from another backbone are never mixed in. */
-export const backboneId = (manifest) => manifest.files['backbone.onnx'].sha256.slice(0, 16);
 
 /** What the cache stores for a manifest model: 'backbone' features, or 'backbone_trunk' outputs (last-block inputs). */
 const cacheId = (manifest, model) =>

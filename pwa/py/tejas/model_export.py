@@ -71,8 +71,9 @@ def check_head(artifacts_dir, head_weight, head_bias, class_names) -> tuple[dict
     return manifest, digest, Head(head_weight, head_bias, class_names, int(manifest["feature_size"]))
 
 
-def model_metadata(manifest: dict, digest: str, head: Head) -> dict:
-    """What a written model says about itself: classes, architecture, preprocessing, provenance."""
+def model_metadata(manifest: dict, digest: str, head: Head, last_block=None) -> dict:
+    """What a written model says about itself: classes, architecture, preprocessing, provenance, and
+    what was trained (the head, or with `last_block` tensors given, the last block too)."""
     return {
         "class_names": head.class_names,
         "num_classes": head.num_classes,
@@ -81,6 +82,7 @@ def model_metadata(manifest: dict, digest: str, head: Head) -> dict:
         "input": manifest["input"],
         "tejas_manifest_sha256": digest,
         "artifacts": manifest.get("name"),
+        "trained": "last_block" if last_block else "head",
     }
 
 
@@ -166,8 +168,7 @@ def write_classifier_pt(artifacts_dir, head_weight, head_bias, class_names, dest
     manifest, digest, head = check_head(artifacts_dir, head_weight, head_bias, class_names)
     replacements = last_block_state(manifest, last_block_tensors(manifest, last_block)) if last_block else None
     state = classifier_state(artifacts_dir, manifest, head, replacements)
-    metadata = model_metadata(manifest, digest, head)
-    metadata["trained"] = "last_block" if last_block else "head"
+    metadata = model_metadata(manifest, digest, head, last_block)
     metadata["load"] = (
         f"torchvision.models.{manifest['architecture']}(num_classes={head.num_classes})"
         ".load_state_dict(torch.load(path, weights_only=True))"

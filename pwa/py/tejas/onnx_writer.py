@@ -277,8 +277,7 @@ def write_classifier_onnx(artifacts_dir, head_weight, head_bias, class_names, de
         backbone = composed.getbuffer()
     else:
         path, backbone = _read_model(folder, manifest, "backbone")
-    info = model_metadata(manifest, digest, head)
-    info["trained"] = "last_block" if last_block else "head"
+    info = model_metadata(manifest, digest, head, last_block)
     metadata = {
         "class_names": json.dumps(head.class_names, ensure_ascii=False),
         "tejas_architecture": str(info["architecture"]),
