@@ -1,73 +1,126 @@
-// Placeholder app shell: reports what this browser can do and runs the artifact self-check.
-import { MESSAGE, callWorker } from './protocol.js';
+// The app shell: a hash router over the screens in features/ui/, the service worker (offline use and
+// updates), the install button and the offline indicator.
 import { applyUpdate, registerServiceWorker } from './features/update.js';
+import { getProject } from './features/dataset/projects.js';
+import { h, projectUrl, showError } from './features/ui/dom.js';
+import * as projectsScreen from './features/ui/projects.js';
+import * as dataScreen from './features/ui/data.js';
+import * as trainScreen from './features/ui/train.js';
+import * as predictScreen from './features/ui/predict.js';
+import * as evaluateScreen from './features/ui/evaluate.js';
+import * as exportScreen from './features/ui/exports.js';
+import * as aboutScreen from './features/ui/about.js';
 
-const ARTIFACTS = 'artifacts/default/';
 const $ = (id) => document.getElementById(id);
 
-function describeBrowser() {
-  $('isolated').textContent = self.crossOriginIsolated ? 'yes' : 'no — training will be single-threaded';
-  $('threads').textContent = String(navigator.hardwareConcurrency || 1);
-  $('offline').textContent = 'serviceWorker' in navigator ? 'available' : 'not supported by this browser';
+/** The screens of a project, in tab order. */
+const TABS = [
+  ['data', 'Data', dataScreen],
+  ['train', 'Train', trainScreen],
+  ['predict', 'Predict', predictScreen],
+  ['evaluate', 'Evaluate', evaluateScreen],
+  ['export', 'Export', exportScreen],
+];
+
+let cleanup = null;
+let routing = Promise.resolve();
+
+/** '#/p/<id>/<tab>' → {screen, projectId}; '#/about'; anything else → the projects list. */
+function parseRoute(hash) {
+  const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  if (parts[0] === 'p' && parts[1]) {
+    const tab = TABS.find(([name]) => name === parts[2]) ?? TABS[0];
+    return { screen: tab[0], module: tab[2], title: tab[1], projectId: parts[1] };
+  }
+  if (parts[0] === 'about') return { screen: 'about', module: aboutScreen, title: 'About & privacy' };
+  return { screen: 'projects', module: projectsScreen, title: 'Projects' };
 }
 
-async function describeArtifacts() {
-  try {
-    const response = await fetch(`${ARTIFACTS}manifest.json`);
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const manifest = await response.json();
-    $('architecture').textContent = `${manifest.architecture} (${manifest.feature_size} features, ${manifest.input.size.join('×')} px)`;
-    $('weights').textContent = `${manifest.weights.kind} — ${manifest.weights.origin}`;
-    $('classes').textContent = `2 to ${manifest.max_classes}`;
-    $('selfcheck').disabled = false;
-  } catch (error) {
-    $('architecture').textContent = `no artifacts at ${ARTIFACTS} (${error.message}); run the README's first command`;
+async function render() {
+  const route = parseRoute(location.hash);
+  const view = $('view');
+  await cleanup?.();
+  cleanup = null;
+  delete view.dataset.ready;
+  view.dataset.screen = route.screen;
+  const tabs = $('tabs');
+  let project = null;
+  if (route.projectId) {
+    try {
+      project = await getProject(route.projectId);
+    } catch {
+      location.hash = '#/';
+      showError('That project no longer exists on this device.');
+      return;
+    }
+    tabs.replaceChildren(
+      h('a', { href: '#/', class: 'back' }, h('span', { 'aria-hidden': 'true' }, '←'), ' Projects'),
+      h('span', { class: 'project-name', title: project.name }, project.name),
+      h('ul', {}, TABS.map(([name, label]) => h('li', {}, h('a', {
+        href: projectUrl(project.id, name), 'aria-current': name === route.screen ? 'page' : null,
+      }, label)))));
+    tabs.hidden = false;
+  } else {
+    tabs.hidden = true;
+    tabs.replaceChildren();
   }
+  view.replaceChildren();
+  document.title = project ? `${route.title} · ${project.name} · Tejas` : `${route.title} · Tejas`;
+  try {
+    cleanup = (await route.module.render(view, { project, projectId: project?.id })) ?? null;
+  } catch (error) {
+    view.append(h('p', { class: 'error', role: 'alert' }, `This screen failed to load: ${error.message}`));
+  }
+  view.dataset.ready = 'true';
 }
 
-async function selfCheck() {
-  const button = $('selfcheck');
-  const status = $('selfcheck-status');
-  const result = $('selfcheck-result');
-  button.disabled = true;
-  status.textContent = 'Starting…';
-  const worker = new Worker(new URL('./workers/selfcheck.js', import.meta.url), { type: 'module' });
-  try {
-    const value = await callWorker(worker, MESSAGE.SELFCHECK, { artifacts: new URL(ARTIFACTS, location.href).href },
-      { onProgress: (p) => { status.textContent = `${p.stage}…`; } });
-    const first = value.training.head.losses[0];
-    const last = value.training.head.losses.at(-1);
-    status.textContent = `Passed: backbone ran in ${value.backbone.ms.toFixed(0)} ms; head loss ${first.toFixed(3)} → ${last.toFixed(3)}.`;
-    result.textContent = JSON.stringify(value, null, 2);
-    result.hidden = false;
-    document.body.dataset.selfcheck = 'passed';
-  } catch (error) {
-    status.textContent = `Self-check failed: ${error.message}`;
-    document.body.dataset.selfcheck = 'failed';
-  } finally {
-    worker.terminate();
-    button.disabled = false;
-  }
+function onRoute() {
+  routing = routing.then(render, render);
+  return routing;
+}
+
+function watchNetwork() {
+  const update = () => { $('network').hidden = navigator.onLine; };
+  addEventListener('online', update);
+  addEventListener('offline', update);
+  update();
+}
+
+function offerInstall() {
+  let prompt = null;
+  addEventListener('beforeinstallprompt', (event) => {
+    event.preventDefault();
+    prompt = event;
+    $('install').hidden = false;
+  });
+  $('install').addEventListener('click', async () => {
+    if (!prompt) return;
+    prompt.prompt();
+    await prompt.userChoice;
+    prompt = null;
+    $('install').hidden = true;
+  });
+  addEventListener('appinstalled', () => { $('install').hidden = true; });
 }
 
 async function startServiceWorker() {
   try {
     const registration = await registerServiceWorker({
       onUpdateReady: () => {
-        $('offline').textContent = 'a new version is ready — ';
-        const button = document.createElement('button');
-        button.textContent = 'reload to use it';
-        button.addEventListener('click', () => applyUpdate(registration));
-        $('offline').append(button);
+        $('update-banner').hidden = false;
+        document.body.dataset.update = 'ready';
       },
     });
-    if (registration) $('offline').textContent = 'ready (app shell cached)';
+    $('update-reload').addEventListener('click', () => applyUpdate(registration));
+    document.body.dataset.offline = registration ? 'ready' : 'unsupported';
   } catch (error) {
-    $('offline').textContent = `unavailable (${error.message})`;
+    document.body.dataset.offline = 'failed';
+    showError(error, 'Offline use is unavailable: ');
   }
 }
 
-describeBrowser();
-$('selfcheck').addEventListener('click', selfCheck);
-describeArtifacts();
+addEventListener('hashchange', onRoute);
+watchNetwork();
+offerInstall();
+onRoute();
 startServiceWorker();

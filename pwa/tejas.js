@@ -5,11 +5,13 @@ import * as projects from './features/dataset/projects.js';
 import { validateClassName } from './features/dataset/names.js';
 import { requestPersistence, storageStatus } from './db.js';
 import { headOf } from './features/artifacts.js';
-import { currentModel, listModels, predictImage, saveImportedModels, trainProject } from './features/train/engine.js';
+import {
+  CORRECTION, currentModel, listModels, modelStatus, predictImage, saveImportedModels, trainProject,
+} from './features/train/engine.js';
 
 export {
-  addClass, addSamples, createProject, deleteClass, deleteProject, getImage, getProject, listChanges,
-  listClasses, listProjects, listSamples, renameClass,
+  addClass, addSamples, createProject, deleteClass, deleteProject, deleteSamples, getImage, getProject, getThumbnail,
+  listChanges, listClasses, listProjects, listSamples, moveSamples, renameClass, renameProject, restoreSamples,
 } from './features/dataset/projects.js';
 export { validateClassName, requestPersistence, storageStatus, headOf };
 
@@ -117,7 +119,7 @@ export async function evaluate(projectId) {
   return { ...model.metrics, classes: model.classes, history: model.history };
 }
 
-export { currentModel, listModels };
+export { CORRECTION, currentModel, listModels, modelStatus };
 
 const PROJECT_FORMAT = 'tejas-project';
 
@@ -209,28 +211,46 @@ export async function exportDatasetZip(projectId) {
  *   A refused archive rejects with the reason; nothing is stored then.
  */
 export async function importDatasetZip(file, { name } = {}) {
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  const data = await callWorker(worker('python'), MESSAGE.IMPORT_DATASET, { bytes, name: file.name });
+  const data = await readDatasetZip(file);
   const project = await projects.createProject(name || (file.name || 'Imported').replace(/\.zip$/i, ''));
+  return { project, ...(await addDatasetSamples(project.id, data)) };
+}
+
+/**
+ * An ImageFolder zip's images added to an existing project: each folder into the class of that name
+ * (made when missing). @returns {Promise<{added: number, skipped: {name, reason}[], warnings: string[]}>}
+ */
+export async function addDatasetZip(projectId, file) {
+  await projects.getProject(projectId);
+  return addDatasetSamples(projectId, await readDatasetZip(file));
+}
+
+async function readDatasetZip(file) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  return callWorker(worker('python'), MESSAGE.IMPORT_DATASET, { bytes, name: file.name });
+}
+
+async function addDatasetSamples(projectId, data) {
   const skipped = data.skipped.map((s) => ({ name: s.path, reason: s.reason }));
+  const existing = new Map((await projects.listClasses(projectId)).map((c) => [c.name.toLowerCase(), c]));
   let added = 0;
   for (const className of data.classes) {
-    const cls = await projects.addClass(project.id, className);
+    const cls = existing.get(className.toLowerCase()) ?? await projects.addClass(projectId, className);
     const members = data.samples.filter((s) => s.label === className);
     const files = members.map((s) => new File([s.bytes], s.name));
     const metadata = members.map((s) => s.metadata);
-    const result = await projects.addSamples(project.id, cls.id, files, { source: 'zip', metadata });
+    const result = await projects.addSamples(projectId, cls.id, files, { source: 'zip', metadata });
     added += result.added.length;
     skipped.push(...result.skipped.map((s) => ({ name: `${className}/${s.name}`, reason: s.reason })));
   }
-  return { project, added, skipped, warnings: data.warnings };
+  return { added, skipped, warnings: data.warnings };
 }
 
 if (typeof window !== 'undefined') {
   window.tejas = {
     ...projects, embedImages, trainHead, headProbabilities, headOf, runBlock, validateClassName, requestPersistence, storageStatus,
-    train, predict, evaluate, currentModel, listModels, exportOnnx, exportPytorch, exportDatasetZip, importDatasetZip,
-    exportProject, importProject,
+    train, predict, evaluate, currentModel, listModels, modelStatus, exportOnnx, exportPytorch, exportDatasetZip,
+    importDatasetZip, addDatasetZip, exportProject, importProject,
     DEFAULT_ARTIFACTS,
   };
 }

@@ -56,6 +56,8 @@ BUNDLES = {
             "pyodide-lock.json",
         ],
     ),
+    # The training panel's live chart (loss and accuracy per epoch).
+    "uplot": ("uplot", ["dist/uPlot.esm.js", "dist/uPlot.min.css"]),
     # Accessibility checks in the browser tests.
     "axe-core": ("axe-core", ["axe.min.js"]),
 }

@@ -150,3 +150,67 @@ export async function getImage(contentId) {
 
 export const listChanges = (projectId) =>
   transaction(['changes'], 'readonly', ({ changes }) => getAllFromIndex(changes, 'project', projectId));
+
+export async function renameProject(projectId, name) {
+  const title = String(name ?? '').trim();
+  if (!title) throw new Error('A project needs a name.');
+  const project = await getProject(projectId);
+  const renamed = { ...project, name: title, updated: now() };
+  await transaction(['projects', 'changes'], 'readwrite', async ({ projects, changes }) => {
+    await put(projects, renamed);
+    await logChange(changes, projectId, 'put', 'projects', projectId);
+  });
+  return renamed;
+}
+
+/** Move samples (by content id) to another class of the same project. */
+export async function moveSamples(projectId, contentIds, classId) {
+  await transaction(['samples', 'classes', 'changes'], 'readwrite', async (s) => {
+    const cls = await get(s.classes, classId);
+    if (!cls || cls.projectId !== projectId) throw new Error(`No class ${classId} in project ${projectId}.`);
+    for (const contentId of contentIds) {
+      const sample = await get(s.samples, [projectId, contentId]);
+      if (!sample) throw new Error(`No sample ${contentId} in this project.`);
+      await put(s.samples, { ...sample, classId });
+      await logChange(s.changes, projectId, 'put', 'samples', contentId);
+    }
+  });
+}
+
+/**
+ * Delete samples (by content id); image bytes go when no project uses them.
+ * @returns {Promise<{sample: object, image: Blob}[]>} what was deleted, for restoreSamples (undo)
+ */
+export async function deleteSamples(projectId, contentIds) {
+  const deleted = [];
+  await transaction(['samples', 'blobs', 'changes'], 'readwrite', async (s) => {
+    for (const contentId of contentIds) {
+      const sample = await get(s.samples, [projectId, contentId]);
+      if (!sample) continue;
+      const blob = await get(s.blobs, contentId);
+      await remove(s.samples, [projectId, contentId]);
+      await logChange(s.changes, projectId, 'delete', 'samples', contentId);
+      if (!(await getAllFromIndex(s.samples, 'content', contentId)).length) await remove(s.blobs, contentId);
+      deleted.push({ sample, blob });
+    }
+  });
+  return deleted;
+}
+
+/** Put back what deleteSamples returned (its classes must still exist). */
+export async function restoreSamples(projectId, deleted) {
+  await transaction(['samples', 'blobs', 'changes'], 'readwrite', async (s) => {
+    for (const { sample, blob } of deleted) {
+      if (blob) await put(s.blobs, blob);
+      await put(s.samples, sample);
+      await logChange(s.changes, projectId, 'put', 'samples', sample.contentId);
+    }
+  }, `${deleted.length} image(s)`);
+}
+
+/** The small WebP thumbnail (at most 128 px) of a sample. */
+export async function getThumbnail(contentId) {
+  const record = await transaction(['blobs'], 'readonly', ({ blobs }) => get(blobs, contentId));
+  if (!record) throw new Error(`No image ${contentId} in storage.`);
+  return record.thumbnail ?? record.image;
+}

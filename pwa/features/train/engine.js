@@ -10,6 +10,24 @@ import { sha256Hex } from '../dataset/images.js';
 import { backboneId, outputSize } from '../artifacts.js';
 
 const NO_AUGMENTATION = 'none';
+/** The `source` of a sample added by correcting a wrong prediction. */
+export const CORRECTION = 'correction';
+
+/** What a model was trained on (classes in order, each image's class) as one hash: a model is stale
+ * when its project's digest differs. */
+async function datasetDigest(classes, samples) {
+  const names = new Map(classes.map((c) => [c.id, c.name]));
+  const lines = samples.map((s) => `${s.contentId}\t${names.get(s.classId)}`).sort();
+  return sha256Hex(new TextEncoder().encode([classes.map((c) => c.name).join('\t'), ...lines].join('\n')));
+}
+
+/** {model, stale}: the current model (null if none) and whether the data changed since it was trained. */
+export async function modelStatus(projectId) {
+  const model = await currentModel(projectId);
+  if (!model) return { model: null, stale: false };
+  const digest = await datasetDigest(await listClasses(projectId), await listSamples(projectId));
+  return { model, stale: model.datasetDigest !== undefined && model.datasetDigest !== digest };
+}
 const manifests = new Map();
 
 export async function loadManifest(artifacts) {
@@ -133,7 +151,10 @@ export async function trainProject(projectId, options, { embedImages, trainHead,
   const features = await ensureEmbeddings(samples, { artifacts, embedImages, onProgress, signal, model });
   const labels = samples.map((s) => index.get(s.classId));
   const ids = samples.map((s) => s.contentId);
-  const split = await stratifiedSplit(ids, labels, validationShare, seed);
+  // Corrections (images the model got wrong, relabelled by the user) are always trained on.
+  const corrected = samples.map((s) => s.source === CORRECTION);
+  const split = await stratifiedSplit(ids.filter((_, i) => !corrected[i]), labels.filter((_, i) => !corrected[i]), validationShare, seed);
+  split.train.push(...ids.filter((_, i) => corrected[i]));
   const rowOf = new Map(ids.map((id, i) => [id, i]));
   const pick = (subset) => {
     const rows = subset.map((id) => rowOf.get(id));
@@ -166,6 +187,7 @@ export async function trainProject(projectId, options, { embedImages, trainHead,
     classes: classes.map((c) => ({ id: c.id, name: c.name })), backboneId: backboneId(manifest),
     parameters: result.parameters, layout: result.layout, history: result.history, metrics,
     split, options: { mode, validationShare, seed, augment, ...trainOptions }, sampleCount: samples.length,
+    datasetDigest: await datasetDigest(classes, samples),
   };
   await transaction(['models', 'projects', 'changes'], 'readwrite', async (s) => {
     await put(s.models, record);

@@ -1,0 +1,85 @@
+// About & privacy: what leaves the device (nothing), what this browser can do, the model artifacts in
+// use, and a self-check that runs every exported ONNX file in this browser.
+import { MESSAGE, callWorker } from '../../protocol.js';
+import { storageStatus } from '../../db.js';
+import { formatBytes, h } from './dom.js';
+
+const ARTIFACTS = 'artifacts/default/';
+
+function fact(term, id, text = '…') {
+  return [h('dt', {}, term), h('dd', { id }, text)];
+}
+
+export async function render(view) {
+  view.append(
+    h('h1', {}, 'About & privacy'),
+    h('section', { class: 'card', 'aria-labelledby': 'privacy-title' },
+      h('h2', { id: 'privacy-title' }, 'What leaves this device'),
+      h('p', {}, h('strong', {}, 'Nothing.'), ' Your images, classes and models are stored in this browser and trained here, '
+        + 'on your processor. Tejas sends no analytics and needs no account. After the first visit it works with the '
+        + 'network off.'),
+      h('p', {}, 'A later version will offer sync between your devices and cloud training; both will be off until you '
+        + 'turn them on, and will say what they upload before they do.')),
+    h('section', { class: 'card', 'aria-labelledby': 'status-title' },
+      h('h2', { id: 'status-title' }, 'This browser'),
+      h('dl', { class: 'facts' },
+        fact('Cross-origin isolated (WASM threads)', 'isolated', self.crossOriginIsolated ? 'yes' : 'no — training will be single-threaded'),
+        fact('CPU threads', 'threads', String(navigator.hardwareConcurrency || 1)),
+        fact('Offline support', 'offline', 'serviceWorker' in navigator ? 'available' : 'not supported by this browser'),
+        fact('Storage', 'storage'))),
+    h('section', { class: 'card', 'aria-labelledby': 'model-title' },
+      h('h2', { id: 'model-title' }, 'Model artifacts'),
+      h('dl', { class: 'facts' },
+        fact('Backbone', 'architecture'), fact('Weights', 'weights'), fact('Classes per project', 'classes')),
+      h('button', { id: 'selfcheck', type: 'button', class: 'primary', disabled: true, onclick: selfCheck }, 'Run self-check'),
+      h('p', { id: 'selfcheck-status', role: 'status', 'aria-live': 'polite' }),
+      h('pre', { id: 'selfcheck-result', hidden: true, tabindex: 0, 'aria-label': 'Self-check result' })),
+  );
+  describeStorage();
+  await describeArtifacts();
+}
+
+async function describeStorage() {
+  const status = await storageStatus();
+  const el = document.getElementById('storage');
+  if (el) el.textContent = `${formatBytes(status.usage)} used of ${formatBytes(status.quota)}; ${status.persisted ? 'persistent' : 'may be cleared by the browser when space runs low'}`;
+}
+
+async function describeArtifacts() {
+  const $ = (id) => document.getElementById(id);
+  try {
+    const response = await fetch(`${ARTIFACTS}manifest.json`);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const manifest = await response.json();
+    $('architecture').textContent = `${manifest.architecture} (${manifest.feature_size} features, ${manifest.input.size.join('×')} px)`;
+    $('weights').textContent = `${manifest.weights.kind} — ${manifest.weights.origin}`;
+    $('classes').textContent = `2 to ${manifest.max_classes}`;
+    $('selfcheck').disabled = false;
+  } catch (error) {
+    $('architecture').textContent = `no artifacts at ${ARTIFACTS} (${error.message}); run the README's first command`;
+  }
+}
+
+async function selfCheck() {
+  const $ = (id) => document.getElementById(id);
+  const [button, status, result] = [$('selfcheck'), $('selfcheck-status'), $('selfcheck-result')];
+  button.disabled = true;
+  status.textContent = 'Starting…';
+  const worker = new Worker(new URL('../../workers/selfcheck.js', import.meta.url), { type: 'module' });
+  try {
+    const value = await callWorker(worker, MESSAGE.SELFCHECK, { artifacts: new URL(ARTIFACTS, location.href).href },
+      { onProgress: (p) => { status.textContent = `${p.stage}…`; } });
+    const first = value.training.head.losses[0];
+    const last = value.training.head.losses.at(-1);
+    status.textContent = `Passed: backbone ran in ${value.backbone.ms.toFixed(0)} ms; head loss ${first.toFixed(3)} → ${last.toFixed(3)}.`;
+    result.textContent = JSON.stringify(value, null, 2);
+    result.hidden = false;
+    document.body.dataset.selfcheck = 'passed';
+  } catch (error) {
+    status.textContent = `Self-check failed: ${error.message}`;
+    document.body.dataset.selfcheck = 'failed';
+  } finally {
+    worker.terminate();
+    button.disabled = false;
+  }
+}

@@ -1,0 +1,382 @@
+// Classes and their images: add/rename/delete classes; add images by file picker, folder picker,
+// drag-and-drop of files and folders, ImageFolder zip, paste, webcam (photo or burst) and drawing;
+// select images to move or delete (with undo); warnings when a class is too small to train.
+import * as tejas from '../../tejas.js';
+import { createDrawing } from './draw.js';
+import { createWebcam } from './webcam.js';
+import { confirmDialog, field, h, plural, projectUrl, promptDialog, showError, thumbnail, toast } from './dom.js';
+
+const MIN_TO_TRAIN = 2;
+const RECOMMENDED = 10;
+const SHOWN = 60; // thumbnails per class before "show all"
+const CHUNK = 25; // images per save, so progress shows and a failure loses little
+
+const targets = new Map(); // projectId → class id new captures go to
+
+export async function render(view, { project }) {
+  const state = { project, classes: [], samples: [], selected: new Set(), expanded: new Set() };
+  const classesBox = h('div', { class: 'classes' });
+  const warnings = h('div', { class: 'warnings', 'aria-live': 'polite' });
+  const summary = h('p', { class: 'muted' });
+  const target = h('select', { id: 'target-class', 'aria-describedby': 'target-hint' });
+  target.addEventListener('change', () => targets.set(project.id, target.value));
+  const selectionBar = h('div', { class: 'selection-bar', hidden: true, role: 'region', 'aria-label': 'Selected images' });
+
+  const refresh = async () => {
+    [state.classes, state.samples] = await Promise.all([tejas.listClasses(project.id), tejas.listSamples(project.id)]);
+    for (const id of state.selected) if (!state.samples.some((s) => s.contentId === id)) state.selected.delete(id);
+    summary.textContent = `${plural(state.classes.length, 'class', 'classes')} · ${plural(state.samples.length, 'image')}`;
+    fillTarget(target, state.classes, project.id);
+    fillWarnings(warnings, state);
+    fillClasses(classesBox, state, actions);
+    fillSelection(selectionBar, state, actions);
+  };
+
+  /** Add files to a class (by id), in chunks, then report what was added and skipped. */
+  const addFiles = async (classId, files, source = 'file') => {
+    let added = 0;
+    const skipped = [];
+    const note = files.length > CHUNK ? toast(`Adding ${files.length} images…`, { seconds: 600 }) : null;
+    try {
+      for (let i = 0; i < files.length; i += CHUNK) {
+        const result = await tejas.addSamples(project.id, classId, files.slice(i, i + CHUNK), { source });
+        added += result.added.length;
+        skipped.push(...result.skipped);
+        if (note) note.firstChild.textContent = `Adding images… ${Math.min(i + CHUNK, files.length)} of ${files.length}`;
+      }
+    } catch (error) {
+      showError(error);
+    } finally {
+      note?.remove();
+      reportAdded(added, skipped);
+      await refresh();
+    }
+  };
+
+  /** Files grouped by class name (folder drops and folder picks) → classes made as needed. */
+  const addGrouped = async (groups) => {
+    for (const [name, files] of groups) {
+      let cls = state.classes.find((c) => c.name.toLowerCase() === name.toLowerCase());
+      if (!cls) {
+        try {
+          cls = await tejas.addClass(project.id, name);
+          state.classes.push(cls);
+        } catch (error) {
+          showError(error, `Folder "${name}" skipped: `);
+          continue;
+        }
+      }
+      await addFiles(cls.id, files);
+    }
+  };
+
+  const addZip = async (file) => {
+    const note = toast(`Reading ${file.name}…`, { seconds: 600 });
+    try {
+      const result = await tejas.addDatasetZip(project.id, file);
+      reportAdded(result.added, result.skipped);
+    } catch (error) {
+      showError(error, `${file.name}: `);
+    } finally {
+      note.remove();
+      await refresh();
+    }
+  };
+
+  const targetClass = () => {
+    const id = target.value;
+    if (!id) showError('Add a class first: images go into a class.');
+    return id || null;
+  };
+
+  const actions = {
+    refresh, addFiles, addGrouped,
+    rename: async (cls) => {
+      const name = await promptDialog('Rename class', 'Class name', cls.name);
+      if (!name || name === cls.name) return;
+      try { await tejas.renameClass(cls.id, name); } catch (error) { showError(error); }
+      await refresh();
+    },
+    remove: async (cls, count) => {
+      const ok = await confirmDialog(`Delete class "${cls.name}"?`, `Its ${plural(count, 'image')} will be deleted too. This cannot be undone.`);
+      if (!ok) return;
+      await tejas.deleteClass(cls.id);
+      toast(`Deleted class "${cls.name}".`);
+      await refresh();
+    },
+    deleteSelected: async () => {
+      const ids = [...state.selected];
+      const deleted = await tejas.deleteSamples(project.id, ids);
+      state.selected.clear();
+      toast(`Deleted ${plural(deleted.length, 'image')}.`, { action: { label: 'Undo', run: async () => {
+        await tejas.restoreSamples(project.id, deleted);
+        await refresh();
+      } } });
+      await refresh();
+    },
+    moveSelected: async (classId) => {
+      const ids = [...state.selected];
+      await tejas.moveSamples(project.id, ids, classId);
+      state.selected.clear();
+      toast(`Moved ${plural(ids.length, 'image')} to "${state.classes.find((c) => c.id === classId)?.name}".`);
+      await refresh();
+    },
+  };
+
+  // Add a class
+  const { field: nameField, input: className } = field('New class', h('input', {
+    type: 'text', required: true, maxlength: 100, placeholder: 'e.g. cat', autocomplete: 'off', 'aria-describedby': 'class-error',
+  }));
+  const classError = h('p', { class: 'error', id: 'class-error', role: 'alert' });
+  const addClassForm = h('form', { class: 'row wrap add-class', onsubmit: async (event) => {
+    event.preventDefault();
+    classError.textContent = '';
+    try {
+      const cls = await tejas.addClass(project.id, className.value.trim());
+      targets.set(project.id, cls.id);
+      className.value = '';
+      await refresh();
+    } catch (error) {
+      classError.textContent = error.message;
+      className.setAttribute('aria-invalid', 'true');
+      return;
+    }
+    className.removeAttribute('aria-invalid');
+  } }, nameField, h('button', { class: 'primary' }, 'Add class'));
+
+  // Capture tools, all adding to the target class
+  const filesInput = h('input', { type: 'file', accept: 'image/*', multiple: true, class: 'visually-hidden', id: 'add-files', tabindex: -1 });
+  filesInput.addEventListener('change', async () => {
+    const files = [...filesInput.files];
+    filesInput.value = '';
+    const id = targetClass();
+    if (id && files.length) await addFiles(id, files);
+  });
+  const folderInput = h('input', { type: 'file', webkitdirectory: true, multiple: true, class: 'visually-hidden', id: 'add-folder', tabindex: -1 });
+  folderInput.addEventListener('change', async () => {
+    const files = [...folderInput.files].map((file) => ({ file, path: file.webkitRelativePath.split('/').slice(0, -1) }));
+    folderInput.value = '';
+    await addGrouped(groupByFolder(files));
+  });
+  const zipInput = h('input', { type: 'file', accept: '.zip,application/zip', class: 'visually-hidden', id: 'add-zip', tabindex: -1 });
+  zipInput.addEventListener('change', async () => {
+    const file = zipInput.files[0];
+    zipInput.value = '';
+    if (file) await addZip(file);
+  });
+  const webcam = createWebcam({ onCapture: async (blobs) => {
+    const id = targetClass();
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    if (id) await addFiles(id, blobs.map((b, i) => new File([b], `webcam-${stamp}-${i + 1}.jpg`, { type: 'image/jpeg' })), 'webcam');
+  } });
+  const drawing = createDrawing({ action: 'Add drawing to class', onDrawing: async (blob) => {
+    const id = targetClass();
+    if (!id) return;
+    await addFiles(id, [new File([blob], `drawing-${new Date().toISOString().replace(/[:.]/g, '-')}.png`, { type: 'image/png' })], 'drawing');
+    drawing.clear();
+  } });
+  const panels = { camera: h('div', { class: 'panel', id: 'camera-panel', hidden: true }, webcam.element),
+    draw: h('div', { class: 'panel', id: 'draw-panel', hidden: true }, drawing.element) };
+  const toggle = (name, label) => {
+    const button = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-controls': panels[name].id, onclick: () => {
+      const open = panels[name].hidden;
+      panels[name].hidden = !open;
+      button.setAttribute('aria-expanded', String(open));
+      if (!open && name === 'camera') webcam.stop();
+    } }, label);
+    return button;
+  };
+  const capture = h('section', { class: 'card capture', 'aria-labelledby': 'capture-title' },
+    h('h2', { id: 'capture-title' }, 'Add images'),
+    h('div', { class: 'row wrap' }, h('label', { for: 'target-class' }, 'Add to class'), target),
+    h('div', { class: 'row wrap tools' },
+      h('button', { type: 'button', class: 'secondary', onclick: () => targetClass() && filesInput.click() }, 'Files…'),
+      h('button', { type: 'button', class: 'secondary', onclick: () => folderInput.click() }, 'Folder…'),
+      h('button', { type: 'button', class: 'secondary', onclick: () => zipInput.click() }, 'Dataset zip…'),
+      toggle('camera', 'Camera'), toggle('draw', 'Draw'), filesInput, folderInput, zipInput),
+    h('small', { class: 'hint', id: 'target-hint' },
+      'Or drop images, folders (one per class) or a zip anywhere here, or paste an image (Ctrl+V). '
+      + 'Folders and zips go into classes named after their folders.'),
+    panels.camera, panels.draw);
+
+  view.append(
+    h('div', { class: 'title-row' }, h('h1', {}, 'Data'), summary),
+    h('section', { class: 'card' }, addClassForm, classError),
+    capture, warnings, classesBox, selectionBar,
+    h('p', { class: 'next' }, h('a', { href: projectUrl(project.id, 'train'), class: 'button primary' }, 'Next: train →')));
+
+  // Drop anywhere: onto a class → that class; elsewhere folders become classes, files go to the target class.
+  const onDragOver = (event) => {
+    if (![...event.dataTransfer.types].includes('Files')) return;
+    event.preventDefault();
+    view.classList.add('dragging');
+    document.querySelectorAll('.class-card.drop-target').forEach((el) => el.classList.remove('drop-target'));
+    event.target.closest?.('.class-card')?.classList.add('drop-target');
+  };
+  const onDragLeave = (event) => {
+    if (!event.relatedTarget || !view.contains(event.relatedTarget)) {
+      view.classList.remove('dragging');
+      document.querySelectorAll('.class-card.drop-target').forEach((el) => el.classList.remove('drop-target'));
+    }
+  };
+  const onDrop = async (event) => {
+    event.preventDefault();
+    view.classList.remove('dragging');
+    document.querySelectorAll('.class-card.drop-target').forEach((el) => el.classList.remove('drop-target'));
+    const classId = event.target.closest?.('.class-card')?.dataset.classId;
+    const entries = [...event.dataTransfer.items].filter((i) => i.kind === 'file').map((i) => i.webkitGetAsEntry?.());
+    const plainFiles = [...event.dataTransfer.files];
+    try {
+      const items = entries.every(Boolean) && entries.length ? await readEntries(entries) : plainFiles.map((file) => ({ file, path: [] }));
+      const zips = items.filter((i) => /\.zip$/i.test(i.file.name));
+      const rest = items.filter((i) => !/\.zip$/i.test(i.file.name));
+      for (const zip of zips) await addZip(zip.file);
+      if (!rest.length) return;
+      if (classId) await addFiles(classId, rest.map((i) => i.file));
+      else {
+        const loose = rest.filter((i) => !i.path.length).map((i) => i.file);
+        const foldered = rest.filter((i) => i.path.length);
+        if (foldered.length) await addGrouped(groupByFolder(foldered));
+        if (loose.length) {
+          const id = targetClass();
+          if (id) await addFiles(id, loose);
+        }
+      }
+    } catch (error) {
+      showError(error, 'Could not read what was dropped: ');
+    }
+  };
+  const onPaste = async (event) => {
+    const files = [...(event.clipboardData?.files ?? [])].filter((f) => f.type.startsWith('image/'));
+    if (!files.length) return;
+    event.preventDefault();
+    const id = targetClass();
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    if (id) await addFiles(id, files.map((f, i) => new File([f], f.name && f.name !== 'image.png' ? f.name : `pasted-${stamp}-${i + 1}.png`, { type: f.type })), 'paste');
+  };
+  view.addEventListener('dragover', onDragOver);
+  view.addEventListener('dragleave', onDragLeave);
+  view.addEventListener('drop', onDrop);
+  document.addEventListener('paste', onPaste);
+  await refresh();
+  return () => {
+    webcam.stop();
+    document.removeEventListener('paste', onPaste);
+  };
+}
+
+function reportAdded(added, skipped) {
+  if (!added && !skipped.length) return;
+  const parts = [`Added ${plural(added, 'image')}.`];
+  if (skipped.length) {
+    const shown = skipped.slice(0, 3).map((s) => `${s.name}: ${s.reason}`).join('; ');
+    parts.push(`Skipped ${skipped.length}: ${shown}${skipped.length > 3 ? '; …' : ''}`);
+  }
+  toast(parts.join(' '), { kind: skipped.length && !added ? 'error' : 'info', seconds: skipped.length ? 12 : 5 });
+}
+
+/**
+ * Dropped or picked files with their folder path → Map(class name → files). A folder's direct images
+ * are a class named after it; a folder of folders is an ImageFolder root (each subfolder a class).
+ */
+export function groupByFolder(items) {
+  const groups = new Map();
+  for (const { file, path } of items) {
+    const name = path.length >= 2 ? path[1] : path[0];
+    if (!name) continue;
+    groups.set(name, [...(groups.get(name) ?? []), file]);
+  }
+  return groups;
+}
+
+/** FileSystemEntry objects (from a drop) → [{file, path: folder names}] for every file beneath them. */
+async function readEntries(entries) {
+  const out = [];
+  const walk = async (entry, path) => {
+    if (entry.isFile) {
+      out.push({ file: await new Promise((resolve, reject) => entry.file(resolve, reject)), path });
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+        if (!batch.length) break;
+        for (const child of batch) await walk(child, [...path, entry.name]);
+      }
+    }
+  };
+  for (const entry of entries) await walk(entry, []);
+  return out.filter((i) => !i.file.name.startsWith('.'));
+}
+
+function fillTarget(select, classes, projectId) {
+  const wanted = targets.get(projectId);
+  select.replaceChildren(...(classes.length
+    ? classes.map((c) => h('option', { value: c.id, selected: c.id === wanted }, c.name))
+    : [h('option', { value: '' }, 'No classes yet')]));
+  select.disabled = !classes.length;
+}
+
+function fillWarnings(box, { classes, samples }) {
+  const counts = new Map(classes.map((c) => [c.id, 0]));
+  samples.forEach((s) => counts.set(s.classId, (counts.get(s.classId) ?? 0) + 1));
+  const notes = [];
+  if (classes.length < 2) notes.push(`Training needs at least 2 classes; this project has ${classes.length}.`);
+  const small = classes.filter((c) => counts.get(c.id) < MIN_TO_TRAIN);
+  if (small.length) notes.push(`${small.map((c) => `"${c.name}"`).join(', ')} ${small.length === 1 ? 'has' : 'have'} fewer than ${MIN_TO_TRAIN} images: add more to train.`);
+  const few = classes.filter((c) => counts.get(c.id) >= MIN_TO_TRAIN && counts.get(c.id) < RECOMMENDED);
+  box.replaceChildren(
+    ...notes.map((n) => h('p', { class: 'warning', role: 'status' }, h('strong', {}, 'Not ready to train: '), n)),
+    ...(few.length ? [h('p', { class: 'tip' }, `Tip: ${few.map((c) => `"${c.name}"`).join(', ')} would do better with ${RECOMMENDED} or more images.`)] : []));
+}
+
+function fillClasses(box, state, actions) {
+  if (!state.classes.length) {
+    box.replaceChildren(h('p', { class: 'empty' }, 'Start by adding a class for each kind of thing to recognise, e.g. “cat” and “dog”.'));
+    return;
+  }
+  box.replaceChildren(...state.classes.map((cls) => {
+    const members = state.samples.filter((s) => s.classId === cls.id).sort((a, b) => (a.added < b.added ? -1 : 1));
+    const shown = state.expanded.has(cls.id) ? members : members.slice(0, SHOWN);
+    const input = h('input', { type: 'file', accept: 'image/*', multiple: true, class: 'visually-hidden', tabindex: -1 });
+    input.addEventListener('change', () => {
+      const files = [...input.files];
+      input.value = '';
+      if (files.length) actions.addFiles(cls.id, files);
+    });
+    const headingId = `class-${cls.id}`;
+    const warn = members.length < MIN_TO_TRAIN;
+    return h('section', { class: 'class-card card', dataset: { classId: cls.id, className: cls.name }, 'aria-labelledby': headingId },
+      h('header', { class: 'row wrap' },
+        h('h2', { id: headingId }, cls.name),
+        h('span', { class: `count${warn ? ' warn' : ''}`, 'aria-label': `${members.length} images${warn ? ', too few to train' : ''}` }, String(members.length)),
+        h('span', { class: 'spacer' }),
+        h('button', { type: 'button', class: 'secondary small', onclick: () => input.click(), 'aria-label': `Add images to ${cls.name}` }, 'Add images'), input,
+        h('button', { type: 'button', class: 'secondary small', onclick: () => actions.rename(cls), 'aria-label': `Rename ${cls.name}` }, 'Rename'),
+        h('button', { type: 'button', class: 'danger-outline small', onclick: () => actions.remove(cls, members.length), 'aria-label': `Delete class ${cls.name}` }, 'Delete')),
+      members.length
+        ? h('ul', { class: 'thumbs', 'aria-label': `Images of ${cls.name}` }, shown.map((s) => h('li', {},
+          h('label', { class: 'thumb', title: s.name },
+            h('input', { type: 'checkbox', checked: state.selected.has(s.contentId), 'aria-label': `Select ${s.name}`,
+              onchange: (event) => {
+                if (event.target.checked) state.selected.add(s.contentId); else state.selected.delete(s.contentId);
+                fillSelection(document.querySelector('.selection-bar'), state, actions);
+              } }),
+            thumbnail(s.contentId, '')))))
+        : h('p', { class: 'muted drop-hint' }, 'Drop images here, or use “Add images”.'),
+      members.length > shown.length ? h('button', { type: 'button', class: 'link', onclick: () => { state.expanded.add(cls.id); fillClasses(box, state, actions); } },
+        `Show all ${members.length}`) : null);
+  }));
+}
+
+function fillSelection(bar, state, actions) {
+  const n = state.selected.size;
+  bar.hidden = n === 0;
+  if (!n) { bar.replaceChildren(); return; }
+  const move = h('select', { 'aria-label': 'Move selected images to class' },
+    state.classes.map((c) => h('option', { value: c.id }, c.name)));
+  bar.replaceChildren(
+    h('strong', {}, `${plural(n, 'image')} selected`),
+    h('span', { class: 'row' }, move, h('button', { type: 'button', class: 'secondary small', onclick: () => actions.moveSelected(move.value) }, 'Move')),
+    h('button', { type: 'button', class: 'danger small', onclick: actions.deleteSelected }, 'Delete'),
+    h('button', { type: 'button', class: 'link', onclick: () => { state.selected.clear(); actions.refresh(); } }, 'Clear selection'));
+}

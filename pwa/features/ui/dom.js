@@ -1,0 +1,141 @@
+// Small DOM helpers every screen shares: element building, toasts, a confirm dialog, thumbnails,
+// number formats and file downloads.
+import { getThumbnail } from '../dataset/projects.js';
+
+const PROPERTIES = new Set(['value', 'checked', 'disabled', 'hidden', 'textContent', 'htmlFor', 'open', 'multiple', 'selected']);
+
+/** h('button', {class: 'primary', onclick}, 'Save') → element. null/false children and props are skipped. */
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props ?? {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
+    else if (key === 'class') el.className = value;
+    else if (key === 'dataset') Object.assign(el.dataset, value);
+    else if (PROPERTIES.has(key)) el[key] = value;
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  el.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
+let uid = 0;
+/** A fresh id for label/aria wiring. */
+export const newId = (prefix = 'f') => `${prefix}-${++uid}`;
+
+/** A labelled form field: {field, input}. */
+export function field(label, input, hint = null) {
+  input.id ||= newId('input');
+  const hintEl = hint ? h('small', { class: 'hint', id: newId('hint') }, hint) : null;
+  if (hintEl) input.setAttribute('aria-describedby', hintEl.id);
+  return { field: h('div', { class: 'field' }, h('label', { for: input.id }, label), input, hintEl), input };
+}
+
+/**
+ * A message at the bottom of the screen. kind: 'info'|'error'. `action` = {label, run} adds a button
+ * (e.g. Undo). Errors stay until dismissed; others fade after `seconds`.
+ */
+export function toast(message, { kind = 'info', action = null, seconds = 6 } = {}) {
+  const box = document.getElementById('toasts');
+  const close = () => item.remove();
+  const item = h('div', { class: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status' },
+    h('span', {}, message),
+    action && h('button', { type: 'button', class: 'link', onclick: () => { close(); action.run(); } }, action.label),
+    h('button', { type: 'button', class: 'icon', 'aria-label': 'Dismiss', onclick: close }, '×'));
+  box.append(item);
+  if (kind !== 'error') setTimeout(close, seconds * 1000);
+  return item;
+}
+
+/** Show an error the user can act on (the message of an Error, or a string). */
+export const showError = (error, prefix = '') => toast(`${prefix}${error?.message ?? error}`, { kind: 'error' });
+
+/** Ask before something that cannot be undone. Resolves true when confirmed. */
+export function confirmDialog(title, text, { confirm = 'Delete', danger = true } = {}) {
+  const dialog = document.getElementById('dialog');
+  dialog.replaceChildren(h('form', { method: 'dialog', class: 'stack' },
+    h('h2', { id: 'dialog-title' }, title), h('p', {}, text),
+    h('div', { class: 'row end' },
+      h('button', { value: 'cancel', class: 'secondary' }, 'Cancel'),
+      h('button', { value: 'ok', class: danger ? 'danger' : 'primary' }, confirm))));
+  dialog.returnValue = '';
+  dialog.showModal();
+  return new Promise((resolve) => dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true }));
+}
+
+/** Ask for a line of text (rename). Resolves the text, or null when cancelled. */
+export function promptDialog(title, label, value = '') {
+  const dialog = document.getElementById('dialog');
+  const { field: row, input } = field(label, h('input', { type: 'text', value, required: true, maxlength: 100 }));
+  dialog.replaceChildren(h('form', { method: 'dialog', class: 'stack' }, h('h2', { id: 'dialog-title' }, title), row,
+    h('div', { class: 'row end' },
+      h('button', { value: 'cancel', class: 'secondary', formnovalidate: true }, 'Cancel'),
+      h('button', { value: 'ok', class: 'primary' }, 'Save'))));
+  dialog.returnValue = '';
+  dialog.showModal();
+  input.select();
+  return new Promise((resolve) => dialog.addEventListener('close',
+    () => resolve(dialog.returnValue === 'ok' ? input.value.trim() : null), { once: true }));
+}
+
+const thumbnails = new Map();
+/** An object URL for a sample's thumbnail (kept for the page's life: thumbnails never change). */
+export function thumbnailUrl(contentId) {
+  if (!thumbnails.has(contentId)) thumbnails.set(contentId, getThumbnail(contentId).then((blob) => URL.createObjectURL(blob)));
+  return thumbnails.get(contentId);
+}
+
+/** An <img> that fills in its thumbnail when loaded. */
+export function thumbnail(contentId, alt) {
+  const img = h('img', { alt, width: 96, height: 96, loading: 'lazy', decoding: 'async' });
+  thumbnailUrl(contentId).then((url) => { img.src = url; }, () => { img.alt = `${alt} (image missing)`; });
+  return img;
+}
+
+export function formatBytes(bytes) {
+  if (bytes === null || bytes === undefined) return 'unknown';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let n = bytes;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+  return `${n >= 100 || i === 0 ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
+}
+
+export const percent = (x, digits = 0) => `${(x * 100).toFixed(digits)}%`;
+
+export function formatSeconds(seconds) {
+  if (!Number.isFinite(seconds)) return '';
+  const s = Math.max(0, Math.round(seconds));
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+}
+
+export const plural = (n, word, many = `${word}s`) => `${n} ${n === 1 ? word : many}`;
+
+/** Save a Blob as a file (the browser's download, no network involved). */
+export function download(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = h('a', { href: url, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** A file name made from a project name (letters, digits, - and _). */
+export const fileStem = (name) => name.trim().replace(/[^\p{L}\p{N}_-]+/gu, '-').replace(/^-+|-+$/g, '') || 'tejas';
+
+/** Disable a button while `work` runs, showing `busy` as its text. */
+export async function busy(button, text, work) {
+  const before = button.textContent;
+  button.disabled = true;
+  button.textContent = text;
+  try {
+    return await work();
+  } finally {
+    button.disabled = false;
+    button.textContent = before;
+  }
+}
+
+/** The address of a project's screen. */
+export const projectUrl = (projectId, tab = 'data') => `#/p/${encodeURIComponent(projectId)}/${tab}`;

@@ -1,0 +1,154 @@
+// Downloads — the model as standalone ONNX or PyTorch weights (each with a Python snippet that loads
+// it), the dataset as an ImageFolder zip, the whole project as one file — and imports of the last two.
+// All of it runs in this browser.
+import * as tejas from '../../tejas.js';
+import { busy, download, fileStem, h, plural, projectUrl, showError, toast } from './dom.js';
+
+const py = (value) => JSON.stringify(value);
+
+/** Python that loads the ONNX file and classifies one image, with this model's preprocessing. */
+export function onnxSnippet(file, input) {
+  const [height, width] = input.size;
+  return `# pip install onnxruntime pillow numpy
+import json
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+session = ort.InferenceSession(${py(file)})
+classes = json.loads(session.get_modelmeta().custom_metadata_map["class_names"])
+
+def preprocess(path):
+    image = Image.open(path).convert("RGB")
+    scale = ${input.resize.shorter_side} / min(image.size)
+    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+    left, top = round((image.width - ${width}) / 2), round((image.height - ${height}) / 2)
+    image = image.crop((left, top, left + ${width}, top + ${height}))
+    x = (np.asarray(image, np.float32) / 255 - ${py(input.mean)}) / ${py(input.std)}
+    return x.transpose(2, 0, 1)[None].astype(np.float32)
+
+probabilities = session.run(["probabilities"], {"image": preprocess("photo.jpg")})[0][0]
+print(classes[int(probabilities.argmax())], float(probabilities.max()))
+`;
+}
+
+/** Python that loads the .pt state dict into torchvision's model and classifies one image. */
+export function pytorchSnippet(file, architecture, classNames, input) {
+  return `# pip install torch torchvision pillow
+import torch
+import torchvision
+from PIL import Image
+from torchvision import transforms
+
+classes = ${py(classNames)}
+model = torchvision.models.${architecture}(num_classes=len(classes))
+model.load_state_dict(torch.load(${py(file)}, weights_only=True))
+model.eval()
+preprocess = transforms.Compose([
+    transforms.Resize(${input.resize.shorter_side}),
+    transforms.CenterCrop(${py(input.size)}),
+    transforms.ToTensor(),
+    transforms.Normalize(${py(input.mean)}, ${py(input.std)}),
+])
+with torch.no_grad():
+    probabilities = model(preprocess(Image.open("photo.jpg").convert("RGB"))[None]).softmax(1)[0]
+print(classes[int(probabilities.argmax())], float(probabilities.max()))
+`;
+}
+
+function codeBlock(id, code, label) {
+  const pre = h('pre', { id, tabindex: 0, 'aria-label': label }, h('code', {}, code));
+  const copy = h('button', { type: 'button', class: 'secondary small copy', onclick: async () => {
+    try {
+      await navigator.clipboard.writeText(code);
+      toast('Copied.');
+    } catch {
+      getSelection().selectAllChildren(pre);
+      toast('Selected: press Ctrl+C to copy.');
+    }
+  } }, 'Copy');
+  return h('div', { class: 'code' }, copy, pre);
+}
+
+export async function render(view, { project }) {
+  const [status, manifest] = await Promise.all([tejas.modelStatus(project.id),
+    fetch(new URL('manifest.json', tejas.DEFAULT_ARTIFACTS)).then((r) => (r.ok ? r.json() : null), () => null)]);
+  const stem = fileStem(project.name);
+  const model = status.model;
+  const save = (button, text, make, name) => busy(button, text, async () => {
+    try {
+      download(await make(), name);
+    } catch (error) {
+      showError(error, `Could not make ${name}: `);
+    }
+  });
+  const modelSection = h('section', { class: 'card', 'aria-labelledby': 'model-export-title' },
+    h('h2', { id: 'model-export-title' }, 'Model'));
+  if (!model) {
+    modelSection.append(h('p', {}, 'Train a model first; then download it here.'),
+      h('a', { class: 'button primary', href: projectUrl(project.id, 'train') }, 'Go to Train'));
+  } else {
+    const classNames = model.classes.map((c) => c.name);
+    const onnxButton = h('button', { type: 'button', class: 'primary', id: 'download-onnx' }, 'Download ONNX');
+    onnxButton.addEventListener('click', () => save(onnxButton, 'Preparing…', () => tejas.exportOnnx(project.id), `${stem}.onnx`));
+    const ptButton = h('button', { type: 'button', class: 'primary', id: 'download-pt' }, 'Download PyTorch (.pt)');
+    ptButton.addEventListener('click', () => save(ptButton, 'Preparing…', () => tejas.exportPytorch(project.id), `${stem}.pt`));
+    modelSection.append(
+      status.stale ? h('p', { class: 'warning' }, 'The data changed since this model was trained; ',
+        h('a', { href: projectUrl(project.id, 'train') }, 'train again'), ' to include it in the download.') : null,
+      h('p', { class: 'muted' }, `${manifest?.architecture ?? 'The backbone'} with your ${plural(classNames.length, 'class', 'classes')}: `
+        + `${classNames.join(', ')}. Each file is standalone and runs without Tejas.`),
+      h('div', { class: 'export-item' }, h('h3', {}, 'ONNX'), h('p', {}, 'For onnxruntime in Python, C#, C++, Java, JavaScript or on phones.'),
+        onnxButton, manifest && codeBlock('onnx-snippet', onnxSnippet(`${stem}.onnx`, manifest.input), 'Python code that loads the ONNX file')),
+      h('div', { class: 'export-item' }, h('h3', {}, 'PyTorch'), h('p', {}, `A state dict for torchvision's ${manifest?.architecture ?? 'model'}.`),
+        ptButton, manifest && codeBlock('pt-snippet', pytorchSnippet(`${stem}.pt`, manifest.architecture, classNames, manifest.input), 'Python code that loads the PyTorch file')));
+  }
+
+  const datasetButton = h('button', { type: 'button', class: 'secondary', id: 'download-dataset' }, 'Download dataset (.zip)');
+  datasetButton.addEventListener('click', () => save(datasetButton, 'Zipping…', () => tejas.exportDatasetZip(project.id), `${stem}-dataset.zip`));
+  const projectButton = h('button', { type: 'button', class: 'secondary', id: 'download-project' }, 'Download project file');
+  projectButton.addEventListener('click', () => save(projectButton, 'Packing…', () => tejas.exportProject(project.id), `${stem}.tejas.zip`));
+
+  const zipInput = h('input', { type: 'file', accept: '.zip,application/zip', id: 'import-dataset', class: 'visually-hidden', tabindex: -1 });
+  const zipButton = h('button', { type: 'button', class: 'secondary', onclick: () => zipInput.click() }, 'Add images from a dataset zip…');
+  zipInput.addEventListener('change', () => {
+    const file = zipInput.files[0];
+    zipInput.value = '';
+    if (!file) return;
+    busy(zipButton, 'Importing…', async () => {
+      try {
+        const result = await tejas.addDatasetZip(project.id, file);
+        toast(`Added ${plural(result.added, 'image')} from ${file.name}${result.skipped.length ? `; skipped ${result.skipped.length} (${result.skipped[0].name}: ${result.skipped[0].reason})` : ''}.`);
+      } catch (error) { showError(error, `${file.name}: `); }
+    });
+  });
+  const projectInput = h('input', { type: 'file', accept: '.zip,application/zip', id: 'import-project', class: 'visually-hidden', tabindex: -1 });
+  const projectImport = h('button', { type: 'button', class: 'secondary', onclick: () => projectInput.click() }, 'Import a project file…');
+  projectInput.addEventListener('change', () => {
+    const file = projectInput.files[0];
+    projectInput.value = '';
+    if (!file) return;
+    busy(projectImport, 'Importing…', async () => {
+      try {
+        const result = await tejas.importProject(file);
+        toast(`Imported "${result.project.name}" as a new project with ${plural(result.models, 'model')}.`);
+        location.hash = projectUrl(result.project.id);
+      } catch (error) { showError(error, `${file.name}: `); }
+    });
+  });
+
+  view.append(
+    h('div', { class: 'title-row' }, h('h1', {}, 'Export')),
+    modelSection,
+    h('section', { class: 'card', 'aria-labelledby': 'data-export-title' },
+      h('h2', { id: 'data-export-title' }, 'Data'),
+      h('p', { class: 'muted' }, 'The dataset zip has a folder per class (the ImageFolder layout PyTorch, Keras and most tools read). '
+        + 'The project file also holds every trained model, to move the project to another browser.'),
+      h('div', { class: 'row wrap' }, datasetButton, projectButton)),
+    h('section', { class: 'card', 'aria-labelledby': 'import-title' },
+      h('h2', { id: 'import-title' }, 'Import'),
+      h('div', { class: 'row wrap' }, zipButton, zipInput, projectImport, projectInput),
+      h('small', { class: 'hint' }, 'A dataset zip adds its images to this project (into classes named after its folders); '
+        + 'a project file becomes a new project.')));
+  return null;
+}

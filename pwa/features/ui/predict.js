@@ -1,0 +1,180 @@
+// Prediction: an image from a file, the clipboard, the camera (live, continuously) or a drawing → top-k
+// classes with confidence. "Wrong?" puts the image into the right class (always trained on) and can
+// retrain at once, then predicts the same image again.
+import * as tejas from '../../tejas.js';
+import { sha256Hex } from '../dataset/images.js';
+import { createDrawing } from './draw.js';
+import { createWebcam } from './webcam.js';
+import { formatSeconds, h, percent, projectUrl, showError, toast } from './dom.js';
+import { DEFAULTS, startTraining, trainingRun } from './train.js';
+
+export async function render(view, { project }) {
+  const status = await tejas.modelStatus(project.id);
+  view.append(h('div', { class: 'title-row' }, h('h1', {}, 'Predict')));
+  if (!status.model) {
+    view.append(h('section', { class: 'card' }, h('p', {}, 'Train a model first, then try it on new images here.'),
+      h('a', { class: 'button primary', href: projectUrl(project.id, 'train') }, 'Go to Train')));
+    return null;
+  }
+  let current = null; // {blob, name, url}
+  let live = false;
+  const preview = h('img', { class: 'preview', alt: '', hidden: true });
+  const resultList = h('ol', { class: 'bars', id: 'prediction', 'aria-label': 'Predicted classes, most likely first' });
+  const correction = h('div', { class: 'correction', id: 'correction', hidden: true });
+  const retrainStatus = h('p', { id: 'retrain-status', role: 'status', 'aria-live': 'polite' });
+  const topK = Math.min(5, status.model.classes.length);
+
+  const predictBlob = async (blob, name) => {
+    try {
+      const top = await tejas.predict(project.id, blob, { topK });
+      if (current?.url && current.blob !== blob) URL.revokeObjectURL(current.url);
+      current = { blob, name, url: current?.blob === blob ? current.url : URL.createObjectURL(blob) };
+      preview.src = current.url;
+      preview.alt = `The image predicted: ${name}`;
+      preview.hidden = false;
+      showBars(resultList, top);
+      fillCorrection(top);
+      view.dataset.predicted = top[0].name;
+    } catch (error) {
+      showError(error, 'Prediction failed: ');
+    }
+  };
+
+  const fillCorrection = (top) => {
+    const classes = status.model.classes;
+    const choice = h('select', { id: 'correct-class' }, classes.map((c) => h('option', { value: c.id, selected: c.id !== top[0].classId && c.id === (top[1] ?? top[0]).classId }, c.name)));
+    const retrain = h('input', { type: 'checkbox', id: 'retrain-now', checked: true });
+    correction.replaceChildren(
+      h('details', { id: 'wrong' }, h('summary', {}, 'Wrong? Teach it the right answer'),
+        h('div', { class: 'stack' },
+          h('div', { class: 'row wrap' }, h('label', { for: 'correct-class' }, 'This image is'), choice),
+          h('label', { class: 'row' }, retrain, 'Retrain now'),
+          h('button', { type: 'button', class: 'primary', id: 'add-correction', onclick: () => correct(choice.value, retrain.checked) },
+            'Add to dataset'))));
+    correction.hidden = false;
+  };
+
+  const correct = async (classId, retrain) => {
+    const { blob, name } = current;
+    const className = status.model.classes.find((c) => c.id === classId)?.name;
+    const extension = blob.type === 'image/jpeg' ? 'jpg' : 'png';
+    const file = new File([blob], /\.\w+$/.test(name) ? name : `${name}.${extension}`, { type: blob.type });
+    const result = await tejas.addSamples(project.id, classId, [file], { source: tejas.CORRECTION });
+    if (result.skipped.length) {
+      const reason = result.skipped[0].reason;
+      if (!/already in this project/.test(reason)) { showError(`${name}: ${reason}`); return; }
+      const samples = await tejas.listSamples(project.id);
+      const id = await sha256Hex(new Uint8Array(await blob.arrayBuffer()));
+      if (samples.some((s) => s.contentId === id)) await tejas.moveSamples(project.id, [id], classId);
+      toast(`This image was already in the dataset; it is now in "${className}".`);
+    } else {
+      toast(`Added to "${className}".`);
+    }
+    if (retrain) runRetrain();
+  };
+
+  const runRetrain = () => {
+    const model = status.model;
+    const run = startTraining(project.id, { ...DEFAULTS, ...(model.options ?? {}) });
+    const follow = async (r) => {
+      const p = r.progress;
+      if (r.status === 'running') {
+        retrainStatus.textContent = p?.stage === 'training'
+          ? `Retraining: epoch ${p.epoch} of ${r.options.epochs}${p.etaSeconds ? ` · about ${formatSeconds(p.etaSeconds)} left` : ''}`
+          : 'Retraining: reading images…';
+        return;
+      }
+      r.listeners.delete(follow);
+      if (r.status === 'done') {
+        status.model = r.model;
+        retrainStatus.textContent = `Retrained: ${percent(r.model.metrics.accuracy)} validation accuracy. Predicting again…`;
+        if (current) await predictBlob(current.blob, current.name);
+        retrainStatus.textContent = `Retrained: ${percent(r.model.metrics.accuracy)} validation accuracy.`;
+        view.dataset.retrained = 'true';
+      } else {
+        retrainStatus.textContent = r.status === 'cancelled' ? 'Retraining cancelled.' : `Retraining failed: ${r.error.message}`;
+      }
+    };
+    run.listeners.add(follow);
+    follow(run);
+  };
+
+  // Sources
+  const fileInput = h('input', { type: 'file', accept: 'image/*', id: 'predict-file', class: 'visually-hidden', tabindex: -1 });
+  fileInput.addEventListener('change', () => {
+    const file = fileInput.files[0];
+    fileInput.value = '';
+    if (file) { stopLive(); predictBlob(file, file.name); }
+  });
+  const webcam = createWebcam();
+  const liveButton = h('button', { type: 'button', class: 'secondary', id: 'live', 'aria-pressed': 'false' }, 'Live prediction');
+  const stopLive = () => { live = false; liveButton.setAttribute('aria-pressed', 'false'); liveButton.textContent = 'Live prediction'; };
+  liveButton.addEventListener('click', async () => {
+    if (live) { stopLive(); return; }
+    if (!webcam.started()) { showError('Turn the camera on first.'); return; }
+    live = true;
+    liveButton.setAttribute('aria-pressed', 'true');
+    liveButton.textContent = 'Stop live prediction';
+    let frames = 0;
+    while (live && document.body.contains(liveButton)) {
+      const blob = await webcam.frame();
+      if (!blob) break;
+      await predictBlob(blob, `camera frame ${new Date().toLocaleTimeString()}`);
+      view.dataset.liveFrames = String(++frames);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+    stopLive();
+  });
+  const drawing = createDrawing({ action: 'Predict drawing', onDrawing: (blob) => { stopLive(); predictBlob(blob, `drawing ${new Date().toLocaleTimeString()}`); } });
+  const panels = {
+    camera: h('div', { class: 'panel', id: 'predict-camera', hidden: true }, webcam.element, h('div', { class: 'row' }, liveButton)),
+    draw: h('div', { class: 'panel', id: 'predict-draw', hidden: true }, drawing.element),
+  };
+  const toggle = (name, label) => {
+    const button = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-controls': panels[name].id }, label);
+    button.addEventListener('click', () => {
+      const open = panels[name].hidden;
+      panels[name].hidden = !open;
+      button.setAttribute('aria-expanded', String(open));
+      if (!open && name === 'camera') { stopLive(); webcam.stop(); }
+    });
+    return button;
+  };
+  const onPaste = (event) => {
+    const file = [...(event.clipboardData?.files ?? [])].find((f) => f.type.startsWith('image/'));
+    if (!file) return;
+    event.preventDefault();
+    stopLive();
+    predictBlob(file, file.name && file.name !== 'image.png' ? file.name : `pasted image ${new Date().toLocaleTimeString()}`);
+  };
+  document.addEventListener('paste', onPaste);
+
+  view.append(
+    status.stale ? h('p', { class: 'warning' }, 'The data changed since this model was trained. ',
+      h('a', { href: projectUrl(project.id, 'train') }, 'Train again'), ' to include it.') : null,
+    h('div', { class: 'predict-layout' },
+      h('section', { class: 'card', 'aria-labelledby': 'source-title' },
+        h('h2', { id: 'source-title' }, 'Image'),
+        h('div', { class: 'row wrap' },
+          h('button', { type: 'button', class: 'primary', onclick: () => fileInput.click() }, 'Choose image…'), fileInput,
+          toggle('camera', 'Camera'), toggle('draw', 'Draw')),
+        h('small', { class: 'hint' }, 'Or paste an image (Ctrl+V).'),
+        panels.camera, panels.draw),
+      h('section', { class: 'card result', 'aria-labelledby': 'result-title' },
+        h('h2', { id: 'result-title' }, 'Prediction'), preview,
+        resultList, correction, retrainStatus)));
+  if (trainingRun(project.id)?.status === 'running') retrainStatus.textContent = 'A training run is in progress; predictions use the previous model until it finishes.';
+  return () => {
+    live = false;
+    webcam.stop();
+    document.removeEventListener('paste', onPaste);
+    if (current?.url) URL.revokeObjectURL(current.url);
+  };
+}
+
+function showBars(list, top) {
+  list.replaceChildren(...top.map((t, i) => h('li', { class: i === 0 ? 'best' : '' },
+    h('span', { class: 'name' }, t.name),
+    h('span', { class: 'bar', 'aria-hidden': 'true' }, h('span', { style: `width: ${(t.probability * 100).toFixed(1)}%` })),
+    h('span', { class: 'value' }, percent(t.probability, t.probability < 0.1 ? 1 : 0)))));
+}

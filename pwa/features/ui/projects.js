@@ -1,0 +1,124 @@
+// The projects list: create, open, rename, delete (confirmed), import a project file or an ImageFolder
+// zip; storage used per project and in total, and whether the browser may evict it.
+import * as tejas from '../../tejas.js';
+import {
+  busy, confirmDialog, field, formatBytes, h, percent, plural, projectUrl, promptDialog, showError, thumbnail, toast,
+} from './dom.js';
+
+export async function render(view) {
+  const list = h('ul', { class: 'project-grid', 'aria-label': 'Projects' });
+  const storage = h('p', { class: 'storage', id: 'storage-status' });
+  const { field: nameField, input: name } = field('Project name', h('input', {
+    type: 'text', name: 'name', required: true, maxlength: 100, placeholder: 'e.g. Ripe or not', autocomplete: 'off',
+  }));
+  const create = h('form', { class: 'row wrap create-project', onsubmit: async (event) => {
+    event.preventDefault();
+    try {
+      const project = await tejas.createProject(name.value);
+      location.hash = projectUrl(project.id);
+    } catch (error) {
+      showError(error);
+    }
+  } }, nameField, h('button', { class: 'primary' }, 'Create project'));
+
+  const importInput = h('input', { type: 'file', accept: '.zip,application/zip', class: 'visually-hidden', id: 'import-file' });
+  const importButton = h('button', { type: 'button', class: 'secondary', onclick: () => importInput.click() }, 'Import .zip…');
+  importInput.addEventListener('change', async () => {
+    const file = importInput.files[0];
+    importInput.value = '';
+    if (file) await busy(importButton, 'Importing…', () => importZip(file));
+  });
+
+  view.append(
+    h('div', { class: 'hero' },
+      h('h1', {}, 'Your projects'),
+      h('p', { class: 'muted' }, 'Teach your browser to tell images apart: make a class per kind of thing, add examples, '
+        + 'train, and download the model. Everything stays on this device.')),
+    h('section', { class: 'card', 'aria-label': 'New project' }, create,
+      h('div', { class: 'row wrap' }, importButton, importInput,
+        h('small', { class: 'muted' }, 'A Tejas project file, or a dataset zip with one folder per class.'))),
+    storage, list);
+  await Promise.all([fillList(list), fillStorage(storage)]);
+}
+
+async function importZip(file) {
+  try {
+    let result;
+    try {
+      result = await tejas.importProject(file);
+      toast(`Imported "${result.project.name}" with ${plural(result.models, 'model')}.`);
+    } catch (error) {
+      if (!/not a Tejas project file/.test(error.message)) throw error;
+      result = await tejas.importDatasetZip(file);
+      toast(`Imported "${result.project.name}": ${plural(result.added, 'image')}`
+        + `${result.skipped.length ? `, ${result.skipped.length} skipped (${result.skipped[0].name}: ${result.skipped[0].reason})` : ''}.`);
+    }
+    location.hash = projectUrl(result.project.id);
+  } catch (error) {
+    showError(error, `Could not import ${file.name}: `);
+  }
+}
+
+async function fillStorage(el) {
+  const status = await tejas.storageStatus();
+  const persist = h('button', { type: 'button', class: 'link', onclick: async () => {
+    const granted = await tejas.requestPersistence();
+    toast(granted ? 'Storage is now persistent.' : 'The browser declined; installing the app usually helps.');
+    fillStorage(el);
+  } }, 'Keep my data');
+  el.replaceChildren(
+    h('span', {}, `Storage: ${formatBytes(status.usage)} used of ${formatBytes(status.quota)} available. `),
+    status.persisted
+      ? h('span', { class: 'ok', id: 'persistence' }, 'Persistent: the browser will not clear it.')
+      : h('span', { id: 'persistence' }, 'Not persistent: the browser may clear it when space runs low. ', persist));
+}
+
+async function projectFacts(project) {
+  const [classes, samples, model] = await Promise.all([
+    tejas.listClasses(project.id), tejas.listSamples(project.id), tejas.currentModel(project.id)]);
+  const bytes = samples.reduce((sum, s) => sum + (s.size ?? 0), 0) + (model?.parameters.byteLength ?? 0);
+  return { classes, samples, model, bytes };
+}
+
+async function fillList(list) {
+  const projects = (await tejas.listProjects()).sort((a, b) => (b.updated ?? '').localeCompare(a.updated ?? ''));
+  if (!projects.length) {
+    list.replaceWith(h('p', { class: 'empty' }, 'No projects yet. Create one above, or import a zip.'));
+    return;
+  }
+  const cards = await Promise.all(projects.map(async (project) => card(project, await projectFacts(project), list)));
+  list.replaceChildren(...cards);
+}
+
+function card(project, { classes, samples, model, bytes }, list) {
+  const shown = samples.slice(0, 4);
+  const rename = async () => {
+    const name = await promptDialog('Rename project', 'Project name', project.name);
+    if (!name) return;
+    try {
+      await tejas.renameProject(project.id, name);
+      await fillList(list);
+    } catch (error) { showError(error); }
+  };
+  const remove = async () => {
+    const ok = await confirmDialog(`Delete "${project.name}"?`,
+      `Its ${plural(samples.length, 'image')}, ${plural(classes.length, 'class', 'classes')} and models will be removed from this device. This cannot be undone; export the project first to keep a copy.`);
+    if (!ok) return;
+    try {
+      await tejas.deleteProject(project.id);
+      toast(`Deleted "${project.name}".`);
+      await fillList(list);
+    } catch (error) { showError(error); }
+  };
+  return h('li', { class: 'project-card card', dataset: { projectId: project.id } },
+    h('a', { class: 'mosaic', href: projectUrl(project.id), tabindex: -1, 'aria-hidden': 'true' },
+      shown.length ? shown.map((s) => thumbnail(s.contentId, '')) : h('span', { class: 'placeholder' }, 'No images yet')),
+    h('div', { class: 'project-body' },
+      h('h2', {}, h('a', { href: projectUrl(project.id) }, project.name)),
+      h('p', { class: 'muted' },
+        `${plural(classes.length, 'class', 'classes')} · ${plural(samples.length, 'image')} · ${formatBytes(bytes)}`),
+      h('p', { class: 'muted' }, model ? `Model: ${percent(model.metrics.accuracy)} validation accuracy` : 'Not trained yet'),
+      h('div', { class: 'row' },
+        h('button', { type: 'button', class: 'secondary small', onclick: rename, 'aria-label': `Rename ${project.name}` }, 'Rename'),
+        h('button', { type: 'button', class: 'danger-outline small', onclick: remove, 'aria-label': `Delete ${project.name}` }, 'Delete'))));
+}

@@ -1,0 +1,232 @@
+// The training panel: sensible defaults, an "advanced" section, a live chart of loss and accuracy per
+// epoch (uPlot), progress with ETA, cancel. A run carries on while the user visits other screens.
+import uPlot from '../../vendor/uplot/uPlot.esm.js';
+import * as tejas from '../../tejas.js';
+import { field, formatSeconds, h, percent, plural, projectUrl, showError, toast } from './dom.js';
+
+export const DEFAULTS = { mode: 'head', epochs: 20, learningRate: 0.003, batchSize: 16, augment: 0, validationShare: 0.2 };
+
+/** projectId → the latest run: {status, stage, progress, history, started, seconds, model, error, controller, listeners} */
+const runs = new Map();
+
+export const trainingRun = (projectId) => runs.get(projectId) ?? null;
+
+/** Start training a project (also used by "retrain now" on the predict and evaluate screens). */
+export function startTraining(projectId, options) {
+  const previous = runs.get(projectId);
+  if (previous?.status === 'running') return previous;
+  const run = {
+    status: 'running', stage: 'preparing', progress: null, history: [], started: performance.now(), seconds: 0,
+    options, model: null, error: null, controller: new AbortController(), listeners: new Set(),
+  };
+  const notify = () => run.listeners.forEach((listener) => listener(run));
+  runs.set(projectId, run);
+  tejas.train(projectId, {
+    ...options, signal: run.controller.signal,
+    onProgress: (p) => {
+      run.stage = p.stage;
+      run.progress = p;
+      if (p.epochDone) run.history.push(p);
+      notify();
+    },
+  }).then((model) => {
+    Object.assign(run, { status: 'done', model, seconds: (performance.now() - run.started) / 1000 });
+    if (!document.querySelector('[data-screen="train"]')) toast(`Training finished: ${percent(model.metrics.accuracy)} validation accuracy.`);
+  }, (error) => {
+    Object.assign(run, { status: error.name === 'AbortError' ? 'cancelled' : 'failed', error });
+    if (run.status === 'failed' && !document.querySelector('[data-screen="train"]')) showError(error, 'Training failed: ');
+  }).finally(notify);
+  notify();
+  return run;
+}
+
+function readOptions(form) {
+  const value = (name) => form.elements[name].value;
+  return {
+    mode: value('mode'), epochs: Number(value('epochs')), learningRate: Number(value('learningRate')),
+    batchSize: Number(value('batchSize')), augment: Number(value('augment')), validationShare: Number(value('validationShare')) / 100,
+  };
+}
+
+function optionsForm(defaults, manifest) {
+  const number = (name, label, attrs, hint) => field(label, h('input', { type: 'number', name, value: defaults[name], required: true, ...attrs }), hint).field;
+  const canLastBlock = !!manifest?.training?.last_block;
+  const mode = (value, label, hint, disabled = false) => h('label', { class: 'choice' },
+    h('input', { type: 'radio', name: 'mode', value, checked: defaults.mode === value, disabled }),
+    h('span', {}, h('strong', {}, label), h('small', { class: 'muted' }, hint)));
+  const share = h('input', { type: 'range', id: 'validation-share', name: 'validationShare', min: 0, max: 50, step: 5, value: Math.round(defaults.validationShare * 100) });
+  const shareOut = h('output', { for: share.id }, `${share.value}%`);
+  share.addEventListener('input', () => { shareOut.textContent = `${share.value}%`; });
+  return h('details', { class: 'advanced' },
+    h('summary', {}, 'Advanced settings'),
+    h('div', { class: 'grid-form' },
+      h('fieldset', { class: 'modes' }, h('legend', {}, 'What to train'),
+        mode('head', 'Classifier only (fast)', 'Trains the last layer on the backbone\'s features.'),
+        mode('last_block', 'Classifier + last block (slower)', canLastBlock
+          ? 'Also fine-tunes the backbone\'s last block: can be more accurate on unusual images.'
+          : 'Not available: these artifacts were exported without --train last-block.', !canLastBlock)),
+      number('epochs', 'Epochs', { min: 1, max: 500, step: 1 }, 'Passes over the training images.'),
+      number('learningRate', 'Learning rate', { min: 0.00001, max: 1, step: 'any' }, 'Smaller is slower but steadier.'),
+      field('Batch size', h('select', { name: 'batchSize' }, [4, 8, 16, 32, 64].map((n) => h('option', { value: n, selected: n === defaults.batchSize }, String(n))))).field,
+      field('Augmentation', h('select', { name: 'augment' }, [[0, 'Off'], [1, '1 extra view per image'], [2, '2 extra views'], [4, '4 extra views']]
+        .map(([n, label]) => h('option', { value: n, selected: n === defaults.augment }, label))), 'Random crops, flips and colour changes of each image.').field,
+      h('div', { class: 'field' }, h('label', { for: share.id }, 'Held out for validation'),
+        h('div', { class: 'row' }, share, shareOut), h('small', { class: 'hint' }, 'Images kept aside to measure accuracy honestly.'))));
+}
+
+function chartColors() {
+  const style = getComputedStyle(document.documentElement);
+  return { loss: style.getPropertyValue('--chart-loss').trim(), train: style.getPropertyValue('--chart-train').trim(),
+    validation: style.getPropertyValue('--chart-validation').trim(), axis: style.getPropertyValue('--muted').trim(),
+    grid: style.getPropertyValue('--line').trim() };
+}
+
+/** A uPlot chart of loss (left axis) and accuracies (right axis, %) per epoch, plus a table of the same numbers. */
+function createChart(container) {
+  const c = chartColors();
+  const axis = { stroke: c.axis, grid: { stroke: c.grid, width: 1 }, ticks: { stroke: c.grid } };
+  const opts = {
+    width: Math.max(280, container.clientWidth || 600), height: 240,
+    scales: { x: { time: false }, loss: { auto: true, range: (u, min, max) => [0, Math.max(max, 0.1) * 1.1] }, acc: { range: [0, 100] } },
+    axes: [
+      { ...axis, label: 'Epoch', values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? String(t) : '')) },
+      { ...axis, scale: 'loss', label: 'Loss' },
+      { ...axis, scale: 'acc', side: 1, label: 'Accuracy %', grid: { show: false } },
+    ],
+    series: [
+      { label: 'Epoch' },
+      { label: 'Loss', scale: 'loss', stroke: c.loss, width: 2, points: { show: true } },
+      { label: 'Train accuracy', scale: 'acc', stroke: c.train, width: 2, points: { show: true }, value: (u, v) => (v == null ? '–' : `${v.toFixed(1)}%`) },
+      { label: 'Validation accuracy', scale: 'acc', stroke: c.validation, width: 2, dash: [6, 4], points: { show: true }, value: (u, v) => (v == null ? '–' : `${v.toFixed(1)}%`) },
+    ],
+    legend: { live: false },
+  };
+  const plot = new uPlot(opts, [[], [], [], []], container);
+  const resize = new ResizeObserver(() => plot.setSize({ width: Math.max(280, container.clientWidth), height: 240 }));
+  resize.observe(container);
+  return {
+    set(history) {
+      plot.setData([history.map((e) => e.epoch), history.map((e) => e.loss), history.map((e) => e.trainAccuracy * 100),
+        history.map((e) => (e.validationAccuracy === undefined ? null : e.validationAccuracy * 100))]);
+      container.dataset.points = String(history.length);
+    },
+    destroy() { resize.disconnect(); plot.destroy(); },
+  };
+}
+
+function historyTable(history) {
+  return h('table', { class: 'numbers' },
+    h('caption', { class: 'visually-hidden' }, 'Loss and accuracy per epoch'),
+    h('thead', {}, h('tr', {}, ['Epoch', 'Loss', 'Train accuracy', 'Validation accuracy'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, history.map((e) => h('tr', {}, h('td', {}, String(e.epoch)), h('td', {}, e.loss.toFixed(4)),
+      h('td', {}, percent(e.trainAccuracy, 1)), h('td', {}, e.validationAccuracy === undefined ? '–' : percent(e.validationAccuracy, 1))))));
+}
+
+export async function render(view, { project }) {
+  const [classes, samples, status, manifest] = await Promise.all([
+    tejas.listClasses(project.id), tejas.listSamples(project.id), tejas.modelStatus(project.id),
+    fetch(new URL('manifest.json', tejas.DEFAULT_ARTIFACTS)).then((r) => (r.ok ? r.json() : null), () => null)]);
+  const counts = classes.map((c) => samples.filter((s) => s.classId === c.id).length);
+  const blockers = [];
+  if (!manifest) blockers.push('The model artifacts are missing: run the README\'s first command (it exports them).');
+  if (classes.length < 2) blockers.push(`Add at least 2 classes (this project has ${classes.length}).`);
+  classes.forEach((c, i) => { if (counts[i] < 2) blockers.push(`Class "${c.name}" needs at least 2 images (has ${counts[i]}).`); });
+
+  const defaults = { ...DEFAULTS, ...(status.model?.options ?? {}) };
+  const form = h('form', { class: 'train-form', id: 'train-form' });
+  const start = h('button', { class: 'primary big', id: 'train-start', disabled: blockers.length > 0 }, 'Train model');
+  const cancel = h('button', { type: 'button', class: 'secondary', id: 'train-cancel', hidden: true }, 'Cancel');
+  const stage = h('p', { id: 'train-stage', role: 'status', 'aria-live': 'polite' });
+  const bar = h('progress', { id: 'train-progress', max: 1, value: 0, 'aria-labelledby': 'train-stage', hidden: true });
+  const chartBox = h('div', { class: 'chart', id: 'train-chart', 'aria-hidden': 'true' });
+  const numbers = h('details', { class: 'numbers-box' }, h('summary', {}, 'Numbers per epoch'), h('div', { id: 'history-table' }));
+  const result = h('div', { id: 'train-result', 'aria-live': 'polite' });
+  form.append(
+    h('p', {}, `${plural(samples.length, 'image')} in ${plural(classes.length, 'class', 'classes')}.`),
+    blockers.length ? h('div', { class: 'warning', role: 'status' }, h('strong', {}, 'Not ready to train. '), blockers.join(' '), ' ',
+      h('a', { href: projectUrl(project.id, 'data') }, 'Go to Data')) : null,
+    optionsForm(defaults, manifest),
+    h('div', { class: 'row wrap' }, start, cancel));
+
+  view.append(
+    h('div', { class: 'title-row' }, h('h1', {}, 'Train')),
+    h('section', { class: 'card' }, form),
+    h('section', { class: 'card', 'aria-labelledby': 'progress-title' },
+      h('h2', { id: 'progress-title' }, 'Progress'), stage, bar, chartBox, numbers, result));
+  const chart = createChart(chartBox);
+
+  const show = (run) => {
+    const running = run?.status === 'running';
+    start.disabled = running || blockers.length > 0;
+    start.textContent = running ? 'Training…' : status.model || run?.model ? 'Train again' : 'Train model';
+    cancel.hidden = !running;
+    bar.hidden = !running;
+    const history = run ? run.history : status.model?.history ?? [];
+    chart.set(history);
+    document.getElementById('history-table')?.replaceChildren(historyTable(history));
+    if (!run) {
+      stage.textContent = status.model ? '' : 'Not trained yet. Press “Train model”: it takes seconds to a few minutes.';
+      result.replaceChildren(status.model ? modelSummary(project, status.model, status.stale) : '');
+      return;
+    }
+    const p = run.progress;
+    if (running) {
+      if (p?.stage === 'embedding') {
+        bar.value = p.done / p.total;
+        stage.textContent = `Reading images: ${p.done} of ${p.total}`;
+      } else if (p?.stage === 'training') {
+        bar.value = p.step / p.totalSteps;
+        const eta = p.etaSeconds ? ` · about ${formatSeconds(p.etaSeconds)} left` : '';
+        stage.textContent = `Training: epoch ${p.epoch} of ${run.options.epochs}${eta}`;
+      } else {
+        bar.removeAttribute('value');
+        stage.textContent = 'Preparing…';
+      }
+      result.replaceChildren();
+    } else if (run.status === 'done') {
+      stage.textContent = `Finished in ${formatSeconds(run.seconds)}.`;
+      result.replaceChildren(modelSummary(project, run.model, false));
+    } else if (run.status === 'cancelled') {
+      stage.textContent = 'Cancelled. The previous model (if any) is unchanged.';
+      result.replaceChildren();
+    } else {
+      stage.textContent = '';
+      result.replaceChildren(h('p', { class: 'error', role: 'alert' }, `Training failed: ${run.error.message}`));
+    }
+    view.dataset.training = run.status;
+  };
+
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (!form.reportValidity()) return;
+    const run = startTraining(project.id, readOptions(form));
+    subscribe(run);
+  });
+  let current = null;
+  const subscribe = (run) => {
+    current?.listeners.delete(show);
+    current = run;
+    run.listeners.add(show);
+    cancel.onclick = () => run.controller.abort();
+    show(run);
+  };
+  const existing = trainingRun(project.id);
+  if (existing) subscribe(existing); else show(null);
+  return () => {
+    current?.listeners.delete(show);
+    chart.destroy();
+  };
+}
+
+function modelSummary(project, model, stale) {
+  const m = model.metrics;
+  return h('div', { class: 'summary' },
+    stale ? h('p', { class: 'warning', id: 'stale' }, 'The data changed since this model was trained: train again to include it.') : null,
+    h('p', { class: 'big-number' }, h('span', { id: 'validation-accuracy' }, percent(m.accuracy)), ' validation accuracy'),
+    h('p', { class: 'muted' }, `On ${plural(m.count, 'held-out image')}; trained ${new Date(model.created).toLocaleString()} `
+      + `(${model.mode === 'last_block' ? 'classifier + last block' : 'classifier only'}, ${plural(model.options?.epochs ?? model.history.length, 'epoch')}).`),
+    h('div', { class: 'row wrap' },
+      h('a', { class: 'button secondary', href: projectUrl(project.id, 'evaluate') }, 'See what it gets wrong'),
+      h('a', { class: 'button secondary', href: projectUrl(project.id, 'predict') }, 'Try it'),
+      h('a', { class: 'button secondary', href: projectUrl(project.id, 'export') }, 'Download')));
+}
