@@ -139,3 +139,88 @@ WAIT_FOR_SERVICE_WORKER = """async () => {
   }
   throw new Error('service worker did not activate in 120 s');
 }"""
+
+
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+AXE = ROOT / "pwa" / "vendor" / "axe-core" / "axe.min.js"
+SIZES = {"phone": {"width": 360, "height": 740}, "desktop": {"width": 1280, "height": 800}}
+
+
+@pytest.fixture
+def ui(app):
+    """The app page at desktop size, its first screen rendered."""
+    app.set_viewport_size(SIZES["desktop"])
+    wait_screen(app, "projects")
+    return app
+
+
+def wait_screen(page, screen: str, timeout: float = 30_000):
+    """Wait until the router has rendered `screen` (main[data-screen][data-ready])."""
+    page.wait_for_selector(f"main[data-ready][data-screen={screen}]", timeout=timeout)
+
+
+def open_tab(page, label: str):
+    page.click(f".tabs a:text-is('{label}')")
+    wait_screen(page, label.lower())
+
+
+def create_project(page, name: str):
+    page.goto(page.url.split("#")[0] + "#/")
+    wait_screen(page, "projects")
+    page.get_by_label("Project name").fill(name)
+    page.get_by_role("button", name="Create project").click()
+    wait_screen(page, "data")
+
+
+def add_class(page, name: str):
+    page.get_by_label("New class").fill(name)
+    page.get_by_role("button", name="Add class").click()
+    page.wait_for_selector(f".class-card[data-class-name='{name}']")
+
+
+def class_count(page, name: str) -> int:
+    return int(page.inner_text(f".class-card[data-class-name='{name}'] .count"))
+
+
+def add_images(page, class_name: str, paths) -> None:
+    """Add image files to a class with its own "Add images" file picker; waits until they are shown."""
+    before = class_count(page, class_name)
+    card = page.locator(f".class-card[data-class-name='{class_name}']")
+    with page.expect_file_chooser() as chooser:
+        card.get_by_role("button", name=f"Add images to {class_name}").click()
+    chooser.value.set_files([str(p) for p in paths])
+    page.wait_for_function(
+        "([name, n]) => Number(document.querySelector(`.class-card[data-class-name='${name}'] .count`)?.textContent) >= n",
+        arg=[class_name, before + len(paths)],
+        timeout=60_000,
+    )
+
+
+def write_pngs(folder: Path, images) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, rgb in enumerate(images):
+        path = folder / f"{i:03d}.png"
+        path.write_bytes(png(rgb))
+        paths.append(path)
+    return paths
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's serious and critical violations on the current page (vendored from npm)."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(AXE))
+    results = page.evaluate("() => axe.run(document, { resultTypes: ['violations'] })")
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
+        for v in results["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+# Collects main-thread long tasks from now on into window.longTasks (ms durations).
+WATCH_LONG_TASKS = """() => {
+  window.longTasks = [];
+  new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push(e.duration); })
+    .observe({ type: 'longtask' });
+}"""

@@ -1,4 +1,4 @@
-"""The placeholder app in Debian chromium: cross-origin isolated, and every exported ONNX file loads
+"""The app's About screen in Debian chromium: cross-origin isolated, and every exported ONNX file loads
 and runs in onnxruntime-web (1.30 for inference, 1.19.2 for training), where the head trains."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def test_artifacts_load_and_train_in_the_browser(which, request, serve, page, tm
     manifest = manifest_of(folder)
     server = serve(artifacts)
 
-    result = run_selfcheck(page, server.url + "/")
+    result = run_selfcheck(page, server.url + "/#/about")
 
     assert result["crossOriginIsolated"] is True
     assert result["backbone"]["version"] == "1.30.0"
@@ -57,6 +57,6 @@ def test_artifacts_load_and_train_in_the_browser(which, request, serve, page, tm
 
 def test_page_reports_missing_artifacts(serve, page, tmp_path):
     server = serve(tmp_path / "empty")
-    page.goto(server.url + "/")
+    page.goto(server.url + "/#/about")
     page.wait_for_function("document.getElementById('architecture').textContent.includes('no artifacts')")
     assert page.locator("#selfcheck").is_disabled()
