@@ -43,15 +43,17 @@ def test_installable_and_works_offline_after_install(app_copy, serve, tmp_path, 
         assert page.is_hidden("#update-banner")
 
         server.stop()
+        assert page.is_hidden("#network")
         context.set_offline(True)
+        page.wait_for_selector("#network:visible")  # the offline indicator
         page.reload()
         wait_screen(page, "projects")
-        assert page.is_visible("#network")  # the offline indicator
         create_project(page, "On a plane")
         add_class(page, "clouds")
         for tab in ("Train", "Predict", "Evaluate", "Export", "Data"):
             open_tab(page, tab)
-            assert page.locator("main .error[role=alert]").count() == 0
+            failed = page.locator("main .error[role=alert]:visible")
+            assert failed.count() == 0, failed.all_inner_texts()
         page.goto(page.url.split("#")[0] + "#/about")
         wait_screen(page, "about")
         page.wait_for_function("document.getElementById('architecture').textContent.includes('features')")
@@ -113,5 +115,6 @@ def test_every_screen_accessible_fits_a_phone_and_is_photographed(ui, tmp_path):
     page.emulate_media(color_scheme="dark")
     show(page, "train", project_id, query)
     page.screenshot(path=str(SCREENSHOTS / "train-dark-1280x800.png"), full_page=True)
+    (tmp_path / 'problems.json').write_text(json.dumps(problems, indent=1))
     assert problems == {}, problems
     assert PAGE_HELPERS

@@ -4,7 +4,7 @@
 import * as tejas from '../../tejas.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
-import { confirmDialog, field, h, plural, projectUrl, promptDialog, showError, thumbnail, toast } from './dom.js';
+import { confirmDialog, field, filePicker, h, plural, projectUrl, promptDialog, showError, thumbnail, toast } from './dom.js';
 
 const MIN_TO_TRAIN = 2;
 const RECOMMENDED = 10;
@@ -145,25 +145,13 @@ export async function render(view, { project }) {
   } }, nameField, h('button', { class: 'primary' }, 'Add class'));
 
   // Capture tools, all adding to the target class
-  const filesInput = h('input', { type: 'file', accept: 'image/*', multiple: true, class: 'visually-hidden', id: 'add-files', tabindex: -1 });
-  filesInput.addEventListener('change', async () => {
-    const files = [...filesInput.files];
-    filesInput.value = '';
+  const filesInput = filePicker('Image files', { accept: 'image/*', multiple: true, id: 'add-files' }, async (files) => {
     const id = targetClass();
-    if (id && files.length) await addFiles(id, files);
+    if (id) await addFiles(id, files);
   });
-  const folderInput = h('input', { type: 'file', webkitdirectory: true, multiple: true, class: 'visually-hidden', id: 'add-folder', tabindex: -1 });
-  folderInput.addEventListener('change', async () => {
-    const files = [...folderInput.files].map((file) => ({ file, path: file.webkitRelativePath.split('/').slice(0, -1) }));
-    folderInput.value = '';
-    await addGrouped(groupByFolder(files));
-  });
-  const zipInput = h('input', { type: 'file', accept: '.zip,application/zip', class: 'visually-hidden', id: 'add-zip', tabindex: -1 });
-  zipInput.addEventListener('change', async () => {
-    const file = zipInput.files[0];
-    zipInput.value = '';
-    if (file) await addZip(file);
-  });
+  const folderInput = filePicker('A folder of images', { multiple: true, directory: true, id: 'add-folder' }, (files) =>
+    addGrouped(groupByFolder(files.map((file) => ({ file, path: file.webkitRelativePath.split('/').slice(0, -1) })))));
+  const zipInput = filePicker('A dataset zip', { accept: '.zip,application/zip', id: 'add-zip' }, ([file]) => addZip(file));
   const webcam = createWebcam({ onCapture: async (blobs) => {
     const id = targetClass();
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -337,12 +325,7 @@ function fillClasses(box, state, actions) {
   box.replaceChildren(...state.classes.map((cls) => {
     const members = state.samples.filter((s) => s.classId === cls.id).sort((a, b) => (a.added < b.added ? -1 : 1));
     const shown = state.expanded.has(cls.id) ? members : members.slice(0, SHOWN);
-    const input = h('input', { type: 'file', accept: 'image/*', multiple: true, class: 'visually-hidden', tabindex: -1 });
-    input.addEventListener('change', () => {
-      const files = [...input.files];
-      input.value = '';
-      if (files.length) actions.addFiles(cls.id, files);
-    });
+    const input = filePicker(`Images for ${cls.name}`, { accept: 'image/*', multiple: true }, (files) => actions.addFiles(cls.id, files));
     const headingId = `class-${cls.id}`;
     const warn = members.length < MIN_TO_TRAIN;
     return h('section', { class: 'class-card card', dataset: { classId: cls.id, className: cls.name }, 'aria-labelledby': headingId },

@@ -87,7 +87,7 @@ export function thumbnailUrl(contentId) {
 
 /** An <img> that fills in its thumbnail when loaded. */
 export function thumbnail(contentId, alt) {
-  const img = h('img', { alt, width: 96, height: 96, loading: 'lazy', decoding: 'async' });
+  const img = h('img', { alt, width: 96, height: 96, decoding: 'async' });
   thumbnailUrl(contentId).then((url) => { img.src = url; }, () => { img.alt = `${alt} (image missing)`; });
   return img;
 }
@@ -139,3 +139,19 @@ export async function busy(button, text, work) {
 
 /** The address of a project's screen. */
 export const projectUrl = (projectId, tab = 'data') => `#/p/${encodeURIComponent(projectId)}/${tab}`;
+
+/**
+ * A hidden file input opened by a visible button (input.click()); `onFiles(files)` gets what was
+ * chosen. `label` names it for assistive technology.
+ */
+export function filePicker(label, { accept = null, multiple = false, directory = false, id = null } = {}, onFiles) {
+  const input = h('input', {
+    type: 'file', accept, multiple, webkitdirectory: directory, id, class: 'visually-hidden', tabindex: -1, 'aria-label': label,
+  });
+  input.addEventListener('change', () => {
+    const files = [...input.files];
+    input.value = '';
+    if (files.length) onFiles(files);
+  });
+  return input;
+}

@@ -98,7 +98,7 @@ export async function render(view, { project }) {
         + `(${new Date(model.created).toLocaleString()}). Macro precision ${percent(m.macro.precision)}, recall ${percent(m.macro.recall)}.`)),
     h('section', { class: 'card', 'aria-labelledby': 'classes-title' },
       h('h2', { id: 'classes-title' }, 'Per class'),
-      h('div', { class: 'table-scroll' }, h('table', { class: 'metrics', id: 'per-class' },
+      h('div', { class: 'table-scroll', tabindex: 0, role: 'region', 'aria-label': 'Scrollable table' }, h('table', { class: 'metrics', id: 'per-class' },
         h('thead', {}, h('tr', {}, ['Class', 'Accuracy (recall)', 'Precision', 'F1', 'Images'].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, m.perClass.map((r) => h('tr', {}, h('th', { scope: 'row' }, r.class),
           h('td', {}, percent(r.recall)), h('td', {}, percent(r.precision)), h('td', {}, percent(r.f1)), h('td', {}, String(r.support))))))),
@@ -106,7 +106,7 @@ export async function render(view, { project }) {
         + 'Precision: of the images predicted as a class, the share that really are.')),
     h('section', { class: 'card', 'aria-labelledby': 'matrix-title' },
       h('h2', { id: 'matrix-title' }, 'Confusion matrix'),
-      h('div', { class: 'table-scroll' }, matrix)),
+      h('div', { class: 'table-scroll', tabindex: 0, role: 'region', 'aria-label': 'Scrollable table' }, matrix)),
     cellPanel);
   return null;
 }

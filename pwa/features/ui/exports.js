@@ -2,7 +2,7 @@
 // it), the dataset as an ImageFolder zip, the whole project as one file — and imports of the last two.
 // All of it runs in this browser.
 import * as tejas from '../../tejas.js';
-import { busy, download, fileStem, h, plural, projectUrl, showError, toast } from './dom.js';
+import { busy, download, fileStem, filePicker, h, plural, projectUrl, showError, toast } from './dom.js';
 
 const py = (value) => JSON.stringify(value);
 
@@ -109,12 +109,7 @@ export async function render(view, { project }) {
   const projectButton = h('button', { type: 'button', class: 'secondary', id: 'download-project' }, 'Download project file');
   projectButton.addEventListener('click', () => save(projectButton, 'Packing…', () => tejas.exportProject(project.id), `${stem}.tejas.zip`));
 
-  const zipInput = h('input', { type: 'file', accept: '.zip,application/zip', id: 'import-dataset', class: 'visually-hidden', tabindex: -1 });
-  const zipButton = h('button', { type: 'button', class: 'secondary', onclick: () => zipInput.click() }, 'Add images from a dataset zip…');
-  zipInput.addEventListener('change', () => {
-    const file = zipInput.files[0];
-    zipInput.value = '';
-    if (!file) return;
+  const zipInput = filePicker('A dataset zip', { accept: '.zip,application/zip', id: 'import-dataset' }, ([file]) => {
     busy(zipButton, 'Importing…', async () => {
       try {
         const result = await tejas.addDatasetZip(project.id, file);
@@ -122,12 +117,8 @@ export async function render(view, { project }) {
       } catch (error) { showError(error, `${file.name}: `); }
     });
   });
-  const projectInput = h('input', { type: 'file', accept: '.zip,application/zip', id: 'import-project', class: 'visually-hidden', tabindex: -1 });
-  const projectImport = h('button', { type: 'button', class: 'secondary', onclick: () => projectInput.click() }, 'Import a project file…');
-  projectInput.addEventListener('change', () => {
-    const file = projectInput.files[0];
-    projectInput.value = '';
-    if (!file) return;
+  const zipButton = h('button', { type: 'button', class: 'secondary', onclick: () => zipInput.click() }, 'Add images from a dataset zip…');
+  const projectInput = filePicker('A Tejas project file', { accept: '.zip,application/zip', id: 'import-project' }, ([file]) => {
     busy(projectImport, 'Importing…', async () => {
       try {
         const result = await tejas.importProject(file);
@@ -136,6 +127,7 @@ export async function render(view, { project }) {
       } catch (error) { showError(error, `${file.name}: `); }
     });
   });
+  const projectImport = h('button', { type: 'button', class: 'secondary', onclick: () => projectInput.click() }, 'Import a project file…');
 
   view.append(
     h('div', { class: 'title-row' }, h('h1', {}, 'Export')),

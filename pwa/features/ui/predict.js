@@ -5,7 +5,7 @@ import * as tejas from '../../tejas.js';
 import { sha256Hex } from '../dataset/images.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
-import { formatSeconds, h, percent, projectUrl, showError, toast } from './dom.js';
+import { filePicker, formatSeconds, h, percent, projectUrl, showError, toast } from './dom.js';
 import { DEFAULTS, startTraining, trainingRun } from './train.js';
 
 export async function render(view, { project }) {
@@ -100,11 +100,9 @@ export async function render(view, { project }) {
   };
 
   // Sources
-  const fileInput = h('input', { type: 'file', accept: 'image/*', id: 'predict-file', class: 'visually-hidden', tabindex: -1 });
-  fileInput.addEventListener('change', () => {
-    const file = fileInput.files[0];
-    fileInput.value = '';
-    if (file) { stopLive(); predictBlob(file, file.name); }
+  const fileInput = filePicker('An image to predict', { accept: 'image/*', id: 'predict-file' }, ([file]) => {
+    stopLive();
+    predictBlob(file, file.name);
   });
   const webcam = createWebcam();
   const liveButton = h('button', { type: 'button', class: 'secondary', id: 'live', 'aria-pressed': 'false' }, 'Live prediction');

@@ -2,7 +2,7 @@
 // zip; storage used per project and in total, and whether the browser may evict it.
 import * as tejas from '../../tejas.js';
 import {
-  busy, confirmDialog, field, formatBytes, h, percent, plural, projectUrl, promptDialog, showError, thumbnail, toast,
+  busy, confirmDialog, field, filePicker, formatBytes, h, percent, plural, projectUrl, promptDialog, showError, thumbnail, toast,
 } from './dom.js';
 
 export async function render(view) {
@@ -21,13 +21,9 @@ export async function render(view) {
     }
   } }, nameField, h('button', { class: 'primary' }, 'Create project'));
 
-  const importInput = h('input', { type: 'file', accept: '.zip,application/zip', class: 'visually-hidden', id: 'import-file' });
+  const importInput = filePicker('A project file or dataset zip', { accept: '.zip,application/zip', id: 'import-file' },
+    ([file]) => busy(importButton, 'Importing…', () => importZip(file)));
   const importButton = h('button', { type: 'button', class: 'secondary', onclick: () => importInput.click() }, 'Import .zip…');
-  importInput.addEventListener('change', async () => {
-    const file = importInput.files[0];
-    importInput.value = '';
-    if (file) await busy(importButton, 'Importing…', () => importZip(file));
-  });
 
   view.append(
     h('div', { class: 'hero' },
