@@ -121,6 +121,22 @@ def animal_images(size: int = 112):
     return train, validation
 
 
+# What the first 5 Animal-MNIST labels show.
+ANIMAL_NAMES = ["bear", "bird", "cat", "cow", "dog"]
+
+
+def unique_animals(per_class: int) -> dict[int, list]:
+    """Animal-MNIST images, `per_class` distinct ones of each of 5 classes (the set repeats a few)."""
+    train, validation = animal_images()
+    seen, out = set(), {}
+    for rgb, label in train + validation:
+        if rgb.tobytes() in seen or len(out.setdefault(label, [])) == per_class:
+            continue
+        seen.add(rgb.tobytes())
+        out[label].append(rgb)
+    return out
+
+
 # Resolves when a service worker is active; rejects with a hint if its install fails (a stale
 # pwa/precache.js lists hashes the served files no longer have: tools/precache.py regenerates it).
 WAIT_FOR_SERVICE_WORKER = """async () => {
@@ -182,6 +198,15 @@ def class_count(page, name: str) -> int:
     return int(page.inner_text(f".class-card[data-class-name='{name}'] .count"))
 
 
+COUNT = "([name, n, least]) => { const c = document.querySelector(`.class-card[data-class-name='${name}'] .count`); \
+return c && (least ? Number(c.textContent) >= n : Number(c.textContent) === n); }"
+
+
+def wait_count(page, class_name: str, n: int, at_least: bool = False, timeout: float = 60_000) -> None:
+    """Wait until a class shows `n` images (or at least n)."""
+    page.wait_for_function(COUNT, arg=[class_name, n, at_least], timeout=timeout)
+
+
 def add_images(page, class_name: str, paths) -> None:
     """Add image files to a class with its own "Add images" file picker; waits until they are shown."""
     before = class_count(page, class_name)
@@ -189,11 +214,7 @@ def add_images(page, class_name: str, paths) -> None:
     with page.expect_file_chooser() as chooser:
         card.get_by_role("button", name=f"Add images to {class_name}").click()
     chooser.value.set_files([str(p) for p in paths])
-    page.wait_for_function(
-        "([name, n]) => Number(document.querySelector(`.class-card[data-class-name='${name}'] .count`)?.textContent) >= n",
-        arg=[class_name, before + len(paths)],
-        timeout=60_000,
-    )
+    wait_count(page, class_name, before + len(paths))
 
 
 def write_pngs(folder: Path, images) -> list[Path]:

@@ -17,16 +17,18 @@ import pytest
 from PIL import Image
 
 from .conftest import (
+    ANIMAL_NAMES,
     PAGE_HELPERS,
     WATCH_LONG_TASKS,
     add_class,
     add_images,
-    animal_images,
     class_count,
     create_project,
     digit_images,
     open_tab,
     png,
+    unique_animals,
+    wait_count,
     wait_screen,
     write_pngs,
 )
@@ -38,18 +40,6 @@ assert PAGE_HELPERS  # the `app` fixture adds them to every page
 def digits(label: int, count: int, start: int = 0):
     train, _ = digit_images()
     return [rgb for rgb, y in train if y == label][start : start + count]
-
-
-def unique_animals(per_class: int) -> dict[int, list]:
-    """Animal-MNIST images, `per_class` distinct ones of each of 5 classes (the set repeats a few)."""
-    train, validation = animal_images()
-    seen, out = set(), {}
-    for rgb, label in train + validation:
-        if rgb.tobytes() in seen or len(out.setdefault(label, [])) == per_class:
-            continue
-        seen.add(rgb.tobytes())
-        out[label].append(rgb)
-    return out
 
 
 def toast_text(page) -> str:
@@ -143,7 +133,7 @@ def test_classes_and_every_way_to_add_samples(ui, tmp_path):
     zip_path = tmp_path / "ones.zip"
     zip_path.write_bytes(buffer.getvalue())
     page.set_input_files("#add-zip", str(zip_path))
-    page.wait_for_function("document.querySelector(\".class-card[data-class-name='one'] .count\").textContent === '4'")
+    wait_count(page, "one", 4)
 
     # paste into the class chosen under "Add to class"
     page.select_option("#target-class", label="two")
@@ -151,12 +141,13 @@ def test_classes_and_every_way_to_add_samples(ui, tmp_path):
     page.evaluate(
         """(b64) => {
           const data = new DataTransfer();
-          data.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], 'image.png', { type: 'image/png' }));
+          const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          data.items.add(new File([bytes], 'image.png', { type: 'image/png' }));
           document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true }));
         }""",
         pasted,
     )
-    page.wait_for_function("document.querySelector(\".class-card[data-class-name='two'] .count\").textContent === '4'")
+    wait_count(page, "two", 4)
 
     # webcam (Chromium's fake camera): one photo, then a held-down burst
     page.select_option("#target-class", label="three")
@@ -164,24 +155,27 @@ def test_classes_and_every_way_to_add_samples(ui, tmp_path):
     page.get_by_role("button", name="Turn camera on").click()
     page.wait_for_selector("#camera-panel .webcam[data-camera=on]")
     page.get_by_role("button", name="Take photo").click()
-    page.wait_for_function("document.querySelector(\".class-card[data-class-name='three'] .count\").textContent === '3'")
+    wait_count(page, "three", 3)
     page.get_by_role("button", name="Hold to record").scroll_into_view_if_needed()
     hold = page.get_by_role("button", name="Hold to record").bounding_box()
     page.mouse.move(hold["x"] + 10, hold["y"] + 10)
     page.mouse.down()
     page.wait_for_timeout(1500)
     page.mouse.up()
-    page.wait_for_function(
-        "Number(document.querySelector(\".class-card[data-class-name='three'] .count\").textContent) >= 6",
-        timeout=30_000,
-    )
+    wait_count(page, "three", 6, at_least=True)
     page.get_by_role("button", name="Turn camera off").click()
 
     # drawing: a stroke, undo (blank again), another stroke, add it
     page.select_option("#target-class", label="zero")
     page.get_by_role("button", name="Draw", exact=True).click()
     canvas = page.locator("#draw-panel canvas")
-    ink = "() => { const c = document.querySelector('#draw-panel canvas'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] < 128; return n; }"
+    ink = """() => {
+      const c = document.querySelector('#draw-panel canvas');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) n += d[i] < 128;
+      return n;
+    }"""
     canvas.scroll_into_view_if_needed()
     c = canvas.bounding_box()
 
@@ -198,7 +192,7 @@ def test_classes_and_every_way_to_add_samples(ui, tmp_path):
     assert page.evaluate(ink) == 0
     stroke([(0.5, 0.15), (0.2, 0.5), (0.5, 0.85), (0.8, 0.5), (0.5, 0.15)])
     page.get_by_role("button", name="Add drawing to class").click()
-    page.wait_for_function("document.querySelector(\".class-card[data-class-name='zero'] .count\").textContent === '4'")
+    wait_count(page, "zero", 4)
     sources = page.evaluate(
         """async () => { const t = await import('/tejas.js'); const [p] = await t.listProjects();
           return (await t.listSamples(p.id)).map((s) => s.source).sort(); }"""
@@ -213,15 +207,15 @@ def test_classes_and_every_way_to_add_samples(ui, tmp_path):
     assert "2 images selected" in bar.inner_text()
     bar.get_by_label("Move selected images to class").select_option(label="one")
     bar.get_by_role("button", name="Move").click()
-    page.wait_for_function("document.querySelector(\".class-card[data-class-name='one'] .count\").textContent === '6'")
+    wait_count(page, "one", 6)
     assert class_count(page, "zero") == 2
 
     # delete one, then undo
     page.locator(".class-card[data-class-name='one'] .thumb input").first.check()
     bar.get_by_role("button", name="Delete").click()
-    page.wait_for_function("document.querySelector(\".class-card[data-class-name='one'] .count\").textContent === '5'")
+    wait_count(page, "one", 5)
     page.locator("#toasts").get_by_role("button", name="Undo").click()
-    page.wait_for_function("document.querySelector(\".class-card[data-class-name='one'] .count\").textContent === '6'")
+    wait_count(page, "one", 6)
     assert "Not ready to train" not in page.inner_text(".warnings")
 
 
@@ -229,9 +223,9 @@ def test_training_panel_live_chart_progress_and_cancel(ui, tmp_path):
     page = ui
     create_project(page, "Animals")
     for label, images in unique_animals(20).items():
-        add_class(page, f"animal {label}")
-        add_images(page, f"animal {label}", write_pngs(tmp_path / str(label), images))
-    assert sum(class_count(page, f"animal {i}") for i in range(5)) == 100
+        add_class(page, ANIMAL_NAMES[label])
+        add_images(page, ANIMAL_NAMES[label], write_pngs(tmp_path / str(label), images))
+    assert sum(class_count(page, name) for name in ANIMAL_NAMES) == 100
 
     open_tab(page, "Train")
     page.get_by_text("Advanced settings").click()
@@ -313,8 +307,8 @@ def test_predict_correct_and_retrain(ui, tmp_path):
     page.get_by_role("button", name="Stop live prediction").click()
 
 
-EVALUATE_SETUP = """async (items) => {
-  const { t, project } = await projectWith('Animals', ['cat', 'dog', 'owl', 'fish', 'frog'], items);
+EVALUATE_SETUP = """async ([names, items]) => {
+  const { t, project } = await projectWith('Animals', names, items);
   await t.train(project.id, { epochs: 8 });
   location.hash = `#/p/${project.id}/evaluate`;
   return project.id;
@@ -338,7 +332,7 @@ PREDICTED_CELLS = """async (projectId) => {
 def test_confusion_matrix_cells_show_their_images(ui):
     page = ui
     items = [(base64.b64encode(png(rgb)).decode(), y) for y, images in unique_animals(20).items() for rgb in images]
-    project_id = page.evaluate(EVALUATE_SETUP, items)
+    project_id = page.evaluate(EVALUATE_SETUP, [ANIMAL_NAMES, items])
     wait_screen(page, "evaluate", timeout=300_000)
     assert page.locator("#per-class tbody tr").count() == 5
     expected = page.evaluate(PREDICTED_CELLS, project_id)
@@ -390,7 +384,10 @@ def test_exports_with_python_snippets_and_imports(ui, tmp_path):
     photo = Image.fromarray(digits(1, 1, start=15)[0])
     photo.save(folder / "photo.jpg", quality=95)
     browser = page.evaluate(
-        """async ([projectId, b64]) => (await (await import('/tejas.js')).predict(projectId, fileFrom(b64, 'photo.jpg'), { topK: 1 }))[0]""",
+        """async ([projectId, b64]) => {
+          const t = await import('/tejas.js');
+          return (await t.predict(projectId, fileFrom(b64, 'photo.jpg'), { topK: 1 }))[0];
+        }""",
         [project_id, base64.b64encode((folder / "photo.jpg").read_bytes()).decode()],
     )
     for button, snippet in (("#download-onnx", "#onnx-snippet"), ("#download-pt", "#pt-snippet")):
@@ -417,7 +414,9 @@ def test_exports_with_python_snippets_and_imports(ui, tmp_path):
 
     # the project file comes back as a new project with its model
     page.set_input_files("#import-project", str(project_file))
-    page.wait_for_function(f"!location.hash.includes('{project_id}') && location.hash.endsWith('/data')", timeout=120_000)
+    page.wait_for_function(
+        f"!location.hash.includes('{project_id}') && location.hash.endsWith('/data')", timeout=120_000
+    )
     wait_screen(page, "data")
     assert class_count(page, "zero") == 12 and class_count(page, "one") == 12
     open_tab(page, "Evaluate")

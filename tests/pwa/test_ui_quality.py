@@ -10,16 +10,17 @@ import json
 import pytest
 
 from .conftest import (
+    ANIMAL_NAMES,
     PAGE_HELPERS,
     SCREENSHOTS,
     SIZES,
     WAIT_FOR_SERVICE_WORKER,
     add_class,
-    animal_images,
     axe_violations,
     create_project,
     open_tab,
     png,
+    unique_animals,
     wait_screen,
 )
 
@@ -61,8 +62,8 @@ def test_installable_and_works_offline_after_install(app_copy, serve, tmp_path, 
         context.close()
 
 
-SETUP = """async (items) => {
-  const { t, project } = await projectWith('Animals', ['cat', 'dog', 'owl', 'fish', 'frog'], items);
+SETUP = """async ([names, items]) => {
+  const { t, project } = await projectWith('Animals', names, items);
   await t.train(project.id, { epochs: 8 });
   return project.id;
 }"""
@@ -73,7 +74,13 @@ SCREENS = ["projects", "data", "train", "predict", "evaluate", "export", "about"
 def show(page, screen: str, project_id: str, query) -> None:
     """Open a screen in a state worth looking at."""
     url = page.url.split("#")[0]
-    page.goto(f"{url}#/" if screen == "projects" else f"{url}#/about" if screen == "about" else f"{url}#/p/{project_id}/{screen}")
+    page.goto(
+        f"{url}#/"
+        if screen == "projects"
+        else f"{url}#/about"
+        if screen == "about"
+        else f"{url}#/p/{project_id}/{screen}"
+    )
     page.reload()  # a fresh render at this viewport
     wait_screen(page, screen)
     if screen == "predict":
@@ -87,23 +94,26 @@ def show(page, screen: str, project_id: str, query) -> None:
     elif screen == "train":
         page.get_by_text("Advanced settings").click()
     page.wait_for_function("[...document.images].every((i) => i.complete)")
+    page.evaluate("() => { document.activeElement?.blur(); scrollTo(0, 0); }")
     page.wait_for_timeout(300)
 
 
 def test_every_screen_accessible_fits_a_phone_and_is_photographed(ui, tmp_path):
     page = ui
-    train, _ = animal_images()
-    items = [(base64.b64encode(png(rgb)).decode(), int(y)) for rgb, y in train[::2]]  # 10 a class
-    project_id = page.evaluate(SETUP, items)
+    animals = unique_animals(21)
+    items = [(base64.b64encode(png(rgb)).decode(), y) for y, images in animals.items() for rgb in images[:20]]
+    project_id = page.evaluate(SETUP, [ANIMAL_NAMES, items])
     query = tmp_path / "query.png"
-    query.write_bytes(png(animal_images()[1][0][0]))
+    query.write_bytes(png(animals[2][20]))  # a cat it did not see
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     problems = {}
     for size, viewport in SIZES.items():
         page.set_viewport_size(viewport)
         for screen in SCREENS:
             show(page, screen, project_id, query)
-            page.screenshot(path=str(SCREENSHOTS / f"{screen}-{viewport['width']}x{viewport['height']}.png"), full_page=True)
+            page.screenshot(
+                path=str(SCREENSHOTS / f"{screen}-{viewport['width']}x{viewport['height']}.png"), full_page=True
+            )
             overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
             if overflow > 0:
                 problems[f"{screen} {size}: wider than the screen by"] = overflow
@@ -115,6 +125,6 @@ def test_every_screen_accessible_fits_a_phone_and_is_photographed(ui, tmp_path):
     page.emulate_media(color_scheme="dark")
     show(page, "train", project_id, query)
     page.screenshot(path=str(SCREENSHOTS / "train-dark-1280x800.png"), full_page=True)
-    (tmp_path / 'problems.json').write_text(json.dumps(problems, indent=1))
+    (tmp_path / "problems.json").write_text(json.dumps(problems, indent=1))
     assert problems == {}, problems
     assert PAGE_HELPERS

@@ -2,7 +2,7 @@
 // use, and a self-check that runs every exported ONNX file in this browser.
 import { MESSAGE, callWorker } from '../../protocol.js';
 import { storageStatus } from '../../db.js';
-import { formatBytes, h } from './dom.js';
+import { append, formatBytes, h } from './dom.js';
 
 const ARTIFACTS = 'artifacts/default/';
 
@@ -11,7 +11,7 @@ function fact(term, id, text = '…') {
 }
 
 export async function render(view) {
-  view.append(
+  append(view, 
     h('h1', {}, 'About & privacy'),
     h('section', { class: 'card', 'aria-labelledby': 'privacy-title' },
       h('h2', { id: 'privacy-title' }, 'What leaves this device'),

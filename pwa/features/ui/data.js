@@ -4,7 +4,7 @@
 import * as tejas from '../../tejas.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
-import { confirmDialog, field, filePicker, h, plural, projectUrl, promptDialog, showError, thumbnail, toast } from './dom.js';
+import { append, confirmDialog, field, filePicker, h, plural, projectUrl, promptDialog, showError, thumbnail, toast } from './dom.js';
 
 const MIN_TO_TRAIN = 2;
 const RECOMMENDED = 10;
@@ -187,7 +187,7 @@ export async function render(view, { project }) {
       + 'Folders and zips go into classes named after their folders.'),
     panels.camera, panels.draw);
 
-  view.append(
+  append(view, 
     h('div', { class: 'title-row' }, h('h1', {}, 'Data'), summary),
     h('section', { class: 'card' }, addClassForm, classError),
     capture, warnings, classesBox, selectionBar,

@@ -15,6 +15,11 @@ export function h(tag, props = {}, ...children) {
     else if (PROPERTIES.has(key)) el[key] = value;
     else el.setAttribute(key, value === true ? '' : String(value));
   }
+  return append(el, ...children);
+}
+
+/** el.append(...children) skipping null, undefined and false (for conditional parts). */
+export function append(el, ...children) {
   el.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
   return el;
 }

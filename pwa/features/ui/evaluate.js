@@ -1,13 +1,13 @@
 // Evaluation of the current model on its held-out images: accuracy, per-class accuracy / precision /
 // recall, and a confusion matrix whose cells open the images in them, each with relabel and delete.
 import * as tejas from '../../tejas.js';
-import { h, percent, plural, projectUrl, showError, thumbnail, toast } from './dom.js';
+import { append, h, percent, plural, projectUrl, showError, thumbnail, toast } from './dom.js';
 
 export async function render(view, { project }) {
-  view.append(h('div', { class: 'title-row' }, h('h1', {}, 'Evaluate')));
+  append(view, h('div', { class: 'title-row' }, h('h1', {}, 'Evaluate')));
   const status = await tejas.modelStatus(project.id);
   if (!status.model) {
-    view.append(h('section', { class: 'card' }, h('p', {}, 'No model yet: train one, and its mistakes show up here.'),
+    append(view, h('section', { class: 'card' }, h('p', {}, 'No model yet: train one, and its mistakes show up here.'),
       h('a', { class: 'button primary', href: projectUrl(project.id, 'train') }, 'Go to Train')));
     return null;
   }
@@ -89,7 +89,7 @@ export async function render(view, { project }) {
             onclick: () => openCell(t, p) }, String(count)));
       })))));
 
-  view.append(
+  append(view, 
     staleBox,
     h('section', { class: 'card', 'aria-labelledby': 'overall-title' },
       h('h2', { id: 'overall-title' }, 'Overall'),

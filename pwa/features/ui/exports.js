@@ -2,7 +2,7 @@
 // it), the dataset as an ImageFolder zip, the whole project as one file — and imports of the last two.
 // All of it runs in this browser.
 import * as tejas from '../../tejas.js';
-import { busy, download, fileStem, filePicker, h, plural, projectUrl, showError, toast } from './dom.js';
+import { append, busy, download, filePicker, fileStem, h, plural, projectUrl, showError, toast } from './dom.js';
 
 const py = (value) => JSON.stringify(value);
 
@@ -85,7 +85,7 @@ export async function render(view, { project }) {
   const modelSection = h('section', { class: 'card', 'aria-labelledby': 'model-export-title' },
     h('h2', { id: 'model-export-title' }, 'Model'));
   if (!model) {
-    modelSection.append(h('p', {}, 'Train a model first; then download it here.'),
+    append(modelSection, h('p', {}, 'Train a model first; then download it here.'),
       h('a', { class: 'button primary', href: projectUrl(project.id, 'train') }, 'Go to Train'));
   } else {
     const classNames = model.classes.map((c) => c.name);
@@ -93,7 +93,7 @@ export async function render(view, { project }) {
     onnxButton.addEventListener('click', () => save(onnxButton, 'Preparing…', () => tejas.exportOnnx(project.id), `${stem}.onnx`));
     const ptButton = h('button', { type: 'button', class: 'primary', id: 'download-pt' }, 'Download PyTorch (.pt)');
     ptButton.addEventListener('click', () => save(ptButton, 'Preparing…', () => tejas.exportPytorch(project.id), `${stem}.pt`));
-    modelSection.append(
+    append(modelSection, 
       status.stale ? h('p', { class: 'warning' }, 'The data changed since this model was trained; ',
         h('a', { href: projectUrl(project.id, 'train') }, 'train again'), ' to include it in the download.') : null,
       h('p', { class: 'muted' }, `${manifest?.architecture ?? 'The backbone'} with your ${plural(classNames.length, 'class', 'classes')}: `
@@ -129,7 +129,7 @@ export async function render(view, { project }) {
   });
   const projectImport = h('button', { type: 'button', class: 'secondary', onclick: () => projectInput.click() }, 'Import a project file…');
 
-  view.append(
+  append(view, 
     h('div', { class: 'title-row' }, h('h1', {}, 'Export')),
     modelSection,
     h('section', { class: 'card', 'aria-labelledby': 'data-export-title' },

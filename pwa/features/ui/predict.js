@@ -5,14 +5,14 @@ import * as tejas from '../../tejas.js';
 import { sha256Hex } from '../dataset/images.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
-import { filePicker, formatSeconds, h, percent, projectUrl, showError, toast } from './dom.js';
+import { append, filePicker, formatSeconds, h, percent, projectUrl, showError, toast } from './dom.js';
 import { DEFAULTS, startTraining, trainingRun } from './train.js';
 
 export async function render(view, { project }) {
   const status = await tejas.modelStatus(project.id);
-  view.append(h('div', { class: 'title-row' }, h('h1', {}, 'Predict')));
+  append(view, h('div', { class: 'title-row' }, h('h1', {}, 'Predict')));
   if (!status.model) {
-    view.append(h('section', { class: 'card' }, h('p', {}, 'Train a model first, then try it on new images here.'),
+    append(view, h('section', { class: 'card' }, h('p', {}, 'Train a model first, then try it on new images here.'),
       h('a', { class: 'button primary', href: projectUrl(project.id, 'train') }, 'Go to Train')));
     return null;
   }
@@ -147,7 +147,7 @@ export async function render(view, { project }) {
   };
   document.addEventListener('paste', onPaste);
 
-  view.append(
+  append(view, 
     status.stale ? h('p', { class: 'warning' }, 'The data changed since this model was trained. ',
       h('a', { href: projectUrl(project.id, 'train') }, 'Train again'), ' to include it.') : null,
     h('div', { class: 'predict-layout' },

@@ -2,7 +2,7 @@
 // zip; storage used per project and in total, and whether the browser may evict it.
 import * as tejas from '../../tejas.js';
 import {
-  busy, confirmDialog, field, filePicker, formatBytes, h, percent, plural, projectUrl, promptDialog, showError, thumbnail, toast,
+  append, busy, confirmDialog, field, filePicker, formatBytes, h, percent, plural, projectUrl, promptDialog, showError, thumbnail, toast,
 } from './dom.js';
 
 export async function render(view) {
@@ -25,7 +25,7 @@ export async function render(view) {
     ([file]) => busy(importButton, 'Importing…', () => importZip(file)));
   const importButton = h('button', { type: 'button', class: 'secondary', onclick: () => importInput.click() }, 'Import .zip…');
 
-  view.append(
+  append(view, 
     h('div', { class: 'hero' },
       h('h1', {}, 'Your projects'),
       h('p', { class: 'muted' }, 'Teach your browser to tell images apart: make a class per kind of thing, add examples, '

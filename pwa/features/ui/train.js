@@ -2,7 +2,7 @@
 // epoch (uPlot), progress with ETA, cancel. A run carries on while the user visits other screens.
 import uPlot from '../../vendor/uplot/uPlot.esm.js';
 import * as tejas from '../../tejas.js';
-import { field, formatSeconds, h, percent, plural, projectUrl, showError, toast } from './dom.js';
+import { append, field, formatSeconds, h, percent, plural, projectUrl, showError, toast } from './dom.js';
 
 export const DEFAULTS = { mode: 'head', epochs: 20, learningRate: 0.003, batchSize: 16, augment: 0, validationShare: 0.2 };
 
@@ -141,14 +141,14 @@ export async function render(view, { project }) {
   const chartBox = h('div', { class: 'chart', id: 'train-chart', 'aria-hidden': 'true' });
   const numbers = h('details', { class: 'numbers-box' }, h('summary', {}, 'Numbers per epoch'), h('div', { id: 'history-table' }));
   const result = h('div', { id: 'train-result', 'aria-live': 'polite' });
-  form.append(
+  append(form, 
     h('p', {}, `${plural(samples.length, 'image')} in ${plural(classes.length, 'class', 'classes')}.`),
     blockers.length ? h('div', { class: 'warning', role: 'status' }, h('strong', {}, 'Not ready to train. '), blockers.join(' '), ' ',
       h('a', { href: projectUrl(project.id, 'data') }, 'Go to Data')) : null,
     optionsForm(defaults, manifest),
     h('div', { class: 'row wrap' }, start, cancel));
 
-  view.append(
+  append(view, 
     h('div', { class: 'title-row' }, h('h1', {}, 'Train')),
     h('section', { class: 'card' }, form),
     h('section', { class: 'card', 'aria-labelledby': 'progress-title' },
