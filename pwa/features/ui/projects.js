@@ -87,7 +87,9 @@ async function fillList(list) {
 }
 
 function card(project, { classes, samples, model, bytes }, list) {
-  const shown = samples.slice(0, 4);
+  // one image of each of the first classes, then more of them, up to 4
+  const shown = [...classes.flatMap((c) => samples.filter((s) => s.classId === c.id).slice(0, 1)), ...samples]
+    .filter((s, i, all) => all.indexOf(s) === i).slice(0, 4);
   const rename = async () => {
     const name = await promptDialog('Rename project', 'Project name', project.name);
     if (!name) return;
