@@ -1,6 +1,6 @@
 """Service-worker updates: a new version installs beside the running one (which keeps serving its own
 files), copies unchanged files from the old cache instead of downloading them, refuses files whose
-content does not match its list, and takes over on reload."""
+content does not match its list, and takes over when the app's "Reload to update" is pressed."""
 
 from __future__ import annotations
 
@@ -64,6 +64,7 @@ def test_new_version_installs_beside_the_old_and_takes_over_on_reload(app_copy, 
         random_js.write_text(version_two + "// edited after the list was made\n")
         assert _update(page) is False
         assert page.evaluate(STATE)["caches"] == [f"tejas-{first}"]
+        assert page.is_hidden("#update-banner")
         random_js.write_text(version_two)
 
         # Unchanged files come from the old cache: remove a large one from the server.
@@ -74,8 +75,10 @@ def test_new_version_installs_beside_the_old_and_takes_over_on_reload(app_copy, 
         # both versions side by side; the page still gets the old version's files
         assert state == {"caches": sorted([f"tejas-{first}", f"tejas-{second}"]), "marker": False, "controlled": True}
 
+        # the app offers the new version; its button switches to it
+        page.wait_for_selector("#update-banner:visible")
         with page.expect_navigation():
-            assert page.evaluate("async () => (await import('/features/update.js')).applyUpdate(window.registration)")
+            page.click("#update-reload")
         page.wait_for_load_state()
         state = page.evaluate(STATE)
         assert state == {"caches": [f"tejas-{second}"], "marker": True, "controlled": True}

@@ -49,7 +49,7 @@ export async function render(view, { project }) {
         h('div', { class: 'stack' },
           h('div', { class: 'row wrap' }, h('label', { for: 'correct-class' }, 'This image is'), choice),
           h('label', { class: 'row' }, retrain, 'Retrain now'),
-          h('button', { type: 'button', class: 'primary', id: 'add-correction', onclick: () => correct(choice.value, retrain.checked) },
+          h('button', { type: 'button', class: 'primary', id: 'add-correction', onclick: () => correct(choice.value, retrain.checked).catch((error) => showError(error)) },
             'Add to dataset'))));
     correction.hidden = false;
   };
