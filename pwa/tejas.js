@@ -6,7 +6,7 @@ import { validateClassName } from './features/dataset/names.js';
 import { requestPersistence, storageStatus } from './db.js';
 import { headOf } from './features/artifacts.js';
 import {
-  CORRECTION, currentModel, listModels, modelStatus, predictImage, saveImportedModels, trainProject,
+  CORRECTION, currentModel, listModels, loadManifest, modelStatus, predictImage, saveImportedModels, trainProject,
 } from './features/train/engine.js';
 
 export {
@@ -16,6 +16,9 @@ export {
 export { validateClassName, requestPersistence, storageStatus, headOf };
 
 export const DEFAULT_ARTIFACTS = new URL('artifacts/default/', import.meta.url).href;
+
+/** The artifacts' manifest.json (fetched once per page); rejects with the file and the fix when missing. */
+export const manifest = (artifacts = DEFAULT_ARTIFACTS) => loadManifest(artifacts);
 
 const workers = {};
 
@@ -250,7 +253,7 @@ if (typeof window !== 'undefined') {
   window.tejas = {
     ...projects, embedImages, trainHead, headProbabilities, headOf, runBlock, validateClassName, requestPersistence, storageStatus,
     train, predict, evaluate, currentModel, listModels, modelStatus, exportOnnx, exportPytorch, exportDatasetZip,
-    importDatasetZip, addDatasetZip, exportProject, importProject,
+    importDatasetZip, addDatasetZip, exportProject, importProject, manifest,
     DEFAULT_ARTIFACTS,
   };
 }

@@ -1,10 +1,9 @@
 // About & privacy: what leaves the device (nothing), what this browser can do, the model artifacts in
 // use, and a self-check that runs every exported ONNX file in this browser.
 import { MESSAGE, callWorker } from '../../protocol.js';
+import { DEFAULT_ARTIFACTS, manifest as loadManifest } from '../../tejas.js';
 import { storageStatus } from '../../db.js';
 import { append, formatBytes, h } from './dom.js';
-
-const ARTIFACTS = 'artifacts/default/';
 
 function fact(term, id, text = '…') {
   return [h('dt', {}, term), h('dd', { id }, text)];
@@ -48,15 +47,13 @@ async function describeStorage() {
 async function describeArtifacts() {
   const $ = (id) => document.getElementById(id);
   try {
-    const response = await fetch(`${ARTIFACTS}manifest.json`);
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const manifest = await response.json();
+    const manifest = await loadManifest();
     $('architecture').textContent = `${manifest.architecture} (${manifest.feature_size} features, ${manifest.input.size.join('×')} px)`;
     $('weights').textContent = `${manifest.weights.kind} — ${manifest.weights.origin}`;
     $('classes').textContent = `2 to ${manifest.max_classes}`;
     $('selfcheck').disabled = false;
   } catch (error) {
-    $('architecture').textContent = `no artifacts at ${ARTIFACTS} (${error.message}); run the README's first command`;
+    $('architecture').textContent = `no artifacts (${error.message}); run the README's first command`;
   }
 }
 
@@ -67,7 +64,7 @@ async function selfCheck() {
   status.textContent = 'Starting…';
   const worker = new Worker(new URL('../../workers/selfcheck.js', import.meta.url), { type: 'module' });
   try {
-    const value = await callWorker(worker, MESSAGE.SELFCHECK, { artifacts: new URL(ARTIFACTS, location.href).href },
+    const value = await callWorker(worker, MESSAGE.SELFCHECK, { artifacts: DEFAULT_ARTIFACTS },
       { onProgress: (p) => { status.textContent = `${p.stage}…`; } });
     const first = value.training.head.losses[0];
     const last = value.training.head.losses.at(-1);

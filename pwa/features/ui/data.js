@@ -4,7 +4,7 @@
 import * as tejas from '../../tejas.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
-import { append, confirmDialog, field, filePicker, h, plural, projectUrl, promptDialog, showError, thumbnail, toast } from './dom.js';
+import { append, confirmDialog, field, filePicker, h, panelToggle, plural, projectUrl, promptDialog, showError, thumbnail, toast } from './dom.js';
 
 const MIN_TO_TRAIN = 2;
 const RECOMMENDED = 10;
@@ -154,26 +154,16 @@ export async function render(view, { project }) {
   const zipInput = filePicker('A dataset zip', { accept: '.zip,application/zip', id: 'add-zip' }, ([file]) => addZip(file));
   const webcam = createWebcam({ onCapture: async (blobs) => {
     const id = targetClass();
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    if (id) await addFiles(id, blobs.map((b, i) => new File([b], `webcam-${stamp}-${i + 1}.jpg`, { type: 'image/jpeg' })), 'webcam');
+    if (id) await addFiles(id, blobs.map((b, i) => new File([b], `webcam-${stamp()}-${i + 1}.jpg`, { type: 'image/jpeg' })), 'webcam');
   } });
   const drawing = createDrawing({ action: 'Add drawing to class', onDrawing: async (blob) => {
     const id = targetClass();
     if (!id) return;
-    await addFiles(id, [new File([blob], `drawing-${new Date().toISOString().replace(/[:.]/g, '-')}.png`, { type: 'image/png' })], 'drawing');
+    await addFiles(id, [new File([blob], `drawing-${stamp()}.png`, { type: 'image/png' })], 'drawing');
     drawing.clear();
   } });
   const panels = { camera: h('div', { class: 'panel', id: 'camera-panel', hidden: true }, webcam.element),
     draw: h('div', { class: 'panel', id: 'draw-panel', hidden: true }, drawing.element) };
-  const toggle = (name, label) => {
-    const button = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-controls': panels[name].id, onclick: () => {
-      const open = panels[name].hidden;
-      panels[name].hidden = !open;
-      button.setAttribute('aria-expanded', String(open));
-      if (!open && name === 'camera') webcam.stop();
-    } }, label);
-    return button;
-  };
   const capture = h('section', { class: 'card capture', 'aria-labelledby': 'capture-title' },
     h('h2', { id: 'capture-title' }, 'Add images'),
     h('div', { class: 'row wrap' }, h('label', { for: 'target-class' }, 'Add to class'), target),
@@ -181,7 +171,7 @@ export async function render(view, { project }) {
       h('button', { type: 'button', class: 'secondary', onclick: () => targetClass() && filesInput.click() }, 'Files…'),
       h('button', { type: 'button', class: 'secondary', onclick: () => folderInput.click() }, 'Folder…'),
       h('button', { type: 'button', class: 'secondary', onclick: () => zipInput.click() }, 'Dataset zip…'),
-      toggle('camera', 'Camera'), toggle('draw', 'Draw'), filesInput, folderInput, zipInput),
+      panelToggle('Camera', panels.camera, { onClose: webcam.stop }), panelToggle('Draw', panels.draw), filesInput, folderInput, zipInput),
     h('small', { class: 'hint', id: 'target-hint' },
       'Or drop images, folders (one per class) or a zip anywhere here, or paste an image (Ctrl+V). '
       + 'Folders and zips go into classes named after their folders.'),
@@ -198,19 +188,19 @@ export async function render(view, { project }) {
     if (![...event.dataTransfer.types].includes('Files')) return;
     event.preventDefault();
     view.classList.add('dragging');
-    document.querySelectorAll('.class-card.drop-target').forEach((el) => el.classList.remove('drop-target'));
+    clearDropTargets();
     event.target.closest?.('.class-card')?.classList.add('drop-target');
   };
   const onDragLeave = (event) => {
     if (!event.relatedTarget || !view.contains(event.relatedTarget)) {
       view.classList.remove('dragging');
-      document.querySelectorAll('.class-card.drop-target').forEach((el) => el.classList.remove('drop-target'));
+      clearDropTargets();
     }
   };
   const onDrop = async (event) => {
     event.preventDefault();
     view.classList.remove('dragging');
-    document.querySelectorAll('.class-card.drop-target').forEach((el) => el.classList.remove('drop-target'));
+    clearDropTargets();
     const classId = event.target.closest?.('.class-card')?.dataset.classId;
     const entries = [...event.dataTransfer.items].filter((i) => i.kind === 'file').map((i) => i.webkitGetAsEntry?.());
     const plainFiles = [...event.dataTransfer.files];
@@ -239,8 +229,7 @@ export async function render(view, { project }) {
     if (!files.length) return;
     event.preventDefault();
     const id = targetClass();
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    if (id) await addFiles(id, files.map((f, i) => new File([f], f.name && f.name !== 'image.png' ? f.name : `pasted-${stamp}-${i + 1}.png`, { type: f.type })), 'paste');
+    if (id) await addFiles(id, files.map((f, i) => new File([f], f.name && f.name !== 'image.png' ? f.name : `pasted-${stamp()}-${i + 1}.png`, { type: f.type })), 'paste');
   };
   view.addEventListener('dragover', onDragOver);
   view.addEventListener('dragleave', onDragLeave);
@@ -252,6 +241,11 @@ export async function render(view, { project }) {
     document.removeEventListener('paste', onPaste);
   };
 }
+
+const clearDropTargets = () => document.querySelectorAll('.class-card.drop-target').forEach((el) => el.classList.remove('drop-target'));
+
+/** Now, for file names of captured images (no characters file systems refuse). */
+const stamp = () => new Date().toISOString().replace(/[:.]/g, '-');
 
 function reportAdded(added, skipped) {
   if (!added && !skipped.length) return;

@@ -160,3 +160,14 @@ export function filePicker(label, { accept = null, multiple = false, directory =
   });
   return input;
 }
+
+/** A button that shows and hides `panel` (aria-expanded kept in step); `onClose` runs when it hides. */
+export function panelToggle(label, panel, { onClose = null } = {}) {
+  const button = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-controls': panel.id, onclick: () => {
+    const open = panel.hidden;
+    panel.hidden = !open;
+    button.setAttribute('aria-expanded', String(open));
+    if (!open) onClose?.();
+  } }, label);
+  return button;
+}

@@ -18,6 +18,7 @@ export async function render(view, { project }) {
     h('strong', {}, 'Model is stale: '), 'the data changed since it was trained. ',
     h('a', { href: projectUrl(project.id, 'train') }, 'Train again'), ' to update these numbers.') : '');
   setStale(status.stale);
+  const refreshStale = async () => setStale((await tejas.modelStatus(project.id)).stale);
   const cellPanel = h('section', { class: 'card', id: 'cell-images', hidden: true, 'aria-live': 'polite', 'aria-labelledby': 'cell-title' });
   const samples = new Map((await tejas.listSamples(project.id)).map((s) => [s.contentId, s]));
   const currentClasses = await tejas.listClasses(project.id);
@@ -53,7 +54,7 @@ export async function render(view, { project }) {
             const name = currentClasses.find((c) => c.id === select.value)?.name;
             item.querySelector('.status').textContent = `Relabelled as "${name}".`;
             toast(`Relabelled ${sample.name} as "${name}".`);
-            setStale((await tejas.modelStatus(project.id)).stale);
+            await refreshStale();
           } catch (error) { showError(error); }
         } }, 'Relabel'),
         h('button', { type: 'button', class: 'danger-outline small', 'aria-label': `Delete ${sample.name}`, onclick: async () => {
@@ -65,9 +66,9 @@ export async function render(view, { project }) {
               await tejas.restoreSamples(project.id, deleted);
               samples.set(contentId, sample);
               item.replaceWith(cellItem(contentId));
-              setStale((await tejas.modelStatus(project.id)).stale);
+              await refreshStale();
             } } });
-            setStale((await tejas.modelStatus(project.id)).stale);
+            await refreshStale();
           } catch (error) { showError(error); }
         } }, 'Delete')),
       h('p', { class: 'status muted', role: 'status' }));

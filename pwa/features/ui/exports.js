@@ -72,7 +72,7 @@ function codeBlock(id, code, label) {
 
 export async function render(view, { project }) {
   const [status, manifest] = await Promise.all([tejas.modelStatus(project.id),
-    fetch(new URL('manifest.json', tejas.DEFAULT_ARTIFACTS)).then((r) => (r.ok ? r.json() : null), () => null)]);
+    tejas.manifest().catch(() => null)]);
   const stem = fileStem(project.name);
   const model = status.model;
   const save = (button, text, make, name) => busy(button, text, async () => {

@@ -5,7 +5,7 @@ import * as tejas from '../../tejas.js';
 import { sha256Hex } from '../dataset/images.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
-import { append, filePicker, formatSeconds, h, percent, projectUrl, showError, toast } from './dom.js';
+import { append, filePicker, formatSeconds, h, panelToggle, percent, projectUrl, showError, toast } from './dom.js';
 import { DEFAULTS, startTraining, trainingRun } from './train.js';
 
 export async function render(view, { project }) {
@@ -63,9 +63,7 @@ export async function render(view, { project }) {
     if (result.skipped.length) {
       const reason = result.skipped[0].reason;
       if (!/already in this project/.test(reason)) { showError(`${name}: ${reason}`); return; }
-      const samples = await tejas.listSamples(project.id);
-      const id = await sha256Hex(new Uint8Array(await blob.arrayBuffer()));
-      if (samples.some((s) => s.contentId === id)) await tejas.moveSamples(project.id, [id], classId);
+      await tejas.moveSamples(project.id, [await sha256Hex(new Uint8Array(await blob.arrayBuffer()))], classId);
       toast(`This image was already in the dataset; it is now in "${className}".`);
     } else {
       toast(`Added to "${className}".`);
@@ -128,16 +126,6 @@ export async function render(view, { project }) {
     camera: h('div', { class: 'panel', id: 'predict-camera', hidden: true }, webcam.element, h('div', { class: 'row' }, liveButton)),
     draw: h('div', { class: 'panel', id: 'predict-draw', hidden: true }, drawing.element),
   };
-  const toggle = (name, label) => {
-    const button = h('button', { type: 'button', class: 'secondary', 'aria-expanded': 'false', 'aria-controls': panels[name].id }, label);
-    button.addEventListener('click', () => {
-      const open = panels[name].hidden;
-      panels[name].hidden = !open;
-      button.setAttribute('aria-expanded', String(open));
-      if (!open && name === 'camera') { stopLive(); webcam.stop(); }
-    });
-    return button;
-  };
   const onPaste = (event) => {
     const file = [...(event.clipboardData?.files ?? [])].find((f) => f.type.startsWith('image/'));
     if (!file) return;
@@ -155,7 +143,7 @@ export async function render(view, { project }) {
         h('h2', { id: 'source-title' }, 'Image'),
         h('div', { class: 'row wrap' },
           h('button', { type: 'button', class: 'primary', onclick: () => fileInput.click() }, 'Choose image…'), fileInput,
-          toggle('camera', 'Camera'), toggle('draw', 'Draw')),
+          panelToggle('Camera', panels.camera, { onClose: () => { stopLive(); webcam.stop(); } }), panelToggle('Draw', panels.draw)),
         h('small', { class: 'hint' }, 'Or paste an image (Ctrl+V).'),
         panels.camera, panels.draw),
       h('section', { class: 'card result', 'aria-labelledby': 'result-title' },

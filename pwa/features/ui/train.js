@@ -125,7 +125,7 @@ function historyTable(history) {
 export async function render(view, { project }) {
   const [classes, samples, status, manifest] = await Promise.all([
     tejas.listClasses(project.id), tejas.listSamples(project.id), tejas.modelStatus(project.id),
-    fetch(new URL('manifest.json', tejas.DEFAULT_ARTIFACTS)).then((r) => (r.ok ? r.json() : null), () => null)]);
+    tejas.manifest().catch(() => null)]);
   const counts = classes.map((c) => samples.filter((s) => s.classId === c.id).length);
   const blockers = [];
   if (!manifest) blockers.push('The model artifacts are missing: run the README\'s first command (it exports them).');
@@ -139,7 +139,8 @@ export async function render(view, { project }) {
   const stage = h('p', { id: 'train-stage', role: 'status', 'aria-live': 'polite' });
   const bar = h('progress', { id: 'train-progress', max: 1, value: 0, 'aria-labelledby': 'train-stage', hidden: true });
   const chartBox = h('div', { class: 'chart', id: 'train-chart', 'aria-hidden': 'true' });
-  const numbers = h('details', { class: 'numbers-box' }, h('summary', {}, 'Numbers per epoch'), h('div', { id: 'history-table' }));
+  const historyBox = h('div', { id: 'history-table' });
+  const numbers = h('details', { class: 'numbers-box' }, h('summary', {}, 'Numbers per epoch'), historyBox);
   const result = h('div', { id: 'train-result', 'aria-live': 'polite' });
   append(form, 
     h('p', {}, `${plural(samples.length, 'image')} in ${plural(classes.length, 'class', 'classes')}.`),
@@ -163,7 +164,7 @@ export async function render(view, { project }) {
     bar.hidden = !running;
     const history = run ? run.history : status.model?.history ?? [];
     chart.set(history);
-    document.getElementById('history-table')?.replaceChildren(historyTable(history));
+    historyBox.replaceChildren(historyTable(history));
     if (!run) {
       stage.textContent = status.model ? '' : 'Not trained yet. Press “Train model”: it takes seconds to a few minutes.';
       result.replaceChildren(status.model ? modelSummary(project, status.model, status.stale) : '');
