@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import statistics
 import sys
 import time
@@ -25,6 +23,10 @@ logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.report import machine_facts, new_report, write_report  # noqa: E402
+
 THREADS = (1, 2)
 BATCHES = (1, 8)
 
@@ -76,27 +78,6 @@ def bench_torch(manifest: dict, images: np.ndarray, threads: int, seconds: float
     return images_per_second(run, len(images), seconds)
 
 
-def machine() -> dict:
-    import onnxruntime
-    import torch
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "onnxruntime": onnxruntime.__version__,
-        "torch": torch.__version__,
-    }
-
-
-def write_report(out: Path, report: dict) -> None:
-    """Every benchmark's JSON, written the same way."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}", file=sys.stderr)
-
-
 def run_benchmarks(folders: list[Path], seconds: float) -> dict:
     results = []
     for folder in folders:
@@ -127,13 +108,7 @@ def run_benchmarks(folders: list[Path], seconds: float) -> dict:
                         file=sys.stderr,
                     )
                     results.append(row)
-    return {
-        "benchmark": "native_embed",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "seconds_per_window": seconds,
-        "machine": machine(),
-        "results": results,
-    }
+    return new_report("native_embed", seconds_per_window=seconds, machine=machine_facts(), results=results)
 
 
 def exported_artifacts() -> list[Path]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "pwa" / "py"), str(ROOT)]
 
-from bench.native_embed import write_report  # noqa: E402
+from bench.report import machine_facts, new_report, write_report  # noqa: E402
 
 # The timed work, run verbatim in both runtimes. WORK and ARTIFACTS are set before it runs.
 TIMED = r"""
@@ -102,10 +101,11 @@ def run_pyodide(work: Path, artifacts: str, n_images: int) -> dict:
     )
     if done.returncode != 0:
         sys.exit(f"pycore: Pyodide run failed:\n{done.stderr[-3000:]}")
-    line = [out for out in done.stdout.splitlines() if out.startswith("RESULT ")][-1]
-    result = json.loads(line.removeprefix("RESULT "))
+    lines = done.stdout.splitlines()
+    result = json.loads([out for out in lines if out.startswith("RESULT ")][-1].removeprefix("RESULT "))
     result["wall_s_including_startup"] = time.perf_counter() - started
-    return result
+    versions = json.loads([out for out in lines if out.startswith("VERSIONS ")][-1].removeprefix("VERSIONS "))
+    return result, versions
 
 
 def find_resnet18() -> str:
@@ -134,21 +134,23 @@ def main(argv=None) -> int:
         size = make_dataset(work / "dataset.zip", args.images)
         print(f"pycore: {args.images} images, {size / 1e6:.0f} MB zip", file=sys.stderr)
         cpython = run_cpython(work, artifacts, args.images)
-        pyodide = run_pyodide(work, artifacts, args.images)
+        pyodide, versions = run_pyodide(work, artifacts, args.images)
     ratios = {k: pyodide[k] / cpython[k] for k in cpython if k.endswith("_s") and cpython[k] > 0}
-    report = {
-        "benchmark": "pycore",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"platform": platform.platform(), "python": platform.python_version()},
-        "dataset": {"images": args.images, "zip_bytes": size},
-        "cpython": cpython,
-        "pyodide": pyodide,
-        "pyodide_over_cpython": ratios,
-        "goals": {
+    report = new_report(
+        "pycore",
+        machine=machine_facts(torch=False, onnxruntime=False),
+        # versions as the Pyodide run reported them: pyodide.version, its Python, Node's process.version
+        pyodide_runtime=versions,
+        artifacts=Path(artifacts).name if artifacts else None,
+        dataset={"images": args.images, "zip_bytes": size},
+        cpython=cpython,
+        pyodide=pyodide,
+        pyodide_over_cpython=ratios,
+        goals={
             "pyodide_within_3x": all(r <= 3 for r in ratios.values()),
             "model_files_under_2s_in_pyodide": all(pyodide.get(k, 0) < 2 for k in ("write_onnx_s", "write_pt_s")),
         },
-    }
+    )
     for key in ratios:
         print(
             f"{key:>16}: CPython {cpython[key]:.3f}s  Pyodide {pyodide[key]:.3f}s  ({ratios[key]:.2f}×)",
