@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     server = Server(work)
     report = new_report(
         "browser",
-        machine=machine_facts(),
+        machine=None,  # at the end, with the load average of the run
         chromium=None,
         npm=vendored_npm(),
         images_per_embedding_run=args.images,
@@ -171,6 +171,7 @@ def main(argv=None) -> int:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
     report["accuracy"] = accuracy_rows(folders)
+    report["machine"] = machine_facts()
     write_report(args.out, report)
     return 0
 

@@ -73,6 +73,8 @@ def machine_facts(*, torch: bool = True, onnxruntime: bool = True) -> dict:
         "os": _first("/etc/os-release", "PRETTY_NAME") or platform.system(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        # other work on the machine skews every number: the 1/5/15-minute load averages when the run ended
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
     if onnxruntime:
         import onnxruntime as ort

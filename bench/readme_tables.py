@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""Write the README's benchmark tables from bench/results/*.json, between marker comments.
+
+    python bench/readme_tables.py            # rewrite README.md's generated blocks
+    python bench/readme_tables.py --check    # exit 1 (with a diff) when README.md differs from the JSON
+
+Each block sits between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`; text outside the markers is
+never touched. Every number in a block comes from the JSON, including the line that says when,
+where and how it was measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+BLOCK = re.compile(r"(<!-- bench:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /bench:(?P=name) -->)", re.S)
+
+ARCHITECTURES = {"mobilenet_v2": "MobileNetV2", "resnet18": "ResNet18"}
+# The goals set for the engine (issue 4): embedding speed per architecture at 224², a head training
+# step rate, "100 images → model" cold, the longest main-thread task, and the drift a smaller input may cost.
+EMBED_GOAL = {"mobilenet_v2": 100, "resnet18": 40}
+HEAD_STEPS_GOAL = 5000
+COLD_SECONDS_GOAL = 3
+LONG_TASK_GOAL_MS = 200
+DRIFT_GOAL_POINTS = 1
+
+
+class ResultsError(Exception):
+    """The JSON cannot back the README (missing file, a test's run, a missing row)."""
+
+
+def load(name: str, results: Path) -> dict:
+    path = results / f"{name}.json"
+    if not path.is_file():
+        raise ResultsError(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} missing: run bench/{name}.py")
+    return json.loads(path.read_text())
+
+
+def backbone(row: dict) -> str:
+    name = f"{ARCHITECTURES.get(row['architecture'], row['architecture'])} {row['input_size']}²"
+    return name if row.get("weights", "imagenet") == "imagenet" else f"{name}, {row['weights']} weights"
+
+
+def label(row: dict) -> str:
+    return f"`{row['artifacts']}` ({backbone(row)})"
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def provenance(report: dict, results: Path) -> str:
+    """One line: date, machine, software, commit, command and file of a run."""
+    m = report["machine"]
+    parts = [
+        f"{m['cpu_model']}, {m['cpu_count']} cores, {m['memory_gib']:g} GiB",
+        m["os"],
+        f"Python {m['python']}",
+    ]
+    if "torch" in m:
+        parts.append(f"torch {m['torch']}")
+    if "onnxruntime" in m:
+        parts.append(f"{m.get('onnxruntime_distribution') or 'onnxruntime'} {m['onnxruntime']}")
+    if report.get("chromium"):
+        parts.append(f"Chromium {report['chromium']}")
+        npm = report.get("npm", {})
+        web = [npm[k].replace("onnxruntime-web@", "") for k in ("ort", "ort-training") if k in npm]
+        if web:
+            parts.append(f"onnxruntime-web {' (inference) and '.join(web)} (training)")
+    if report.get("pyodide_runtime"):
+        runtime = report["pyodide_runtime"]
+        parts.append(f"Pyodide {runtime['pyodide']} (Python {runtime['python']}) in Node {runtime['node']}")
+    commit = (report.get("git_commit") or "unknown")[:10]
+    modified = report.get("git_modified") or []
+    if modified:
+        commit += f" with {len(modified)} locally modified file{'s' * (len(modified) != 1)} (listed in the JSON)"
+    name = f"bench/results/{report['benchmark']}.json"
+    return (
+        f"Measured {report['created'][:10]} on {'; '.join(parts)}; commit {commit}; "
+        f"`{report['command']}` → [{name}]({name})."
+    )
+
+
+def pycore_block(results: Path) -> str:
+    report = load("pycore", results)
+    cpython, pyodide, ratio = report["cpython"], report["pyodide"], report["pyodide_over_cpython"]
+    dataset = report["dataset"]
+    tasks = {
+        "import_zip_s": "import the dataset zip",
+        "export_zip_s": "export the dataset zip",
+        "write_onnx_s": f"write {ARCHITECTURES.get(cpython.get('architecture'), 'the')} classifier `.onnx`",
+        "write_pt_s": f"write {ARCHITECTURES.get(cpython.get('architecture'), 'the')} classifier `.pt`",
+    }
+    lines = [
+        f"Core speed, {dataset['images']:,} images ({dataset['zip_bytes'] / 1e6:.0f} MB zip) and model files, "
+        "best of 3. " + provenance(report, results),
+        "",
+        "| task | CPython | Pyodide (Node) | ratio |",
+        "|---|---|---|---|",
+    ]
+    for key, task in tasks.items():
+        if key in ratio:
+            lines.append(f"| {task} | {cpython[key]:.3f} s | {pyodide[key]:.3f} s | {ratio[key]:.1f}× |")
+    goals = report["goals"]
+    verdict = [
+        ("Pyodide within 3× of CPython", goals["pyodide_within_3x"]),
+        ("model files under 2 s in Pyodide", goals["model_files_under_2s_in_pyodide"]),
+    ]
+    lines += ["", "Goals: " + "; ".join(f"{text}: {'met' if ok else '**missed**'}" for text, ok in verdict) + "."]
+    return "\n".join(lines)
+
+
+def browser_report(results: Path) -> dict:
+    report = load("browser", results)
+    if any(p.get("injected_busy_ms") for p in report["project"]):
+        raise ResultsError("bench/results/browser.json comes from a test run (--inject-busy-ms): rerun the bench")
+    return report
+
+
+def browser_embed_block(results: Path) -> str:
+    report = browser_report(results)
+    lines = [
+        f"Embedding {report['images_per_embedding_run']} photo-like 320×240 PNGs (wasm; \"backbone alone\" leaves "
+        "out decoding and resizing), with native onnxruntime on the same backbone in the same run. "
+        + provenance(report, results),
+        "",
+        "| artifacts | threads | batch | browser img/s | backbone alone | native onnxruntime | browser ÷ native |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in report["embedding"]:
+        lines.append(
+            f"| {label(r)} | {r['threads']} | {r['batch']} | {fmt(r['browser_images_per_second'])} | "
+            f"{fmt(r['browser_inference_images_per_second'])} | {fmt(r['native_images_per_second'])} | "
+            f"{r['browser_over_native']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def best_embedding(report: dict, architecture: str, size: int = 224, key: str = "browser_images_per_second"):
+    rows = [r for r in report["embedding"] if r["architecture"] == architecture and r["input_size"] == size]
+    return max(rows, key=lambda r: r[key]) if rows else None
+
+
+def browser_measures_block(results: Path) -> str:
+    report = browser_report(results)
+    (project,) = report["project"]
+    training = report["training"]
+    accuracy = report["accuracy"]
+    lines = ["| measure | result | goal | met |", "|---|---|---|---|"]
+    for architecture, goal in EMBED_GOAL.items():
+        best = best_embedding(report, architecture)
+        if best:
+            lines.append(
+                f"| embedding, {ARCHITECTURES[architecture]} 224², best of threads × batch | "
+                f"{fmt(best['browser_images_per_second'])} img/s ({best['threads']} thread"
+                f"{'s' * (best['threads'] != 1)}, batch {best['batch']}) | ≥ {goal} img/s | "
+                f"{yes(best['browser_images_per_second'] >= goal)} |"
+            )
+    heads = ", ".join(
+        f"{fmt(r['head_steps_per_second_1_threads'], 0)} / {fmt(r['head_steps_per_second_2_threads'], 0)} "
+        f"{backbone(r)}"
+        for r in training
+    )
+    best_head = max(r["head_steps_per_second"] for r in training)
+    lines.append(
+        f"| head training, batch 16, 1 / 2 wasm threads (the app uses 1) | {heads} steps/s | "
+        f"≥ {HEAD_STEPS_GOAL:,} | {yes(best_head >= HEAD_STEPS_GOAL)} |"
+    )
+    blocks = [r for r in training if "last_block_steps_per_second" in r]
+    if blocks:
+        text = ", ".join(f"{fmt(r['last_block_steps_per_second'], 2)} {backbone(r)}" for r in blocks)
+        lines.append(f"| last-block training, batch 16 | {text} steps/s | — | — |")
+    lines.append(
+        f"| {project['images']} images of {project['classes']} classes → model, {project['epochs']} epochs, "
+        f"`{project['artifacts']}` | {fmt(project['cold_seconds'])} s cold, {fmt(project['warm_seconds'])} s warm | "
+        f"≤ {COLD_SECONDS_GOAL} s cold | {yes(project['cold_seconds'] <= COLD_SECONDS_GOAL)} |"
+    )
+    longest = project["longest_main_thread_task_ms"]
+    seen = "none over 50 ms (no `longtask` entry)" if project["long_tasks"] == 0 else (
+        f"{fmt(longest, 0)} ms ({project['long_tasks']} task{'s' * (project['long_tasks'] != 1)} over 50 ms)"
+    )
+    lines.append(
+        f"| longest main-thread task meanwhile | {seen} | < {LONG_TASK_GOAL_MS} ms | "
+        f"{yes(longest < LONG_TASK_GOAL_MS)} |"
+    )
+    scores = []
+    for r in accuracy:
+        text = f"{backbone(r)}: {r['validation_accuracy']:.2f}"
+        if r.get("drift_reference"):
+            text += (
+                f" (drift {r['drift_points_vs_224']:g} points from `{r['drift_reference']}`; "
+                f"feature cosine {r['feature_cosine_vs_224']:.3f})"
+            )
+        scores.append(text)
+    drifts = [r["drift_points_vs_224"] for r in accuracy if r.get("drift_reference")]
+    lines.append(
+        "| Animal-MNIST validation accuracy (LogisticRegression on native embeddings, 5 classes × 20 / 20) | "
+        f"{'; '.join(scores)} | drift ≤ {DRIFT_GOAL_POINTS} point | "
+        f"{yes(all(d <= DRIFT_GOAL_POINTS for d in drifts)) if drifts else '—'} |"
+    )
+    return "\n".join(lines)
+
+
+def yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def browser_why_block(results: Path) -> str:
+    """Where the time goes, from the same run: the backbone's share, threads, a smaller input, the head."""
+    report = browser_report(results)
+    facts = []
+    for architecture in EMBED_GOAL:
+        rows = [r for r in report["embedding"] if r["architecture"] == architecture and r["input_size"] == 224]
+        if not rows:
+            continue
+        shares = [r["browser_images_per_second"] / r["browser_inference_images_per_second"] for r in rows]
+        alone = max(r["browser_inference_images_per_second"] for r in rows)
+        facts.append(
+            f"{ARCHITECTURES[architecture]}'s backbone alone runs at up to {fmt(alone)} img/s in Chromium's wasm "
+            f"here, {100 * min(shares):.0f}–{100 * max(shares):.0f}% of the embedding time"
+        )
+    threads = []
+    for architecture in EMBED_GOAL:
+        one, two = (
+            next(
+                (
+                    r
+                    for r in report["embedding"]
+                    if r["architecture"] == architecture and r["input_size"] == 224 and r["threads"] == t
+                    and r["batch"] == 8
+                ),
+                None,
+            )
+            for t in (1, 2)
+        )
+        if one and two:
+            gain = two["browser_inference_images_per_second"] / one["browser_inference_images_per_second"]
+            threads.append(f"{gain:.1f}× for {ARCHITECTURES[architecture]}")
+    text = "; ".join(facts) + "." if facts else ""
+    if threads:
+        text += f" Two threads instead of one (backbone alone, batch 8): {', '.join(threads)}."
+    for r in report["accuracy"]:
+        if not r.get("drift_reference"):
+            continue
+        small = [e for e in report["embedding"] if e["artifacts"] == r["artifacts"] and e["threads"] == 1]
+        big = [e for e in report["embedding"] if e["artifacts"] == r["drift_reference"] and e["threads"] == 1]
+        pair = [(s, b) for s in small for b in big if s["batch"] == b["batch"] == 8]
+        if pair:
+            s, b = pair[0]
+            speed = s["browser_inference_images_per_second"] / b["browser_inference_images_per_second"]
+            text += (
+                f" A {r['input_size']}² input (`tejas export --input-size {r['input_size']}`): "
+                f"{speed:.1f}× the backbone speed of 224² on one thread, batch 8, for a drift of "
+                f"{r['drift_points_vs_224']:g} points on the validation test."
+            )
+    heads = [r for r in report["training"] if "head_steps_per_second_2_threads" in r]
+    if heads:
+        ratios = [r["head_steps_per_second_1_threads"] / r["head_steps_per_second_2_threads"] for r in heads]
+        text += (
+            f" The head ({heads[0]['max_classes']} classes wide, `--max-classes`) trains "
+            f"{min(ratios):.1f}–{max(ratios):.1f}× faster on one thread than on two, hence one."
+        )
+    return text.strip()
+
+
+def native_block(results: Path) -> str:
+    report = load("native_embed", results)
+    m = report["machine"]
+    lines = [
+        f"Native reference speed (images/s), median of 3 windows of {report['seconds_per_window']:g} s; "
+        f"onnxruntime is the `{m.get('onnxruntime_distribution')}` {m['onnxruntime']} build. "
+        + provenance(report, results),
+        "",
+        "| artifacts | runtime | threads | batch 1 | batch 8 |",
+        "|---|---|---|---|---|",
+    ]
+    rows = {}
+    for r in report["results"]:
+        rows.setdefault((r["artifacts"], r["runtime"], r["threads"]), {"row": r})[r["batch"]] = r
+    for (_, runtime, threads), cells in rows.items():
+        values = [fmt(cells[b]["images_per_second"]) if b in cells else "—" for b in (1, 8)]
+        lines.append(f"| {label(cells['row'])} | {runtime} | {threads} | {values[0]} | {values[1]} |")
+    return "\n".join(lines)
+
+
+BLOCKS = {
+    "pycore": pycore_block,
+    "browser-embed": browser_embed_block,
+    "browser-measures": browser_measures_block,
+    "browser-why": browser_why_block,
+    "native": native_block,
+}
+
+
+def regenerate(readme: str, results: Path = RESULTS) -> str:
+    """README text with every generated block replaced; refuses unknown or missing blocks."""
+    found = [m.group("name") for m in BLOCK.finditer(readme)]
+    unknown = sorted(set(found) - set(BLOCKS))
+    missing = sorted(set(BLOCKS) - set(found))
+    if unknown or missing:
+        raise ResultsError(f"README markers: unknown {unknown}, missing {missing}")
+    rendered = {name: render(results) for name, render in BLOCKS.items()}
+    return BLOCK.sub(lambda m: m.group(1) + rendered[m.group("name")] + "\n" + m.group(4), readme)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if README.md differs from the JSON")
+    parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    current = args.readme.read_text()
+    try:
+        wanted = regenerate(current, args.results)
+    except ResultsError as error:
+        print(f"readme_tables: error: {error}", file=sys.stderr)
+        return 1
+    if wanted == current:
+        print("readme_tables: README.md matches bench/results/*.json", file=sys.stderr)
+        return 0
+    if args.check:
+        diff = difflib.unified_diff(
+            current.splitlines(), wanted.splitlines(), "README.md", "from bench/results", lineterm=""
+        )
+        print("\n".join(diff), file=sys.stderr)
+        print("readme_tables: README.md differs from bench/results/*.json: run python bench/readme_tables.py", file=sys.stderr)
+        return 1
+    args.readme.write_text(wanted)
+    print(f"readme_tables: rewrote {args.readme}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
