@@ -19,13 +19,18 @@ PWA = ROOT / "pwa"
 ARTIFACTS = ROOT / "artifacts" / "default"
 SHELL_SUFFIXES = {".html", ".js", ".mjs", ".css", ".webmanifest", ".svg", ".png", ".json"}
 NOT_SHELL = {"sw.js", "precache.js"}  # the worker itself, and this list (the browser checks them itself)
+# The Python core's tables the browser imports too (features/rules.js); the core's code itself
+# reaches the browser inside vendor/tejas-core.zip.
+SHARED_TABLES = "py/tejas/schemas/*.json"
 
 
 def shell_files(pwa: Path) -> list[Path]:
     files = []
     for path in sorted(pwa.rglob("*")):
         rel = path.relative_to(pwa)
-        if not path.is_file() or rel.parts[0] in ("py", "vendor") or path.name in NOT_SHELL:
+        if not path.is_file() or path.name in NOT_SHELL:
+            continue
+        if rel.parts[0] in ("py", "vendor") and not rel.match(SHARED_TABLES):
             continue
         if path.suffix in SHELL_SUFFIXES:
             files.append(path)

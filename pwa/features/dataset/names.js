@@ -1,35 +1,36 @@
-// Class-name rules: the same as the Python core's tejas.dataset.validate_class_name (a test compares
-// both), so a class made in the browser is a valid folder in every exported ImageFolder zip.
+// Class-name rules from the table the Python core reads too (py/tejas/schemas/rules.json), applied the
+// same way as tejas.rules.validate_class_name (a property test compares both), so a class made in the
+// browser is a valid folder in every exported ImageFolder zip. Synchronous: a form field calls it.
+import { RULES, codePoints, message, quote } from '../rules.js';
 
-const WINDOWS_RESERVED = new Set(['con', 'prn', 'aux', 'nul',
-  ...[1, 2, 3, 4, 5, 6, 7, 8, 9].flatMap((i) => [`com${i}`, `lpt${i}`])]);
-const FORBIDDEN = new Set('<>:"/\\|?*');
-export const MAX_NAME_CHARS = 100;
+const NAMES = RULES.class_name;
+const BLANK = codePoints(NAMES.blank);
+const FORBIDDEN = codePoints(NAMES.forbidden);
+for (const ch of NAMES.forbidden_chars) FORBIDDEN.add(ch.codePointAt(0));
+const RESERVED = new Set(NAMES.reserved);
+export const MAX_NAME_CHARS = NAMES.max_chars;
 
-/** Python's repr() of a str (the core's messages use it), for the characters class names can hold. */
-function pyRepr(name) {
-  const quote = name.includes("'") && !name.includes('"') ? '"' : "'";
-  const escape = (ch) => {
-    const code = ch.charCodeAt(0);
-    if (ch === '\\') return '\\\\';
-    if (ch === quote) return `\\${ch}`;
-    if (ch === '\n') return '\\n';
-    if (ch === '\r') return '\\r';
-    if (ch === '\t') return '\\t';
-    if (code < 32 || code === 127) return `\\x${code.toString(16).padStart(2, '0')}`;
-    return ch;
-  };
-  return quote + [...name].map(escape).join('') + quote;
+/** The code points `chars` joined, without blank characters at either end. */
+function stripBlank(chars) {
+  let start = 0;
+  let end = chars.length;
+  while (start < end && BLANK.has(chars[start].codePointAt(0))) start++;
+  while (end > start && BLANK.has(chars[end - 1].codePointAt(0))) end--;
+  return chars.slice(start, end).join('');
 }
 
 /** Why `name` cannot be a class name, or null when it can. */
 export function validateClassName(name) {
-  if (!name.trim()) return 'class name is empty';
-  if ([...name].every((ch) => ch === '.')) return `class name ${pyRepr(name)} is only dots`;
-  if ([...name].length > MAX_NAME_CHARS) return `class name is longer than ${MAX_NAME_CHARS} characters`;
-  const bad = [...new Set([...name].filter((ch) => FORBIDDEN.has(ch) || ch.charCodeAt(0) < 32 || ch.charCodeAt(0) === 127))].sort();
-  if (bad.length) return `class name ${pyRepr(name)} contains ${pyRepr(bad[0])} (not allowed in folder names)`;
-  if (WINDOWS_RESERVED.has(name.split('.')[0].trim().toLowerCase())) return `class name ${pyRepr(name)} is reserved on Windows`;
-  if (' .'.includes(name.at(-1))) return `class name ${pyRepr(name)} ends with a space or dot`;
+  const chars = [...name];  // code points, as Python counts them
+  const codes = chars.map((ch) => ch.codePointAt(0));
+  const says = NAMES.messages;
+  if (codes.every((code) => BLANK.has(code))) return says.empty;
+  if (chars.every((ch) => ch === '.')) return message(says.dots, { name: quote(name) });
+  if (chars.length > MAX_NAME_CHARS) return message(says.too_long, { max_chars: MAX_NAME_CHARS });
+  const bad = codes.filter((code) => FORBIDDEN.has(code));
+  if (bad.length) return message(says.forbidden, { name: quote(name), char: quote(String.fromCodePoint(Math.min(...bad))) });
+  const stem = stripBlank([...name.split('.')[0]]).replace(/[A-Z]/g, (ch) => ch.toLowerCase());
+  if (RESERVED.has(stem)) return message(says.reserved, { name: quote(name) });
+  if (NAMES.bad_last.includes(chars.at(-1))) return message(says.bad_last, { name: quote(name) });
   return null;
 }

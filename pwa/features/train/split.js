@@ -1,6 +1,10 @@
-// Deterministic stratified split, the same algorithm as the Python core's tejas.splits (a test
-// compares them): per class, samples ranked by sha256("seed:id"), the first round(n·share) validate.
+// Deterministic stratified split, the same algorithm and refusals as the Python core's tejas.splits
+// (a property test compares them): per class, samples ranked by sha256("seed:id"), the first
+// round(n·share) validate. Refusals are worded by py/tejas/schemas/rules.json.
 import { sha256Hex } from '../dataset/images.js';
+import { RULES, formatFloat, formatNumber, message, quote } from '../rules.js';
+
+const SAYS = RULES.split.messages;
 
 /** Python's round() (half to even) for the validation count. */
 function roundHalfEven(x) {
@@ -8,9 +12,20 @@ function roundHalfEven(x) {
   return x - f === 0.5 ? (f % 2 === 0 ? f : f + 1) : Math.round(x);
 }
 
+function check(ids, labels, share, seed) {
+  if (ids.length !== labels.length) throw new Error(message(SAYS.length, { ids: ids.length, labels: labels.length }));
+  if (!(typeof share === 'number' && share >= 0 && share < 1)) throw new Error(message(SAYS.share, { share: formatFloat(share) }));
+  if (!Number.isSafeInteger(seed)) throw new Error(message(SAYS.seed, { max: RULES.max_exact_integer, seed: formatNumber(seed) }));
+  const seen = new Set();
+  for (const id of ids) {
+    if (seen.has(id)) throw new Error(message(SAYS.duplicate, { id: quote(String(id)) }));
+    seen.add(id);
+  }
+}
+
 /** @returns {Promise<{train: string[], validation: string[]}>} ids in their input order */
 export async function stratifiedSplit(ids, labels, validationShare = 0.2, seed = 0) {
-  if (ids.length !== labels.length) throw new Error(`${ids.length} sample ids but ${labels.length} labels`);
+  check(ids, labels, validationShare, seed);
   const byClass = new Map();
   ids.forEach((id, i) => byClass.set(labels[i], [...(byClass.get(labels[i]) ?? []), id]));
   const encoder = new TextEncoder();

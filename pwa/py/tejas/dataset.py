@@ -13,6 +13,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from . import rules
 from .archive_source import ArchiveError, Entry, human_size, list_entries
 from .images import EXTENSIONS, ImageError, ImageInfo, sniff_image
 from .limits import DEFAULT_LIMITS, Limits
@@ -32,8 +33,6 @@ __all__ = [
 SIDECAR = "tejas.json"
 SIDECAR_FORMAT = "tejas-dataset"
 JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
-WINDOWS_RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{i}" for p in ("com", "lpt") for i in range(1, 10)}
-FORBIDDEN_CHARS = set('<>:"/\\|?*')
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -65,21 +64,8 @@ class Dataset:
 
 
 def validate_class_name(name: str, limits: Limits = DEFAULT_LIMITS) -> str | None:
-    """Why `name` cannot be a class (a folder name on every OS), or None when it can."""
-    if not name.strip():
-        return "class name is empty"
-    if set(name) == {"."}:
-        return f"class name {name!r} is only dots"
-    if len(name) > limits.max_name_chars:
-        return f"class name is longer than {limits.max_name_chars} characters"
-    bad = sorted({ch for ch in name if ch in FORBIDDEN_CHARS or ord(ch) < 32 or ord(ch) == 127})
-    if bad:
-        return f"class name {name!r} contains {bad[0]!r} (not allowed in folder names)"
-    if name.split(".")[0].strip().lower() in WINDOWS_RESERVED:
-        return f"class name {name!r} is reserved on Windows"
-    if name[-1] in " .":
-        return f"class name {name!r} ends with a space or dot"
-    return None
+    """Why `name` cannot be a class (a folder name on every OS), or None when it can (schemas/rules.json)."""
+    return rules.validate_class_name(name, limits.max_name_chars)
 
 
 def _is_junk(path: str) -> bool:

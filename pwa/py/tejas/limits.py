@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .rules import RULES
+
 __all__ = ["Limits", "DEFAULT_LIMITS"]
 
 MiB = 1 << 20
@@ -24,7 +26,7 @@ class Limits:
     max_files: int = 100_000  # entries in the archive, folders included
     max_classes: int = 100  # the default artifacts' head serves up to 100 classes
     max_pixels: int = 64_000_000  # width × height of one image: decompression bombs declare huge sizes
-    max_name_chars: int = 100  # one class name
+    max_name_chars: int = RULES["class_name"]["max_chars"]  # one class name (100, shared with the browser)
     max_sidecar_bytes: int = 16 * MiB  # tejas.json
 
 

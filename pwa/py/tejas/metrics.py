@@ -1,6 +1,14 @@
-"""Classification metrics (scikit-learn's definitions) plus, per confusion cell, the samples in it."""
+"""Classification metrics (scikit-learn's definitions) plus, per confusion cell, the samples in it.
+
+pwa/features/train/metrics.js computes the same report with the same refusals (schemas/rules.json) and the
+same floating-point operations in the same order, so both give the same numbers to the last bit.
+"""
 
 from __future__ import annotations
+
+from numbers import Integral
+
+from .rules import RULES, format_number, message
 
 __all__ = ["classification_report", "confusion_matrix", "top_k_accuracy"]
 
@@ -42,11 +50,12 @@ def classification_report(
     """Accuracy, per-class precision/recall/F1/support, macro and weighted averages, the confusion
     matrix and the sample ids in each of its cells, and top-k accuracy when scores are given."""
     n = len(class_names)
+    messages = RULES["metrics"]["messages"]
     if len(y_true) != len(y_pred) or (sample_ids is not None and len(sample_ids) != len(y_true)):
-        raise ValueError("y_true, y_pred and sample_ids must have the same length")
-    out_of_range = [v for v in (*y_true, *y_pred) if not 0 <= v < n]
-    if out_of_range:
-        raise ValueError(f"class index {out_of_range[0]} outside 0..{n - 1}")
+        raise ValueError(messages["length"])
+    for v in (*y_true, *y_pred):
+        if not (isinstance(v, Integral) and not isinstance(v, bool) and 0 <= v < n):
+            raise ValueError(message(messages["index"], index=format_number(v), last=n - 1))
     matrix = confusion_matrix(y_true, y_pred, n)
     per_class = []
     for c, name in enumerate(class_names):
@@ -59,9 +68,11 @@ def classification_report(
     total = len(y_true)
 
     def average(key: str, weighted: bool) -> float:
-        if weighted:
-            return _ratio(sum(row[key] * row["support"] for row in per_class), total)
-        return _ratio(sum(row[key] for row in per_class), n)
+        # a plain left-to-right sum, as JS adds: sum() of floats compensates from Python 3.12 on
+        added = 0.0
+        for row in per_class:
+            added += row[key] * row["support"] if weighted else row[key]
+        return _ratio(added, total if weighted else n)
 
     cells: dict[str, list[str]] = {}
     if sample_ids is not None:

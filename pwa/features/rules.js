@@ -1,0 +1,67 @@
+// The rules the browser shares with the Python core (tejas.rules), read from the one table both read:
+// py/tejas/schemas/rules.json. Also how refusals quote texts and write numbers, so both word them alike.
+import RULES from '../py/tejas/schemas/rules.json' with { type: 'json' };
+
+export { RULES };
+
+/** The code points of ["0000-001F", "007F", ...]. */
+export function codePoints(ranges) {
+  const points = new Set();
+  for (const item of ranges) {
+    const [first, last = first] = item.split('-').map((hex) => parseInt(hex, 16));
+    for (let code = first; code <= last; code++) points.add(code);
+  }
+  return points;
+}
+
+const ESCAPE = codePoints(RULES.quote.escape);
+const NAMED = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+const hex = (code, width) => code.toString(16).padStart(width, '0');
+
+/** `text` in quotes as Python's repr() writes it, escaping exactly the table's code points. */
+export function quote(text) {
+  const mark = text.includes("'") && !text.includes('"') ? '"' : "'";
+  let out = '';
+  for (const ch of text) {  // by code point; a lone surrogate is one
+    const code = ch.codePointAt(0);
+    if (ch === mark) out += `\\${ch}`;
+    else if (ch in NAMED) out += NAMED[ch];
+    else if (ESCAPE.has(code)) out += code < 0x100 ? `\\x${hex(code, 2)}` : code < 0x10000 ? `\\u${hex(code, 4)}` : `\\U${hex(code, 8)}`;
+    else out += ch;
+  }
+  return mark + out + mark;
+}
+
+/** A number as Python's repr(float(x)) writes it: 1.0, 0.2, 1e-07, nan, inf. */
+export function formatFloat(x) {
+  if (typeof x !== 'number') return String(x);
+  if (Number.isNaN(x)) return 'nan';
+  if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
+  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
+  // String() gives the same shortest round-trip digits as Python; only the layout differs.
+  const [, whole, fraction = '', exponent = '0'] = /^(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(String(Math.abs(x)));
+  let digits = whole + fraction;
+  let point = whole.length + Number(exponent);  // value = 0.digits × 10^point
+  const zeros = /^0*/.exec(digits)[0].length;
+  digits = digits.slice(zeros).replace(/0+$/, '');
+  point -= zeros;
+  const sign = x < 0 ? '-' : '';
+  if (point <= -4 || point > 16) {
+    const e = point - 1;
+    const mantissa = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    return `${sign}${mantissa}e${e < 0 ? '-' : '+'}${String(Math.abs(e)).padStart(2, '0')}`;
+  }
+  if (point <= 0) return `${sign}0.${'0'.repeat(-point)}${digits}`;
+  if (point >= digits.length) return `${sign}${digits}${'0'.repeat(point - digits.length)}.0`;
+  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
+}
+
+/** An integer a JS number holds exactly digit by digit (12), any other number as formatFloat (2**60 as 1.152921504606847e+18). */
+export function formatNumber(x) {
+  return Number.isSafeInteger(x) ? String(x) : formatFloat(x);
+}
+
+/** The template with its {placeholders} filled (nothing else in it is special). */
+export function message(template, values = {}) {
+  return template.replace(/\{(\w+)\}/g, (_, key) => String(values[key]));
+}

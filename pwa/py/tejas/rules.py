@@ -1,0 +1,98 @@
+"""The rules the core shares with the browser, read from schemas/rules.json (which pwa/features/rules.js
+imports too): class names, and how refusals quote texts and write numbers, so both word them alike."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from numbers import Integral, Real
+
+__all__ = ["RULES", "format_float", "format_number", "is_exact_integer", "message", "quote", "validate_class_name"]
+
+RULES: dict = json.loads(resources.files("tejas").joinpath("schemas", "rules.json").read_text(encoding="utf-8"))
+
+
+def code_points(ranges: list[str]) -> frozenset[int]:
+    """The code points of ["0000-001F", "007F", ...]."""
+    points: set[int] = set()
+    for item in ranges:
+        first, _, last = item.partition("-")
+        points.update(range(int(first, 16), int(last or first, 16) + 1))
+    return frozenset(points)
+
+
+MAX_EXACT_INTEGER: int = RULES["max_exact_integer"]
+_ESCAPE = code_points(RULES["quote"]["escape"])
+_NAMED = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_NAMES = RULES["class_name"]
+_BLANK = code_points(_NAMES["blank"])
+_FORBIDDEN = code_points(_NAMES["forbidden"]) | {ord(ch) for ch in _NAMES["forbidden_chars"]}
+_RESERVED = frozenset(_NAMES["reserved"])
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def quote(text: str) -> str:
+    """`text` in quotes as repr() writes it, escaping exactly the table's code points."""
+    mark = '"' if "'" in text and '"' not in text else "'"
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == mark:
+            out.append("\\" + ch)
+        elif ch in _NAMED:
+            out.append(_NAMED[ch])
+        elif code in _ESCAPE:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return mark + "".join(out) + mark
+
+
+def format_float(value) -> str:
+    """A number as repr(float(value)) writes it: 1.0, 0.2, 1e-07, nan, inf."""
+    return repr(float(value)) if isinstance(value, Real) and not isinstance(value, bool) else str(value)
+
+
+def is_exact_integer(value) -> bool:
+    """An integer a JS number holds exactly (|value| <= 2**53 - 1), not a bool."""
+    return isinstance(value, Integral) and not isinstance(value, bool) and abs(value) <= MAX_EXACT_INTEGER
+
+
+def format_number(value) -> str:
+    """An exact integer digit by digit (12), any other number as format_float (2**60 as 1.152921504606847e+18)."""
+    return str(int(value)) if is_exact_integer(value) else format_float(value)
+
+
+def message(template: str, **values) -> str:
+    """The template with its {placeholders} filled (nothing else in it is special)."""
+    return re.sub(r"\{(\w+)\}", lambda m: str(values[m[1]]), template)
+
+
+def _strip_blank(text: str) -> str:
+    start, end = 0, len(text)
+    while start < end and ord(text[start]) in _BLANK:
+        start += 1
+    while end > start and ord(text[end - 1]) in _BLANK:
+        end -= 1
+    return text[start:end]
+
+
+def validate_class_name(name: str, max_chars: int | None = None) -> str | None:
+    """Why `name` cannot be a class (a folder name on every OS), or None when it can."""
+    messages = _NAMES["messages"]
+    max_chars = _NAMES["max_chars"] if max_chars is None else max_chars
+    if all(ord(ch) in _BLANK for ch in name):
+        return messages["empty"]
+    if set(name) == {"."}:
+        return message(messages["dots"], name=quote(name))
+    if len(name) > max_chars:
+        return message(messages["too_long"], max_chars=max_chars)
+    bad = min((ord(ch) for ch in name if ord(ch) in _FORBIDDEN), default=None)
+    if bad is not None:
+        return message(messages["forbidden"], name=quote(name), char=quote(chr(bad)))
+    if _strip_blank(name.split(".")[0]).translate(_ASCII_LOWER) in _RESERVED:
+        return message(messages["reserved"], name=quote(name))
+    if name[-1] in _NAMES["bad_last"]:
+        return message(messages["bad_last"], name=quote(name))
+    return None

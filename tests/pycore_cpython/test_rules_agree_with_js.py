@@ -1,0 +1,178 @@
+"""The rules that exist in both languages give the same answers: class-name validation, the stratified
+split and the metrics, compared on thousands of generated inputs against the browser's JS run in Node.
+
+One Node process answers every case (JSON lines over stdin/stdout), so a few thousand cases take seconds.
+Any difference fails, messages included; metrics must agree within 1e-12.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from tejas.dataset import validate_class_name
+from tejas.metrics import classification_report
+from tejas.splits import stratified_split
+
+from ..conftest import ROOT
+
+CASES = settings(
+    max_examples=2000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow], database=None
+)
+
+
+class NodeRules:
+    """The JS implementations in one long-lived Node process (tests/pycore_cpython/js_rules.mjs)."""
+
+    def __init__(self):
+        node = shutil.which("node")
+        if node is None:
+            pytest.fail("node not found: the README's test command installs Node.js")
+        script = ROOT / "tests" / "pycore_cpython" / "js_rules.mjs"
+        self.process = subprocess.Popen(
+            [node, str(script), str(ROOT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            bufsize=1,
+        )
+
+    def __call__(self, kind: str, *args):
+        """{"value": ...} or {"error": message} from the JS implementation of `kind`."""
+        self.process.stdin.write(json.dumps({"kind": kind, "args": _jsonable(args)}) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        assert line, f"node exited ({self.process.poll()})"
+        reply = json.loads(line)
+        reply.pop("name", None)
+        return reply
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+
+
+def _jsonable(value):
+    """JSON has no NaN or infinities: they travel tagged (js_rules.mjs revives them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def js():
+    rules = NodeRules()
+    yield rules
+    rules.close()
+
+
+def python(function, *args):
+    try:
+        return {"value": function(*args)}
+    except ValueError as error:
+        return {"error": str(error)}
+
+
+# Characters where Python and JS (and file systems) differ: every kind of blank, the BOM, controls,
+# zero-width and bidi marks, the characters Windows forbids, quotes, dots, and the reserved stems' letters.
+TRICKY = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x7f\x80\x85\x9f\xa0\xad\u1680\u180e\u2000\u200a\u200b\u200c\u200d\u200e\u200f"
+    "\u2028\u2029\u202a\u202e\u202f\u205f\u2060\u2066\u2069\u3000\ufeff\ufffe\uffff"
+    "\x00\x01\x1b<>:\"/\\|?*'.-_aconCONprnPRNauxAUXnulNULcomCOMlptLPT19¹²³ııİKé\u0301\U0001f600"
+)
+reserved_like = st.builds(
+    lambda stem, sep, tail: stem + sep + tail,
+    st.sampled_from(["con", "CON", "Prn", "aux", "nul", "com1", "COM9", "lpt5", "com0", "com¹", "lpt³", "conn"]),
+    st.sampled_from(["", ".", " ", " .", "\u3000", "\ufeff", "\x85", "\xa0", ". "]),
+    st.text(alphabet=TRICKY, max_size=4),
+)
+names = st.one_of(
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=12),
+    st.text(alphabet=TRICKY, max_size=8),
+    reserved_like,
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), min_size=95, max_size=105),
+    st.text(alphabet=TRICKY, min_size=98, max_size=102),
+)
+
+
+@CASES
+@given(name=names)
+@example(name="\ufeff")  # the disagreements issue 11 found, checked first
+@example(name="\x1c")
+@example(name="con\x85")
+@example(name="a\ud800b")  # a lone surrogate: JSON carries it both ways
+@example(name="\ufeffCOM\xb9 .x")
+def test_class_name_rules_agree(js, name):
+    assert js("name", name) == python(validate_class_name, name)
+
+
+ids = st.text(alphabet="abcé😀:0", max_size=3)
+shares = st.one_of(
+    st.sampled_from([0.0, -0.0, 0.2, 0.5, 0.25, 1 / 3, 0.999, 1.0, 1.5, -0.1, 1e-7, 2e16]),
+    st.sampled_from([math.nan, math.inf, -math.inf]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=0, max_value=1),
+)
+# No integral float below 2**53 (JSON carries no int/float difference: Python's 3.0 arrives in JS as 3).
+seeds = st.one_of(
+    st.integers(-5, 5),
+    st.integers(-(2**80), 2**80),
+    st.sampled_from([2**53 - 1, -(2**53 - 1), 2**53, -(2**53), 0.5, -1.5, 1e300, math.nan, math.inf]),
+)
+
+
+@st.composite
+def splits(draw):
+    pairs = draw(st.lists(st.tuples(ids, st.sampled_from(["x", "y", "z", 0, 1])), max_size=30))
+    sample_ids, labels = [i for i, _ in pairs], [label for _, label in pairs]
+    if draw(st.integers(0, 20)) == 0:  # sometimes the lengths differ
+        labels = labels[:-1] if labels and draw(st.booleans()) else [*labels, "x"]
+    return sample_ids, labels, draw(shares), draw(seeds)
+
+
+@CASES
+@given(case=splits())
+@example(case=(["a", "b", "c"], ["x", "x", "x"], 1.0, 0))
+@example(case=(["a", "a", "b"], ["x", "x", "x"], 0.5, 0))
+def test_split_agrees(js, case):
+    ours = python(lambda *a: dict(zip(("train", "validation"), stratified_split(*a), strict=True)), *case)
+    assert js("split", *case) == ours
+
+
+@st.composite
+def metric_inputs(draw):
+    n = draw(st.integers(0, 6))
+    index = st.integers(0, n - 1) if n else st.just(0)
+    if draw(st.integers(0, 10)) == 0:  # sometimes out of range, or no integer
+        index = st.one_of(st.integers(-2, n + 1), st.sampled_from([0.5, -0.5, 1e20 + 0.5, math.nan, math.inf]))
+    pairs = draw(st.lists(st.tuples(index, index), max_size=40))
+    y_true, y_pred = [t for t, _ in pairs], [p for _, p in pairs]
+    if draw(st.integers(0, 20)) == 0:
+        y_pred = y_pred[:-1] if y_pred else [0]
+    sample_ids = [f"s{i}" for i in range(len(y_true))] if draw(st.booleans()) else None
+    return y_true, y_pred, [f"c{i}" for i in range(n)], sample_ids
+
+
+def _close(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
+        return abs(a - b) <= 1e-12
+    return a == b
+
+
+@CASES
+@given(case=metric_inputs())
+def test_metrics_agree(js, case):
+    theirs, ours = js("metrics", *case), python(classification_report, *case)
+    assert _close(theirs, ours), f"JS {theirs}\n!= Python {ours}"
