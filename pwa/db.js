@@ -19,7 +19,35 @@ const MIGRATIONS = [
     db.createObjectStore('models', { keyPath: 'id' }).createIndex('project', 'projectId');
     db.createObjectStore('changes', { keyPath: 'seq', autoIncrement: true }).createIndex('project', 'projectId');
   },
+  // 2: embeddings findable by image, so deleting the last sample of an image deletes its embeddings in
+  // the same transaction; sweeps what version 1 left behind (bytes and embeddings of images no sample
+  // holds, models of deleted projects).
+  (db, tx) => {
+    tx.objectStore('embeddings').createIndex('content', 'contentId');
+    sweepOrphans(tx);
+  },
 ];
+
+/** Delete blobs and embeddings no sample refers to, and models whose project is gone (in `tx`). */
+function sweepOrphans(tx) {
+  const deleteWhere = (store, keep) => {
+    store.openCursor().onsuccess = (event) => {
+      const cursor = event.target.result;
+      if (!cursor) return;
+      if (!keep(cursor.value)) cursor.delete();
+      cursor.continue();
+    };
+  };
+  tx.objectStore('samples').getAll().onsuccess = (event) => {
+    const used = new Set(event.target.result.map((s) => s.contentId));
+    deleteWhere(tx.objectStore('blobs'), (b) => used.has(b.contentId));
+    deleteWhere(tx.objectStore('embeddings'), (e) => used.has(e.contentId));
+  };
+  tx.objectStore('projects').getAllKeys().onsuccess = (event) => {
+    const projects = new Set(event.target.result);
+    deleteWhere(tx.objectStore('models'), (m) => projects.has(m.projectId));
+  };
+}
 
 export class StorageFullError extends Error {
   constructor(what) {
@@ -74,6 +102,8 @@ export const getAll = (store, query) => request(store.getAll(query));
 export const getAllFromIndex = (store, index, query) => request(store.index(index).getAll(query));
 export const put = (store, value) => request(store.put(value));
 export const count = (store, query) => request(store.count(query));
+export const countFromIndex = (store, index, query) => request(store.index(index).count(query));
+export const getAllKeysFromIndex = (store, index, query) => request(store.index(index).getAllKeys(query));
 export const remove = (store, key) => request(store.delete(key));
 
 /** Append to the change log: {projectId, op: 'put'|'delete', store, key, at}. */

@@ -6,12 +6,14 @@ import { validateClassName } from './features/dataset/names.js';
 import { requestPersistence, storageStatus } from './db.js';
 import { headOf } from './features/artifacts.js';
 import {
-  CORRECTION, currentModel, listModels, loadManifest, modelStatus, predictImage, saveImportedModels, trainProject,
+  CORRECTION, KEEP_PREVIOUS_MODELS, currentModel, listModels, loadManifest, modelStatus as engineModelStatus, predictImage,
+  saveImportedModels, trainProject, usableModel,
 } from './features/train/engine.js';
 
 export {
-  addClass, addSamples, createProject, deleteClass, deleteProject, deleteSamples, getImage, getProject, getThumbnail,
-  listChanges, listClasses, listProjects, listSamples, moveSamples, renameClass, renameProject, restoreSamples,
+  addClass, addCorrection, addSamples, createProject, deleteClass, deleteProject, deleteSamples, getImage, getProject,
+  getThumbnail, listChanges, listClasses, listProjects, listSamples, moveSamples, projectStorage, renameClass,
+  renameProject, restoreSamples,
 } from './features/dataset/projects.js';
 export { validateClassName, requestPersistence, storageStatus, headOf };
 
@@ -122,7 +124,13 @@ export async function evaluate(projectId) {
   return { ...model.metrics, classes: model.classes, history: model.history };
 }
 
-export { CORRECTION, currentModel, listModels, modelStatus };
+/**
+ * {model, stale, artifactsChanged}: the current model, whether the data changed since it was trained,
+ * and (a message) when it was trained with other artifacts than these, so it must be retrained.
+ */
+export const modelStatus = (projectId, { artifacts = DEFAULT_ARTIFACTS } = {}) => engineModelStatus(projectId, { artifacts });
+
+export { CORRECTION, KEEP_PREVIOUS_MODELS, currentModel, listModels };
 
 const PROJECT_FORMAT = 'tejas-project';
 
@@ -176,8 +184,7 @@ export async function importProject(file) {
 }
 
 async function modelExport(message, projectId, artifacts) {
-  const model = await currentModel(projectId);
-  if (!model) throw new Error('This project has no trained model yet; train it first.');
+  const model = await usableModel(projectId, artifacts);
   return callWorker(worker('python'), message, {
     artifacts, parameters: model.parameters, layout: model.layout, numClasses: model.classes.length,
     classNames: model.classes.map((c) => c.name), mode: model.mode ?? 'head',
@@ -252,7 +259,7 @@ async function addDatasetSamples(projectId, data) {
 if (typeof window !== 'undefined') {
   window.tejas = {
     ...projects, embedImages, trainHead, headProbabilities, headOf, runBlock, validateClassName, requestPersistence, storageStatus,
-    train, predict, evaluate, currentModel, listModels, modelStatus, exportOnnx, exportPytorch, exportDatasetZip,
+    train, predict, evaluate, currentModel, listModels, modelStatus, KEEP_PREVIOUS_MODELS, exportOnnx, exportPytorch, exportDatasetZip,
     importDatasetZip, addDatasetZip, exportProject, importProject, manifest,
     DEFAULT_ARTIFACTS,
   };

@@ -2,6 +2,7 @@
 # The README's two commands:
 #   bash tools/dev.sh run    set up, export default artifacts if missing, serve http://127.0.0.1:8000
 #   bash tools/dev.sh test   set up (test dependencies and Debian chromium included), run all tests
+#   bash tools/dev.sh screenshots   refresh docs/screenshots/ (the tests' own go to test-results/)
 # Extra arguments after `test` go to pytest (e.g. -k exporter). TEJAS_VENV picks the virtualenv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,8 +90,18 @@ case "${1:-}" in
     fi
     exit "$status"
     ;;
+  screenshots)
+    # Refresh docs/screenshots/ (the tests write theirs into the git-ignored test-results/screenshots/).
+    shift
+    setup_python "dev"
+    vendor_browser_libs
+    ensure_chromium
+    ensure_default_artifacts
+    "$PY" tools/precache.py
+    TEJAS_SCREENSHOTS="$PWD/docs/screenshots" exec "$PY" -m pytest tests/pwa/test_ui_quality.py -k photographed "$@"
+    ;;
   *)
-    echo "usage: bash tools/dev.sh run|test [args]" >&2
+    echo "usage: bash tools/dev.sh run|test|screenshots [args]" >&2
     exit 2
     ;;
 esac

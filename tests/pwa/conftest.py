@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import io
+import os
 import pickle
 import shutil
 import subprocess
@@ -157,7 +158,8 @@ WAIT_FOR_SERVICE_WORKER = """async () => {
 }"""
 
 
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# Screenshots go to a git-ignored folder; `bash tools/dev.sh screenshots` points this at docs/screenshots/.
+SCREENSHOTS = Path(os.environ.get("TEJAS_SCREENSHOTS") or ROOT / "test-results" / "screenshots")
 AXE = ROOT / "pwa" / "vendor" / "axe-core" / "axe.min.js"
 SIZES = {"phone": {"width": 360, "height": 740}, "desktop": {"width": 1280, "height": 800}}
 

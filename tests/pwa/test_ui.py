@@ -156,13 +156,21 @@ def test_classes_and_every_way_to_add_samples(ui, tmp_path):
     page.wait_for_selector("#camera-panel .webcam[data-camera=on]")
     page.get_by_role("button", name="Take photo").click()
     wait_count(page, "three", 3)
-    page.get_by_role("button", name="Hold to record").scroll_into_view_if_needed()
-    hold = page.get_by_role("button", name="Hold to record").bounding_box()
-    page.mouse.move(hold["x"] + 10, hold["y"] + 10)
+    # Hold the button until the burst has 3 frames (however long that takes here), then release. The
+    # button captures the pointer, so thumbnails loading above it while it is held do not end the burst.
+    hold = page.get_by_role("button", name="Hold to record")
+    hold.hover()
     page.mouse.down()
-    page.wait_for_timeout(1500)
+    page.wait_for_selector("#camera-panel button.recording", timeout=10_000)
+    page.wait_for_function(
+        "/Recording… ([3-9]|\\d\\d+) frames/.test(document.querySelector('#camera-panel .webcam [role=status]').textContent)",
+        timeout=120_000,
+    )
     page.mouse.up()
-    wait_count(page, "three", 6, at_least=True)
+    page.wait_for_function("/Recorded \\d+ frames/.test(document.querySelector('#camera-panel .webcam [role=status]').textContent)")
+    recorded = int(re.search(r"Recorded (\d+) frames", page.inner_text("#camera-panel .webcam [role=status]")).group(1))
+    assert recorded >= 3
+    wait_count(page, "three", 3 + recorded)
     page.get_by_role("button", name="Turn camera off").click()
 
     # drawing: a stroke, undo (blank again), another stroke, add it

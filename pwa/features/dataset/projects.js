@@ -1,10 +1,25 @@
 // Projects, classes and samples in IndexedDB (see db.js). Every change is logged for a future sync.
-import { count, get, getAll, getAllFromIndex, logChange, put, remove, requestPersistence, transaction } from '../../db.js';
+import {
+  count, countFromIndex, get, getAll, getAllFromIndex, getAllKeysFromIndex, logChange, put, remove, requestPersistence, transaction,
+} from '../../db.js';
 import { readImage } from './images.js';
 import { validateClassName } from './names.js';
 
 const now = () => new Date().toISOString();
 const newId = () => crypto.randomUUID();
+
+/** The `source` of a sample put into its class by correcting a wrong prediction: always trained on. */
+export const CORRECTION = 'correction';
+
+/** Stores a delete touches: an image's bytes and embeddings go with the last sample that holds it. */
+const CONTENT_STORES = ['samples', 'blobs', 'embeddings'];
+
+/** Delete an image's bytes and every embedding of it once no sample (of any project) holds it. */
+async function dropIfUnused(s, contentId) {
+  if (await countFromIndex(s.samples, 'content', contentId)) return;
+  await remove(s.blobs, contentId);
+  for (const key of await getAllKeysFromIndex(s.embeddings, 'content', contentId)) await remove(s.embeddings, key);
+}
 
 export async function createProject(name) {
   const title = String(name ?? '').trim();
@@ -29,14 +44,13 @@ export async function getProject(projectId) {
   return project;
 }
 
-/** Delete a project with its classes, samples and models; image bytes go when no project uses them. */
+/** Delete a project with its classes, samples and models; image bytes and embeddings go when no project uses them. */
 export async function deleteProject(projectId) {
-  await transaction(['projects', 'classes', 'samples', 'blobs', 'models', 'changes'], 'readwrite', async (s) => {
+  await transaction(['projects', 'classes', ...CONTENT_STORES, 'models', 'changes'], 'readwrite', async (s) => {
     const samples = await getAllFromIndex(s.samples, 'project', projectId);
     for (const sample of samples) {
       await remove(s.samples, [projectId, sample.contentId]);
-      const users = await getAllFromIndex(s.samples, 'content', sample.contentId);
-      if (!users.length) await remove(s.blobs, sample.contentId);
+      await dropIfUnused(s, sample.contentId);
     }
     for (const c of await getAllFromIndex(s.classes, 'project', projectId)) await remove(s.classes, c.id);
     for (const m of await getAllFromIndex(s.models, 'project', projectId)) await remove(s.models, m.id);
@@ -82,13 +96,13 @@ export async function renameClass(classId, name) {
 }
 
 export async function deleteClass(classId) {
-  await transaction(['classes', 'samples', 'blobs', 'changes'], 'readwrite', async (s) => {
+  await transaction(['classes', ...CONTENT_STORES, 'changes'], 'readwrite', async (s) => {
     const cls = await get(s.classes, classId);
     if (!cls) return;
     for (const sample of await getAllFromIndex(s.samples, 'class', [cls.projectId, classId])) {
       await remove(s.samples, [cls.projectId, sample.contentId]);
       await logChange(s.changes, cls.projectId, 'delete', 'samples', sample.contentId);
-      if (!(await getAllFromIndex(s.samples, 'content', sample.contentId)).length) await remove(s.blobs, sample.contentId);
+      await dropIfUnused(s, sample.contentId);
     }
     await remove(s.classes, classId);
     await logChange(s.changes, cls.projectId, 'delete', 'classes', classId);
@@ -163,18 +177,36 @@ export async function renameProject(projectId, name) {
   return renamed;
 }
 
-/** Move samples (by content id) to another class of the same project. */
-export async function moveSamples(projectId, contentIds, classId) {
+/**
+ * Move samples (by content id) to another class of the same project. `source` (e.g. CORRECTION)
+ * replaces their source too.
+ */
+export async function moveSamples(projectId, contentIds, classId, { source } = {}) {
   await transaction(['samples', 'classes', 'changes'], 'readwrite', async (s) => {
     const cls = await get(s.classes, classId);
     if (!cls || cls.projectId !== projectId) throw new Error(`No class ${classId} in project ${projectId}.`);
     for (const contentId of contentIds) {
       const sample = await get(s.samples, [projectId, contentId]);
       if (!sample) throw new Error(`No sample ${contentId} in this project.`);
-      await put(s.samples, { ...sample, classId });
+      await put(s.samples, { ...sample, classId, ...(source ? { source } : {}) });
       await logChange(s.changes, projectId, 'put', 'samples', contentId);
     }
   });
+}
+
+/**
+ * A wrong prediction corrected: the image goes into class `classId` as a correction (always trained
+ * on, never held out for validation) — added when new, moved (and marked) when already in the project.
+ * @returns {Promise<{contentId: string, moved: boolean}>}
+ */
+export async function addCorrection(projectId, classId, file) {
+  const { added, skipped } = await addSamples(projectId, classId, [file], { source: CORRECTION });
+  if (added.length) return { contentId: added[0].contentId, moved: false };
+  const { contentId } = await readImage(file);
+  const existing = await transaction(['samples'], 'readonly', ({ samples }) => get(samples, [projectId, contentId]));
+  if (!existing) throw new Error(`${file.name || 'image'}: ${skipped[0]?.reason ?? 'could not be added'}`);
+  await moveSamples(projectId, [contentId], classId, { source: CORRECTION });
+  return { contentId, moved: true };
 }
 
 /**
@@ -183,14 +215,14 @@ export async function moveSamples(projectId, contentIds, classId) {
  */
 export async function deleteSamples(projectId, contentIds) {
   const deleted = [];
-  await transaction(['samples', 'blobs', 'changes'], 'readwrite', async (s) => {
+  await transaction([...CONTENT_STORES, 'changes'], 'readwrite', async (s) => {
     for (const contentId of contentIds) {
       const sample = await get(s.samples, [projectId, contentId]);
       if (!sample) continue;
       const blob = await get(s.blobs, contentId);
       await remove(s.samples, [projectId, contentId]);
       await logChange(s.changes, projectId, 'delete', 'samples', contentId);
-      if (!(await getAllFromIndex(s.samples, 'content', contentId)).length) await remove(s.blobs, contentId);
+      await dropIfUnused(s, contentId);
       deleted.push({ sample, blob });
     }
   });
@@ -213,4 +245,21 @@ export async function getThumbnail(contentId) {
   const record = await transaction(['blobs'], 'readonly', ({ blobs }) => get(blobs, contentId));
   if (!record) throw new Error(`No image ${contentId} in storage.`);
   return record.thumbnail ?? record.image;
+}
+
+/**
+ * Bytes a project keeps in this browser: {images (originals and thumbnails), embeddings, models, total}.
+ * An image shared with another project counts in both.
+ */
+export async function projectStorage(projectId) {
+  return transaction([...CONTENT_STORES, 'models'], 'readonly', async (s) => {
+    const bytes = { images: 0, embeddings: 0, models: 0 };
+    for (const sample of await getAllFromIndex(s.samples, 'project', projectId)) {
+      const blob = await get(s.blobs, sample.contentId);
+      bytes.images += (blob?.image?.size ?? 0) + (blob?.thumbnail?.size ?? 0);
+      for (const e of await getAllFromIndex(s.embeddings, 'content', sample.contentId)) bytes.embeddings += e.features.byteLength;
+    }
+    for (const m of await getAllFromIndex(s.models, 'project', projectId)) bytes.models += m.parameters.byteLength;
+    return { ...bytes, total: bytes.images + bytes.embeddings + bytes.models };
+  });
 }

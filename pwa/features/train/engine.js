@@ -1,8 +1,8 @@
 // A project's training, prediction and evaluation: embeddings cached per (image, backbone), the head
 // trained in the train worker, the model stored only when training finished (a cancelled or failed
 // run leaves the previous model in place).
-import { get, getAllFromIndex, logChange, put, transaction } from '../../db.js';
-import { getImage, listClasses, listSamples } from '../dataset/projects.js';
+import { get, getAllFromIndex, logChange, put, remove, transaction } from '../../db.js';
+import { CORRECTION, getImage, listClasses, listSamples } from '../dataset/projects.js';
 import { classificationReport } from './metrics.js';
 import { stratifiedSplit } from './split.js';
 import { AUGMENTATION_VERSION } from '../embed/augment.js';
@@ -10,8 +10,10 @@ import { sha256Hex } from '../dataset/images.js';
 import { backboneId, outputSize } from '../artifacts.js';
 
 const NO_AUGMENTATION = 'none';
-/** The `source` of a sample added by correcting a wrong prediction. */
-export const CORRECTION = 'correction';
+export { CORRECTION };
+
+/** Models kept per project besides the current one (older ones are deleted when a new one is stored). */
+export const KEEP_PREVIOUS_MODELS = 3;
 
 /** What a model was trained on (classes in order, each image's class) as one hash: a model is stale
  * when its project's digest differs. */
@@ -21,28 +23,94 @@ async function datasetDigest(classes, samples) {
   return sha256Hex(new TextEncoder().encode([classes.map((c) => c.name).join('\t'), ...lines].join('\n')));
 }
 
-/** {model, stale}: the current model (null if none) and whether the data changed since it was trained. */
-export async function modelStatus(projectId) {
+/**
+ * {model, stale, artifactsChanged}: the current model (null if none), whether the data changed since
+ * it was trained, and why it cannot be used with these artifacts (null when it can).
+ */
+export async function modelStatus(projectId, { artifacts } = {}) {
   const model = await currentModel(projectId);
-  if (!model) return { model: null, stale: false };
+  if (!model) return { model: null, stale: false, artifactsChanged: null };
   const digest = await datasetDigest(await listClasses(projectId), await listSamples(projectId));
-  return { model, stale: model.datasetDigest !== undefined && model.datasetDigest !== digest };
+  const set = artifacts ? await loadArtifactSet(artifacts).catch(() => null) : null;
+  return {
+    model,
+    stale: model.datasetDigest !== undefined && model.datasetDigest !== digest,
+    artifactsChanged: set ? artifactsMismatch(model, set) : null,
+  };
 }
-const manifests = new Map();
 
-export async function loadManifest(artifacts) {
-  if (!manifests.has(artifacts)) {
-    manifests.set(artifacts, fetch(new URL('manifest.json', artifacts)).then((r) => {
-      if (!r.ok) throw new Error(`${new URL(artifacts).pathname}manifest.json: HTTP ${r.status}; export artifacts first`);
-      return r.json();
-    }));
+const artifactSets = new Map();
+
+/** Parts of a manifest that say when and where it was made, not what the files compute. */
+const VOLATILE_MANIFEST_KEYS = new Set(['created', 'checks', 'versions', 'backbone_choice', 'name']);
+
+/** JSON with object keys sorted at every level (the same value always gives the same text). */
+const canonicalJson = (value) => JSON.stringify(value, (key, v) => (v && typeof v === 'object' && !Array.isArray(v)
+  ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v));
+
+/**
+ * The artifact folder's manifest and its identity `id`: the sha256 of the manifest without its export
+ * time and checks, so it names exactly the files (each by sha256), preprocessing and layouts a model
+ * trained with them needs; a re-export of identical files keeps the id. Fetched once per page.
+ * @returns {Promise<{manifest: object, id: string}>}
+ */
+export async function loadArtifactSet(artifacts) {
+  if (!artifactSets.has(artifacts)) {
+    artifactSets.set(artifacts, (async () => {
+      const response = await fetch(new URL('manifest.json', artifacts));
+      if (!response.ok) throw new Error(`${new URL(artifacts).pathname}manifest.json: HTTP ${response.status}; export artifacts first`);
+      const manifest = await response.json();
+      const identity = Object.fromEntries(Object.entries(manifest).filter(([k]) => !VOLATILE_MANIFEST_KEYS.has(k)));
+      return { manifest, id: await sha256Hex(new TextEncoder().encode(canonicalJson(identity))) };
+    })());
   }
   try {
-    return await manifests.get(artifacts);
+    return await artifactSets.get(artifacts);
   } catch (error) {
-    manifests.delete(artifacts);
+    artifactSets.delete(artifacts);
     throw error;
   }
+}
+
+export const loadManifest = async (artifacts) => (await loadArtifactSet(artifacts)).manifest;
+
+/** What a model records of the artifacts it was trained with. */
+const artifactsRecord = ({ manifest, id }) => ({
+  id, architecture: manifest.architecture, weights: manifest.weights?.kind ?? null, inputSize: manifest.input.size,
+  featureSize: manifest.feature_size,
+});
+
+const WEIGHTS = { imagenet: 'ImageNet weights', none: 'random weights', file: 'weights from a file' };
+const describeArtifacts = (a) => [a.architecture, WEIGHTS[a.weights] ?? a.weights, a.inputSize?.join('×').concat(' px')]
+  .filter(Boolean).join(', ');
+
+/** Why `model` cannot be used with the artifact set `set`, or null when it can. */
+export function artifactsMismatch(model, set) {
+  const same = model.artifacts
+    ? model.artifacts.id === set.id
+    : model.backboneId === backboneId(set.manifest); // models stored before artifact sets were recorded
+  if (same) return null;
+  const was = model.artifacts ? describeArtifacts(model.artifacts) : 'an earlier backbone';
+  return `This model was trained with other model files (${was}) than this version of Tejas has `
+    + `(${describeArtifacts(artifactsRecord(set))}), so it cannot predict or be exported. `
+    + 'Your images are all still here: retrain with the new backbone.';
+}
+
+/** An error refusing a model trained with other artifacts; `name` lets callers offer a retrain. */
+export class ArtifactsChangedError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'ArtifactsChangedError';
+  }
+}
+
+/** The project's current model, checked against the artifacts in use (throws when it has none or they differ). */
+export async function usableModel(projectId, artifacts) {
+  const model = await currentModel(projectId);
+  if (!model) throw new Error('This project has no trained model yet; train it first.');
+  const why = artifactsMismatch(model, await loadArtifactSet(artifacts));
+  if (why) throw new ArtifactsChangedError(why);
+  return model;
 }
 
 
@@ -145,9 +213,18 @@ export async function trainProject(projectId, options, { embedImages, trainHead,
     const count = samples.filter((s) => s.classId === c.id).length;
     if (count < 2) throw new Error(`Class "${c.name}" has ${count} image${count === 1 ? '' : 's'}; add at least 2 to train.`);
   }
-  const manifest = await loadManifest(artifacts);
+  const artifactSet = await loadArtifactSet(artifacts);
+  const { manifest } = artifactSet;
   const model = modelOfMode(manifest, mode);
   const f = outputSize(manifest.models[model]);
+  let initialParameters;
+  if (resume) {
+    const previous = await usableModel(projectId, artifacts);
+    const same = previous.classes.map((c) => c.id).join() === classes.map((c) => c.id).join();
+    if (!same) throw new Error('Cannot resume: the classes changed since the last training; train from scratch.');
+    if ((previous.mode ?? 'head') !== mode) throw new Error(`Cannot resume: the last model was trained in ${previous.mode ?? 'head'} mode.`);
+    initialParameters = previous.parameters;
+  }
   const features = await ensureEmbeddings(samples, { artifacts, embedImages, onProgress, signal, model });
   const labels = samples.map((s) => index.get(s.classId));
   const ids = samples.map((s) => s.contentId);
@@ -164,14 +241,6 @@ export async function trainProject(projectId, options, { embedImages, trainHead,
   const validation = pick(split.validation);
   if (augment > 0) train = await withAugmentedViews(train, split.train.map((id) => samples[rowOf.get(id)]), augment,
     { artifacts, embedImages, onProgress, signal, seed, model });
-  let initialParameters;
-  if (resume) {
-    const previous = await currentModel(projectId);
-    const same = previous && previous.classes.map((c) => c.id).join() === classes.map((c) => c.id).join();
-    if (!same) throw new Error('Cannot resume: the classes changed since the last training; train from scratch.');
-    if ((previous.mode ?? 'head') !== mode) throw new Error(`Cannot resume: the last model was trained in ${previous.mode ?? 'head'} mode.`);
-    initialParameters = previous.parameters;
-  }
   const result = await trainHead({
     artifacts, mode, train, validation, numClasses: classes.length, seed, signal, initialParameters, ...trainOptions,
     onProgress: (p) => onProgress?.({ stage: 'training', ...p }),
@@ -185,6 +254,7 @@ export async function trainProject(projectId, options, { embedImages, trainHead,
   const record = {
     id: crypto.randomUUID(), projectId, created: new Date().toISOString(), mode,
     classes: classes.map((c) => ({ id: c.id, name: c.name })), backboneId: backboneId(manifest),
+    artifacts: artifactsRecord(artifactSet),
     parameters: result.parameters, layout: result.layout, history: result.history, metrics,
     split, options: { mode, validationShare, seed, augment, ...trainOptions }, sampleCount: samples.length,
     datasetDigest: await datasetDigest(classes, samples),
@@ -194,8 +264,20 @@ export async function trainProject(projectId, options, { embedImages, trainHead,
     const project = await get(s.projects, projectId);
     await put(s.projects, { ...project, modelId: record.id, updated: record.created });
     await logChange(s.changes, projectId, 'put', 'models', record.id);
+    await pruneModels(s, projectId, record.id);
   }, 'the trained model');
   return record;
+}
+
+/** Delete a project's models beyond the current one and the KEEP_PREVIOUS_MODELS newest others (in `s`'s transaction). */
+async function pruneModels(s, projectId, currentId) {
+  const others = (await getAllFromIndex(s.models, 'project', projectId))
+    .filter((m) => m.id !== currentId)
+    .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
+  for (const old of others.slice(KEEP_PREVIOUS_MODELS)) {
+    await remove(s.models, old.id);
+    await logChange(s.changes, projectId, 'delete', 'models', old.id);
+  }
 }
 
 function argmax(row) {
@@ -213,6 +295,7 @@ export async function saveImportedModels(projectId, models, currentId) {
     }
     const project = await get(s.projects, projectId);
     await put(s.projects, { ...project, modelId: currentId });
+    await pruneModels(s, projectId, currentId);
   }, `${models.length} model(s)`);
 }
 
@@ -230,8 +313,7 @@ export async function listModels(projectId) {
 
 /** Top-k classes for an image with the project's current model. */
 export async function predictImage(projectId, image, { artifacts, topK = 3, embedImages, headProbabilities, runBlock }) {
-  const model = await currentModel(projectId);
-  if (!model) throw new Error('This project has no trained model yet; train it first.');
+  const model = await usableModel(projectId, artifacts);
   const lastBlock = model.mode === 'last_block';
   const result = await embedImages([image], { artifacts, model: lastBlock ? 'backbone_trunk' : 'backbone' });
   if (result.failures.length) throw new Error(result.failures[0].message);

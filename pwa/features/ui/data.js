@@ -48,7 +48,7 @@ export async function render(view, { project }) {
       showError(error);
     } finally {
       note?.remove();
-      reportAdded(added, skipped);
+      reportAdded(added, skipped, source);
       await refresh();
     }
   };
@@ -247,8 +247,14 @@ const clearDropTargets = () => document.querySelectorAll('.class-card.drop-targe
 /** Now, for file names of captured images (no characters file systems refuse). */
 const stamp = () => new Date().toISOString().replace(/[:.]/g, '-');
 
-function reportAdded(added, skipped) {
+function reportAdded(added, skipped, source = 'file') {
   if (!added && !skipped.length) return;
+  if (!added && skipped.every((s) => s.reason.startsWith('already in this project'))) {
+    const why = source === 'webcam' ? ': the camera picture did not change (is it covered or frozen?)' : '';
+    toast(skipped.length === 1 ? `Nothing added: ${skipped[0].name} is ${skipped[0].reason}.`
+      : `Nothing added: all ${skipped.length} images are already in this project${why}.`, { kind: 'error', seconds: 12 });
+    return;
+  }
   const parts = [`Added ${plural(added, 'image')}.`];
   if (skipped.length) {
     const shown = skipped.slice(0, 3).map((s) => `${s.name}: ${s.reason}`).join('; ');

@@ -2,6 +2,7 @@
 // recall, and a confusion matrix whose cells open the images in them, each with relabel and delete.
 import * as tejas from '../../tejas.js';
 import { append, h, percent, plural, projectUrl, showError, thumbnail, toast } from './dom.js';
+import { artifactsChangedNotice } from './train.js';
 
 export async function render(view, { project }) {
   append(view, h('div', { class: 'title-row' }, h('h1', {}, 'Evaluate')));
@@ -18,6 +19,7 @@ export async function render(view, { project }) {
     h('strong', {}, 'Model is stale: '), 'the data changed since it was trained. ',
     h('a', { href: projectUrl(project.id, 'train') }, 'Train again'), ' to update these numbers.') : '');
   setStale(status.stale);
+  const artifactsNotice = artifactsChangedNotice(project, status);
   const refreshStale = async () => setStale((await tejas.modelStatus(project.id)).stale);
   const cellPanel = h('section', { class: 'card', id: 'cell-images', hidden: true, 'aria-live': 'polite', 'aria-labelledby': 'cell-title' });
   const samples = new Map((await tejas.listSamples(project.id)).map((s) => [s.contentId, s]));
@@ -91,7 +93,7 @@ export async function render(view, { project }) {
       })))));
 
   append(view, 
-    staleBox,
+    artifactsNotice, staleBox,
     h('section', { class: 'card', 'aria-labelledby': 'overall-title' },
       h('h2', { id: 'overall-title' }, 'Overall'),
       h('p', { class: 'big-number' }, percent(m.accuracy), ' accuracy'),

@@ -3,6 +3,7 @@
 // All of it runs in this browser.
 import * as tejas from '../../tejas.js';
 import { append, busy, download, filePicker, fileStem, h, plural, projectUrl, showError, toast } from './dom.js';
+import { artifactsChangedNotice } from './train.js';
 
 const py = (value) => JSON.stringify(value);
 
@@ -87,6 +88,8 @@ export async function render(view, { project }) {
   if (!model) {
     append(modelSection, h('p', {}, 'Train a model first; then download it here.'),
       h('a', { class: 'button primary', href: projectUrl(project.id, 'train') }, 'Go to Train'));
+  } else if (status.artifactsChanged) {
+    append(modelSection, artifactsChangedNotice(project, status, manifest));
   } else {
     const classNames = model.classes.map((c) => c.name);
     const onnxButton = h('button', { type: 'button', class: 'primary', id: 'download-onnx' }, 'Download ONNX');

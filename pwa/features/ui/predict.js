@@ -2,11 +2,10 @@
 // classes with confidence. "Wrong?" puts the image into the right class (always trained on) and can
 // retrain at once, then predicts the same image again.
 import * as tejas from '../../tejas.js';
-import { sha256Hex } from '../dataset/images.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
 import { append, filePicker, formatSeconds, h, panelToggle, percent, projectUrl, showError, toast } from './dom.js';
-import { DEFAULTS, startTraining, trainingRun } from './train.js';
+import { DEFAULTS, artifactsChangedNotice, startTraining, trainingRun } from './train.js';
 
 export async function render(view, { project }) {
   const status = await tejas.modelStatus(project.id);
@@ -14,6 +13,10 @@ export async function render(view, { project }) {
   if (!status.model) {
     append(view, h('section', { class: 'card' }, h('p', {}, 'Train a model first, then try it on new images here.'),
       h('a', { class: 'button primary', href: projectUrl(project.id, 'train') }, 'Go to Train')));
+    return null;
+  }
+  if (status.artifactsChanged) {
+    append(view, h('section', { class: 'card' }, artifactsChangedNotice(project, status)));
     return null;
   }
   let current = null; // {blob, name, url}
@@ -59,15 +62,8 @@ export async function render(view, { project }) {
     const className = status.model.classes.find((c) => c.id === classId)?.name;
     const extension = blob.type === 'image/jpeg' ? 'jpg' : 'png';
     const file = new File([blob], /\.\w+$/.test(name) ? name : `${name}.${extension}`, { type: blob.type });
-    const result = await tejas.addSamples(project.id, classId, [file], { source: tejas.CORRECTION });
-    if (result.skipped.length) {
-      const reason = result.skipped[0].reason;
-      if (!/already in this project/.test(reason)) { showError(`${name}: ${reason}`); return; }
-      await tejas.moveSamples(project.id, [await sha256Hex(new Uint8Array(await blob.arrayBuffer()))], classId);
-      toast(`This image was already in the dataset; it is now in "${className}".`);
-    } else {
-      toast(`Added to "${className}".`);
-    }
+    const { moved } = await tejas.addCorrection(project.id, classId, file);
+    toast(moved ? `This image was already in the dataset; it is now in "${className}".` : `Added to "${className}".`);
     if (retrain) runRetrain();
   };
 

@@ -70,10 +70,9 @@ async function fillStorage(el) {
 }
 
 async function projectFacts(project) {
-  const [classes, samples, model] = await Promise.all([
-    tejas.listClasses(project.id), tejas.listSamples(project.id), tejas.currentModel(project.id)]);
-  const bytes = samples.reduce((sum, s) => sum + (s.size ?? 0), 0) + (model?.parameters.byteLength ?? 0);
-  return { classes, samples, model, bytes };
+  const [classes, samples, model, storage] = await Promise.all([
+    tejas.listClasses(project.id), tejas.listSamples(project.id), tejas.currentModel(project.id), tejas.projectStorage(project.id)]);
+  return { classes, samples, model, storage };
 }
 
 async function fillList(list) {
@@ -86,7 +85,7 @@ async function fillList(list) {
   list.replaceChildren(...cards);
 }
 
-function card(project, { classes, samples, model, bytes }, list) {
+function card(project, { classes, samples, model, storage }, list) {
   // one image of each of the first classes, then more of them, up to 4
   const shown = [...classes.flatMap((c) => samples.filter((s) => s.classId === c.id).slice(0, 1)), ...samples]
     .filter((s, i, all) => all.indexOf(s) === i).slice(0, 4);
@@ -114,7 +113,9 @@ function card(project, { classes, samples, model, bytes }, list) {
     h('div', { class: 'project-body' },
       h('h2', {}, h('a', { href: projectUrl(project.id) }, project.name)),
       h('p', { class: 'muted' },
-        `${plural(classes.length, 'class', 'classes')} · ${plural(samples.length, 'image')} · ${formatBytes(bytes)}`),
+        `${plural(classes.length, 'class', 'classes')} · ${plural(samples.length, 'image')} · ${formatBytes(storage.total)}`),
+      h('p', { class: 'muted project-size' }, `On this device: images ${formatBytes(storage.images)}, `
+        + `cached features ${formatBytes(storage.embeddings)}, models ${formatBytes(storage.models)}`),
       h('p', { class: 'muted' }, model ? `Model: ${percent(model.metrics.accuracy)} validation accuracy` : 'Not trained yet'),
       h('div', { class: 'row' },
         h('button', { type: 'button', class: 'secondary small', onclick: rename, 'aria-label': `Rename ${project.name}` }, 'Rename'),

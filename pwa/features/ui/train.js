@@ -167,7 +167,7 @@ export async function render(view, { project }) {
     historyBox.replaceChildren(historyTable(history));
     if (!run) {
       stage.textContent = status.model ? '' : 'Not trained yet. Press “Train model”: it takes seconds to a few minutes.';
-      result.replaceChildren(status.model ? modelSummary(project, status.model, status.stale) : '');
+      result.replaceChildren(status.model ? modelSummary(project, status.model, status.stale, status) : '');
       return;
     }
     const p = run.progress;
@@ -219,9 +219,28 @@ export async function render(view, { project }) {
   };
 }
 
-function modelSummary(project, model, stale) {
+/**
+ * When the project's model was trained with other artifacts (an app update brought a new backbone): the
+ * reason, and one button that retrains it with the same settings on the new backbone and opens Train.
+ */
+export function artifactsChangedNotice(project, status, manifest = null) {
+  if (!status.artifactsChanged) return null;
+  const retrain = async () => {
+    const options = { ...DEFAULTS, ...(status.model.options ?? {}) };
+    if (options.mode === 'last_block' && !(manifest ?? await tejas.manifest().catch(() => null))?.training?.last_block) options.mode = 'head';
+    startTraining(project.id, options);
+    location.hash = projectUrl(project.id, 'train');
+  };
+  return h('div', { class: 'warning', id: 'artifacts-changed', role: 'alert' },
+    h('p', {}, status.artifactsChanged),
+    h('button', { type: 'button', class: 'primary', id: 'retrain-new-backbone', onclick: () => retrain().catch((error) => showError(error)) },
+      'Retrain with the new backbone'));
+}
+
+function modelSummary(project, model, stale, status = null) {
   const m = model.metrics;
   return h('div', { class: 'summary' },
+    status ? artifactsChangedNotice(project, status) : null,
     stale ? h('p', { class: 'warning', id: 'stale' }, 'The data changed since this model was trained: train again to include it.') : null,
     h('p', { class: 'big-number' }, h('span', { id: 'validation-accuracy' }, percent(m.accuracy)), ' validation accuracy'),
     h('p', { class: 'muted' }, `On ${plural(m.count, 'held-out image')}; trained ${new Date(model.created).toLocaleString()} `

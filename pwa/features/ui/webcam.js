@@ -12,8 +12,7 @@ const BURST_FPS = 5;
  */
 export function createWebcam({ onCapture = null } = {}) {
   let stream = null;
-  let timer = null;
-  let burst = [];
+  let burst = null; // {timer, frames: Blob[], pending: Set<Promise>, dropped: number} while recording
   const video = h('video', { playsinline: true, muted: true, 'aria-label': 'Camera preview' });
   video.muted = true;
   const status = h('p', { class: 'muted', role: 'status' }, 'The camera is off.');
@@ -23,35 +22,63 @@ export function createWebcam({ onCapture = null } = {}) {
     if (blob) onCapture?.([blob]);
   } }, 'Take photo');
   const hold = h('button', { type: 'button', class: 'secondary', disabled: true, 'aria-describedby': 'burst-hint' }, 'Hold to record');
-  const stopBurst = () => {
-    if (!timer) return;
-    clearInterval(timer);
-    timer = null;
+
+  // A frame identical to the one before it (a frozen or covered camera) is not kept twice.
+  const keep = async (recording, blob) => {
+    const last = recording.frames.at(-1);
+    if (last && last.size === blob.size) {
+      const [a, b] = (await Promise.all([last.arrayBuffer(), blob.arrayBuffer()])).map((x) => new Uint8Array(x));
+      if (a.every((byte, i) => byte === b[i])) {
+        recording.dropped++;
+        return;
+      }
+    }
+    recording.frames.push(blob);
+  };
+
+  const grab = (recording) => {
+    const task = frame().then((blob) => blob && keep(recording, blob)).finally(() => {
+      recording.pending.delete(task);
+      if (burst === recording) status.textContent = `Recording… ${plural(recording.frames.length)}`;
+    });
+    recording.pending.add(task);
+  };
+
+  const startBurst = (event) => {
+    if (!stream || burst || hold.disabled) return;
+    event.preventDefault();
+    // Keep the pointer's events on the button while it is held, even if the page scrolls or re-lays out
+    // under it: the burst ends when the button is released, not when the pointer seems to leave.
+    if (event.pointerId !== undefined) hold.setPointerCapture(event.pointerId);
+    hold.classList.add('recording');
+    const recording = { frames: [], pending: new Set(), dropped: 0 };
+    recording.timer = setInterval(() => grab(recording), 1000 / BURST_FPS);
+    burst = recording;
+    grab(recording);
+  };
+
+  const stopBurst = async () => {
+    const recording = burst;
+    if (!recording) return;
+    burst = null;
+    clearInterval(recording.timer);
     hold.classList.remove('recording');
-    const frames = burst;
-    burst = [];
-    status.textContent = `Recorded ${frames.length} frame${frames.length === 1 ? '' : 's'}.`;
+    // Frames already being grabbed when the button came up belong to the burst (a quick press gets one).
+    await Promise.all([...recording.pending]);
+    const { frames, dropped } = recording;
+    status.textContent = `Recorded ${plural(frames.length)}.${dropped
+      ? ` ${plural(dropped)} identical to the one before ${dropped === 1 ? 'was' : 'were'} dropped: the picture did not change (is the camera covered or frozen?).`
+      : ''}`;
     if (frames.length) onCapture?.(frames);
   };
-  const startBurst = (event) => {
-    if (!stream || timer || hold.disabled) return;
-    event.preventDefault();
-    hold.classList.add('recording');
-    const grab = async () => {
-      const blob = await frame();
-      if (blob && timer) {
-        burst.push(blob);
-        status.textContent = `Recording… ${burst.length} frame${burst.length === 1 ? '' : 's'}`;
-      }
-    };
-    timer = setInterval(grab, 1000 / BURST_FPS);
-    grab();
-  };
+
   hold.addEventListener('pointerdown', startBurst);
-  for (const type of ['pointerup', 'pointerleave', 'pointercancel']) hold.addEventListener(type, stopBurst);
+  for (const type of ['pointerup', 'pointercancel', 'lostpointercapture']) hold.addEventListener(type, stopBurst);
   hold.addEventListener('keydown', (event) => { if ((event.key === ' ' || event.key === 'Enter') && !event.repeat) startBurst(event); });
   hold.addEventListener('keyup', (event) => { if (event.key === ' ' || event.key === 'Enter') stopBurst(); });
+  hold.addEventListener('blur', stopBurst);
   hold.addEventListener('click', (event) => event.preventDefault());
+  hold.addEventListener('contextmenu', (event) => event.preventDefault()); // a long touch is a hold, not a menu
 
   async function start() {
     if (!navigator.mediaDevices?.getUserMedia) {
@@ -103,3 +130,5 @@ export function createWebcam({ onCapture = null } = {}) {
     status);
   return { element, frame, stop, started: () => !!stream };
 }
+
+const plural = (n) => `${n} frame${n === 1 ? '' : 's'}`;
