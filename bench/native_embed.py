@@ -96,6 +96,7 @@ def run_benchmarks(folders: list[Path], seconds: float) -> dict:
                     row = {
                         "artifacts": folder.name,
                         "architecture": manifest["architecture"],
+                        "weights": manifest["weights"]["kind"],
                         "input_size": [h, w],
                         "runtime": runtime,
                         "threads": threads,

@@ -98,7 +98,7 @@ def new_report(benchmark: str, **fields) -> dict:
         "command": " ".join(["python", _relative(sys.argv[0]), *sys.argv[1:]]),
         "git_commit": _git("rev-parse", "HEAD"),
         # tracked files under bench/, pwa/, tools/ that differed from that commit during the run
-        "git_modified": [line[3:] for line in dirty.splitlines()] if dirty else [],
+        "git_modified": [line.split(None, 1)[1] for line in dirty.splitlines()] if dirty else [],
         **fields,
     }
 
