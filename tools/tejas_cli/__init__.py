@@ -1,0 +1,109 @@
+"""The `tejas` command: one small function per subcommand, registered with @command.
+
+This package sits above everything it dispatches to: the stdlib core (tejas), the exporter
+(tejas_export) and the server (sync_server). None of those imports it, and the core imports neither
+of the others (tests/test_layering.py checks), so the layering stays one-way. Heavy imports happen only
+inside the subcommand that needs them, so `tejas verify` starts without torch or FastAPI.
+
+A new subcommand (`tejas worker`, `tejas server migrate`, ...) is one function:
+
+    @command("worker", "run the training worker")
+    def _worker(argv: list[str]) -> int:
+        args = parser("worker", "Run the training worker.").parse_args(argv)
+        ...
+        return 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+__all__ = ["COMMANDS", "command", "main", "parser"]
+
+Handler = Callable[[list[str]], int]
+COMMANDS: dict[str, tuple[Handler, str]] = {}  # name -> (handler, one-line help), in registration order
+
+
+def command(name: str, help: str) -> Callable[[Handler], Handler]:
+    """Register `handler(argv) -> exit status` as `tejas <name>`."""
+
+    def register(handler: Handler) -> Handler:
+        COMMANDS[name] = (handler, help)
+        return handler
+
+    return register
+
+
+def parser(name: str, description: str) -> argparse.ArgumentParser:
+    """An argument parser named `tejas <name>` (for its usage and error lines)."""
+    return argparse.ArgumentParser(prog=f"tejas {name}", description=description)
+
+
+def missing_extra(name: str, extra: str, what: str, exc: ImportError) -> int:
+    """Say which extra to install when a subcommand's dependencies are absent; exit status 1."""
+    print(
+        f"tejas {name}: error: {what} needs the [{extra}] extra ({exc.name} missing): pip install 'tejas[{extra}]'",
+        file=sys.stderr,
+    )
+    return 1
+
+
+@command("serve", "serve the app on 127.0.0.1")
+def _serve(argv: list[str]) -> int:
+    args_parser = parser("serve", "Serve the app on 127.0.0.1.")
+    args_parser.add_argument("--host", default=None, help="default: 127.0.0.1 (TEJAS_HOST)")
+    args_parser.add_argument("--port", type=int, default=None, help="default: 8000 (TEJAS_PORT)")
+    args = args_parser.parse_args(argv)
+    try:
+        from sync_server.main import serve
+    except ImportError as exc:
+        return missing_extra("serve", "server", "the server", exc)
+    return serve(host=args.host, port=args.port)
+
+
+@command("export", "export training artifacts (backbone, head, checkpoints)")
+def _export(argv: list[str]) -> int:
+    try:
+        from tejas_export.cli import main
+    except ImportError as exc:
+        return missing_extra("export", "export", "exporting", exc)
+    return main(argv)
+
+
+@command("verify", "check an artifact folder against its manifest")
+def _verify(argv: list[str]) -> int:
+    from tejas.artifacts import ArtifactError, verify_artifacts
+
+    args_parser = parser("verify", "Check an artifact folder.")
+    args_parser.add_argument("folder", nargs="?", default="artifacts/default")
+    args = args_parser.parse_args(argv)
+    try:
+        manifest = verify_artifacts(args.folder)
+    except ArtifactError as exc:
+        print(f"tejas verify: error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{args.folder}: ok ({manifest['architecture']}, {manifest['weights']['kind']} weights, "
+        f"{len(manifest['files'])} files)"
+    )
+    return 0
+
+
+def usage() -> str:
+    lines = [f"usage: tejas {{{','.join(COMMANDS)}}} [options]   (tejas COMMAND --help for more)", ""]
+    lines += [f"  {name:<10}{help}" for name, (_, help) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    if not argv or argv[0] not in COMMANDS:
+        print(usage(), file=sys.stderr)
+        return 2
+    handler, _ = COMMANDS[argv[0]]
+    return handler(argv[1:])
