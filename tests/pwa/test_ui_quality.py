@@ -1,7 +1,7 @@
 """The app as a whole: installable (Chromium reports no installability errors) and working offline
 after install; every screen free of serious or critical axe-core violations in light and dark, not
-wider than a 360 px phone; screenshots of each screen at 360×740 and 1280×800 (into test-results/screenshots/; `bash tools/dev.sh
-screenshots` refreshes docs/screenshots/)."""
+wider than a 360 px phone; screenshots of each screen at 360×740 and 1280×800 (into
+test-results/screenshots/; `bash tools/dev.sh screenshots` refreshes docs/screenshots/)."""
 
 from __future__ import annotations
 
