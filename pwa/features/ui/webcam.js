@@ -39,7 +39,9 @@ export function createWebcam({ onCapture = null } = {}) {
   const grab = (recording) => {
     const task = frame().then((blob) => blob && keep(recording, blob)).finally(() => {
       recording.pending.delete(task);
-      if (burst === recording) status.textContent = `Recording… ${plural(recording.frames.length)}`;
+      if (burst === recording) {
+        status.textContent = `Recording… ${plural(recording.frames.length)}${recording.dropped ? ` (${recording.dropped} unchanged)` : ''}`;
+      }
     });
     recording.pending.add(task);
   };
