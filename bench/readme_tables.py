@@ -49,7 +49,8 @@ def load(name: str, results: Path) -> dict:
 def backbone(row: dict) -> str:
     size = row["input_size"][0] if isinstance(row["input_size"], list) else row["input_size"]  # native: [h, w]
     name = f"{ARCHITECTURES.get(row['architecture'], row['architecture'])} {size}²"
-    return name if row.get("weights", "imagenet") == "imagenet" else f"{name}, {row['weights']} weights"
+    weights = row.get("weights", "imagenet")
+    return name if weights == "imagenet" else f"{name}, {'random' if weights == 'none' else weights} weights"
 
 
 def label(row: dict) -> str:
@@ -236,14 +237,15 @@ def browser_why_block(results: Path) -> str:
         shares = [r["browser_images_per_second"] / r["browser_inference_images_per_second"] for r in rows]
         alone = max(r["browser_inference_images_per_second"] for r in rows)
         facts.append(
-            f"{backbone(rows[0])}'s backbone alone runs at up to {fmt(alone)} img/s in Chromium's wasm "
-            f"here, {100 * min(shares):.0f}–{100 * max(shares):.0f}% of the embedding time"
+            f"the backbone alone runs at up to {fmt(alone)} img/s in Chromium's wasm for {backbone(rows[0])}, "
+            f"{100 * min(shares):.0f}–{100 * max(shares):.0f}% of the embedding time"
         )
         one, two = (next((r for r in rows if r["threads"] == t and r["batch"] == 8), None) for t in (1, 2))
         if one and two:
             gain = two["browser_inference_images_per_second"] / one["browser_inference_images_per_second"]
             threads.append(f"{gain:.1f}× for {backbone(one)}")
     text = "; ".join(facts) + "." if facts else ""
+    text = text[:1].upper() + text[1:]
     if threads:
         text += f" Two threads instead of one (backbone alone, batch 8): {', '.join(threads)}."
     for r in report["accuracy"]:
