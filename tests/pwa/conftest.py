@@ -61,6 +61,8 @@ def app_copy(default_export, tmp_path):
     folder, _ = default_export
     pwa, artifacts = tmp_path / "pwa", tmp_path / "artifacts"
     shutil.copytree(ROOT / "pwa", pwa, ignore=shutil.ignore_patterns("py"))
+    # of the core's sources the page needs only the shared tables (features/rules.js imports rules.json)
+    shutil.copytree(ROOT / "pwa" / "py" / "tejas" / "schemas", pwa / "py" / "tejas" / "schemas")
     shutil.copytree(folder, artifacts / "default")
     write_precache(pwa, artifacts / "default")
     return pwa, artifacts
