@@ -51,8 +51,9 @@ export function embedImages(images, { artifacts = DEFAULT_ARTIFACTS, onProgress,
  *          numClasses: number, epochs?: number, batchSize?: number, learningRate?: number, weightDecay?: number, seed?: number,
  *          threads?: number, initialParameters?: Float32Array, artifacts?: string,
  *          onProgress?: (p: object) => void, signal?: AbortSignal}} options
- *   onProgress gets {step, totalSteps, epoch, loss, etaSeconds} at least every 250 ms, and after each
- *   epoch also {epochDone, trainAccuracy, validationAccuracy, validationLoss}.
+ *   onProgress gets {step, totalSteps, epoch, loss, etaSeconds} after any step that ends 250 ms or more
+ *   after the last report (a last-block step is one onnxruntime call that can itself take seconds), and
+ *   after each epoch also {epochDone, trainAccuracy, validationAccuracy, validationLoss}.
  * @returns {Promise<{parameters: Float32Array, layout: object[], history: object[], steps: number, seconds: number}>}
  *   Cancelling (signal) rejects with an AbortError and leaves any earlier model untouched.
  */

@@ -1,5 +1,6 @@
 // Train worker: the classification head, or the last block + head, with onnxruntime-web 1.19.2 training
-// on cached embeddings (or cached inputs of the last block). Deterministic for a seed; progress at least every 250 ms; cancellable between steps.
+// on cached embeddings (or cached inputs of the last block). Deterministic for a seed; progress after any
+// step ending 250 ms or more after the last report, and after each epoch; cancellable between steps.
 import { fetchManifest, numel, wasmThreads } from '../features/artifacts.js';
 import { seededRandom } from '../features/random.js';
 import { MESSAGE, serveRequests } from '../protocol.js';
