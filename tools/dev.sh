@@ -66,6 +66,15 @@ ensure_default_artifacts() {
   fi
 }
 
+# Everything the tests need: test dependencies, browser libraries, Debian chromium, artifacts, precache list.
+setup_tests() {
+  setup_python "dev"
+  vendor_browser_libs
+  ensure_chromium
+  ensure_default_artifacts
+  "$PY" tools/precache.py
+}
+
 case "${1:-}" in
   run)
     shift
@@ -77,11 +86,7 @@ case "${1:-}" in
     ;;
   test)
     shift
-    setup_python "dev"
-    vendor_browser_libs
-    ensure_chromium
-    ensure_default_artifacts
-    "$PY" tools/precache.py
+    setup_tests
     status=0
     "$PY" -m pytest "$@" || status=$?
     if [ "$status" = 5 ]; then
@@ -93,11 +98,7 @@ case "${1:-}" in
   screenshots)
     # Refresh docs/screenshots/ (the tests write theirs into the git-ignored test-results/screenshots/).
     shift
-    setup_python "dev"
-    vendor_browser_libs
-    ensure_chromium
-    ensure_default_artifacts
-    "$PY" tools/precache.py
+    setup_tests
     TEJAS_SCREENSHOTS="$PWD/docs/screenshots" exec "$PY" -m pytest tests/pwa/test_ui_quality.py -k photographed "$@"
     ;;
   *)
