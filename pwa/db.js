@@ -4,8 +4,9 @@
 
 export const DB_NAME = 'tejas';
 
-// One function per version; never edit a shipped one, append a new one.
-const MIGRATIONS = [
+// One function per version; never edit a shipped one, append a new one. (Exported so a test can build
+// a database exactly as an older version made it.)
+export const MIGRATIONS = [
   (db) => {
     db.createObjectStore('projects', { keyPath: 'id' });
     db.createObjectStore('classes', { keyPath: 'id' }).createIndex('project', 'projectId');

@@ -98,23 +98,14 @@ def test_thirty_retrains_and_deletes_leave_the_stores_bounded(app):
     assert result["otherStorage"]["embeddings"] == 2 * 1280 * 4 and result["otherStorage"]["models"] == 0
 
 
-# A version-1 database (as the app made before embeddings had an index) holding orphans: bytes and
+# A version-1 database (made by the app's own first migration) holding orphans: bytes and
 # an embedding of an image no sample holds, and a model whose project is gone.
 OLD_DATABASE = """async () => {
+  const { MIGRATIONS } = await import('/db.js');  // the app's own version-1 schema, never edited once shipped
   await new Promise((resolve, reject) => {
     const req = indexedDB.open('tejas', 1);
     req.onupgradeneeded = () => {
-      const db = req.result;
-      db.createObjectStore('projects', { keyPath: 'id' });
-      db.createObjectStore('classes', { keyPath: 'id' }).createIndex('project', 'projectId');
-      const samples = db.createObjectStore('samples', { keyPath: ['projectId', 'contentId'] });
-      samples.createIndex('project', 'projectId');
-      samples.createIndex('class', ['projectId', 'classId']);
-      samples.createIndex('content', 'contentId');
-      db.createObjectStore('blobs', { keyPath: 'contentId' });
-      db.createObjectStore('embeddings', { keyPath: ['contentId', 'backboneId', 'augmentationId'] });
-      db.createObjectStore('models', { keyPath: 'id' }).createIndex('project', 'projectId');
-      db.createObjectStore('changes', { keyPath: 'seq', autoIncrement: true }).createIndex('project', 'projectId');
+      MIGRATIONS[0](req.result, req.transaction);
       const tx = req.transaction;
       tx.objectStore('projects').put({ id: 'p1', name: 'Kept' });
       tx.objectStore('classes').put({ id: 'c1', projectId: 'p1', name: 'a', order: 0 });

@@ -2,7 +2,7 @@
 import {
   count, countFromIndex, get, getAll, getAllFromIndex, getAllKeysFromIndex, logChange, put, remove, requestPersistence, transaction,
 } from '../../db.js';
-import { readImage } from './images.js';
+import { readImage, sha256Hex } from './images.js';
 import { validateClassName } from './names.js';
 
 const now = () => new Date().toISOString();
@@ -200,13 +200,16 @@ export async function moveSamples(projectId, contentIds, classId, { source } = {
  * @returns {Promise<{contentId: string, moved: boolean}>}
  */
 export async function addCorrection(projectId, classId, file) {
-  const { added, skipped } = await addSamples(projectId, classId, [file], { source: CORRECTION });
-  if (added.length) return { contentId: added[0].contentId, moved: false };
-  const { contentId } = await readImage(file);
+  // Samples are keyed by the sha256 of their bytes: an image already here is found without decoding it.
+  const contentId = await sha256Hex(new Uint8Array(await file.arrayBuffer()));
   const existing = await transaction(['samples'], 'readonly', ({ samples }) => get(samples, [projectId, contentId]));
-  if (!existing) throw new Error(`${file.name || 'image'}: ${skipped[0]?.reason ?? 'could not be added'}`);
-  await moveSamples(projectId, [contentId], classId, { source: CORRECTION });
-  return { contentId, moved: true };
+  if (existing) {
+    await moveSamples(projectId, [contentId], classId, { source: CORRECTION });
+    return { contentId, moved: true };
+  }
+  const { added, skipped } = await addSamples(projectId, classId, [file], { source: CORRECTION });
+  if (!added.length) throw new Error(`${file.name || 'image'}: ${skipped[0].reason}`);
+  return { contentId, moved: false };
 }
 
 /**

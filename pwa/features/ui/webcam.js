@@ -1,6 +1,6 @@
 // A camera view: single photos, bursts while a button is held, and frames on demand for live
 // prediction. The camera turns on only when asked and off when the screen is left.
-import { h } from './dom.js';
+import { h, plural } from './dom.js';
 
 const FRAME = 320; // stored frames: centre square, at most this many pixels a side
 const BURST_FPS = 5;
@@ -40,7 +40,7 @@ export function createWebcam({ onCapture = null } = {}) {
     const task = frame().then((blob) => blob && keep(recording, blob)).finally(() => {
       recording.pending.delete(task);
       if (burst === recording) {
-        status.textContent = `Recording… ${plural(recording.frames.length)}${recording.dropped ? ` (${recording.dropped} unchanged)` : ''}`;
+        status.textContent = `Recording… ${plural(recording.frames.length, 'frame')}${recording.dropped ? ` (${recording.dropped} unchanged)` : ''}`;
       }
     });
     recording.pending.add(task);
@@ -68,8 +68,8 @@ export function createWebcam({ onCapture = null } = {}) {
     // Frames already being grabbed when the button came up belong to the burst (a quick press gets one).
     await Promise.all([...recording.pending]);
     const { frames, dropped } = recording;
-    status.textContent = `Recorded ${plural(frames.length)}.${dropped
-      ? ` ${plural(dropped)} identical to the one before ${dropped === 1 ? 'was' : 'were'} dropped: the picture did not change (is the camera covered or frozen?).`
+    status.textContent = `Recorded ${plural(frames.length, 'frame')}.${dropped
+      ? ` ${plural(dropped, 'frame')} identical to the one before ${dropped === 1 ? 'was' : 'were'} dropped: the picture did not change (is the camera covered or frozen?).`
       : ''}`;
     if (frames.length) onCapture?.(frames);
   };
@@ -132,5 +132,3 @@ export function createWebcam({ onCapture = null } = {}) {
     status);
   return { element, frame, stop, started: () => !!stream };
 }
-
-const plural = (n) => `${n} frame${n === 1 ? '' : 's'}`;
