@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's two commands:
 #   bash tools/dev.sh run    set up, export default artifacts if missing, serve http://127.0.0.1:8000
-#   bash tools/dev.sh test   set up (test dependencies and Debian chromium included), run all tests
+#   bash tools/dev.sh test   set up (test dependencies, Debian chromium and postgresql included), run all tests
 #   bash tools/dev.sh screenshots   refresh docs/screenshots/ (the tests' own go to test-results/)
 # Extra arguments after `test` go to pytest (e.g. -k exporter). TEJAS_VENV picks the virtualenv.
 set -euo pipefail
@@ -56,6 +56,16 @@ ensure_chromium() {
   fi
 }
 
+# The sync server's tests start their own throwaway Postgres clusters (tests/services.py) from Debian's
+# binaries; apt does not start a cluster, and the tests do not need one started.
+ensure_postgres() {
+  if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+    say "installing Debian postgresql for the sync server's tests"
+    as_root apt-get update -q
+    as_root apt-get install -y -q postgresql
+  fi
+}
+
 # Re-export when artifacts/default is missing, corrupt, from an older exporter (tejas verify says so),
 # or lacks the last-block artifacts the app offers.
 ensure_default_artifacts() {
@@ -66,11 +76,13 @@ ensure_default_artifacts() {
   fi
 }
 
-# Everything the tests need: test dependencies, browser libraries, Debian chromium, artifacts, precache list.
+# Everything the tests need: test dependencies, browser libraries, Debian chromium and postgresql,
+# artifacts, precache list.
 setup_tests() {
   setup_python "dev"
   vendor_browser_libs
   ensure_chromium
+  ensure_postgres
   ensure_default_artifacts
   "$PY" tools/precache.py
 }
