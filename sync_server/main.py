@@ -1,30 +1,94 @@
-"""The FastAPI app: wires routes, static files and headers together; nothing else lives here."""
+"""The FastAPI app: wires settings, database, blob store, routes, static files and headers together."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import mimetypes
+from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
-from .api.routes import health
+from .api.routes import auth, blobs, health, projects, sync, users
+from .core.clock import utcnow
+from .core.config import Settings
+from .core.db import make_engine, make_sessionmaker, migrate
+from .core.security import dummy_hash, password_hasher
 from .headers import IsolationHeaders
-from .settings import Settings
+from .limits import BodyLimit
+from .retention import purge
+from .storage import make_store
 
 # Browsers refuse to compile wasm streamed with the wrong type, and ES modules need a JS type.
 mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".mjs")
 mimetypes.add_type("application/manifest+json", ".webmanifest")
 
+log = logging.getLogger("tejas")
+
+
+async def _purge_timer(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    while True:
+        try:
+            await run_in_threadpool(purge, app.state.sessions, app.state.store, utcnow(), settings.retention_days)
+        except Exception:  # a failed run (database restarting, …) is retried at the next tick
+            log.exception("retention purge failed")
+        await asyncio.sleep(settings.purge_interval_seconds)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    state = app.state
+    # uploads cut by a crash (SIGKILL, power) left partial files: nobody is receiving them now
+    for partial in (state.settings.data_dir / "uploads").glob("*.part"):
+        partial.unlink(missing_ok=True)
+    await run_in_threadpool(migrate, state.engine)
+    state.store = await run_in_threadpool(make_store, state.settings)
+    timer = asyncio.create_task(_purge_timer(app))
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await timer
+        state.engine.dispose()
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with one readable sentence in `detail` (and pydantic's list in `errors`)."""
+    errors = exc.errors()
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        parts.append(f"{where}: {error.get('msg')}" if where else str(error.get("msg")))
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    safe = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors[:20]]
+    return JSONResponse({"detail": "Invalid request: " + "; ".join(parts) + more, "errors": safe}, status_code=422)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    app = FastAPI(title="Tejas", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+    app = FastAPI(
+        title="Tejas", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None, lifespan=lifespan
+    )
     app.state.settings = settings
-    app.include_router(health.router)
+    app.state.engine = make_engine(settings)
+    app.state.sessions = make_sessionmaker(app.state.engine)
+    app.state.hasher = password_hasher(settings)
+    app.state.dummy_hash = dummy_hash(app.state.hasher)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for module in (health, auth, users, sync, blobs, projects):
+        app.include_router(module.router)
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/artifacts", StaticFiles(directory=settings.artifacts_dir), name="artifacts")
     app.mount("/", StaticFiles(directory=settings.pwa_dir, html=True), name="pwa")
+    app.add_middleware(BodyLimit, limit=settings.max_push_bytes)
     app.add_middleware(IsolationHeaders)
     return app
 
@@ -35,6 +99,6 @@ def serve(host: str | None = None, port: int | None = None) -> int:
     settings = Settings()
     host = host or settings.host
     port = port or settings.port
-    print(f"Tejas on http://{host}:{port}  (Ctrl+C stops)", flush=True)
+    print(f"Tejas on http://{host}:{port}  (Ctrl+C stops; data in {settings.data_dir})", flush=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
     return 0

@@ -63,6 +63,42 @@ def _serve(argv: list[str]) -> int:
     return serve(host=args.host, port=args.port)
 
 
+@command("server", "server maintenance: migrate the database, purge expired projects")
+def _server(argv: list[str]) -> int:
+    args_parser = parser("server", "Server maintenance (settings from TEJAS_* variables, as `tejas serve`).")
+    sub = args_parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("migrate", help="apply database migrations (the server also does on start)")
+    purge_parser = sub.add_parser("purge", help="delete projects whose last change is older than the retention period")
+    purge_parser.add_argument("--now", default=None, help="ISO date-time to purge as of (default: now)")
+    args = args_parser.parse_args(argv)
+    try:
+        from sync_server.core.clock import parse_iso, utcnow
+        from sync_server.core.config import Settings
+        from sync_server.core.db import make_engine, make_sessionmaker, migrate
+    except ImportError as exc:
+        return missing_extra("server", "server", "the server", exc)
+    settings = Settings()
+    engine = make_engine(settings)
+    revision = migrate(engine)
+    if args.action == "migrate":
+        print(f"database at revision {revision} ({engine.url.render_as_string(hide_password=True)})")
+        return 0
+    from sync_server.retention import purge
+    from sync_server.storage import make_store
+
+    try:
+        now = parse_iso(args.now) if args.now else utcnow()
+    except ValueError:
+        print(f"tejas server purge: error: --now {args.now!r} is not an ISO date-time", file=sys.stderr)
+        return 2
+    report = purge(make_sessionmaker(engine), make_store(settings), now, settings.retention_days)
+    print(
+        f"purged {report.projects} project(s) ({report.records} records) and {report.blobs} blob(s) "
+        f"unchanged for {settings.retention_days:g} days as of {now.isoformat()}Z"
+    )
+    return 0
+
+
 @command("export", "export training artifacts (backbone, head, checkpoints)")
 def _export(argv: list[str]) -> int:
     try:

@@ -1,0 +1,147 @@
+"""Blobs by sha256: which are missing, upload (verified while it streams), download (only by a user
+whose live records refer to the blob)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path as FilePath
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from tejas.images import ImageError, sniff_image
+from tejas.limits import DEFAULT_LIMITS
+
+from ...core.db import session_scope
+from ...models import Blob, Record, UserBlob
+from ...schemas import SHA256, BlobOut, MissingIn, MissingOut
+from ..deps import CurrentUser, SessionDep, SettingsDep
+
+router = APIRouter(prefix="/api/blobs", tags=["blobs"])
+
+ShaPath = Annotated[str, Path(pattern=SHA256, description="sha256 of the bytes, lowercase hex")]
+
+
+@router.post("/missing", response_model=MissingOut)
+def missing(body: MissingIn, user: CurrentUser, db: SessionDep) -> MissingOut:
+    wanted = list(dict.fromkeys(body.sha256))
+    held = set(db.scalars(select(UserBlob.sha256).where(UserBlob.user_id == user.id, UserBlob.sha256.in_(wanted))))
+    return MissingOut(missing=[sha for sha in wanted if sha not in held])
+
+
+def _check_content(kind: str, path: FilePath, size: int) -> None:
+    if kind == "image":
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            sniff_image(data, DEFAULT_LIMITS.max_pixels)
+        except ImageError as exc:
+            raise HTTPException(400, f"Not accepted as an image: {exc}.") from None
+    elif size == 0 or size % 4:
+        raise HTTPException(
+            400, f"Model parameters must be whole float32 values ({size} bytes is not a multiple of 4)."
+        )
+
+
+def _keep(request: Request, user_id: str, sha: str, kind: str, size: int, path: FilePath) -> None:
+    state = request.app.state
+    with state.sessions() as db:
+        known = db.get(Blob, sha) is not None
+        db.commit()
+    if not known or not state.store.exists(sha):
+        state.store.put_file(sha, path)  # bytes first: a row never points at nothing
+    try:
+        with session_scope(state.sessions) as db:
+            if db.get(Blob, sha) is None:
+                db.add(Blob(sha256=sha, size=size, kind=kind))
+                db.flush()
+            if db.get(UserBlob, (user_id, sha)) is None:
+                db.add(UserBlob(user_id=user_id, sha256=sha))
+    except IntegrityError:  # the same blob uploaded twice at once: the other one recorded it
+        with session_scope(state.sessions) as db:
+            if db.get(UserBlob, (user_id, sha)) is None:
+                db.add(UserBlob(user_id=user_id, sha256=sha))
+
+
+@router.put(
+    "/{sha256}",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BlobOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+    responses={
+        400: {"description": "Bytes do not match the sha256, or are not an image / float32s."},
+        413: {"description": "Larger than the limit for this kind."},
+    },
+)
+async def upload(
+    sha256: ShaPath,
+    kind: Annotated[Literal["image", "model"], Query()],
+    request: Request,
+    user: CurrentUser,
+    settings: SettingsDep,
+) -> BlobOut:
+    limit = settings.max_image_bytes if kind == "image" else settings.max_model_bytes
+    too_large = HTTPException(
+        413, f"Too large: a{'n image' if kind == 'image' else ' model'} may be at most {limit / 2**20:g} MiB."
+    )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    uploads = settings.data_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=uploads, suffix=".part")
+    path = FilePath(name)
+    try:
+        digest, size = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise HTTPException(
+                400,
+                f"The bytes do not match their name: their sha256 is {digest.hexdigest()}, "
+                f"not {sha256} (a cut upload? send it again).",
+            )
+        await run_in_threadpool(_check_content, kind, path, size)
+        await run_in_threadpool(_keep, request, user.id, sha256, kind, size, path)
+    finally:
+        path.unlink(missing_ok=True)
+    return BlobOut(sha256=sha256, size=size)
+
+
+@router.get(
+    "/{sha256}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 404: {"description": "Not yours."}},
+)
+def download(sha256: ShaPath, user: CurrentUser, db: SessionDep, request: Request) -> StreamingResponse:
+    referenced = db.scalar(
+        select(exists().where(Record.user_id == user.id, Record.blob == sha256, Record.deleted.is_(False)))
+    )
+    blob = db.get(Blob, sha256) if referenced else None
+    db.commit()
+    if blob is None:
+        raise HTTPException(404, "No such blob among your synced projects.")
+    try:
+        chunks = request.app.state.store.open(sha256)
+    except FileNotFoundError:
+        raise HTTPException(404, "No such blob among your synced projects.") from None
+    return StreamingResponse(
+        chunks,
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(blob.size), "Cache-Control": "private, max-age=31536000, immutable"},
+    )

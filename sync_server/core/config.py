@@ -1,0 +1,68 @@
+"""Server settings, read from TEJAS_* environment variables (the README lists them).
+
+The defaults run on one machine with nothing else installed: SQLite and a blob folder under
+`data_dir`. Postgres, an S3 API and (later) Celery + Redis are chosen here, never by code changes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "tejas"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TEJAS_")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    pwa_dir: Path = ROOT / "pwa"
+    artifacts_dir: Path = ROOT / "artifacts"
+
+    # Where the embedded defaults keep their files (database, blobs, uploads in progress).
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    # SQLAlchemy URL; empty: SQLite at data_dir/tejas.db. Postgres: postgresql+psycopg://user:pw@host/db
+    database_url: str = ""
+
+    # Blob store: "local" (data_dir/blobs) or "s3" (any S3 API: AWS, MinIO, moto).
+    blob_store: Literal["local", "s3"] = "local"
+    s3_bucket: str = "tejas"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_prefix: str = "blobs/"
+
+    # Accounts
+    token_days: float = 30
+    min_password_length: int = 8
+    login_max_failures: int = 10  # per email within the window, then 429
+    login_max_failures_per_ip: int = 50
+    login_window_seconds: int = 900
+    argon2_time_cost: int = 3  # argon2-cffi's defaults; tests lower them (NOTES.md)
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+
+    # Sync limits
+    max_push_changes: int = 1000
+    max_push_bytes: int = 8 * 1024 * 1024
+    max_record_bytes: int = 64 * 1024
+    max_pull_changes: int = 1000
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_model_bytes: int = 256 * 1024 * 1024
+
+    # Retention: a project's copy on the server is deleted this many days after its last change.
+    retention_days: float = 30
+    purge_interval_seconds: float = 3600
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'tejas.db'}"

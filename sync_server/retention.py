@@ -1,0 +1,99 @@
+"""Deleting what the server holds: a project after the retention period, a project on request, an
+account. Blobs go when no user holds them any more (a blob is stored once, whoever uploaded it)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from .core.db import session_scope
+from .models import Blob, PurgedProject, Record, User, UserBlob
+from .storage import BlobStore
+
+log = logging.getLogger("tejas.retention")
+
+
+@dataclass
+class PurgeReport:
+    projects: int = 0
+    records: int = 0
+    blobs: int = 0
+
+
+def forget_project(session: Session, user_id: str, project_id: str) -> int:
+    """Delete a project's records and the user's hold on blobs no other live record of theirs uses."""
+    blobs = set(
+        session.scalars(
+            select(Record.blob).where(
+                Record.user_id == user_id, Record.project_id == project_id, Record.blob.is_not(None)
+            )
+        )
+    )
+    count = session.execute(delete(Record).where(Record.user_id == user_id, Record.project_id == project_id)).rowcount
+    release_blobs(session, user_id, blobs)
+    return count
+
+
+def release_blobs(session: Session, user_id: str, blobs: set[str]) -> None:
+    """Drop the user's hold on those blobs that no live record of theirs refers to any more."""
+    for sha in blobs:
+        used = session.scalar(select(exists().where(Record.user_id == user_id, Record.blob == sha)))
+        if not used:
+            session.execute(delete(UserBlob).where(UserBlob.user_id == user_id, UserBlob.sha256 == sha))
+
+
+def collect_blobs(sessions: sessionmaker[Session], store: BlobStore, older_than: datetime) -> int:
+    """Delete stored blobs nobody holds (created before `older_than`, so an upload in flight stays)."""
+    with session_scope(sessions) as session:
+        orphans = list(
+            session.scalars(
+                select(Blob.sha256).where(Blob.created_at < older_than, ~exists().where(UserBlob.sha256 == Blob.sha256))
+            )
+        )
+        if orphans:
+            session.execute(delete(Blob).where(Blob.sha256.in_(orphans)))
+    for (
+        sha
+    ) in orphans:  # after the commit: a crash here leaves files the next run would not see, never a row without bytes
+        store.delete(sha)
+    return len(orphans)
+
+
+def purge(sessions: sessionmaker[Session], store: BlobStore, now: datetime, retention_days: float) -> PurgeReport:
+    """Delete every project whose last change is older than the retention period; record that it was."""
+    report = PurgeReport()
+    cutoff = now - timedelta(days=retention_days)
+    with session_scope(sessions) as session:
+        stale = session.execute(
+            select(Record.user_id, Record.project_id)
+            .group_by(Record.user_id, Record.project_id)
+            .having(func.max(Record.updated_at) < cutoff)
+        ).all()
+        for user_id, project_id in stale:
+            report.records += forget_project(session, user_id, project_id)
+            report.projects += 1
+            if session.get(PurgedProject, (user_id, project_id)) is None:
+                session.add(PurgedProject(user_id=user_id, project_id=project_id, purged_at=now))
+        # uploads never referenced by a record (a device that stopped mid-sync) expire the same way
+        session.execute(
+            delete(UserBlob).where(
+                UserBlob.created_at < cutoff,
+                ~exists().where(Record.user_id == UserBlob.user_id, Record.blob == UserBlob.sha256),
+            )
+        )
+    report.blobs = collect_blobs(sessions, store, now)
+    if report.projects or report.blobs:
+        log.warning(
+            "retention: deleted %d project(s), %d record(s), %d blob(s)", report.projects, report.records, report.blobs
+        )
+    return report
+
+
+def delete_account(sessions: sessionmaker[Session], store: BlobStore, user_id: str, now: datetime) -> None:
+    with session_scope(sessions) as session:
+        session.execute(delete(User).where(User.id == user_id))  # tokens, records, holds: ON DELETE CASCADE
+    collect_blobs(sessions, store, now + timedelta(seconds=1))

@@ -1,0 +1,173 @@
+"""Request and response bodies (pydantic), shared by routes and tests. docs/sync.md is the prose."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+ID = r"^[A-Za-z0-9_.:/-]{1,200}$"
+DEVICE = r"^[A-Za-z0-9_-]{1,64}$"
+REV = r"^[0-9]{15}-[0-9]{6}-[A-Za-z0-9_-]{1,64}$"
+SHA256 = r"^[0-9a-f]{64}$"
+MAX_PUSH_CHANGES = 1000
+MAX_RECORD_BYTES = 64 * 1024
+KINDS = ("project", "class", "sample", "model", "head")
+
+RecordId = Annotated[str, StringConstraints(pattern=ID)]
+DeviceId = Annotated[str, StringConstraints(pattern=DEVICE)]
+Sha256 = Annotated[str, StringConstraints(pattern=SHA256)]
+Kind = Literal["project", "class", "sample", "model", "head"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# --- accounts -----------------------------------------------------------------------------------
+class Credentials(Strict):
+    email: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    ]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+
+
+class Session(BaseModel):
+    token: str
+    expires: str
+    user: UserOut
+
+
+class Me(UserOut):
+    retention_days: float
+
+
+# --- records ------------------------------------------------------------------------------------
+def blob_of(kind: str, data: dict | None) -> str | None:
+    """The blob a live record's data refers to: a sample's image, a model's parameters."""
+    if not data:
+        return None
+    if kind == "sample":
+        return data.get("contentId")
+    if kind == "model":
+        return (data.get("parameters") or {}).get("sha256")
+    return None
+
+
+class Change(Strict):
+    mutation: Annotated[int, Field(ge=1, le=2**53 - 1)]
+    kind: Kind
+    id: RecordId
+    project: RecordId
+    rev: Annotated[str, StringConstraints(pattern=REV)]
+    deleted: bool = False
+    data: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Change:
+        if self.kind in ("project", "head") and self.id != self.project:
+            raise ValueError(f"a {self.kind} record's id must be its project id")
+        if self.deleted:
+            return self
+        data = self.data
+        if data is None:
+            raise ValueError("a change that is not a delete needs data")
+        if len(json.dumps(data, separators=(",", ":"))) > MAX_RECORD_BYTES:
+            raise ValueError(f"record data over {MAX_RECORD_BYTES // 1024} KiB")
+        if self.kind in ("project", "class") and not (isinstance(data.get("name"), str) and data["name"].strip()):
+            raise ValueError(f"a {self.kind} needs a non-empty name")
+        if self.kind == "sample":
+            content, cls = data.get("contentId"), data.get("classId")
+            if not (isinstance(content, str) and _match(SHA256, content)):
+                raise ValueError("a sample needs contentId, the sha256 of its image")
+            if self.id != f"{self.project}/{content}":
+                raise ValueError("a sample's id must be <project>/<contentId>")
+            if not (isinstance(cls, str) and _match(ID, cls)):
+                raise ValueError("a sample needs classId")
+        if self.kind == "model":
+            params = data.get("parameters")
+            if not (
+                isinstance(params, dict) and isinstance(params.get("sha256"), str) and _match(SHA256, params["sha256"])
+            ):
+                raise ValueError("a model needs parameters: {sha256, length}")
+        if self.kind == "head":
+            model = data.get("modelId")
+            if model is not None and not (isinstance(model, str) and _match(ID, model)):
+                raise ValueError("a head's modelId must be a record id or null")
+        return self
+
+
+def _match(pattern: str, value: str) -> bool:
+    import re
+
+    return re.fullmatch(pattern.strip("^$"), value) is not None
+
+
+class PushIn(Strict):
+    device: DeviceId
+    changes: Annotated[list[Change], Field(max_length=MAX_PUSH_CHANGES)]
+
+    @model_validator(mode="after")
+    def _increasing(self) -> PushIn:
+        mutations = [c.mutation for c in self.changes]
+        if any(b <= a for a, b in zip(mutations, mutations[1:], strict=False)):
+            raise ValueError("mutation ids must increase within a push")
+        return self
+
+
+class PushOut(BaseModel):
+    last_mutation: int
+    version: int
+    accepted: int
+    skipped: int
+
+
+class ChangeOut(BaseModel):
+    version: int
+    kind: str
+    id: str
+    project: str
+    rev: str
+    deleted: bool
+    data: dict[str, Any] | None
+
+
+class ProjectOut(BaseModel):
+    id: str
+    name: str | None
+    records: int
+    last_change: str
+    expires: str
+
+
+class Retention(BaseModel):
+    last_change: str
+    expires: str
+
+
+class PullOut(BaseModel):
+    changes: list[ChangeOut]
+    cursor: str
+    more: bool
+    projects: dict[str, Retention]
+    purged: dict[str, str]
+
+
+# --- blobs --------------------------------------------------------------------------------------
+class MissingIn(Strict):
+    sha256: Annotated[list[Sha256], Field(max_length=1000)]
+
+
+class MissingOut(BaseModel):
+    missing: list[str]
+
+
+class BlobOut(BaseModel):
+    sha256: str
+    size: int

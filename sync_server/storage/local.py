@@ -1,0 +1,42 @@
+"""Blobs in a local folder: blobs/ab/abcdef… (two-character fan-out), written by rename."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import CHUNK
+
+
+class LocalStore:
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def put_file(self, sha256: str, path: Path) -> None:
+        target = self._path(sha256)
+        target.parent.mkdir(exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.partial")
+        shutil.copyfile(path, partial)
+        os.replace(partial, target)
+
+    def exists(self, sha256: str) -> bool:
+        return self._path(sha256).is_file()
+
+    def open(self, sha256: str) -> Iterator[bytes]:
+        handle = open(self._path(sha256), "rb")  # FileNotFoundError when absent, before the first chunk
+
+        def chunks() -> Iterator[bytes]:
+            with handle:
+                while chunk := handle.read(CHUNK):
+                    yield chunk
+
+        return chunks()
+
+    def delete(self, sha256: str) -> None:
+        self._path(sha256).unlink(missing_ok=True)
