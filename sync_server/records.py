@@ -102,22 +102,28 @@ class _Push:
                 return False  # its class was deleted: the class took its images with it
         if current is None:
             current = Record(user_id=self.user.id, kind=change.kind, record_id=change.id)
-            self.session.add(current)
-            self.cache[(change.kind, change.id)] = current
-            if change.kind == "class":
-                self.project_classes(change.project).append(current)
-            if change.kind == "project":  # uploaded again after the retention timer deleted it
-                self.session.execute(
-                    delete(PurgedProject).where(
-                        PurgedProject.user_id == self.user.id, PurgedProject.project_id == change.id
-                    )
-                )
+            created = True
+        else:
+            created = False
         current.project_id = change.project
         current.rev = change.rev
         current.deleted = deleted
         current.data = data
         current.blob = None if deleted else blob_of(change.kind, data)
         self.stamp(current)
+        if created:  # added only now that it is whole (a query's autoflush may write it)
+            if change.kind == "class":
+                self.project_classes(change.project)
+            self.session.add(current)
+            self.cache[(change.kind, change.id)] = current
+            if change.kind == "class":
+                self.classes[change.project].append(current)
+            if change.kind == "project":  # uploaded again after the retention timer deleted it
+                self.session.execute(
+                    delete(PurgedProject).where(
+                        PurgedProject.user_id == self.user.id, PurgedProject.project_id == change.id
+                    )
+                )
         if moved_from is not None:
             self.move_samples(change.project, moved_from, data["mergedInto"])
         return True

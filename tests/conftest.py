@@ -116,6 +116,7 @@ class Server:
 
     def start(self):
         # output goes to a file: a pipe nobody reads would block a chatty server
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log = self.data_dir / "server.log"
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(
