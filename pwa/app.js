@@ -10,6 +10,8 @@ import * as predictScreen from './features/ui/predict.js';
 import * as evaluateScreen from './features/ui/evaluate.js';
 import * as exportScreen from './features/ui/exports.js';
 import * as aboutScreen from './features/ui/about.js';
+import * as syncScreen from './features/ui/sync.js';
+import { startSync } from './features/sync/client.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -25,7 +27,7 @@ const TABS = [
 let cleanup = null;
 let routing = Promise.resolve();
 
-/** '#/p/<id>/<tab>' → {screen, projectId}; '#/about'; anything else → the projects list. */
+/** '#/p/<id>/<tab>' → {screen, projectId}; '#/about'; '#/sync'; anything else → the projects list. */
 function parseRoute(hash) {
   const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   if (parts[0] === 'p' && parts[1]) {
@@ -33,6 +35,7 @@ function parseRoute(hash) {
     return { screen: tab[0], module: tab[2], title: tab[1], projectId: parts[1] };
   }
   if (parts[0] === 'about') return { screen: 'about', module: aboutScreen, title: 'About & privacy' };
+  if (parts[0] === 'sync') return { screen: 'sync', module: syncScreen, title: 'Sync' };
   return { screen: 'projects', module: projectsScreen, title: 'Projects' };
 }
 
@@ -124,3 +127,4 @@ watchNetwork();
 offerInstall();
 onRoute();
 startServiceWorker();
+startSync();

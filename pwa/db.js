@@ -1,6 +1,8 @@
 // IndexedDB storage with numbered migrations. Samples are content-addressed (sha256 of the bytes);
-// every write appends to a per-database change log (deletes too, as tombstones) so a later sync
-// server can replicate a project. A write that hits the quota fails alone, with a clear message.
+// every write of a replicable record stamps it with a hybrid-logical-clock revision and appends its
+// new state (or a tombstone) to the change log, which the sync worker pushes (docs/sync.md). A write
+// that hits the quota fails alone, with a clear message.
+import { formatRev, nextClock } from './features/sync/clock.js';
 
 export const DB_NAME = 'tejas';
 
@@ -26,6 +28,33 @@ export const MIGRATIONS = [
   (db, tx) => {
     tx.objectStore('embeddings').createIndex('content', 'contentId');
     sweepOrphans(tx);
+  },
+  // 3: replication. A `meta` store (this device's id, the clock, the account, per-project sync
+  // settings); change-log entries become {seq, projectId, kind, id, rev, deleted}, findable by record;
+  // every existing record gets a revision. Entries of the old shape are dropped: no project syncs
+  // until switched on, which logs a fresh snapshot of it.
+  (db, tx) => {
+    const meta = db.createObjectStore('meta', { keyPath: 'key' });
+    const device = crypto.randomUUID();
+    meta.put({ key: 'device', value: device });
+    const changes = tx.objectStore('changes');
+    changes.clear();
+    changes.createIndex('record', ['kind', 'id']);
+    let clock = { ms: 0, counter: 0 };
+    const stamp = () => formatRev((clock = nextClock(clock, Date.now())), device);
+    const stampAll = (store, change) => {
+      tx.objectStore(store).openCursor().onsuccess = (event) => {
+        const cursor = event.target.result;
+        if (!cursor) {
+          meta.put({ key: 'clock', ...clock });
+          return;
+        }
+        cursor.update(change(cursor.value));
+        cursor.continue();
+      };
+    };
+    stampAll('projects', (p) => ({ ...p, rev: stamp(), ...(p.modelId ? { headRev: stamp() } : {}) }));
+    for (const store of ['classes', 'samples', 'models']) stampAll(store, (r) => ({ ...r, rev: stamp() }));
   },
 ];
 
@@ -63,6 +92,24 @@ const request = (req) => new Promise((resolve, reject) => {
 });
 
 let opened = null;
+const pendingNotices = new WeakMap();
+
+/** Tell other contexts (the sync worker) which projects' records changed, once `tx` commits. */
+function noticeOnCommit(tx, projectId) {
+  let projects = pendingNotices.get(tx);
+  if (!projects) {
+    pendingNotices.set(tx, (projects = new Set()));
+    tx.addEventListener('complete', () => {
+      const channel = new BroadcastChannel(CHANGES_CHANNEL);
+      channel.postMessage({ projects: [...projects] });
+      channel.close();
+    });
+  }
+  projects.add(projectId);
+}
+
+/** The BroadcastChannel on which committed writes announce {projects: [id, ...]}. */
+export const CHANGES_CHANNEL = 'tejas-changes';
 
 /** The database, opened (and migrated) once per page or worker. */
 export function openDatabase(name = DB_NAME) {
@@ -107,9 +154,55 @@ export const countFromIndex = (store, index, query) => request(store.index(index
 export const getAllKeysFromIndex = (store, index, query) => request(store.index(index).getAllKeys(query));
 export const remove = (store, key) => request(store.delete(key));
 
-/** Append to the change log: {projectId, op: 'put'|'delete', store, key, at}. */
-export function logChange(changes, projectId, op, store, key) {
-  return put(changes, { projectId, op, store, key, at: new Date().toISOString() });
+/** The store's record kinds (docs/sync.md) and the change-log record id of a stored value. */
+export const KINDS = {
+  project: { store: 'projects', id: (r) => r.id },
+  class: { store: 'classes', id: (r) => r.id },
+  sample: { store: 'samples', id: (r) => `${r.projectId}/${r.contentId}` },
+  model: { store: 'models', id: (r) => r.id },
+  head: { store: 'projects', id: (r) => r.id },
+};
+
+/**
+ * The replicated writes of one transaction over `s` (which must hold 'changes' and 'meta'): each
+ * `save`/`drop`/`setHead` stamps the record with the next clock revision and logs its new state.
+ */
+export async function changeWriter(s) {
+  const [clock, device] = await Promise.all([get(s.meta, 'clock'), get(s.meta, 'device')]);
+  let state = clock ?? { ms: 0, counter: 0 };
+  const next = () => {
+    state = nextClock(state, Date.now());
+    s.meta.put({ key: 'clock', ms: state.ms, counter: state.counter });
+    return formatRev(state, device.value);
+  };
+  const log = (projectId, kind, id, rev, deleted) => {
+    noticeOnCommit(s.changes.transaction, projectId);
+    return put(s.changes, { projectId, kind, id, rev, deleted });
+  };
+  return {
+    /** Store `value` (a project, class, sample or model) with a new revision; resolves the stored value. */
+    async save(kind, value) {
+      const stored = { ...value, rev: next() };
+      await put(s[KINDS[kind].store], stored);
+      await log(kind === 'project' ? stored.id : stored.projectId, kind, KINDS[kind].id(stored), stored.rev, false);
+      return stored;
+    },
+    /** Delete a record (by its store key) and log its tombstone. */
+    async drop(kind, projectId, key) {
+      await remove(s[KINDS[kind].store], key);
+      const id = kind === 'sample' ? `${projectId}/${key[1]}` : key;
+      await log(projectId, kind, id, next(), true);
+    },
+    /** Make `modelId` the project's current model (the `head` record); resolves the stored project. */
+    async setHead(project, modelId, extra = {}) {
+      const stored = { ...project, ...extra, modelId, headRev: next() };
+      await put(s.projects, stored);
+      await log(project.id, 'head', project.id, stored.headRev, false);
+      return stored;
+    },
+    /** Log the tombstone of a project's head (the project is being deleted). */
+    dropHead: (projectId) => log(projectId, 'head', projectId, next(), true),
+  };
 }
 
 /** Ask the browser not to evict our data; resolves to whether it agreed. */

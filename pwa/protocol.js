@@ -13,7 +13,17 @@ export const MESSAGE = Object.freeze({
   IMPORT_DATASET: 'import-dataset',
   WRITE_ZIP: 'write-zip',
   READ_ZIP: 'read-zip',
+  SYNC_NOW: 'sync-now',
+  SYNC_STATUS: 'sync-status',
+  SIGN_IN: 'sign-in',
+  SIGN_OUT: 'sign-out',
+  DELETE_ACCOUNT: 'delete-account',
+  SET_PROJECT_SYNC: 'set-project-sync',
+  SET_ONLINE: 'set-online',
 });
+
+/** The BroadcastChannel on which the sync worker announces its status (every tab's Sync screen listens). */
+export const SYNC_STATUS_CHANNEL = 'tejas-sync-status';
 
 /** Call `type` on `worker`; resolves with the value, rejects with the worker's error rethrown here. */
 export function callWorker(worker, type, payload, { onProgress, signal } = {}) {

@@ -5,6 +5,7 @@ import * as projects from './features/dataset/projects.js';
 import { validateClassName } from './features/dataset/names.js';
 import { requestPersistence, storageStatus } from './db.js';
 import { headOf } from './features/artifacts.js';
+import * as sync from './features/sync/client.js';
 import {
   CORRECTION, KEEP_PREVIOUS_MODELS, currentModel, listModels, loadManifest, modelStatus as engineModelStatus, predictImage,
   saveImportedModels, trainProject, usableModel,
@@ -16,6 +17,9 @@ export {
   renameProject, restoreSamples,
 } from './features/dataset/projects.js';
 export { validateClassName, requestPersistence, storageStatus, headOf };
+export {
+  deleteAccount, onSyncStatus, setProjectSync, signIn, signOut, signUp, startSync, syncNow, syncStatus,
+} from './features/sync/client.js';
 
 export const DEFAULT_ARTIFACTS = new URL('artifacts/default/', import.meta.url).href;
 
@@ -261,7 +265,7 @@ if (typeof window !== 'undefined') {
   window.tejas = {
     ...projects, embedImages, trainHead, headProbabilities, headOf, runBlock, validateClassName, requestPersistence, storageStatus,
     train, predict, evaluate, currentModel, listModels, modelStatus, KEEP_PREVIOUS_MODELS, exportOnnx, exportPytorch, exportDatasetZip,
-    importDatasetZip, addDatasetZip, exportProject, importProject, manifest,
+    importDatasetZip, addDatasetZip, exportProject, importProject, manifest, ...sync,
     DEFAULT_ARTIFACTS,
   };
 }

@@ -1,6 +1,8 @@
-// Projects, classes and samples in IndexedDB (see db.js). Every change is logged for a future sync.
+// Projects, classes and samples in IndexedDB (see db.js). Every write stamps a revision and logs the
+// record's new state or tombstone (changeWriter), the input of sync (features/sync/).
 import {
-  count, countFromIndex, get, getAll, getAllFromIndex, getAllKeysFromIndex, logChange, put, remove, requestPersistence, transaction,
+  changeWriter, count, countFromIndex, get, getAll, getAllFromIndex, getAllKeysFromIndex, put, remove, requestPersistence,
+  transaction,
 } from '../../db.js';
 import { readImage, sha256Hex } from './images.js';
 import { validateClassName } from './names.js';
@@ -13,9 +15,11 @@ export const CORRECTION = 'correction';
 
 /** Stores a delete touches: an image's bytes and embeddings go with the last sample that holds it. */
 const CONTENT_STORES = ['samples', 'blobs', 'embeddings'];
+/** Stores every replicated write needs besides the record's own: the change log and the clock. */
+const LOG = ['changes', 'meta'];
 
 /** Delete an image's bytes and every embedding of it once no sample (of any project) holds it. */
-async function dropIfUnused(s, contentId) {
+export async function dropIfUnused(s, contentId) {
   if (await countFromIndex(s.samples, 'content', contentId)) return;
   await remove(s.blobs, contentId);
   for (const key of await getAllKeysFromIndex(s.embeddings, 'content', contentId)) await remove(s.embeddings, key);
@@ -24,12 +28,11 @@ async function dropIfUnused(s, contentId) {
 export async function createProject(name) {
   const title = String(name ?? '').trim();
   if (!title) throw new Error('A project needs a name.');
-  const project = { id: newId(), name: title, created: now(), updated: now() };
+  let project = { id: newId(), name: title, created: now(), updated: now() };
   let first = false;
-  await transaction(['projects', 'changes'], 'readwrite', async ({ projects, changes }) => {
-    first = (await count(projects)) === 0;
-    await put(projects, project);
-    await logChange(changes, project.id, 'put', 'projects', project.id);
+  await transaction(['projects', ...LOG], 'readwrite', async (s) => {
+    first = (await count(s.projects)) === 0;
+    project = await (await changeWriter(s)).save('project', project);
   }, `project "${title}"`);
   // The first project is when there is something to lose: ask the browser not to evict it.
   if (first) await requestPersistence().catch(() => false);
@@ -44,18 +47,23 @@ export async function getProject(projectId) {
   return project;
 }
 
-/** Delete a project with its classes, samples and models; image bytes and embeddings go when no project uses them. */
+/**
+ * Delete a project with its classes, samples and models (each tombstoned in the change log, its head
+ * too); image bytes and embeddings go when no project uses them.
+ */
 export async function deleteProject(projectId) {
-  await transaction(['projects', 'classes', ...CONTENT_STORES, 'models', 'changes'], 'readwrite', async (s) => {
-    const samples = await getAllFromIndex(s.samples, 'project', projectId);
-    for (const sample of samples) {
-      await remove(s.samples, [projectId, sample.contentId]);
+  await transaction(['projects', 'classes', ...CONTENT_STORES, 'models', ...LOG], 'readwrite', async (s) => {
+    const log = await changeWriter(s);
+    for (const sample of await getAllFromIndex(s.samples, 'project', projectId)) {
+      await log.drop('sample', projectId, [projectId, sample.contentId]);
       await dropIfUnused(s, sample.contentId);
     }
-    for (const c of await getAllFromIndex(s.classes, 'project', projectId)) await remove(s.classes, c.id);
-    for (const m of await getAllFromIndex(s.models, 'project', projectId)) await remove(s.models, m.id);
-    await remove(s.projects, projectId);
-    await logChange(s.changes, projectId, 'delete', 'projects', projectId);
+    for (const c of await getAllFromIndex(s.classes, 'project', projectId)) await log.drop('class', projectId, c.id);
+    for (const m of await getAllFromIndex(s.models, 'project', projectId)) await log.drop('model', projectId, m.id);
+    if (await get(s.projects, projectId)) {
+      await log.dropHead(projectId);
+      await log.drop('project', projectId, projectId);
+    }
   });
 }
 
@@ -76,36 +84,26 @@ export async function addClass(projectId, name) {
   const classes = await listClasses(projectId);
   checkName(name, classes);
   const cls = { id: newId(), projectId, name, order: classes.length ? Math.max(...classes.map((c) => c.order)) + 1 : 0, created: now() };
-  await transaction(['classes', 'changes'], 'readwrite', async ({ classes: store, changes }) => {
-    await put(store, cls);
-    await logChange(changes, projectId, 'put', 'classes', cls.id);
-  }, `class "${name}"`);
-  return cls;
+  return transaction(['classes', ...LOG], 'readwrite', async (s) => (await changeWriter(s)).save('class', cls), `class "${name}"`);
 }
 
 export async function renameClass(classId, name) {
   const cls = await transaction(['classes'], 'readonly', ({ classes }) => get(classes, classId));
   if (!cls) throw new Error(`No class with id ${classId}.`);
   checkName(name, await listClasses(cls.projectId), classId);
-  const renamed = { ...cls, name };
-  await transaction(['classes', 'changes'], 'readwrite', async ({ classes, changes }) => {
-    await put(classes, renamed);
-    await logChange(changes, cls.projectId, 'put', 'classes', classId);
-  });
-  return renamed;
+  return transaction(['classes', ...LOG], 'readwrite', async (s) => (await changeWriter(s)).save('class', { ...cls, name }));
 }
 
 export async function deleteClass(classId) {
-  await transaction(['classes', ...CONTENT_STORES, 'changes'], 'readwrite', async (s) => {
+  await transaction(['classes', ...CONTENT_STORES, ...LOG], 'readwrite', async (s) => {
     const cls = await get(s.classes, classId);
     if (!cls) return;
+    const log = await changeWriter(s);
     for (const sample of await getAllFromIndex(s.samples, 'class', [cls.projectId, classId])) {
-      await remove(s.samples, [cls.projectId, sample.contentId]);
-      await logChange(s.changes, cls.projectId, 'delete', 'samples', sample.contentId);
+      await log.drop('sample', cls.projectId, [cls.projectId, sample.contentId]);
       await dropIfUnused(s, sample.contentId);
     }
-    await remove(s.classes, classId);
-    await logChange(s.changes, cls.projectId, 'delete', 'classes', classId);
+    await log.drop('class', cls.projectId, classId);
   });
 }
 
@@ -130,7 +128,8 @@ export async function addSamples(projectId, classId, files, { source = 'file', m
     }
   }
   const added = [];
-  await transaction(['samples', 'blobs', 'classes', 'changes'], 'readwrite', async (s) => {
+  await transaction(['samples', 'blobs', 'classes', ...LOG], 'readwrite', async (s) => {
+    const log = await changeWriter(s);
     for (const image of read) {
       const existing = await get(s.samples, [projectId, image.contentId]);
       if (existing || added.some((a) => a.contentId === image.contentId)) {
@@ -139,14 +138,11 @@ export async function addSamples(projectId, classId, files, { source = 'file', m
         continue;
       }
       await put(s.blobs, { contentId: image.contentId, image: image.image, thumbnail: image.thumbnail });
-      const sample = {
+      added.push(await log.save('sample', {
         projectId, contentId: image.contentId, classId, name: image.name,
         source: image.meta.source ?? source, added: image.meta.added ?? now(),
         format: image.format, width: image.width, height: image.height, size: image.image.size,
-      };
-      await put(s.samples, sample);
-      await logChange(s.changes, projectId, 'put', 'samples', image.contentId);
-      added.push(sample);
+      }));
     }
   }, `${read.length} image(s)`);
   return { added, skipped };
@@ -162,19 +158,26 @@ export async function getImage(contentId) {
   return record.image;
 }
 
-export const listChanges = (projectId) =>
-  transaction(['changes'], 'readonly', ({ changes }) => getAllFromIndex(changes, 'project', projectId));
+/** Store names of the change log's record kinds, for readers of the older {op, store} shape. */
+const STORE_OF_KIND = { project: 'projects', class: 'classes', sample: 'samples', model: 'models', head: 'projects' };
+
+/**
+ * A project's change-log entries not yet sent: {seq, projectId, kind, id, rev, deleted}, plus
+ * op ('put'|'delete') and store, as earlier versions logged them.
+ */
+export const listChanges = async (projectId) =>
+  (await transaction(['changes'], 'readonly', ({ changes }) => getAllFromIndex(changes, 'project', projectId)))
+    .map((c) => ({ ...c, op: c.deleted ? 'delete' : 'put', store: STORE_OF_KIND[c.kind] }));
 
 export async function renameProject(projectId, name) {
   const title = String(name ?? '').trim();
   if (!title) throw new Error('A project needs a name.');
   const project = await getProject(projectId);
-  const renamed = { ...project, name: title, updated: now() };
-  await transaction(['projects', 'changes'], 'readwrite', async ({ projects, changes }) => {
-    await put(projects, renamed);
-    await logChange(changes, projectId, 'put', 'projects', projectId);
+  return transaction(['projects', ...LOG], 'readwrite', async (s) => {
+    // re-read inside the transaction: the sync worker may have changed the head meanwhile
+    const current = (await get(s.projects, projectId)) ?? project;
+    return (await changeWriter(s)).save('project', { ...current, name: title, updated: now() });
   });
-  return renamed;
 }
 
 /**
@@ -182,14 +185,14 @@ export async function renameProject(projectId, name) {
  * replaces their source too.
  */
 export async function moveSamples(projectId, contentIds, classId, { source } = {}) {
-  await transaction(['samples', 'classes', 'changes'], 'readwrite', async (s) => {
+  await transaction(['samples', 'classes', ...LOG], 'readwrite', async (s) => {
     const cls = await get(s.classes, classId);
     if (!cls || cls.projectId !== projectId) throw new Error(`No class ${classId} in project ${projectId}.`);
+    const log = await changeWriter(s);
     for (const contentId of contentIds) {
       const sample = await get(s.samples, [projectId, contentId]);
       if (!sample) throw new Error(`No sample ${contentId} in this project.`);
-      await put(s.samples, { ...sample, classId, ...(source ? { source } : {}) });
-      await logChange(s.changes, projectId, 'put', 'samples', contentId);
+      await log.save('sample', { ...sample, classId, ...(source ? { source } : {}) });
     }
   });
 }
@@ -218,13 +221,13 @@ export async function addCorrection(projectId, classId, file) {
  */
 export async function deleteSamples(projectId, contentIds) {
   const deleted = [];
-  await transaction([...CONTENT_STORES, 'changes'], 'readwrite', async (s) => {
+  await transaction([...CONTENT_STORES, ...LOG], 'readwrite', async (s) => {
+    const log = await changeWriter(s);
     for (const contentId of contentIds) {
       const sample = await get(s.samples, [projectId, contentId]);
       if (!sample) continue;
       const blob = await get(s.blobs, contentId);
-      await remove(s.samples, [projectId, contentId]);
-      await logChange(s.changes, projectId, 'delete', 'samples', contentId);
+      await log.drop('sample', projectId, [projectId, contentId]);
       await dropIfUnused(s, contentId);
       deleted.push({ sample, blob });
     }
@@ -234,11 +237,11 @@ export async function deleteSamples(projectId, contentIds) {
 
 /** Put back what deleteSamples returned (its classes must still exist). */
 export async function restoreSamples(projectId, deleted) {
-  await transaction(['samples', 'blobs', 'changes'], 'readwrite', async (s) => {
+  await transaction(['samples', 'blobs', ...LOG], 'readwrite', async (s) => {
+    const log = await changeWriter(s);
     for (const { sample, blob } of deleted) {
       if (blob) await put(s.blobs, blob);
-      await put(s.samples, sample);
-      await logChange(s.changes, projectId, 'put', 'samples', sample.contentId);
+      await log.save('sample', sample);
     }
   }, `${deleted.length} image(s)`);
 }

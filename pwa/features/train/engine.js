@@ -1,7 +1,7 @@
 // A project's training, prediction and evaluation: embeddings cached per (image, backbone), the head
 // trained in the train worker, the model stored only when training finished (a cancelled or failed
 // run leaves the previous model in place).
-import { get, getAllFromIndex, logChange, put, remove, transaction } from '../../db.js';
+import { changeWriter, get, getAllFromIndex, put, transaction } from '../../db.js';
 import { CORRECTION, getImage, listClasses, listSamples } from '../dataset/projects.js';
 import { classificationReport } from './metrics.js';
 import { stratifiedSplit } from './split.js';
@@ -195,25 +195,26 @@ export async function trainProject(projectId, options, { embedImages, trainHead,
     split, options: { mode, validationShare, seed, augment, ...trainOptions }, sampleCount: samples.length,
     datasetDigest: await datasetDigest(classes, samples),
   };
-  await transaction(['models', 'projects', 'changes'], 'readwrite', async (s) => {
-    await put(s.models, record);
+  return transaction(['models', 'projects', 'changes', 'meta'], 'readwrite', async (s) => {
     const project = await get(s.projects, projectId);
-    await put(s.projects, { ...project, modelId: record.id, updated: record.created });
-    await logChange(s.changes, projectId, 'put', 'models', record.id);
-    await pruneModels(s, projectId, record.id);
+    if (!project) throw new Error('The project was deleted while it trained.');
+    const log = await changeWriter(s);
+    const stored = await log.save('model', record);
+    await log.setHead(project, stored.id, { updated: stored.created });
+    await pruneModels(s, log, projectId, stored.id);
+    return stored;
   }, 'the trained model');
-  return record;
 }
 
-/** Delete a project's models beyond the current one and the KEEP_PREVIOUS_MODELS newest others (in `s`'s transaction). */
-async function pruneModels(s, projectId, currentId) {
+/**
+ * Delete a project's models beyond the current one and the KEEP_PREVIOUS_MODELS newest others (in `s`'s
+ * transaction, tombstoned through `log`).
+ */
+async function pruneModels(s, log, projectId, currentId) {
   const others = (await getAllFromIndex(s.models, 'project', projectId))
     .filter((m) => m.id !== currentId)
     .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0));
-  for (const old of others.slice(KEEP_PREVIOUS_MODELS)) {
-    await remove(s.models, old.id);
-    await logChange(s.changes, projectId, 'delete', 'models', old.id);
-  }
+  for (const old of others.slice(KEEP_PREVIOUS_MODELS)) await log.drop('model', projectId, old.id);
 }
 
 function argmax(row) {
@@ -224,14 +225,11 @@ function argmax(row) {
 
 /** Store models brought in by importProject and make `currentId` the project's model. */
 export async function saveImportedModels(projectId, models, currentId) {
-  await transaction(['models', 'projects', 'changes'], 'readwrite', async (s) => {
-    for (const model of models) {
-      await put(s.models, model);
-      await logChange(s.changes, projectId, 'put', 'models', model.id);
-    }
-    const project = await get(s.projects, projectId);
-    await put(s.projects, { ...project, modelId: currentId });
-    await pruneModels(s, projectId, currentId);
+  await transaction(['models', 'projects', 'changes', 'meta'], 'readwrite', async (s) => {
+    const log = await changeWriter(s);
+    for (const model of models) await log.save('model', model);
+    await log.setHead(await get(s.projects, projectId), currentId);
+    await pruneModels(s, log, projectId, currentId);
   }, `${models.length} model(s)`);
 }
 

@@ -1,9 +1,11 @@
-// About & privacy: what leaves the device (nothing), what this browser can do, the model artifacts in
-// use, and a self-check that runs every exported ONNX file in this browser.
+// About & privacy: what leaves the device (nothing unless sync is on; then exactly what, and for how
+// long the server keeps it), what this browser can do, the model artifacts in use, and a self-check
+// that runs every exported ONNX file in this browser.
 import { MESSAGE, callWorker } from '../../protocol.js';
-import { DEFAULT_ARTIFACTS, manifest as loadManifest } from '../../tejas.js';
+import { DEFAULT_ARTIFACTS, manifest as loadManifest, syncStatus } from '../../tejas.js';
 import { storageStatus } from '../../db.js';
-import { append, formatBytes, h } from './dom.js';
+import { DEFAULT_RETENTION_DAYS } from '../sync/service.js';
+import { append, formatBytes, h, plural } from './dom.js';
 
 function fact(term, id, text = '…') {
   return [h('dt', {}, term), h('dd', { id }, text)];
@@ -14,11 +16,25 @@ export async function render(view) {
     h('h1', {}, 'About & privacy'),
     h('section', { class: 'card', 'aria-labelledby': 'privacy-title' },
       h('h2', { id: 'privacy-title' }, 'What leaves this device'),
-      h('p', {}, h('strong', {}, 'Nothing.'), ' Your images, classes and models are stored in this browser and trained here, '
-        + 'on your processor. Tejas sends no analytics and needs no account. After the first visit it works with the '
+      h('p', {}, h('strong', {}, 'Nothing, unless you turn sync on.'), ' Your images, classes and models are stored in this '
+        + 'browser and trained here, on your processor. Tejas sends no analytics. After the first visit it works with the '
         + 'network off.'),
-      h('p', {}, 'A later version will offer sync between your devices and cloud training; both will be off until you '
-        + 'turn them on, and will say what they upload before they do.')),
+      h('h3', { id: 'sync-privacy' }, 'Sync (off until you turn it on)'),
+      h('p', {}, 'Only while you are signed in to a sync server, and only for the projects whose “Sync this project” switch is '
+        + 'on (', h('a', { href: '#/sync' }, 'Sync'), ' screen), Tejas sends that server each such project’s:'),
+      h('ul', { id: 'sync-sends' },
+        h('li', {}, 'project name and class names;'),
+        h('li', {}, 'image bytes, exactly as you added them, with each image’s label (its class) and metadata: file name, '
+          + 'where it came from, when it was added, format, width, height and size;'),
+        h('li', {}, 'model parameters and metrics: each trained model’s weights, its validation metrics, training history '
+          + 'and settings, and which model is current;'),
+        h('li', {}, 'ids of these records, the time of each change and a random id of this device.')),
+      h('p', {}, 'Creating an account or signing in sends your email and password (the server keeps only a hash of it). '
+        + 'Signing out, or switching a project’s sync off, keeps everything on this device.'),
+      h('p', { id: 'retention' }, 'How long the server keeps it: a project’s copy is deleted ',
+        h('strong', { id: 'retention-days' }, `${DEFAULT_RETENTION_DAYS} days`),
+        ' after its last change, unless it changes again (the server’s setting, shown here once you sign in; '
+        + `${DEFAULT_RETENTION_DAYS} days by default). Deleting your account deletes everything the server holds for you at once.`)),
     h('section', { class: 'card', 'aria-labelledby': 'status-title' },
       h('h2', { id: 'status-title' }, 'This browser'),
       h('dl', { class: 'facts' },
@@ -35,6 +51,7 @@ export async function render(view) {
       h('pre', { id: 'selfcheck-result', hidden: true, tabindex: 0, 'aria-label': 'Self-check result' })),
   );
   describeStorage();
+  describeRetention();
   await describeArtifacts();
 }
 
@@ -42,6 +59,12 @@ async function describeStorage() {
   const status = await storageStatus();
   const el = document.getElementById('storage');
   if (el) el.textContent = `${formatBytes(status.usage)} used of ${formatBytes(status.quota)}; ${status.persisted ? 'persistent' : 'may be cleared by the browser when space runs low'}`;
+}
+
+async function describeRetention() {
+  const status = await syncStatus().catch(() => null);
+  const el = document.getElementById('retention-days');
+  if (el && status?.retentionDays) el.textContent = plural(status.retentionDays, 'day');
 }
 
 async function describeArtifacts() {

@@ -1,0 +1,65 @@
+// The sync server's HTTP API (docs/sync.md) as small functions. Failures reject with a SyncError whose
+// message a person can act on; `status` is the HTTP status (0: the server could not be reached).
+
+export class SyncError extends Error {
+  constructor(message, status = 0) {
+    super(message);
+    this.name = 'SyncError';
+    this.status = status;
+  }
+}
+
+/** `fetch` of `path` on `server`, JSON in and out; rejects with a SyncError. */
+export async function call(server, path, { token, method = 'GET', json, body, headers = {}, signal, raw = false } = {}) {
+  const url = new URL(path, `${server.replace(/\/+$/, '')}/`).href;
+  const init = { method, signal, headers: { ...headers } };
+  if (token) init.headers.Authorization = `Bearer ${token}`;
+  if (json !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(json);
+  } else if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/octet-stream';
+    init.body = body;
+  }
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch (error) {
+    if (error.name === 'AbortError') throw error;
+    throw new SyncError(`Cannot reach the sync server at ${server} (offline, or the server is down). `
+      + 'Nothing is lost: changes wait here and are sent when it answers.');
+  }
+  if (!response.ok) {
+    let detail = '';
+    try {
+      const answer = await response.json();
+      detail = typeof answer.detail === 'string' ? answer.detail : JSON.stringify(answer.detail);
+    } catch { /* not JSON */ }
+    if (response.status === 404 && !detail) detail = `${server} has no sync service (HTTP 404 for ${path}); check the address`;
+    const retry = response.headers.get('Retry-After');
+    throw new SyncError(`${detail || `HTTP ${response.status}`}${retry ? ` (try again in ${retry} s)` : ''}`, response.status);
+  }
+  if (raw) return new Uint8Array(await response.arrayBuffer());
+  return response.status === 204 ? null : response.json();
+}
+
+export const signUp = (server, email, password) => call(server, 'api/auth/signup', { method: 'POST', json: { email, password } });
+export const signIn = (server, email, password) => call(server, 'api/auth/signin', { method: 'POST', json: { email, password } });
+export const signOut = (server, token) => call(server, 'api/auth/signout', { method: 'POST', token });
+export const me = (server, token) => call(server, 'api/me', { token });
+export const deleteAccount = (server, token) => call(server, 'api/me', { method: 'DELETE', token });
+
+/** The sha256s of `hashes` the server lacks for this user. */
+export const missingBlobs = (server, token, hashes) =>
+  call(server, 'api/blobs/missing', { method: 'POST', token, json: { sha256: hashes } }).then((a) => a.missing);
+
+export const putBlob = (server, token, sha256, kind, body) =>
+  call(server, `api/blobs/${sha256}?kind=${kind}`, { method: 'PUT', token, body });
+
+export const getBlob = (server, token, sha256) => call(server, `api/blobs/${sha256}`, { token, raw: true });
+
+export const push = (server, token, device, changes) =>
+  call(server, 'api/sync/push', { method: 'POST', token, json: { device, changes } });
+
+export const pull = (server, token, since, limit) =>
+  call(server, `api/sync/pull?since=${encodeURIComponent(since)}&limit=${limit}`, { token });

@@ -1,0 +1,92 @@
+// Push: the queue's records of synced projects go to the server — first the blobs they refer to that
+// the server lacks (image bytes as stored, model parameters as float32 LE), then the records in
+// batches, each idempotent by (device, mutation id). Entries leave the queue only after the server
+// acknowledged them: a cut connection or a dead server loses nothing, the next run sends them again.
+import { get, transaction } from '../../db.js';
+import * as api from './api.js';
+import { acknowledge, currentChanges, pendingRecords } from './queue.js';
+import { parameterBytes } from './records.js';
+
+/** Records per push request (the server takes up to 1000) and a bound on its JSON (the server's is 8 MiB). */
+export const PUSH_BATCH = 500;
+const PUSH_BYTES = 4 * 1024 * 1024;
+const MISSING_BATCH = 1000;
+const UPLOADS_AT_ONCE = 4;
+
+/** Push everything queued for the projects in `synced`; resolves with the number of changes sent. */
+export async function pushAll({ server, token, device, synced, onProgress }) {
+  let sent = 0;
+  for (;;) {
+    const groups = (await pendingRecords(synced)).slice(0, PUSH_BATCH);
+    if (!groups.length) return sent;
+    const items = await currentChanges(groups);
+    await uploadBlobs(server, token, items, onProgress);
+    // nothing to send for a record a pull deleted since: its entries just leave the queue
+    const skipped = items.filter((i) => !i.change).flatMap((i) => i.group.seqs);
+    if (skipped.length) await acknowledge(skipped);
+    for (const chunk of chunks(items.filter((i) => i.change))) {
+      await api.push(server, token, device, chunk.map((i) => i.change));
+      await acknowledge(chunk.flatMap((i) => i.group.seqs));
+      sent += chunk.length;
+      onProgress?.({ stage: 'push', sent });
+    }
+  }
+}
+
+/** `items` cut where a request's JSON would pass PUSH_BYTES (mutation order kept). */
+function chunks(items) {
+  const out = [];
+  let current = [];
+  let bytes = 0;
+  for (const item of items) {
+    const size = JSON.stringify(item.change).length + 1;
+    if (current.length && bytes + size > PUSH_BYTES) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += size;
+  }
+  if (current.length) out.push(current);
+  return out;
+}
+
+/** Upload the blobs `items` refer to that the server lacks. */
+async function uploadBlobs(server, token, items, onProgress) {
+  const wanted = new Map();
+  for (const { change, record } of items) {
+    if (!change || change.deleted) continue;
+    if (change.kind === 'sample') wanted.set(change.data.contentId, { kind: 'image', name: record.name, contentId: record.contentId });
+    if (change.kind === 'model') wanted.set(change.data.parameters.sha256, { kind: 'model', name: `model ${record.id}`, record });
+  }
+  const hashes = [...wanted.keys()];
+  const missing = [];
+  for (let i = 0; i < hashes.length; i += MISSING_BATCH) {
+    missing.push(...await api.missingBlobs(server, token, hashes.slice(i, i + MISSING_BATCH)));
+  }
+  let done = 0;
+  const queue = [...missing];
+  const worker = async () => {
+    for (let sha = queue.shift(); sha; sha = queue.shift()) {
+      const blob = wanted.get(sha);
+      const body = blob.kind === 'image' ? await imageBytes(blob.contentId) : parameterBytes(blob.record.parameters);
+      try {
+        await api.putBlob(server, token, sha, blob.kind, body);
+      } catch (error) {
+        if (error.status >= 400 && error.status < 500 && error.status !== 401) {
+          error.message = `${blob.name}: the server refused it: ${error.message}`;
+        }
+        throw error;
+      }
+      onProgress?.({ stage: 'upload', done: ++done, total: missing.length });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(UPLOADS_AT_ONCE, queue.length) }, worker));
+}
+
+async function imageBytes(contentId) {
+  const record = await transaction(['blobs'], 'readonly', ({ blobs }) => get(blobs, contentId));
+  if (!record) throw new Error(`image ${contentId} is missing from this device's storage`);
+  return record.image;
+}

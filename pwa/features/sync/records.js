@@ -1,0 +1,54 @@
+// Local records ⇄ the changes of docs/sync.md: what of each record travels (`data`), and the record a
+// change becomes here. Model parameters travel as a blob (float32 little-endian bytes), named in the
+// model's data by their sha256 and length (the number of float32 values).
+import { sha256Hex } from '../dataset/images.js';
+
+/** The bytes of a model's parameters as stored on the server: float32 little-endian. */
+export function parameterBytes(parameters) {
+  const bytes = new Uint8Array(parameters.buffer, parameters.byteOffset, parameters.byteLength);
+  if (new Uint8Array(new Float32Array([1]).buffer)[3] === 0x3f) return bytes;
+  // a big-endian machine (none ships a browser today): swap each float's bytes
+  const out = new Uint8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i += 4) out.set([bytes[i + 3], bytes[i + 2], bytes[i + 1], bytes[i]], i);
+  return out;
+}
+
+/** float32 little-endian bytes back into a Float32Array. */
+export function parametersFrom(bytes) {
+  if (bytes.byteLength % 4) throw new Error(`model parameters of ${bytes.byteLength} bytes are not whole float32 values`);
+  const copy = new Uint8Array(bytes);
+  const view = new DataView(copy.buffer);
+  return Float32Array.from({ length: copy.length / 4 }, (_, i) => view.getFloat32(i * 4, true));
+}
+
+/** The change `data` of a stored record (`project` for a `head`: the project record). */
+export async function dataOf(kind, record) {
+  switch (kind) {
+    case 'project': return { name: record.name, created: record.created };
+    case 'class': return { name: record.name, order: record.order, created: record.created };
+    case 'sample': {
+      const { contentId, classId, name, source, added, format, width, height, size } = record;
+      return { contentId, classId, name, source, added, format, width, height, size };
+    }
+    case 'model': {
+      const { projectId, parameters, rev, ...rest } = record;
+      return { ...rest, parameters: { sha256: await sha256Hex(parameterBytes(parameters)), length: parameters.length } };
+    }
+    case 'head': return { modelId: record.modelId ?? null };
+    default: throw new Error(`unknown record kind "${kind}"`);
+  }
+}
+
+/** The sha256 of the blob a change's data refers to (image or model parameters), or null. */
+export function blobOf(change) {
+  if (change.deleted || !change.data) return null;
+  if (change.kind === 'sample') return change.data.contentId;
+  if (change.kind === 'model') return change.data.parameters?.sha256 ?? null;
+  return null;
+}
+
+/** The local key of a sample change's id "<projectId>/<contentId>". */
+export function sampleKey(change) {
+  const contentId = change.data?.contentId ?? change.id.slice(change.id.lastIndexOf('/') + 1);
+  return [change.project, contentId];
+}

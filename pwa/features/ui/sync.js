@@ -1,0 +1,168 @@
+// The Sync screen: the server and the account (create, sign in, sign out, delete), "Sync now", and
+// per project a switch (off until turned on here) with its state — synced, changes waiting, the last
+// error with a retry — and the date the server deletes its copy unless the project changes.
+import * as tejas from '../../tejas.js';
+import { append, busy, confirmDialog, field, h, plural, showError, toast } from './dom.js';
+
+const dateOf = (iso) => new Date(iso).toLocaleDateString(undefined, { year: 'numeric', month: 'long', day: 'numeric' });
+const timeOf = (iso) => new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+
+export async function render(view) {
+  const account = h('section', { class: 'card', 'aria-labelledby': 'account-title' });
+  const overall = h('section', { class: 'card', 'aria-labelledby': 'sync-title' });
+  const list = h('ul', { class: 'sync-projects', 'aria-label': 'Projects to sync' });
+  append(view,
+    h('h1', {}, 'Sync'),
+    h('p', { class: 'muted intro' }, 'Keep chosen projects in step between your devices through a Tejas server. Nothing is sent '
+      + 'until you sign in and switch sync on for a project; ', h('a', { href: '#/about' }, 'About & privacy'),
+    ' says exactly what is sent and how long the server keeps it.'),
+    account, overall,
+    h('section', { class: 'card', 'aria-labelledby': 'projects-title' }, h('h2', { id: 'projects-title' }, 'Projects'), list));
+  let status = await tejas.syncStatus();
+  let accountShown = null;
+  const show = (next) => {
+    status = next;
+    view.dataset.signedIn = String(status.signedIn);
+    // the account form is rebuilt only when signing in or out, so typing is never interrupted
+    if (accountShown !== status.signedIn) {
+      accountShown = status.signedIn;
+      account.replaceChildren(...(status.signedIn ? signedIn(status, show) : signInForm(status, show)));
+    }
+    overall.replaceChildren(...overallStatus(status, show));
+    list.replaceChildren(...(status.projects.length
+      ? status.projects.map((p) => projectRow(p, status, show))
+      : [h('li', { class: 'empty' }, 'No projects on this device yet.')]));
+  };
+  show(status);
+  return tejas.onSyncStatus(show);
+}
+
+function signInForm(status, show) {
+  const server = field('Server address', h('input', { type: 'url', required: true, value: status.server ?? location.origin, autocomplete: 'url' }),
+    'This app\'s own address works when it is served by `tejas serve`.');
+  const email = field('Email', h('input', { type: 'email', required: true, value: status.email ?? '', autocomplete: 'username' }));
+  const password = field('Password', h('input', { type: 'password', required: true, minlength: 8, autocomplete: 'current-password' }),
+    'At least 8 characters.');
+  const error = h('p', { class: 'error', role: 'alert', id: 'account-error' });
+  const go = (create) => async (event) => {
+    event.preventDefault();
+    const form = event.target.closest('form');
+    if (!form.reportValidity()) return;
+    const button = create ? createButton : signInButton;
+    error.textContent = '';
+    try {
+      const call = create ? tejas.signUp : tejas.signIn;
+      show(await busy(button, create ? 'Creating…' : 'Signing in…',
+        () => call(email.input.value, password.input.value, { server: server.input.value })));
+      toast(create ? `Account created; signed in as ${email.input.value}.` : `Signed in as ${email.input.value}.`);
+    } catch (e) {
+      error.textContent = e.message;
+    }
+  };
+  const signInButton = h('button', { class: 'primary' }, 'Sign in');
+  const createButton = h('button', { type: 'button', class: 'secondary', onclick: go(true) }, 'Create account');
+  return [
+    h('h2', { id: 'account-title' }, 'Account'),
+    h('form', { class: 'stack account-form', onsubmit: go(false) }, server.field, email.field, password.field,
+      h('div', { class: 'row wrap' }, signInButton, createButton), error),
+  ];
+}
+
+function signedIn(status, show) {
+  const signOut = h('button', { type: 'button', class: 'secondary', onclick: async () => {
+    show(await busy(signOut, 'Signing out…', () => tejas.signOut()));
+    toast('Signed out. Everything stays on this device.');
+  } }, 'Sign out');
+  const remove = h('button', { type: 'button', class: 'danger-outline', onclick: async () => {
+    const ok = await confirmDialog('Delete your account?', `The server at ${status.server} deletes your account and every project, `
+      + 'image and model it holds for it. This device keeps its own copy of everything.', { confirm: 'Delete account' });
+    if (!ok) return;
+    try {
+      show(await busy(remove, 'Deleting…', () => tejas.deleteAccount()));
+      toast('Account deleted on the server. Everything stays on this device.');
+    } catch (error) { showError(error); }
+  } }, 'Delete account…');
+  return [
+    h('h2', { id: 'account-title' }, 'Account'),
+    h('p', { id: 'account-state' }, 'Signed in as ', h('strong', {}, status.email), ` on ${status.server}.`),
+    h('div', { class: 'row wrap' }, signOut, remove),
+  ];
+}
+
+function overallStatus(status, show) {
+  const waiting = status.projects.filter((p) => p.on).reduce((n, p) => n + p.pending, 0);
+  let text;
+  if (!status.signedIn) text = 'Not signed in: nothing is sent.';
+  else if (status.running) text = progressText(status.progress);
+  else if (!status.online) text = `Offline. ${waiting ? `${plural(waiting, 'change')} waiting; ` : ''}they are sent when the network is back.`;
+  else if (status.lastError) text = `Last sync failed: ${status.lastError}`;
+  else if (status.lastSync) text = `Synced ${timeOf(status.lastSync)}.${waiting ? ` ${plural(waiting, 'change')} waiting.` : ''}`;
+  else text = 'Not synced yet.';
+  const state = !status.signedIn ? 'signed-out' : status.running ? 'running' : !status.online ? 'offline'
+    : status.lastError ? 'error' : waiting ? 'waiting' : 'synced';
+  const now = h('button', { type: 'button', class: 'primary', id: 'sync-now', disabled: !status.signedIn || status.running, onclick: () => syncNow(now, show) },
+    status.lastError ? 'Retry' : 'Sync now');
+  return [
+    h('h2', { id: 'sync-title' }, 'Status'),
+    h('p', { id: 'sync-status', role: 'status', 'aria-live': 'polite', dataset: { state } }, text),
+    h('div', { class: 'row wrap' }, now,
+      h('small', { class: 'muted' }, 'Sync also runs by itself a few seconds after a change and every minute while online.')),
+  ];
+}
+
+async function syncNow(button, show) {
+  button.disabled = true;
+  try {
+    show(await tejas.syncNow());
+  } catch {
+    show(await tejas.syncStatus());  // the status carries the error and a Retry button
+  }
+}
+
+function progressText(progress) {
+  if (progress?.stage === 'upload') return `Uploading ${progress.done} of ${progress.total}…`;
+  if (progress?.stage === 'download') return `Downloading ${progress.done} of ${progress.total}…`;
+  if (progress?.stage === 'push') return `Sent ${plural(progress.sent, 'change')}…`;
+  return 'Syncing…';
+}
+
+function projectRow(project, status, show) {
+  const toggle = h('input', {
+    type: 'checkbox', role: 'switch', class: 'switch', checked: project.on, disabled: !status.signedIn,
+    onchange: async () => {
+      toggle.disabled = true;
+      try {
+        show(await tejas.setProjectSync(project.id, toggle.checked));
+      } catch (error) {
+        showError(error);
+        toggle.checked = !toggle.checked;
+        toggle.disabled = false;
+      }
+    },
+  });
+  const label = h('label', { class: 'switch-label' }, toggle, 'Sync this project',
+    h('span', { class: 'visually-hidden' }, ` (${project.name})`));
+  let state = 'off';
+  let text = status.signedIn ? 'Stays on this device.' : 'Sign in to sync it.';
+  let retry = null;
+  if (project.on) {
+    if (project.pending && status.lastError && status.signedIn) {
+      state = 'error';
+      text = `${plural(project.pending, 'change')} waiting. Last error: ${status.lastError}`;
+      retry = h('button', { type: 'button', class: 'secondary small', onclick: (e) => syncNow(e.target, show) }, 'Retry');
+    } else if (project.pending) {
+      state = 'waiting';
+      text = `${plural(project.pending, 'change')} waiting.`;
+    } else {
+      state = status.lastSync ? 'synced' : 'waiting';
+      text = status.lastSync ? 'Synced.' : 'Not synced yet.';
+    }
+  }
+  return h('li', { class: 'sync-project', dataset: { projectId: project.id, state } },
+    h('div', { class: 'sync-head' }, h('h3', {}, project.name), label),
+    h('p', { class: 'project-sync-status', role: 'status' }, text, ' ', retry),
+    project.on && project.expires
+      ? h('p', { class: 'muted retention' }, `The server deletes this project's copy on ${dateOf(project.expires)} unless it changes.`)
+      : null,
+    project.notice ? h('p', { class: 'warning' }, project.notice) : null);
+}
