@@ -15,9 +15,10 @@ last-writer-wins decides between them. Some images are the same bytes on every d
 - the server says no image of a live sample is missing for its user, and its store (folder or bucket)
   holds each image exactly once.
 
-    python bench/sync_load.py                       # 10 users × 5 devices, 1,000 changes and 200 images each,
-                                                    # embedded (SQLite + folder) and postgres+s3 (moto)
-    python bench/sync_load.py --users 1 --devices-per-user 3 --changes 20 --blobs 5 --backends embedded
+    python bench/sync_load.py          # 50 devices (25 users × 2), 1,000 changes and 200 images each,
+                                       # embedded (SQLite + folder) and postgres+s3 (Postgres + moto)
+    python bench/sync_load.py --users 1 --devices-per-user 3 --changes 20 --blobs 5 --shared-blobs 2 \
+        --rounds 2 --backends embedded     # the smoke test's size (tests/bench/test_sync_load.py)
 Writes bench/results/sync_load.json (or --out); exits 1 when a check fails.
 """
 
@@ -57,8 +58,10 @@ SERVER_PATHS = ("sync_server",)
 
 @dataclass
 class Config:
-    users: int = 10
-    devices_per_user: int = 5
+    # 25 × 2: each device pulls about what it pushes (its sibling's records and images); more devices per
+    # user multiply the downloads (each device fetches every sibling's images), not the pushes
+    users: int = 25
+    devices_per_user: int = 2
     changes: int = 1000  # per device, pushed
     blobs: int = 200  # images per device (samples of its own project)
     shared_blobs: int = 20  # of those, the same bytes on every device of every user
