@@ -31,6 +31,7 @@ import importlib.metadata
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -52,6 +53,7 @@ from tests.pycore.images_for_tests import png  # noqa: E402
 TEJAS = str(Path(sys.executable).parent / "tejas")
 BACKENDS = ("embedded", "postgres+s3")
 PASSWORD = "correct horse battery staple"
+RETRIES = 3
 # Server-side code the numbers depend on (report.py's list covers bench/, pwa/, tools/).
 SERVER_PATHS = ("sync_server",)
 
@@ -134,6 +136,12 @@ class Server:
         blobs = self.root / "data" / "blobs"
         return [p.name for p in blobs.rglob("*") if p.is_file()] if blobs.exists() else []
 
+    def logged_errors(self) -> list[str]:
+        """The distinct exception lines of the server's log (the last line of each traceback)."""
+        lines = self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
+        found = [line for line in lines if re.match(r"^[A-Za-z_.]+(Error|Exception)\b", line)]
+        return sorted(set(line[:300] for line in found))[:10]
+
     def stop(self):
         if self.process.poll() is None:
             self.process.terminate()
@@ -186,7 +194,7 @@ class Stats:
     bytes_up: int = 0
     bytes_down: int = 0
     blob_gone: int = 0  # a download answered 404: the sample was deleted meanwhile (its tombstone follows)
-    errors: list[str] = field(default_factory=list)
+    server_errors: list[str] = field(default_factory=list)  # 5xx answers, each retried
 
     def merge(self, other: Stats):
         for name, value in asdict(other).items():
@@ -239,8 +247,16 @@ class Device:
     # -- requests ----------------------------------------------------------------------------------------------
 
     async def request(self, method: str, path: str, timings: list[float] | None, expect=(200,), headers=None, **kwargs):
+        """One request as the app makes it: a server error (5xx) is retried (every request here is idempotent:
+        pushes by mutation number, uploads by hash) and counted in `server_errors`; the time includes retries."""
         started = time.perf_counter()
-        response = await self.client.request(method, path, headers={**self.headers, **(headers or {})}, **kwargs)
+        for attempt in range(RETRIES + 1):
+            response = await self.client.request(method, path, headers={**self.headers, **(headers or {})}, **kwargs)
+            if response.status_code < 500 or attempt == RETRIES:
+                break
+            route = re.sub(r"[0-9a-f]{64}", "{sha256}", path)
+            self.stats.server_errors.append(f"{method} {route} {response.status_code}")
+            await asyncio.sleep(0.05 * 2**attempt)  # back off before the retry, like the app
         if timings is not None:
             timings.append(time.perf_counter() - started)
         if response.status_code not in expect:
@@ -682,7 +698,10 @@ async def run_backend(config: Config, name: str) -> dict:
                 "bytes_up": stats.bytes_up,
                 "bytes_down": stats.bytes_down,
                 "requests": requests,
+                "server_errors": len(stats.server_errors),
             },
+            "server_errors": sorted(set(stats.server_errors))[:20],
+            "server_log_errors": server.logged_errors(),
             "checks": checks,
         }
     finally:
@@ -723,7 +742,8 @@ def main(argv=None) -> int:
             f"sync_load: {name}: {result['wall_s']} s, push p50 {result['push']['p50_ms']} ms / p95 "
             f"{result['push']['p95_ms']} ms, pull p50 {result['pull']['p50_ms']} ms / p95 "
             f"{result['pull']['p95_ms']} ms; "
-            f"lost {checks['lost']}, duplicated {checks['duplicated']}, ok {checks['ok']}",
+            f"lost {checks['lost']}, duplicated {checks['duplicated']}, ok {checks['ok']}; "
+            f"server errors (retried) {result['totals']['server_errors']} {result['server_log_errors']}",
             file=sys.stderr,
         )
         results.append(result)
