@@ -292,6 +292,94 @@ def native_block(results: Path) -> str:
     return "\n".join(lines)
 
 
+BACKEND_NAMES = {"embedded": "embedded (SQLite + folder)", "postgres+s3": "Postgres + S3 API (moto)"}
+
+
+def sync_load_block(results: Path) -> str:
+    """Devices syncing at once against `tejas serve`: latency and throughput per backend, and the checks."""
+    report = load("sync_load", results)
+    if not report.get("ok") or not all(r["checks"]["ok"] for r in report["results"]):
+        raise ResultsError("bench/results/sync_load.json records a failed check (lost or duplicated data): rerun")
+    c, rows = report["config"], report["results"]
+    software = report.get("software", {})
+    stack = ", ".join(
+        f"{name} {software[key]}" for key, name in (("fastapi", "FastAPI"), ("uvicorn", "uvicorn"),
+                                                    ("sqlalchemy", "SQLAlchemy"), ("psycopg", "psycopg"),
+                                                    ("moto", "moto")) if key in software
+    )  # fmt: skip
+    postgres = next((r["postgres"] for r in rows if r.get("postgres")), None)
+    lines = [
+        f"{c['users'] * c['devices_per_user']} simulated devices ({c['users']} users × {c['devices_per_user']} "
+        f"devices) at once, each pushing {c['changes']:,} changes in {c['rounds']} rounds and "
+        f"{c['blobs']} PNG images ({c['shared_blobs']} of them the same on every device), pulling after each "
+        f"push (pages of {c['pull_limit']}) and downloading its other devices' images; one `tejas serve` "
+        f"process, the devices in one asyncio process on the same machine, over loopback. Server: {stack}"
+        + (f", Postgres {postgres}" if postgres else "")
+        + ". "
+        + provenance(report, results),
+        "",
+        "| measure | " + " | ".join(BACKEND_NAMES.get(r["backend"], r["backend"]) for r in rows) + " |",
+        "|---|" + "---|" * len(rows),
+    ]
+
+    def row(name: str, cell) -> None:
+        lines.append(f"| {name} | " + " | ".join(cell(r) for r in rows) + " |")
+
+    def latency(key: str):
+        return lambda r: f"{fmt(r[key]['p50_ms'])} / {fmt(r[key]['p95_ms'])} ms ({r[key]['count']:,})"
+
+    row("push, p50 / p95 (requests)", latency("push"))
+    row("pull page, p50 / p95 (requests)", latency("pull"))
+    row("image upload, p50 / p95 (requests)", latency("blob_upload"))
+    row("image download, p50 / p95 (requests)", latency("blob_download"))
+    row('"which images are missing?", p50 / p95 (requests)', latency("blobs_missing"))
+    row(
+        "changes pushed / records pulled per second",
+        lambda r: (
+            f"{fmt(r['throughput']['changes_pushed_per_s'], 0)} / {fmt(r['throughput']['changes_pulled_per_s'], 0)}"
+        ),
+    )
+    row("requests per second", lambda r: fmt(r["throughput"]["requests_per_s"], 0))
+    row(
+        "wall time (server process CPU time, per request)",
+        lambda r: (
+            f"{fmt(r['wall_s'])} s ({fmt(r['server_cpu_s'])} s, "
+            f"{fmt(1000 * r['server_cpu_s'] / r['totals']['requests'])} ms)"
+        ),
+    )
+    row(
+        "records lost / stale / duplicated / altered, all devices",
+        lambda r: " / ".join(str(r["checks"][k]) for k in ("lost", "stale", "duplicated", "changed")),
+    )
+    row(
+        "records on each device (all users together)",
+        lambda r: (
+            f"{r['checks']['records_per_device_min']:,}"
+            + (
+                f"–{r['checks']['records_per_device_max']:,}"
+                if r["checks"]["records_per_device_max"] != r["checks"]["records_per_device_min"]
+                else ""
+            )
+            + f" ({r['checks']['records_expected']:,})"
+        ),
+    )
+    row(
+        "images: distinct uploaded / stored / stored twice / missing for their user",
+        lambda r: (
+            f"{r['checks']['blobs_uploaded_distinct']:,} / {r['checks']['blobs_stored']:,} / "
+            f"{r['checks']['blobs_stored_twice']} / {r['checks']['blobs_missing']}"
+        ),
+    )
+    row(
+        "server errors (5xx), each retried by the device",
+        lambda r: (
+            str(r["totals"].get("server_errors", 0))
+            + (f" ({'; '.join(r['server_log_errors'])})" if r.get("server_log_errors") else "")
+        ),
+    )
+    return "\n".join(lines)
+
+
 BLOCKS = {
     "pycore": pycore_block,
     "browser-embed": browser_embed_block,
