@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-ID = r"^[A-Za-z0-9_.:/-]{1,200}$"
+ID = r"^[A-Za-z0-9_-][A-Za-z0-9_.:-]{0,127}(/[0-9a-f]{64})?$"  # sample ids: <project>/<sha256>
 DEVICE = r"^[A-Za-z0-9_-]{1,64}$"
 REV = r"^[0-9]{15}-[0-9]{6}-[A-Za-z0-9_-]{1,64}$"
 SHA256 = r"^[0-9a-f]{64}$"

@@ -1,0 +1,42 @@
+"""Schema-driven fuzzing (schemathesis over the app's OpenAPI schema): whatever it sends, signed in or
+not, the server answers without a 5xx."""
+
+from __future__ import annotations
+
+import tempfile
+from functools import cache
+from pathlib import Path
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+from starlette.testclient import TestClient
+
+from sync_server.core.config import Settings
+from sync_server.core.db import migrate
+from sync_server.main import create_app
+from sync_server.storage import make_store
+
+DATA = Path(tempfile.mkdtemp(prefix="tejas-fuzz-"))
+APP = create_app(Settings(data_dir=DATA, artifacts_dir=DATA / "artifacts", argon2_time_cost=1,
+                          argon2_memory_kib=8, argon2_parallelism=1))
+# what the lifespan does when uvicorn starts the app (schemathesis calls it without one)
+migrate(APP.state.engine)
+APP.state.store = make_store(APP.state.settings)
+schema = schemathesis.openapi.from_asgi("/api/openapi.json", APP)
+
+
+@cache
+def token() -> str:
+    with TestClient(APP) as client:
+        response = client.post("/api/auth/signup", json={"email": "fuzz@example.org", "password": "fuzzing pass"})
+        return response.json()["token"]
+
+
+@schema.parametrize()
+@settings(max_examples=40, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+def test_no_server_errors(case):
+    headers = {} if (case.path, case.method) in {("/api/auth/signout", "POST"), ("/api/me", "DELETE")} else {
+        "Authorization": f"Bearer {token()}"}
+    response = case.call(headers=headers)
+    assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:500])
