@@ -17,8 +17,11 @@ from sync_server.main import create_app
 from sync_server.storage import make_store
 
 DATA = Path(tempfile.mkdtemp(prefix="tejas-fuzz-"))
-APP = create_app(Settings(data_dir=DATA, artifacts_dir=DATA / "artifacts", argon2_time_cost=1,
-                          argon2_memory_kib=8, argon2_parallelism=1))
+APP = create_app(
+    Settings(
+        data_dir=DATA, artifacts_dir=DATA / "artifacts", argon2_time_cost=1, argon2_memory_kib=8, argon2_parallelism=1
+    )
+)
 # what the lifespan does when uvicorn starts the app (schemathesis calls it without one)
 migrate(APP.state.engine)
 APP.state.store = make_store(APP.state.settings)
@@ -33,10 +36,17 @@ def token() -> str:
 
 
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
 def test_no_server_errors(case):
-    headers = {} if (case.path, case.method) in {("/api/auth/signout", "POST"), ("/api/me", "DELETE")} else {
-        "Authorization": f"Bearer {token()}"}
+    headers = (
+        {}
+        if (case.path, case.method) in {("/api/auth/signout", "POST"), ("/api/me", "DELETE")}
+        else {"Authorization": f"Bearer {token()}"}
+    )
     response = case.call(headers=headers)
     assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:500])

@@ -32,10 +32,13 @@ def zip_bomb() -> bytes:
 
 def png_declaring(width: int, height: int) -> bytes:
     """A tiny, valid-looking PNG whose header declares width × height pixels (a decompression bomb)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    idat = chunk(b"IDAT", zlib.compress(b"\0" * 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + idat + chunk(b"IEND", b"")
 
 
 @pytest.fixture
@@ -58,12 +61,21 @@ def test_malformed_and_oversized_pushes(alice):
         "bool as mutation": dict(json={"device": "d1", "changes": [{**good[0], "mutation": True}]}),
         "id with ..": dict(json={"device": "d1", "changes": [{**good[0], "id": "../../etc", "project": "../../etc"}]}),
         "mutations not increasing": dict(json={"device": "d1", "changes": [good[1], good[0]]}),
-        "sample without image": dict(json={"device": "d1", "changes": [
-            device.change("sample", f"{project}/x", project, {"classId": "a"})]}),
-        "huge record": dict(json={"device": "d1", "changes": [
-            device.change("class", "c", project, {"name": "a", "junk": "x" * 70_000})]}),
-        "1,001 changes": dict(json={"device": "d1", "changes": [
-            device.change("class", f"c{i}", project, {"name": f"c{i}"}) for i in range(1001)]}),
+        "sample without image": dict(
+            json={"device": "d1", "changes": [device.change("sample", f"{project}/x", project, {"classId": "a"})]}
+        ),
+        "huge record": dict(
+            json={
+                "device": "d1",
+                "changes": [device.change("class", "c", project, {"name": "a", "junk": "x" * 70_000})],
+            }
+        ),
+        "1,001 changes": dict(
+            json={
+                "device": "d1",
+                "changes": [device.change("class", f"c{i}", project, {"name": f"c{i}"}) for i in range(1001)],
+            }
+        ),
     }
     for name, kwargs in cases.items():
         response = account.post("/api/sync/push", **kwargs)
@@ -71,14 +83,17 @@ def test_malformed_and_oversized_pushes(alice):
         detail = response.json()["detail"]
         assert isinstance(detail, str) and detail.startswith("Invalid request:"), (name, detail)
     # 10⁵ changes: refused while the body arrives (8 MiB limit), whatever Content-Length says
-    many = {"device": "d1", "changes": [device.change("class", f"c{i}", project, {"name": f"c{i}"})
-                                         for i in range(100_000)]}
+    many = {
+        "device": "d1",
+        "changes": [device.change("class", f"c{i}", project, {"name": f"c{i}"}) for i in range(100_000)],
+    }
     body = json.dumps(many).encode()
     big = account.post("/api/sync/push", content=body, headers={"Content-Type": "application/json"})
     assert big.status_code == 413 and "at most 8 MiB" in big.json()["detail"]
 
     def chunked():
-        yield from (body[i:i + 65536] for i in range(0, len(body), 65536))
+        yield from (body[i : i + 65536] for i in range(0, len(body), 65536))
+
     streamed = account.post("/api/sync/push", content=chunked(), headers={"Content-Type": "application/json"})
     assert streamed.status_code == 413
     nothing_stored(account, server)
@@ -98,8 +113,12 @@ def test_hostile_blobs(alice):
         ("model bytes not float32s", sha(b"abcde"), b"abcde", "model", 400, "multiple of 4"),
     ]
     for name, name_sha, body, kind, status, words in cases:
-        response = account.put(f"/api/blobs/{name_sha or sha(body)}", params={"kind": kind}, content=body,
-                               headers={"Content-Type": "application/octet-stream"})
+        response = account.put(
+            f"/api/blobs/{name_sha or sha(body)}",
+            params={"kind": kind},
+            content=body,
+            headers={"Content-Type": "application/octet-stream"},
+        )
         assert response.status_code == status, (name, response.text)
         assert words in response.json()["detail"], (name, response.json())
     assert account.put(f"/api/blobs/{sha(image)}", params={"kind": "script"}, content=image).status_code == 422

@@ -29,8 +29,12 @@ def push_project(account: Account, images: list[bytes], name: str = "P") -> str:
     project, cls = uuid.uuid4().hex, uuid.uuid4().hex
     for image in images:
         account.upload(image)
-    device.push([*project_changes(device, project, name, {"a": cls}),
-                 *[sample_change(device, project, image, cls) for image in images]])
+    device.push(
+        [
+            *project_changes(device, project, name, {"a": cls}),
+            *[sample_change(device, project, image, cls) for image in images],
+        ]
+    )
     return project
 
 
@@ -43,8 +47,13 @@ def test_purge_after_the_retention_period(server, backend):
     assert timedelta(days=29.9) < expires - datetime.now(UTC) <= timedelta(days=30)
 
     def purge(now: datetime | None = None) -> str:
-        result = subprocess.run([TEJAS, "server", "purge", *(["--now", now.isoformat()] if now else [])],
-                                env=server.env, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [TEJAS, "server", "purge", *(["--now", now.isoformat()] if now else [])],
+            env=server.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -54,8 +63,10 @@ def test_purge_after_the_retention_period(server, backend):
     database = backend.get("TEJAS_DATABASE_URL") or f"sqlite:///{server.data_dir / 'tejas.db'}"
     engine = create_engine(database)
     with engine.begin() as db:
-        db.execute(text("update records set updated_at = :t where project_id = :p"),
-                   {"t": datetime.now(UTC).replace(tzinfo=None) - timedelta(days=31), "p": old})
+        db.execute(
+            text("update records set updated_at = :t where project_id = :p"),
+            {"t": datetime.now(UTC).replace(tzinfo=None) - timedelta(days=31), "p": old},
+        )
     engine.dispose()
     last_change_kept = alice.get(f"/api/projects/{kept}").json()["last_change"]
     out = purge()
@@ -122,8 +133,12 @@ def test_server_killed_mid_upload_loses_and_duplicates_nothing(embedded_server):
             alice.upload(image)
     push_project_records = alice.device()
     project, cls = uuid.uuid4().hex, uuid.uuid4().hex
-    push_project_records.push([*project_changes(push_project_records, project, "P", {"a": cls}),
-                               *[sample_change(push_project_records, project, i, cls) for i in images]])
+    push_project_records.push(
+        [
+            *project_changes(push_project_records, project, "P", {"a": cls}),
+            *[sample_change(push_project_records, project, i, cls) for i in images],
+        ]
+    )
     with sqlite3.connect(server.data_dir / "tejas.db") as db:
         rows = db.execute("select sha256, count(*) from blobs group by sha256").fetchall()
         holds = db.execute("select count(*) from user_blobs").fetchone()[0]
