@@ -1,0 +1,430 @@
+"""Sync between devices through a real `tejas serve`: two browser contexts on one account get
+byte-identical projects (images, labels, models); offline edits on both converge to the state the edit
+lists imply, on both devices and on the server; a server killed while a device uploads loses nothing
+and stores each image once; the Sync screen and what About says sync sends."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+
+import httpx
+import numpy as np
+import pytest
+
+from .conftest import PAGE_HELPERS, axe_violations, digit_images, png, wait_screen
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PASSWORD = "correct horse battery"
+
+# dumpDevice() → {projectId: {name, created, classes, samples (with the sha256 of their stored image
+# bytes), models (with the sha256 of their float32 LE parameters), current}} read through the app's API.
+SYNC_HELPERS = """
+window.hexOf = async (buffer) => Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', buffer)),
+  (b) => b.toString(16).padStart(2, '0')).join('');
+window.dumpDevice = async () => {
+  const t = await import('/tejas.js');
+  const out = {};
+  for (const p of await t.listProjects()) {
+    const classes = (await t.listClasses(p.id)).map((c) => ({ id: c.id, name: c.name, order: c.order }));
+    const samples = [];
+    for (const s of await t.listSamples(p.id)) {
+      const bytes = await (await t.getImage(s.contentId)).arrayBuffer();
+      const { contentId, classId, name, source, added, format, width, height, size } = s;
+      const sha256 = await hexOf(bytes);
+      samples.push({ contentId, classId, name, source, added, format, width, height, size, sha256 });
+    }
+    samples.sort((a, b) => a.contentId.localeCompare(b.contentId));
+    const models = [];
+    for (const m of await t.listModels(p.id)) {
+      const p32 = m.parameters;
+      const bytes = p32.buffer.slice(p32.byteOffset, p32.byteOffset + p32.byteLength);
+      models.push({ id: m.id, parameters: await hexOf(bytes), length: m.parameters.length, accuracy: m.metrics.accuracy,
+                    classes: m.classes, created: m.created });
+    }
+    models.sort((a, b) => a.id.localeCompare(b.id));
+    const current = (await t.currentModel(p.id))?.id ?? null;
+    out[p.id] = { name: p.name, created: p.created, classes, samples, models, current };
+  }
+  return out;
+};
+window.pendingOf = async (projectId) => (await (await import('/tejas.js')).listChanges(projectId)).length;
+"""
+
+
+@pytest.fixture
+def sync_server(default_export, serve, tmp_path):
+    """`tejas serve` with the default export and its own data folder."""
+    folder, _ = default_export
+    shutil.copytree(folder, tmp_path / "artifacts" / "default")
+    return serve(tmp_path / "artifacts", data_dir=tmp_path / "server-data")
+
+
+@pytest.fixture
+def device(browser, sync_server):
+    """device() → a page of the app in a fresh browser context (its own IndexedDB: another device)."""
+    contexts = []
+
+    def open_device():
+        context = browser.new_context()
+        contexts.append(context)
+        page = context.new_page()
+        page.add_init_script(PAGE_HELPERS + SYNC_HELPERS)
+        page.goto(sync_server.url + "/")
+        wait_screen(page, "projects")
+        return page
+
+    yield open_device
+    for context in contexts:
+        context.close()
+
+
+def b64png(rgb) -> str:
+    return base64.b64encode(png(rgb)).decode()
+
+
+def digits(label: int, start: int, count: int) -> list[str]:
+    """`count` digit images of one label (64×64 PNG, base64), from the `start`-th."""
+    train, validation = digit_images()
+    images = [rgb for rgb, y in train + validation if y == label]
+    return [b64png(rgb) for rgb in images[start : start + count]]
+
+
+def sign(page, email: str, create: bool) -> dict:
+    return page.evaluate(
+        "async ([email, password, create]) => { const t = await import('/tejas.js');"
+        " return create ? t.signUp(email, password) : t.signIn(email, password); }",
+        [email, PASSWORD, create],
+    )
+
+
+def sync_now(page) -> dict:
+    return page.evaluate("async () => (await import('/tejas.js')).syncNow()")
+
+
+def server_state(url: str, email: str) -> dict:
+    """The account's live records on the server, in dumpDevice's shape (from GET /api/sync/pull)."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        token = client.post("/api/auth/signin", json={"email": email, "password": PASSWORD}).json()["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        records, since = {}, "0"
+        while True:
+            page = client.get("/api/sync/pull", params={"since": since, "limit": 1000}, headers=headers).json()
+            for change in page["changes"]:
+                records[(change["kind"], change["id"])] = change
+            since = page["cursor"]
+            if not page["more"]:
+                break
+        blobs = {}
+        live = [c for c in records.values() if not c["deleted"]]
+        for change in live:
+            sha = change["data"]["contentId"] if change["kind"] == "sample" else None
+            sha = change["data"]["parameters"]["sha256"] if change["kind"] == "model" else sha
+            if sha:
+                body = client.get(f"/api/blobs/{sha}", headers=headers).content
+                assert hashlib.sha256(body).hexdigest() == sha
+                blobs[sha] = body
+    out = {}
+    for change in live:
+        if change["kind"] == "project":
+            out[change["id"]] = {
+                "name": change["data"]["name"],
+                "created": change["data"]["created"],
+                "classes": [],
+                "samples": [],
+                "models": [],
+                "current": None,
+            }
+    for change in live:
+        project, data = out[change["project"]], change["data"]
+        if change["kind"] == "class":
+            project["classes"].append({"id": change["id"], "name": data["name"], "order": data["order"]})
+        elif change["kind"] == "sample":
+            project["samples"].append({**data, "sha256": hashlib.sha256(blobs[data["contentId"]]).hexdigest()})
+        elif change["kind"] == "model":
+            raw = blobs[data["parameters"]["sha256"]]
+            project["models"].append(
+                {
+                    "id": change["id"],
+                    "parameters": data["parameters"]["sha256"],
+                    "length": len(raw) // 4,
+                    "accuracy": data["metrics"]["accuracy"],
+                    "classes": data["classes"],
+                    "created": data["created"],
+                }
+            )
+        elif change["kind"] == "head":
+            project["current"] = data["modelId"]
+    for project in out.values():
+        project["classes"].sort(key=lambda c: c["order"])
+        project["samples"].sort(key=lambda s: s["contentId"])
+        project["models"].sort(key=lambda m: m["id"])
+    return out
+
+
+def test_a_second_device_gets_the_project_byte_identical(device, sync_server):
+    a = device()
+    sign(a, "ada@example.org", create=True)
+    items = [[b64, 0] for b64 in digits(0, 0, 10)] + [[b64, 1] for b64 in digits(1, 0, 10)]
+    made = a.evaluate(
+        """async (items) => {
+          const { t, project } = await projectWith('Zero or one', ['zero', 'one'], items);
+          const model = await t.train(project.id, { epochs: 5 });
+          const before = (await t.syncStatus()).projects[0];
+          await t.setProjectSync(project.id, true);
+          const status = await t.syncNow();
+          const top = await t.predict(project.id, fileFrom(items[0][0], 'q.png'), { topK: 2 });
+          return { projectId: project.id, model: model.id, before, status, pending: await pendingOf(project.id), top };
+        }""",
+        items,
+    )
+    # off by default: nothing waits to be sent until the switch is on
+    assert made["before"]["on"] is False and made["before"]["pending"] == 0
+    assert made["status"]["lastError"] is None and made["pending"] == 0
+    assert made["status"]["projects"][0]["on"] is True and made["status"]["projects"][0]["pending"] == 0
+    mine = a.evaluate("dumpDevice()")
+    project = mine[made["projectId"]]
+    assert len(project["samples"]) == 20 and len(project["models"]) == 1 and project["current"] == made["model"]
+    assert all(s["sha256"] == s["contentId"] for s in project["samples"])
+
+    b = device()
+    sign(b, "ada@example.org", create=False)
+    status = sync_now(b)
+    assert status["lastError"] is None
+    assert [(p["id"], p["on"]) for p in status["projects"]] == [(made["projectId"], True)]  # arrived: syncs on
+    theirs = b.evaluate("dumpDevice()")
+    assert theirs == mine
+    assert server_state(sync_server.url, "ada@example.org") == mine
+    # the model works on the second device: the same predictions
+    top = b.evaluate(
+        "async ([id, b64]) => (await import('/tejas.js')).predict(id, fileFrom(b64, 'q.png'), { topK: 2 })",
+        [made["projectId"], items[0][0]],
+    )
+    assert top == made["top"]
+    # thumbnails were made on arrival, as addSamples makes them
+    assert (
+        b.evaluate(
+            "async (id) => (await (await import('/tejas.js')).getThumbnail(id)).type",
+            project["samples"][0]["contentId"],
+        )
+        == "image/webp"
+    )
+
+
+def test_offline_edits_on_two_devices_converge(device, sync_server):
+    email = "two@example.org"
+    a, b = device(), device()
+    sign(a, email, create=True)
+    sign(b, email, create=False)
+    zeros, ones = digits(0, 0, 10), digits(1, 0, 10)
+    made = a.evaluate(
+        """async (items) => {
+          const { t, project, classes } = await projectWith('Digits', ['zero', 'one'], items);
+          await t.setProjectSync(project.id, true);
+          await t.syncNow();
+          return { projectId: project.id, classes: classes.map((c) => c.id) };
+        }""",
+        [[x, 0] for x in zeros] + [[x, 1] for x in ones],
+    )
+    project_id, (zero, one) = made["projectId"], made["classes"]
+    sync_now(b)
+    assert b.evaluate("dumpDevice()") == a.evaluate("dumpDevice()")
+
+    a.context.set_offline(True)
+    b.context.set_offline(True)
+    # A: ten new images (five in each class) and class "one" renamed
+    added_zero, added_one = digits(2, 0, 5), digits(3, 0, 5)
+    content = {x: hashlib.sha256(base64.b64decode(x)).hexdigest() for x in zeros + ones + added_zero + added_one}
+    a.evaluate(
+        """async ([projectId, zero, one, addedZero, addedOne]) => {
+          const t = await import('/tejas.js');
+          await t.addSamples(projectId, zero, addedZero.map((b64, i) => fileFrom(b64, `a0-${i}.png`)));
+          await t.addSamples(projectId, one, addedOne.map((b64, i) => fileFrom(b64, `a1-${i}.png`)));
+          await t.renameClass(one, 'uno');
+        }""",
+        [project_id, zero, one, added_zero, added_one],
+    )
+    # B: five images deleted, three moved from "zero" to "one", a class added
+    deleted = [content[x] for x in zeros[:3] + ones[:2]]
+    moved = [content[x] for x in zeros[5:8]]
+    offline = b.evaluate(
+        """async ([projectId, one, deleted, moved]) => {
+          const t = await import('/tejas.js');
+          await t.deleteSamples(projectId, deleted);
+          await t.moveSamples(projectId, moved, one);
+          const added = await t.addClass(projectId, 'two');
+          const refused = await t.syncNow().then(() => 'synced', (e) => e.message);
+          return { added: added.id, refused, status: await t.syncStatus() };
+        }""",
+        [project_id, one, deleted, moved],
+    )
+    assert "offline" in offline["refused"]
+    waiting = offline["status"]["projects"][0]
+    assert waiting["on"] and waiting["pending"] == 5 + 3 + 1  # one change per record: deletes, moves, the class
+    assert a.evaluate("(id) => pendingOf(id)", project_id) == 10 + 1
+
+    a.context.set_offline(False)
+    b.context.set_offline(False)
+    for page in (a, b, a, b):
+        assert sync_now(page)["lastError"] is None
+
+    # the state the two edit lists imply, computed here
+    expected_classes = {zero: "zero", one: "uno", offline["added"]: "two"}
+    expected = {content[x]: zero for x in zeros} | {content[x]: one for x in ones}
+    expected |= {content[x]: zero for x in added_zero} | {content[x]: one for x in added_one}
+    for sha in deleted:
+        del expected[sha]
+    expected |= {sha: one for sha in moved}
+
+    state_a, state_b = a.evaluate("dumpDevice()"), b.evaluate("dumpDevice()")
+    assert state_a == state_b
+    assert state_a == server_state(sync_server.url, email)
+    project = state_a[project_id]
+    assert {c["id"]: c["name"] for c in project["classes"]} == expected_classes
+    assert {s["contentId"]: s["classId"] for s in project["samples"]} == expected
+    assert all(s["sha256"] == s["contentId"] for s in project["samples"])
+    for page in (a, b):
+        assert page.evaluate("(id) => pendingOf(id)", project_id) == 0
+
+
+def noise_pngs(count: int, size: int = 160) -> list[str]:
+    """Distinct images of random noise (~75 KB each): uploads that take a while."""
+    rng = np.random.default_rng(12)
+    return [b64png(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) for _ in range(count)]
+
+
+def test_server_killed_during_upload_loses_nothing(device, sync_server):
+    email = "kill@example.org"
+    page = device()
+    sign(page, email, create=True)
+    images = noise_pngs(200)
+    shas = sorted(hashlib.sha256(base64.b64decode(x)).hexdigest() for x in images)
+    project_id = page.evaluate(
+        """async (images) => {
+          const t = await import('/tejas.js');
+          const project = await t.createProject('Noise');
+          const a = await t.addClass(project.id, 'a');
+          const b = await t.addClass(project.id, 'b');
+          const files = images.map((b64, i) => fileFrom(b64, `${i}.png`));
+          await t.addSamples(project.id, a.id, files.slice(0, 100));
+          await t.addSamples(project.id, b.id, files.slice(100));
+          // the upload's progress, observable from the test
+          window.uploads = 0;
+          t.onSyncStatus((s) => { if (s.progress?.stage === 'upload') window.uploads = s.progress.done; });
+          await t.setProjectSync(project.id, true);
+          window.firstRun = t.syncNow().then(() => 'synced', (e) => e.message);
+          return project.id;
+        }""",
+        images,
+    )
+    page.wait_for_function("window.uploads >= 10", timeout=60_000)
+    sync_server.kill()
+    blobs = sync_server.data_dir / "blobs"
+    arrived = [p.name for p in blobs.rglob("*") if p.is_file() and ".partial" not in p.name]
+    assert 10 <= len(arrived) < 200  # killed mid-upload: some images arrived, some not
+    refused = page.evaluate("window.firstRun")
+    assert "Cannot reach the sync server" in refused
+    status = page.evaluate("async () => (await import('/tejas.js')).syncStatus()")
+    assert status["projects"][0]["pending"] == 203  # project, 2 classes, 200 samples: all still queued
+    assert status["lastError"] == refused
+
+    sync_server.restart()
+    assert sync_now(page)["lastError"] is None
+
+    with httpx.Client(base_url=sync_server.url) as client:
+        token = client.post("/api/auth/signin", json={"email": email, "password": PASSWORD}).json()["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert client.post("/api/blobs/missing", json={"sha256": shas}, headers=headers).json() == {"missing": []}
+    # each image stored exactly once (content-addressed files)
+    stored = sorted(p.name for p in blobs.rglob("*") if p.is_file() and ".partial" not in p.name)
+    assert stored == shas
+    assert page.evaluate("(id) => pendingOf(id)", project_id) == 0
+    server = server_state(sync_server.url, email)
+    assert server == page.evaluate("dumpDevice()")
+    assert sorted(s["contentId"] for s in server[project_id]["samples"]) == shas
+
+
+def test_sync_screen_and_what_about_says(device, sync_server):
+    page = device()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    project_id = page.evaluate(
+        "async (b64) => { const { project } = await projectWith('Birds', ['robin'], [[b64, 0]]); return project.id; }",
+        digits(0, 0, 1)[0],
+    )
+    page.get_by_role("banner").get_by_role("link", name="Sync", exact=True).click()
+    wait_screen(page, "sync")
+    assert page.get_by_label("Server address").input_value() == sync_server.url
+    switch = page.get_by_role("switch", name="Sync this project (Birds)")
+    assert not switch.is_checked() and switch.is_disabled()  # off by default; needs an account
+
+    page.get_by_label("Email").fill("ui@example.org")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_selector("#account-state")
+    assert "Signed in as ui@example.org" in page.inner_text("#account-state")
+    assert axe_violations(page) == []
+
+    switch.click()
+    page.wait_for_selector(f".sync-project[data-project-id='{project_id}'] input.switch:checked")
+    row = page.locator(f".sync-project[data-project-id='{project_id}']")
+    page.get_by_role("button", name="Sync now").click()
+    page.wait_for_selector(f".sync-project[data-project-id='{project_id}'][data-state=synced]", timeout=30_000)
+    assert "Synced." in row.inner_text()
+    assert "The server deletes this project's copy on" in row.locator(".retention").inner_text()
+    assert page.get_by_role("switch", name="Sync this project (Birds)").is_checked()
+
+    # offline: a change waits, and the screen says how many
+    page.context.set_offline(True)
+    page.evaluate("async (id) => (await import('/tejas.js')).addClass(id, 'crow')", project_id)
+    page.wait_for_selector(f".sync-project[data-project-id='{project_id}'][data-state=waiting]")
+    assert "1 change waiting." in row.inner_text()
+    page.wait_for_selector("#sync-status[data-state=offline]")
+    assert "1 change waiting" in page.inner_text("#sync-status")
+    page.context.set_offline(False)
+    page.get_by_role("button", name="Sync now").click()
+    page.wait_for_selector(f".sync-project[data-project-id='{project_id}'][data-state=synced]", timeout=30_000)
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_selector("form.account-form")
+    assert page.evaluate("async () => (await (await import('/tejas.js')).listProjects()).length") == 1  # kept
+
+    page.get_by_role("banner").get_by_role("link", name="About & privacy").click()
+    wait_screen(page, "about")
+    text = page.inner_text("#privacy-title + p") + page.inner_text("main")
+    assert "Nothing, unless you turn sync on." in text
+    sends = page.inner_text("#sync-sends")
+    for what in ("project name and class names", "image bytes", "label", "metadata", "model parameters and metrics"):
+        assert what in sends
+    assert "Only while you are signed in" in text and "“Sync this project” switch is on" in text
+    page.wait_for_function("document.getElementById('retention-days').textContent === '30 days'")
+    assert "after its last change" in page.inner_text("#retention")
+    assert "Deleting your account deletes everything the server holds for you" in page.inner_text("#retention")
+
+
+def test_clock_never_goes_back(device):
+    page = device()
+    result = page.evaluate(
+        """async () => {
+          const c = await import('/features/sync/clock.js');
+          let s = { ms: 1000, counter: 0 };
+          const revs = [];
+          for (const now of [1000, 1000, 999, 5, 2000]) { s = c.nextClock(s, now); revs.push(c.formatRev(s, 'dev')); }
+          s = c.observeClock(s, c.formatRev({ ms: 3000, counter: 7 }, 'other'));
+          revs.push(c.formatRev(c.nextClock(s, 2500), 'dev'));
+          const t = await import('/tejas.js');
+          const p = await t.createProject('Clock');
+          const cls = await t.addClass(p.id, 'x');
+          const renamed = await t.renameClass(cls.id, 'y');
+          return { revs, parsed: c.parseRev(revs[0]), local: [p.rev, cls.rev, renamed.rev] };
+        }"""
+    )
+    revs = result["revs"]
+    assert revs == sorted(revs) and len(set(revs)) == len(revs)
+    assert revs[0] == "000000000001000-000001-dev" and revs[4] == "000000000002000-000000-dev"
+    assert revs[5] == "000000000003000-000008-dev"
+    assert result["parsed"] == {"ms": 1000, "counter": 1, "device": "dev"}
+    local = result["local"]
+    assert local == sorted(local) and len(set(local)) == 3
+    assert all(len(r.split("-")[0]) == 15 and len(r.split("-")[1]) == 6 for r in local)
