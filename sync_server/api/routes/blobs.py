@@ -55,17 +55,18 @@ def _keep(request: Request, user_id: str, sha: str, kind: str, size: int, path: 
         db.commit()
     if not known or not state.store.exists(sha):
         state.store.put_file(sha, path)  # bytes first: a row never points at nothing
-    try:
-        with session_scope(state.sessions) as db:
-            if db.get(Blob, sha) is None:
-                db.add(Blob(sha256=sha, size=size, kind=kind))
-                db.flush()
-            if db.get(UserBlob, (user_id, sha)) is None:
-                db.add(UserBlob(user_id=user_id, sha256=sha))
-    except IntegrityError:  # the same blob uploaded twice at once: the other one recorded it
-        with session_scope(state.sessions) as db:
-            if db.get(UserBlob, (user_id, sha)) is None:
-                db.add(UserBlob(user_id=user_id, sha256=sha))
+    for attempt in range(3):  # the same blob sent twice at once: the loser finds the winner's rows
+        try:
+            with session_scope(state.sessions) as db:
+                if db.get(Blob, sha) is None:
+                    db.add(Blob(sha256=sha, size=size, kind=kind))
+                    db.flush()
+                if db.get(UserBlob, (user_id, sha)) is None:
+                    db.add(UserBlob(user_id=user_id, sha256=sha))
+            return
+        except IntegrityError:
+            if attempt == 2:
+                raise
 
 
 @router.put(
