@@ -8,11 +8,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import numpy as np
 import pytest
 
+from ..conftest import TEJAS
 from .conftest import PAGE_HELPERS, axe_violations, digit_images, png, wait_screen
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -428,3 +431,95 @@ def test_clock_never_goes_back(device):
     local = result["local"]
     assert local == sorted(local) and len(set(local)) == 3
     assert all(len(r.split("-")[0]) == 15 and len(r.split("-")[1]) == 6 for r in local)
+
+
+def test_the_same_class_made_on_two_devices_becomes_one(device, sync_server):
+    email = "merge@example.org"
+    a, b = device(), device()
+    sign(a, email, create=True)
+    sign(b, email, create=False)
+    project_id = a.evaluate(
+        """async (items) => {
+          const { t, project } = await projectWith('Pets', ['dog'], items);
+          await t.setProjectSync(project.id, true);
+          await t.syncNow();
+          return project.id;
+        }""",
+        [[x, 0] for x in digits(0, 0, 2)],
+    )
+    sync_now(b)
+    a.context.set_offline(True)
+    b.context.set_offline(True)
+    add_cat = """async ([projectId, name, items]) => {
+      const t = await import('/tejas.js');
+      const cls = await t.addClass(projectId, name);
+      await t.addSamples(projectId, cls.id, items.map((b64, i) => fileFrom(b64, `${name}-${i}.png`)));
+      return cls.id;
+    }"""
+    cat_a = a.evaluate(add_cat, [project_id, "cat", digits(1, 0, 2)])
+    cat_b = b.evaluate(add_cat, [project_id, "Cat", digits(2, 0, 2)])
+    a.context.set_offline(False)
+    b.context.set_offline(False)
+    for page in (a, b, a):
+        assert sync_now(page)["lastError"] is None
+    state_a, state_b = a.evaluate("dumpDevice()"), b.evaluate("dumpDevice()")
+    assert state_a == state_b == server_state(sync_server.url, email)
+    project = state_a[project_id]
+    # one "cat": the class the server stored first, holding both devices' images
+    assert [c["name"] for c in project["classes"]] == ["dog", "cat"]
+    assert cat_b not in [c["id"] for c in project["classes"]]
+    assert sorted(s["classId"] for s in project["samples"]).count(cat_a) == 4
+
+
+def test_a_model_larger_than_a_record_and_a_purged_project(device, sync_server):
+    email = "purge@example.org"
+    a = device()
+    sign(a, email, create=True)
+    # a model listing 1,500 image ids in its split: its data would pass the server's 64 KiB per record
+    project_id = a.evaluate(
+        """async (items) => {
+          const { t, project, classes } = await projectWith('Big', ['x', 'y'], items);
+          const { saveImportedModels } = await import('/features/train/engine.js');
+          const ids = Array.from({ length: 1500 }, (_, i) => i.toString(16).padStart(64, '0'));
+          const model = {
+            id: 'm1', projectId: project.id, created: new Date().toISOString(), mode: 'head',
+            classes: classes.map((c) => ({ id: c.id, name: c.name })), parameters: Float32Array.from([1.5, -2, 3.25]),
+            split: { train: ids, validation: [] }, metrics: { accuracy: 0.5, cells: { '0,0': ids.slice(0, 300) } },
+          };
+          await saveImportedModels(project.id, [model], 'm1');
+          await t.setProjectSync(project.id, true);
+          await t.syncNow();
+          return project.id;
+        }""",
+        [[x, 0] for x in digits(0, 0, 2)] + [[x, 1] for x in digits(1, 0, 2)],
+    )
+    server = server_state(sync_server.url, email)[project_id]
+    assert server["current"] == "m1" and server["models"][0]["length"] == 3
+    with httpx.Client(base_url=sync_server.url) as client:
+        token = client.post("/api/auth/signin", json={"email": email, "password": PASSWORD}).json()["token"]
+        changes = client.get("/api/sync/pull", headers={"Authorization": f"Bearer {token}"}).json()["changes"]
+    model = next(c["data"] for c in changes if c["kind"] == "model")
+    assert (
+        model["split"] is None
+        and model["metrics"] == {"accuracy": 0.5, "cells": {}}
+        and "record size" in model["trimmed"]
+    )
+
+    # the server's retention timer deletes the project: sync switches off here, with a notice; data stays
+    later = (datetime.now(UTC) + timedelta(days=40)).isoformat()
+    purge = subprocess.run(
+        [TEJAS, "server", "purge", "--now", later], env=sync_server.env, capture_output=True, text=True, check=True
+    )
+    assert "purged 1 project(s)" in purge.stdout
+    status = sync_now(a)
+    mine = status["projects"][0]
+    assert mine["on"] is False and "The server deleted its copy" in mine["notice"]
+    assert len(a.evaluate("dumpDevice()")[project_id]["samples"]) == 4
+    # switched on again: uploaded again, and it stays on
+    status = a.evaluate(
+        "async (id) => { const t = await import('/tejas.js'); await t.setProjectSync(id, true); return t.syncNow(); }",
+        project_id,
+    )
+    assert status["projects"][0]["on"] is True and status["projects"][0]["notice"] is None
+    assert status["lastError"] is None
+    assert len(server_state(sync_server.url, email)[project_id]["samples"]) == 4

@@ -2,15 +2,16 @@
 // message a person can act on; `status` is the HTTP status (0: the server could not be reached).
 
 export class SyncError extends Error {
-  constructor(message, status = 0) {
+  constructor(message, status = 0, detail = null) {
     super(message);
     this.name = 'SyncError';
     this.status = status;
+    this.detail = detail;  // the server's answer's `detail` as sent (a validation error's list)
   }
 }
 
 /** `fetch` of `path` on `server`, JSON in and out; rejects with a SyncError. */
-export async function call(server, path, { token, method = 'GET', json, body, headers = {}, signal, raw = false } = {}) {
+export async function call(server, path, { token, method = 'GET', json, body, headers = {}, signal, bytes = false } = {}) {
   const url = new URL(path, `${server.replace(/\/+$/, '')}/`).href;
   const init = { method, signal, headers: { ...headers } };
   if (token) init.headers.Authorization = `Bearer ${token}`;
@@ -31,16 +32,33 @@ export async function call(server, path, { token, method = 'GET', json, body, he
   }
   if (!response.ok) {
     let detail = '';
+    let answer = null;
     try {
-      const answer = await response.json();
-      detail = typeof answer.detail === 'string' ? answer.detail : JSON.stringify(answer.detail);
+      answer = (await response.json()).detail ?? null;
+      detail = typeof answer === 'string' ? answer : validationText(answer);
     } catch { /* not JSON */ }
     if (response.status === 404 && !detail) detail = `${server} has no sync service (HTTP 404 for ${path}); check the address`;
     const retry = response.headers.get('Retry-After');
-    throw new SyncError(`${detail || `HTTP ${response.status}`}${retry ? ` (try again in ${retry} s)` : ''}`, response.status);
+    throw new SyncError(`${detail || `HTTP ${response.status}`}${retry ? ` (try again in ${retry} s)` : ''}`, response.status, answer);
   }
-  if (raw) return new Uint8Array(await response.arrayBuffer());
+  if (bytes) return new Uint8Array(await response.arrayBuffer());
   return response.status === 204 ? null : response.json();
+}
+
+/** FastAPI's list of validation errors as one sentence. */
+function validationText(detail) {
+  if (!Array.isArray(detail)) return detail ? JSON.stringify(detail) : '';
+  return detail.map((d) => `${(d.loc ?? []).join('.')}: ${d.msg}`).join('; ');
+}
+
+/** The index of the push change a validation error (422) is about, or null. */
+export function refusedChange(error) {
+  if (error?.status !== 422 || !Array.isArray(error.detail)) return null;
+  for (const { loc = [] } of error.detail) {
+    const at = loc.indexOf('changes');
+    if (at >= 0 && Number.isInteger(loc[at + 1])) return loc[at + 1];
+  }
+  return null;
 }
 
 export const signUp = (server, email, password) => call(server, 'api/auth/signup', { method: 'POST', json: { email, password } });
@@ -56,7 +74,7 @@ export const missingBlobs = (server, token, hashes) =>
 export const putBlob = (server, token, sha256, kind, body) =>
   call(server, `api/blobs/${sha256}?kind=${kind}`, { method: 'PUT', token, body });
 
-export const getBlob = (server, token, sha256) => call(server, `api/blobs/${sha256}`, { token, raw: true });
+export const getBlob = (server, token, sha256) => call(server, `api/blobs/${sha256}`, { token, bytes: true });
 
 export const push = (server, token, device, changes) =>
   call(server, 'api/sync/push', { method: 'POST', token, json: { device, changes } });

@@ -25,7 +25,7 @@ export const syncNow = () => ask(MESSAGE.SYNC_NOW);
 
 /**
  * {server, signedIn, email, retentionDays, lastSync, lastError, online, running, progress,
- *  projects: [{id, name, on, pending, expires, notice}]}
+ *  projects: [{id, name, on, pending, expires, notice, error}]}
  */
 export const syncStatus = () => ask(MESSAGE.SYNC_STATUS);
 

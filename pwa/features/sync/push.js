@@ -6,6 +6,7 @@ import { get, transaction } from '../../db.js';
 import * as api from './api.js';
 import { acknowledge, currentChanges, pendingRecords } from './queue.js';
 import { parameterBytes } from './records.js';
+import { projectKey, updateMeta } from './settings.js';
 
 /** Records per push request (the server takes up to 1000) and a bound on its JSON (the server's is 8 MiB). */
 export const PUSH_BATCH = 500;
@@ -25,12 +26,29 @@ export async function pushAll({ server, token, device, synced, onProgress }) {
     const skipped = items.filter((i) => !i.change).flatMap((i) => i.group.seqs);
     if (skipped.length) await acknowledge(skipped);
     for (const chunk of chunks(items.filter((i) => i.change))) {
-      await api.push(server, token, device, chunk.map((i) => i.change));
+      try {
+        await api.push(server, token, device, chunk.map((i) => i.change));
+      } catch (error) {
+        const at = api.refusedChange(error);
+        if (at === null) throw error;
+        // one record the server can never take must not hold up the others: it leaves the queue
+        // (a later edit of it queues it again) and its project says why
+        await setAside(chunk[at], error);
+        break;
+      }
       await acknowledge(chunk.flatMap((i) => i.group.seqs));
       sent += chunk.length;
       onProgress?.({ stage: 'push', sent });
     }
   }
+}
+
+async function setAside({ group, change }, error) {
+  await acknowledge(group.seqs);
+  const what = change.data?.name ? `${change.kind} "${change.data.name}"` : `${change.kind} ${change.id}`;
+  await updateMeta(projectKey(group.projectId), (old) => ({
+    ...old, error: `${what} was not synced: the server refused it (${error.message}). Change it to try again.`,
+  }));
 }
 
 /** `items` cut where a request's JSON would pass PUSH_BYTES (mutation order kept). */

@@ -32,11 +32,28 @@ export async function dataOf(kind, record) {
     }
     case 'model': {
       const { projectId, parameters, rev, ...rest } = record;
-      return { ...rest, parameters: { sha256: await sha256Hex(parameterBytes(parameters)), length: parameters.length } };
+      return fitted({ ...rest, parameters: { sha256: await sha256Hex(parameterBytes(parameters)), length: parameters.length } });
     }
     case 'head': return { modelId: record.modelId ?? null };
     default: throw new Error(`unknown record kind "${kind}"`);
   }
+}
+
+/** The server's limit on one record's data (docs/sync.md), as compact JSON. */
+export const MAX_DATA_BYTES = 64 * 1024;
+
+/**
+ * A model's data within MAX_DATA_BYTES: a model of a large project lists every image id in its split
+ * and confusion-matrix cells (~80 bytes per image); past the limit those lists stay on this device
+ * (the model itself, its metrics and history travel whole), and `trimmed` says so.
+ */
+function fitted(data) {
+  const size = (value) => new TextEncoder().encode(JSON.stringify(value)).length;
+  if (size(data) <= MAX_DATA_BYTES) return data;
+  return {
+    ...data, split: null, metrics: { ...data.metrics, cells: {} },
+    trimmed: 'the lists of image ids (split, confusion-matrix cells) stayed on the device that trained it: over the record size limit',
+  };
 }
 
 /** The sha256 of the blob a change's data refers to (image or model parameters), or null. */

@@ -88,7 +88,8 @@ export async function syncOnce({ onProgress } = {}) {
 
 /**
  * {server, signedIn, email, retentionDays, lastSync, lastError, projects: [{id, name, on, pending,
- * expires, notice}]}: what the Sync screen shows, read from this device.
+ * expires, notice, error}]}: what the Sync screen shows, read from this device. `notice`: why sync
+ * was switched off by the server's side; `error`: a record the server refused.
  */
 export async function status() {
   const { account, status: last, retention } = await readMeta('account', 'status', 'retention');
@@ -106,6 +107,7 @@ export async function status() {
     projects: projects.sort((a, b) => a.name.localeCompare(b.name)).map((p) => ({
       id: p.id, name: p.name, on: Boolean(settings[p.id]?.on), pending: pending[p.id] ?? 0,
       expires: retention?.projects?.[p.id]?.expires ?? null, notice: settings[p.id]?.notice ?? null,
+      error: settings[p.id]?.error ?? null,
     })),
   };
 }

@@ -164,5 +164,6 @@ function projectRow(project, status, show) {
     project.on && project.expires
       ? h('p', { class: 'muted retention' }, `The server deletes this project's copy on ${dateOf(project.expires)} unless it changes.`)
       : null,
-    project.notice ? h('p', { class: 'warning' }, project.notice) : null);
+    project.notice ? h('p', { class: 'warning' }, project.notice) : null,
+    project.on && project.error ? h('p', { class: 'warning' }, project.error) : null);
 }
