@@ -361,6 +361,7 @@ def test_sync_screen_and_what_about_says(device, sync_server):
     assert page.get_by_label("Server address").input_value() == sync_server.url
     switch = page.get_by_role("switch", name="Sync this project (Birds)")
     assert not switch.is_checked() and switch.is_disabled()  # off by default; needs an account
+    assert axe_violations(page) == []
 
     page.get_by_label("Email").fill("ui@example.org")
     page.get_by_label("Password").fill(PASSWORD)

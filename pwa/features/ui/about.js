@@ -29,7 +29,7 @@ export async function render(view) {
         h('li', {}, 'model parameters and metrics: each trained model’s weights, its validation metrics, training history '
           + 'and settings, and which model is current;'),
         h('li', {}, 'ids of these records, the time of each change and a random id of this device.')),
-      h('p', {}, 'Creating an account or signing in sends your email and password (the server keeps only a hash of it). '
+      h('p', {}, 'Creating an account or signing in sends your email and password (the server keeps only a hash of the password). '
         + 'Signing out, or switching a project’s sync off, keeps everything on this device.'),
       h('p', { id: 'retention' }, 'How long the server keeps it: a project’s copy is deleted ',
         h('strong', { id: 'retention-days' }, `${DEFAULT_RETENTION_DAYS} days`),

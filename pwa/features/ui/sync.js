@@ -39,7 +39,7 @@ export async function render(view) {
 
 function signInForm(status, show) {
   const server = field('Server address', h('input', { type: 'url', required: true, value: status.server ?? location.origin, autocomplete: 'url' }),
-    'This app\'s own address works when it is served by `tejas serve`.');
+    'The address this app came from works when a Tejas server (tejas serve) serves it.');
   const email = field('Email', h('input', { type: 'email', required: true, value: status.email ?? '', autocomplete: 'username' }));
   const password = field('Password', h('input', { type: 'password', required: true, minlength: 8, autocomplete: 'current-password' }),
     'At least 8 characters.');
