@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -89,6 +90,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/artifacts", StaticFiles(directory=settings.artifacts_dir), name="artifacts")
     app.mount("/", StaticFiles(directory=settings.pwa_dir, html=True), name="pwa")
     app.add_middleware(BodyLimit, limit=settings.max_push_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["Authorization", "Content-Type"],
+        expose_headers=["Retry-After"],
+        max_age=600,
+    )
     app.add_middleware(IsolationHeaders)
     return app
 

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_prefix: str = "blobs/"
 
+    # Origins whose pages may call the API (an app served elsewhere syncing with this server). Tokens
+    # travel in the Authorization header, never in cookies, so "*" lends nothing to other sites.
+    cors_origins: list[str] = ["*"]
+
     # Accounts
     token_days: float = 30
     min_password_length: int = 8

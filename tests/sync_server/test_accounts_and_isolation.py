@@ -174,3 +174,17 @@ def test_forged_tokens(embedded_server, header):
     server = embedded_server()
     response = httpx.get(server.url + "/api/me", headers={"Authorization": header})
     assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+
+
+def test_an_app_served_elsewhere_may_call_the_api(embedded_server):
+    """CORS: tokens travel in a header (no cookies), so any origin's page may sync with this server."""
+    server = embedded_server()
+    preflight = httpx.options(server.url + "/api/sync/pull", headers={
+        "Origin": "https://tejas.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] in ("*", "https://tejas.example")
+    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    answer = httpx.get(server.url + "/api/health", headers={"Origin": "https://tejas.example"})
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in answer.headers
