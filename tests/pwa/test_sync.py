@@ -66,8 +66,8 @@ def sync_server(default_export, serve, tmp_path):
 
 
 @pytest.fixture
-def device(browser, sync_server):
-    """device() → a page of the app in a fresh browser context (its own IndexedDB: another device)."""
+def new_device(browser, sync_server):
+    """new_device() → a page of the app in a fresh browser context (its own IndexedDB: another device)."""
     contexts = []
 
     def open_device():
@@ -167,8 +167,8 @@ def server_state(url: str, email: str) -> dict:
     return out
 
 
-def test_a_second_device_gets_the_project_byte_identical(device, sync_server):
-    a = device()
+def test_a_second_device_gets_the_project_byte_identical(new_device, sync_server):
+    a = new_device()
     sign(a, "ada@example.org", create=True)
     items = [[b64, 0] for b64 in digits(0, 0, 10)] + [[b64, 1] for b64 in digits(1, 0, 10)]
     made = a.evaluate(
@@ -192,7 +192,7 @@ def test_a_second_device_gets_the_project_byte_identical(device, sync_server):
     assert len(project["samples"]) == 20 and len(project["models"]) == 1 and project["current"] == made["model"]
     assert all(s["sha256"] == s["contentId"] for s in project["samples"])
 
-    b = device()
+    b = new_device()
     sign(b, "ada@example.org", create=False)
     status = sync_now(b)
     assert status["lastError"] is None
@@ -216,9 +216,9 @@ def test_a_second_device_gets_the_project_byte_identical(device, sync_server):
     )
 
 
-def test_offline_edits_on_two_devices_converge(device, sync_server):
+def test_offline_edits_on_two_devices_converge(new_device, sync_server):
     email = "two@example.org"
-    a, b = device(), device()
+    a, b = new_device(), new_device()
     sign(a, email, create=True)
     sign(b, email, create=False)
     zeros, ones = digits(0, 0, 10), digits(1, 0, 10)
@@ -298,9 +298,9 @@ def noise_pngs(count: int, size: int = 160) -> list[str]:
     return [b64png(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) for _ in range(count)]
 
 
-def test_server_killed_during_upload_loses_nothing(device, sync_server):
+def test_server_killed_during_upload_loses_nothing(new_device, sync_server):
     email = "kill@example.org"
-    page = device()
+    page = new_device()
     sign(page, email, create=True)
     images = noise_pngs(200)
     shas = sorted(hashlib.sha256(base64.b64decode(x)).hexdigest() for x in images)
@@ -349,8 +349,8 @@ def test_server_killed_during_upload_loses_nothing(device, sync_server):
     assert sorted(s["contentId"] for s in server[project_id]["samples"]) == shas
 
 
-def test_sync_screen_and_what_about_says(device, sync_server):
-    page = device()
+def test_sync_screen_and_what_about_says(new_device, sync_server):
+    page = new_device()
     page.set_viewport_size({"width": 1280, "height": 800})
     project_id = page.evaluate(
         "async (b64) => { const { project } = await projectWith('Birds', ['robin'], [[b64, 0]]); return project.id; }",
@@ -407,8 +407,8 @@ def test_sync_screen_and_what_about_says(device, sync_server):
     assert "Deleting your account deletes everything the server holds for you" in page.inner_text("#retention")
 
 
-def test_clock_never_goes_back(device):
-    page = device()
+def test_clock_never_goes_back(new_device):
+    page = new_device()
     result = page.evaluate(
         """async () => {
           const c = await import('/features/sync/clock.js');
@@ -434,9 +434,9 @@ def test_clock_never_goes_back(device):
     assert all(len(r.split("-")[0]) == 15 and len(r.split("-")[1]) == 6 for r in local)
 
 
-def test_the_same_class_made_on_two_devices_becomes_one(device, sync_server):
+def test_the_same_class_made_on_two_devices_becomes_one(new_device, sync_server):
     email = "merge@example.org"
-    a, b = device(), device()
+    a, b = new_device(), new_device()
     sign(a, email, create=True)
     sign(b, email, create=False)
     project_id = a.evaluate(
@@ -472,9 +472,9 @@ def test_the_same_class_made_on_two_devices_becomes_one(device, sync_server):
     assert sorted(s["classId"] for s in project["samples"]).count(cat_a) == 4
 
 
-def test_a_model_larger_than_a_record_and_a_purged_project(device, sync_server):
+def test_a_model_larger_than_a_record_and_a_purged_project(new_device, sync_server):
     email = "purge@example.org"
-    a = device()
+    a = new_device()
     sign(a, email, create=True)
     # a model listing 1,500 image ids in its split: its data would pass the server's 64 KiB per record
     project_id = a.evaluate(
@@ -524,3 +524,55 @@ def test_a_model_larger_than_a_record_and_a_purged_project(device, sync_server):
     assert status["projects"][0]["on"] is True and status["projects"][0]["notice"] is None
     assert status["lastError"] is None
     assert len(server_state(sync_server.url, email)[project_id]["samples"]) == 4
+
+
+# A version-2 database (made by the app's own first two migrations) with a project, a class, a sample,
+# a model as its current one, and a change-log entry of the old shape.
+VERSION_2 = """async () => {
+  const { MIGRATIONS } = await import('/db.js');
+  await new Promise((resolve, reject) => {
+    const req = indexedDB.open('tejas', 2);
+    req.onupgradeneeded = () => {
+      MIGRATIONS[0](req.result, req.transaction);
+      const tx = req.transaction;
+      tx.objectStore('projects').put({ id: 'p1', name: 'Old', created: '2026-01-01T00:00:00.000Z', modelId: 'm1' });
+      tx.objectStore('classes').put({ id: 'c1', projectId: 'p1', name: 'a', order: 0 });
+      tx.objectStore('samples').put({ projectId: 'p1', contentId: 'x', classId: 'c1', name: 'x.png' });
+      tx.objectStore('blobs').put({ contentId: 'x', image: new Blob(['x']) });
+      tx.objectStore('models').put({ id: 'm1', projectId: 'p1', parameters: new Float32Array(2) });
+      tx.objectStore('changes').put({ projectId: 'p1', op: 'put', store: 'projects', key: 'p1', at: 'then' });
+      MIGRATIONS[1](req.result, tx);  // after the records: its sweep keeps what they use
+    };
+    req.onsuccess = () => { req.result.close(); resolve(); };
+    req.onerror = () => reject(req.error);
+  });
+}"""
+
+
+def test_the_migration_gives_every_record_a_revision(sync_server, page):
+    page.goto(sync_server.url + "/manifest.webmanifest")  # the app's origin, without the app opening the database
+    page.evaluate(VERSION_2)
+    result = page.evaluate(
+        """async () => {
+          const t = await import('/tejas.js');
+          const [project] = await t.listProjects();
+          const { transaction, getAll } = await import('/db.js');
+          const meta = await transaction(['meta'], 'readonly', ({ meta }) => getAll(meta));
+          return { project, classes: await t.listClasses('p1'), samples: await t.listSamples('p1'),
+                   models: await t.listModels('p1'), log: await t.listChanges('p1'), meta };
+        }"""
+    )
+    revs = [
+        result["project"]["rev"],
+        result["project"]["headRev"],
+        result["classes"][0]["rev"],
+        result["samples"][0]["rev"],
+        result["models"][0]["rev"],
+    ]
+    device = next(m["value"] for m in result["meta"] if m["key"] == "device")
+    assert len(set(revs)) == 5 and all(
+        r.endswith(f"-{device}") and len(r) == 15 + 1 + 6 + 1 + len(device) for r in revs
+    )
+    clock = next(m for m in result["meta"] if m["key"] == "clock")
+    assert f"{clock['ms']:015d}-{clock['counter']:06d}-{device}" == max(revs)  # the clock continues after them
+    assert result["log"] == []  # the old entries are gone: switching sync on logs a snapshot

@@ -21,9 +21,6 @@ export const updateMeta = (key, change) => transaction(['meta'], 'readwrite', as
   return value;
 });
 
-/** This device's id (made by the database migration). */
-export const deviceId = async () => (await readMeta('device')).device.value;
-
 /** {projectId: settings} of every project with sync settings ({on, enabledAt, expires, notice, error}). */
 export async function projectSettings(meta) {
   const rows = meta
