@@ -176,15 +176,25 @@ def test_a_second_device_gets_the_project_byte_identical(new_device, sync_server
           const { t, project } = await projectWith('Zero or one', ['zero', 'one'], items);
           const model = await t.train(project.id, { epochs: 5 });
           const before = (await t.syncStatus()).projects[0];
-          await t.setProjectSync(project.id, true);
-          const status = await t.syncNow();
-          const top = await t.predict(project.id, fileFrom(items[0][0], 'q.png'), { topK: 2 });
-          return { projectId: project.id, model: model.id, before, status, pending: await pendingOf(project.id), top };
+          const offRun = await t.syncNow();
+          return { projectId: project.id, model: model.id, before, offRun };
         }""",
         items,
     )
-    # off by default: nothing waits to be sent until the switch is on
+    # off by default: signed in and synced, yet nothing waits to be sent and the server holds nothing
     assert made["before"]["on"] is False and made["before"]["pending"] == 0
+    assert made["offRun"]["lastError"] is None and made["offRun"]["projects"][0]["on"] is False
+    assert server_state(sync_server.url, "ada@example.org") == {}
+    made |= a.evaluate(
+        """async ([projectId, b64]) => {
+          const t = await import('/tejas.js');
+          await t.setProjectSync(projectId, true);
+          const status = await t.syncNow();
+          const top = await t.predict(projectId, fileFrom(b64, 'q.png'), { topK: 2 });
+          return { status, pending: await pendingOf(projectId), top };
+        }""",
+        [made["projectId"], items[0][0]],
+    )
     assert made["status"]["lastError"] is None and made["pending"] == 0
     assert made["status"]["projects"][0]["on"] is True and made["status"]["projects"][0]["pending"] == 0
     mine = a.evaluate("dumpDevice()")
@@ -386,9 +396,13 @@ def test_sync_screen_and_what_about_says(new_device, sync_server):
     assert "1 change waiting." in row.inner_text()
     page.wait_for_selector("#sync-status[data-state=offline]")
     assert "1 change waiting" in page.inner_text("#sync-status")
+    # back online, sync runs by itself: when the network returns, and again shortly after a change
     page.context.set_offline(False)
-    page.get_by_role("button", name="Sync now").click()
     page.wait_for_selector(f".sync-project[data-project-id='{project_id}'][data-state=synced]", timeout=30_000)
+    page.evaluate("async (id) => (await import('/tejas.js')).renameProject(id, 'Garden birds')", project_id)
+    page.wait_for_selector(f".sync-project[data-project-id='{project_id}'][data-state=waiting]")
+    page.wait_for_selector(f".sync-project[data-project-id='{project_id}'][data-state=synced]", timeout=30_000)
+    assert server_state(sync_server.url, "ui@example.org")[project_id]["name"] == "Garden birds"
 
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_selector("form.account-form")
