@@ -1,7 +1,7 @@
 // Pull: pages of records changed on the server after this device's cursor (the server's; never one
 // made from a clock). The blobs a page refers to that this device lacks are downloaded first (images
-// get their thumbnail made as addSamples makes it), then the page is applied in one transaction with
-// the new cursor: a record is put or deleted when the server's revision is at least the local one,
+// get their thumbnail made as addSamples makes it), then the page (or, when its new blobs are large,
+// each part of it) is applied in one transaction with the new cursor: a record is put or deleted when the server's revision is at least the local one,
 // and nothing is logged (these are not this device's changes). Projects new to this device start
 // syncing; projects the server purged stop, with a notice.
 import { get, getAllFromIndex, getAllKeysFromIndex, put, remove, transaction } from '../../db.js';
@@ -12,8 +12,9 @@ import { maxRev, observeClock } from './clock.js';
 import { blobOf, parametersFrom, sampleKey } from './records.js';
 import { getMeta, projectKey, projectSettings, putMeta, readMeta } from './settings.js';
 
-/** Records per pull page: a page's new images are held in memory until it is applied. */
+/** Records per pull page, and the most bytes of new blobs held in memory before a part of it is applied. */
 export const PULL_LIMIT = 200;
+const PART_BYTES = 32 * 1024 * 1024;
 const STORES = ['projects', 'classes', 'samples', 'blobs', 'embeddings', 'models', 'changes', 'meta'];
 
 /** Pull until the server has nothing newer; resolves with the number of changes applied. */
@@ -23,11 +24,34 @@ export async function pullAll({ server, token, userId, onProgress }) {
     const { cursor } = await readMeta('cursor');
     const since = cursor?.userId === userId ? cursor.value : '0';
     const page = await api.pull(server, token, since, PULL_LIMIT);
-    const blobs = await downloadBlobs(server, token, page.changes, onProgress);
-    applied += await applyPage(page, blobs, userId);
+    const parts = partsOf(page.changes);
+    for (const [i, changes] of parts.entries()) {
+      const blobs = await downloadBlobs(server, token, changes, onProgress);
+      // a part's cursor is the server's version of its last change: pulls are in version order
+      const partCursor = i === parts.length - 1 ? page.cursor : String(changes.at(-1).version);
+      applied += await applyPage({ ...page, changes, cursor: partCursor }, blobs, userId);
+    }
     onProgress?.({ stage: 'pull', applied });
     if (!page.more || String(page.cursor) === String(since)) return applied;
   }
+}
+
+/** A page's changes cut where the blobs they bring would pass PART_BYTES (a page of large photos). */
+function partsOf(changes) {
+  const parts = [[]];
+  let bytes = 0;
+  for (const change of changes) {
+    const size = change.deleted ? 0
+      : change.kind === 'sample' ? change.data?.size ?? 0
+        : change.kind === 'model' ? (change.data?.parameters?.length ?? 0) * 4 : 0;
+    if (parts.at(-1).length && bytes + size > PART_BYTES) {
+      parts.push([]);
+      bytes = 0;
+    }
+    parts.at(-1).push(change);
+    bytes += size;
+  }
+  return parts;
 }
 
 /** {sha256: {image, thumbnail} | Float32Array} of the blobs `changes` refer to that this device lacks. */
