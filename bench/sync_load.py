@@ -33,6 +33,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,7 @@ from tests.pycore.images_for_tests import png  # noqa: E402
 TEJAS = str(Path(sys.executable).parent / "tejas")
 BACKENDS = ("embedded", "postgres+s3")
 PASSWORD = "correct horse battery staple"
-RETRIES = 3
+RETRIES = 6  # with the back-off below: about 16 s of patience, then the run fails
 # Server-side code the numbers depend on (report.py's list covers bench/, pwa/, tools/).
 SERVER_PATHS = ("sync_server",)
 
@@ -69,6 +70,9 @@ class Config:
     shared_blobs: int = 20  # of those, the same bytes on every device of every user
     rounds: int = 5  # edit → upload → push → pull cycles per device
     pull_limit: int = 500
+    # devices syncing at the same moment (each with up to blob_concurrency requests in flight); all 50 at once
+    # with 4 each overran the embedded server's connection pool (500s after 30 s waits) on this 2-core machine
+    concurrent_devices: int = 10
     blob_concurrency: int = 4  # uploads / downloads in flight per device
     image_size: int = 24  # square PNGs, a few hundred bytes to 2 KB
     delete_fraction: float = 0.05  # of the edits, deletions of own samples
@@ -195,6 +199,7 @@ class Stats:
     bytes_down: int = 0
     blob_gone: int = 0  # a download answered 404: the sample was deleted meanwhile (its tombstone follows)
     server_errors: list[str] = field(default_factory=list)  # 5xx answers, each retried
+    connection_errors: list[str] = field(default_factory=list)  # connections lost mid-request, each retried
 
     def merge(self, other: Stats):
         for name, value in asdict(other).items():
@@ -247,16 +252,27 @@ class Device:
     # -- requests ----------------------------------------------------------------------------------------------
 
     async def request(self, method: str, path: str, timings: list[float] | None, expect=(200,), headers=None, **kwargs):
-        """One request as the app makes it: a server error (5xx) is retried (every request here is idempotent:
-        pushes by mutation number, uploads by hash) and counted in `server_errors`; the time includes retries."""
+        """One request as the app makes it: a server error (5xx) or a lost connection is retried (every request
+        here is idempotent: pushes by mutation number, uploads by hash) and counted; the time includes retries."""
         started = time.perf_counter()
         for attempt in range(RETRIES + 1):
-            response = await self.client.request(method, path, headers={**self.headers, **(headers or {})}, **kwargs)
+            try:
+                response = await self.client.request(
+                    method, path, headers={**self.headers, **(headers or {})}, **kwargs
+                )
+            except httpx.TransportError as error:
+                # e.g. a kept-alive connection the server closed (uvicorn: after 5 s idle) just as it was reused;
+                # browsers retry those by themselves
+                if attempt == RETRIES:
+                    raise
+                self.stats.connection_errors.append(type(error).__name__)
+                await asyncio.sleep(0.25 * 2**attempt)
+                continue
             if response.status_code < 500 or attempt == RETRIES:
                 break
             route = re.sub(r"[0-9a-f]{64}", "{sha256}", path)
             self.stats.server_errors.append(f"{method} {route} {response.status_code}")
-            await asyncio.sleep(0.05 * 2**attempt)  # back off before the retry, like the app
+            await asyncio.sleep(0.25 * 2**attempt)  # back off before the retry, like the app
         if timings is not None:
             timings.append(time.perf_counter() - started)
         if response.status_code not in expect:
@@ -608,15 +624,21 @@ async def drive(config: Config, url: str) -> tuple[list[list[Device]], float, St
         done = asyncio.Event()
         remaining = len(devices)
 
+        # Devices take turns (FIFO) for a sync, at most --concurrent-devices at once: every device stays
+        # signed in and interleaves its rounds with the others', as devices syncing at different moments do.
+        turns = asyncio.Semaphore(config.concurrent_devices)
+
         async def run(device: Device):
             nonlocal remaining
             for round_ in range(config.rounds):
-                await device.sync_round(round_)
+                async with turns:
+                    await device.sync_round(round_)
             remaining -= 1
             if remaining == 0:
                 done.set()
             await done.wait()  # every device has pushed everything: one last pull catches up
-            await device.pull()
+            async with turns:
+                await device.pull()
 
         started = time.perf_counter()
         await asyncio.gather(*(run(d) for d in devices))
@@ -699,6 +721,7 @@ async def run_backend(config: Config, name: str) -> dict:
                 "bytes_down": stats.bytes_down,
                 "requests": requests,
                 "server_errors": len(stats.server_errors),
+                "connection_errors": len(stats.connection_errors),
             },
             "server_errors": sorted(set(stats.server_errors))[:20],
             "server_log_errors": server.logged_errors(),
@@ -722,6 +745,10 @@ def versions() -> dict:
     return found
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     defaults = Config()
@@ -731,6 +758,8 @@ def main(argv=None) -> int:
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sync_load.json")
     args = parser.parse_args(argv)
+    # a SIGTERM (e.g. `timeout`) unwinds like Ctrl+C, so the server, Postgres and moto are stopped
+    signal.signal(signal.SIGTERM, _interrupt)
     config = Config(**{name: getattr(args, name) for name in asdict(defaults)})
     config.check()
     results = []
