@@ -310,9 +310,11 @@ def sync_load_block(results: Path) -> str:
     postgres = next((r["postgres"] for r in rows if r.get("postgres")), None)
     lines = [
         f"{c['users'] * c['devices_per_user']} simulated devices ({c['users']} users × {c['devices_per_user']} "
-        f"devices) at once, each pushing {c['changes']:,} changes in {c['rounds']} rounds and "
-        f"{c['blobs']} PNG images ({c['shared_blobs']} of them the same on every device), pulling after each "
-        f"push (pages of {c['pull_limit']}) and downloading its other devices' images; one `tejas serve` "
+        f"devices), taking turns with at most {c['concurrent_devices']} syncing at once and "
+        f"{c['blob_concurrency']} requests in flight each; each device pushes {c['changes']:,} changes in "
+        f"{c['rounds']} rounds and "
+        f"{c['blobs']} PNG images ({c['shared_blobs']} of them the same on every device), pulls after each "
+        f"push (pages of {c['pull_limit']}) and downloads its other devices' images; one `tejas serve` "
         f"process, the devices in one asyncio process on the same machine, over loopback. Server: {stack}"
         + (f", Postgres {postgres}" if postgres else "")
         + ". "
@@ -374,7 +376,11 @@ def sync_load_block(results: Path) -> str:
         "server errors (5xx), each retried by the device",
         lambda r: (
             str(r["totals"].get("server_errors", 0))
-            + (f" ({'; '.join(r['server_log_errors'])})" if r.get("server_log_errors") else "")
+            + (
+                f" ({', '.join(sorted({e.split(':')[0] for e in r['server_log_errors']}))} in its log)"
+                if r.get("server_log_errors")
+                else ""
+            )
         ),
     )
     return "\n".join(lines)
