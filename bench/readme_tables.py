@@ -392,6 +392,7 @@ BLOCKS = {
     "browser-measures": browser_measures_block,
     "browser-why": browser_why_block,
     "native": native_block,
+    "sync-load": sync_load_block,
 }
 
 
