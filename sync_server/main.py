@@ -59,6 +59,7 @@ async def lifespan(app: FastAPI):
         with contextlib.suppress(asyncio.CancelledError):
             await timer
         state.engine.dispose()
+        state.read_engine.dispose()
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -81,6 +82,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings)
     app.state.sessions = make_sessionmaker(app.state.engine)
+    app.state.read_engine = (
+        make_engine(settings, readonly=True) if app.state.engine.dialect.name == "sqlite" else app.state.engine
+    )
+    app.state.readers = make_sessionmaker(app.state.read_engine)
     app.state.hasher = password_hasher(settings)
     app.state.dummy_hash = dummy_hash(app.state.hasher)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -26,12 +26,19 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A session for routes that only read (on SQLite they run beside a writer instead of queueing)."""
+    with request.app.state.readers() as session:
+        yield session
+
+
 def get_store(request: Request) -> BlobStore:
     return request.app.state.store
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 StoreDep = Annotated[BlobStore, Depends(get_store)]
 
 bearer = HTTPBearer(auto_error=False, description="The token that sign-up or sign-in returned.")
@@ -51,7 +58,7 @@ def current_user(
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise UNAUTHORIZED
     digest = token_digest(credentials.credentials)
-    with request.app.state.sessions() as session:
+    with request.app.state.readers() as session:
         row = session.execute(
             select(Token, User).join(User, User.id == Token.user_id).where(Token.digest == digest)
         ).first()

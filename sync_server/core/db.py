@@ -1,8 +1,9 @@
 """The database engine and sessions; Alembic migrations applied on start and by `tejas server migrate`.
 
-SQLite (the embedded default) gets WAL, a busy timeout and `BEGIN IMMEDIATE` for every transaction:
-writers queue for the lock instead of failing with "database is locked" when two requests race.
-Postgres needs nothing special: pushes of one user serialize on that user's row (SELECT FOR UPDATE).
+SQLite (the embedded default) gets WAL and a busy timeout, and two engines: writers' transactions
+start with `BEGIN IMMEDIATE` (they queue for the one write lock instead of failing with "database is
+locked" when a read upgrades to a write), readers' with a plain `BEGIN` (WAL lets them run beside a
+writer). Postgres needs one engine: pushes of one user serialize on that user's row (FOR UPDATE).
 """
 
 from __future__ import annotations
@@ -19,11 +20,19 @@ from .config import Settings
 ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
 
 
-def make_engine(settings: Settings) -> Engine:
+def make_engine(settings: Settings, readonly: bool = False) -> Engine:
+    """The engine for writes, or (`readonly`) for sessions that only read; the same one on Postgres."""
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+        # as many connections as request threads (anyio's 40): a writer waiting for the lock holds one
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 60},
+            pool_size=40,
+            max_overflow=10,
+            pool_timeout=120,
+        )
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_connection, _record):
@@ -37,10 +46,10 @@ def make_engine(settings: Settings) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(connection):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=30, pool_timeout=120)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

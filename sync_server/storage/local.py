@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,9 +22,15 @@ class LocalStore:
     def put_file(self, sha256: str, path: Path) -> None:
         target = self._path(sha256)
         target.parent.mkdir(exist_ok=True)
-        partial = target.with_suffix(f".{os.getpid()}.partial")
-        shutil.copyfile(path, partial)
-        os.replace(partial, target)
+        # a name of its own: two requests may store the same blob at once (the last rename wins, same bytes)
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{sha256[:8]}.", suffix=".partial")
+        os.close(fd)
+        try:
+            shutil.copyfile(path, partial)
+            os.replace(partial, target)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
 
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).is_file()

@@ -20,7 +20,7 @@ from tejas.limits import DEFAULT_LIMITS
 from ...core.db import session_scope
 from ...models import Blob, Record, UserBlob
 from ...schemas import SHA256, BlobOut, MissingIn, MissingOut
-from ..deps import CurrentUser, SessionDep, SettingsDep
+from ..deps import CurrentUser, ReadSessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/blobs", tags=["blobs"])
 
@@ -28,7 +28,7 @@ ShaPath = Annotated[str, Path(pattern=SHA256, description="sha256 of the bytes, 
 
 
 @router.post("/missing", response_model=MissingOut)
-def missing(body: MissingIn, user: CurrentUser, db: SessionDep) -> MissingOut:
+def missing(body: MissingIn, user: CurrentUser, db: ReadSessionDep) -> MissingOut:
     wanted = list(dict.fromkeys(body.sha256))
     held = set(db.scalars(select(UserBlob.sha256).where(UserBlob.user_id == user.id, UserBlob.sha256.in_(wanted))))
     return MissingOut(missing=[sha for sha in wanted if sha not in held])
@@ -50,7 +50,7 @@ def _check_content(kind: str, path: FilePath, size: int) -> None:
 
 def _keep(request: Request, user_id: str, sha: str, kind: str, size: int, path: FilePath) -> None:
     state = request.app.state
-    with state.sessions() as db:
+    with state.readers() as db:
         known = db.get(Blob, sha) is not None
         db.commit()
     if not known or not state.store.exists(sha):
@@ -129,7 +129,7 @@ async def upload(
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, 404: {"description": "Not yours."}},
 )
-def download(sha256: ShaPath, user: CurrentUser, db: SessionDep, request: Request) -> StreamingResponse:
+def download(sha256: ShaPath, user: CurrentUser, db: ReadSessionDep, request: Request) -> StreamingResponse:
     referenced = db.scalar(
         select(exists().where(Record.user_id == user.id, Record.blob == sha256, Record.deleted.is_(False)))
     )

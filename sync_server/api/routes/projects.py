@@ -12,7 +12,7 @@ from ...core.clock import iso, utcnow
 from ...models import PurgedProject, Record
 from ...retention import forget_project
 from ...schemas import ID, ProjectOut
-from ..deps import CurrentUser, SessionDep, SettingsDep
+from ..deps import CurrentUser, ReadSessionDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
@@ -53,12 +53,12 @@ def _summaries(db, user_id: str, retention_days: float, project_id: str | None =
 
 
 @router.get("", response_model=list[ProjectOut])
-def list_projects(user: CurrentUser, db: SessionDep, settings: SettingsDep) -> list[ProjectOut]:
+def list_projects(user: CurrentUser, db: ReadSessionDep, settings: SettingsDep) -> list[ProjectOut]:
     return _summaries(db, user.id, settings.retention_days)
 
 
 @router.get("/{project_id}", response_model=ProjectOut, responses={404: {"description": NOT_FOUND}})
-def get_project(project_id: ProjectId, user: CurrentUser, db: SessionDep, settings: SettingsDep) -> ProjectOut:
+def get_project(project_id: ProjectId, user: CurrentUser, db: ReadSessionDep, settings: SettingsDep) -> ProjectOut:
     found = _summaries(db, user.id, settings.retention_days, project_id)
     if not found:
         raise HTTPException(404, NOT_FOUND)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from ...core.clock import utcnow
 from ...records import PushRefused, pull, push
 from ...schemas import PullOut, PushIn, PushOut
-from ..deps import CurrentUser, SessionDep, SettingsDep
+from ..deps import CurrentUser, ReadSessionDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/sync", tags=["sync"])
 
@@ -35,7 +35,7 @@ def push_changes(body: PushIn, user: CurrentUser, db: SessionDep) -> PushOut:
 @router.get("/pull", response_model=PullOut)
 def pull_changes(
     user: CurrentUser,
-    db: SessionDep,
+    db: ReadSessionDep,
     settings: SettingsDep,
     since: Annotated[str, Query(pattern=r"^[0-9]{1,18}$")] = "0",
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
