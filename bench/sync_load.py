@@ -72,7 +72,7 @@ class Config:
     pull_limit: int = 500
     # devices syncing at the same moment (each with up to blob_concurrency requests in flight); all 50 at once
     # with 4 each overran the embedded server's connection pool (500s after 30 s waits) on this 2-core machine
-    concurrent_devices: int = 10
+    concurrent_devices: int = 50  # every device at once
     blob_concurrency: int = 4  # uploads / downloads in flight per device
     image_size: int = 24  # square PNGs, a few hundred bytes to 2 KB
     delete_fraction: float = 0.05  # of the edits, deletions of own samples

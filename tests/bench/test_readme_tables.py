@@ -49,7 +49,7 @@ def test_a_test_run_cannot_back_the_readme(tmp_path, capsys):
     assert "--inject-busy-ms" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["native_embed", "browser", "pycore"])
+@pytest.mark.parametrize("name", ["native_embed", "browser", "pycore", "sync_load"])
 def test_each_result_says_where_and_how_it_ran(name):
     report = json.loads((RESULTS / f"{name}.json").read_text())
     machine = report["machine"]
@@ -57,7 +57,7 @@ def test_each_result_says_where_and_how_it_ran(name):
     assert machine["os"] and machine["python"]
     assert re.fullmatch(r"[0-9a-f]{40}", report["git_commit"]) and report["command"].startswith("python bench/")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", report["created"])
-    if name != "pycore":
+    if name not in ("pycore", "sync_load"):
         assert machine["onnxruntime"] and machine["torch"]
     if name == "browser":
         assert report["chromium"] and report["npm"]["ort"].startswith("onnxruntime-web@")

@@ -69,7 +69,7 @@ SETUP = """async ([names, items]) => {
   return project.id;
 }"""
 
-SCREENS = ["projects", "data", "train", "predict", "evaluate", "export", "about"]
+SCREENS = ["projects", "data", "train", "predict", "evaluate", "export", "sync", "about"]
 
 
 def show(page, screen: str, project_id: str, query) -> None:
@@ -78,8 +78,8 @@ def show(page, screen: str, project_id: str, query) -> None:
     page.goto(
         f"{url}#/"
         if screen == "projects"
-        else f"{url}#/about"
-        if screen == "about"
+        else f"{url}#/{screen}"
+        if screen in ("about", "sync")
         else f"{url}#/p/{project_id}/{screen}"
     )
     page.reload()  # a fresh render at this viewport
