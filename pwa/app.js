@@ -3,6 +3,7 @@
 import { applyUpdate, registerServiceWorker } from './features/update.js';
 import { getProject } from './features/dataset/projects.js';
 import { h, projectUrl, showError } from './features/ui/dom.js';
+import { REMOTE_CHANGES_CHANNEL } from './protocol.js';
 import * as projectsScreen from './features/ui/projects.js';
 import * as dataScreen from './features/ui/data.js';
 import * as trainScreen from './features/ui/train.js';
@@ -78,8 +79,26 @@ async function render() {
 }
 
 function onRoute() {
+  $('remote-banner').hidden = true;
   routing = routing.then(render, render);
   return routing;
+}
+
+/**
+ * A sync pulled other devices' changes: the projects list redraws itself (unless someone is typing
+ * or a dialog is open there); a screen of a changed project offers to show them (a redraw would throw
+ * away what is on it: a prediction, a selection).
+ */
+function watchRemoteChanges() {
+  const channel = new BroadcastChannel(REMOTE_CHANGES_CHANNEL);
+  channel.onmessage = ({ data }) => {
+    const route = parseRoute(location.hash);
+    const busy = document.querySelector('dialog[open]')
+      || document.activeElement?.matches?.('#view input, #view textarea, #view select');
+    if (route.screen === 'projects' && !busy) onRoute();
+    else if (route.screen === 'projects' || data.projects?.includes(route.projectId)) $('remote-banner').hidden = false;
+  };
+  $('remote-show').addEventListener('click', onRoute);
 }
 
 function watchNetwork() {
@@ -123,6 +142,7 @@ async function startServiceWorker() {
 }
 
 addEventListener('hashchange', onRoute);
+watchRemoteChanges();
 watchNetwork();
 offerInstall();
 onRoute();

@@ -25,6 +25,9 @@ export const MESSAGE = Object.freeze({
 /** The BroadcastChannel on which the sync worker announces its status (every tab's Sync screen listens). */
 export const SYNC_STATUS_CHANNEL = 'tejas-sync-status';
 
+/** The BroadcastChannel on which a pull announces {projects: [id, ...]} that other devices' changes touched. */
+export const REMOTE_CHANGES_CHANNEL = 'tejas-remote-changes';
+
 /** Call `type` on `worker`; resolves with the value, rejects with the worker's error rethrown here. */
 export function callWorker(worker, type, payload, { onProgress, signal } = {}) {
   const id = crypto.randomUUID();

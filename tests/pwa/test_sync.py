@@ -592,3 +592,46 @@ def test_the_migration_gives_every_record_a_revision(sync_server, page):
     clock = next(m for m in result["meta"] if m["key"] == "clock")
     assert f"{clock['ms']:015d}-{clock['counter']:06d}-{device}" == max(revs)  # the clock continues after them
     assert result["log"] == []  # the old entries are gone: switching sync on logs a snapshot
+
+
+def test_changes_from_another_device_show_up_without_navigating(new_device, sync_server):
+    """B's projects list redraws itself when a pull brings A's new project; on B's Data screen of that
+    project a banner offers A's later images, and "Show them" shows them."""
+    from .conftest import wait_count
+
+    email = "live@example.org"
+    a, b = new_device(), new_device()
+    sign(a, email, create=True)
+    sign(b, email, create=False)
+    project_id = a.evaluate(
+        """async (items) => {
+          const { t, project } = await projectWith('Arrives', ['one'], items);
+          await t.setProjectSync(project.id, true);
+          await t.syncNow();
+          return project.id;
+        }""",
+        [[x, 0] for x in digits(1, 0, 2)],
+    )
+    assert b.locator("text=Arrives").count() == 0
+    sync_now(b)
+    b.get_by_role("link", name="Arrives").first.wait_for()  # the list redrew itself
+    assert b.is_hidden("#remote-banner")
+    b.get_by_role("link", name="Arrives").first.click()
+    wait_screen(b, "data")
+    wait_count(b, "one", 2)
+    a.evaluate(
+        """async ([projectId, items]) => {
+          const t = await import('/tejas.js');
+          const [cls] = await t.listClasses(projectId);
+          await t.addSamples(projectId, cls.id, items.map((b64, i) => fileFrom(b64, `late-${i}.png`)));
+          await t.syncNow();
+        }""",
+        [project_id, digits(1, 2, 3)],
+    )
+    sync_now(b)
+    b.wait_for_selector("#remote-banner:visible")
+    assert "other devices" in b.inner_text("#remote-banner")
+    assert b.locator("main .error[role=alert]:visible").count() == 0
+    b.click("#remote-show")
+    wait_count(b, "one", 5)
+    assert b.is_hidden("#remote-banner")

@@ -7,6 +7,7 @@
 import { get, getAllFromIndex, getAllKeysFromIndex, put, remove, transaction } from '../../db.js';
 import { dropIfUnused } from '../dataset/projects.js';
 import { readImage, sha256Hex } from '../dataset/images.js';
+import { REMOTE_CHANGES_CHANNEL } from '../../protocol.js';
 import * as api from './api.js';
 import { maxRev, observeClock } from './clock.js';
 import { blobOf, parametersFrom, sampleKey } from './records.js';
@@ -29,7 +30,9 @@ export async function pullAll({ server, token, userId, onProgress }) {
       const blobs = await downloadBlobs(server, token, changes, onProgress);
       // a part's cursor is the server's version of its last change: pulls are in version order
       const partCursor = i === parts.length - 1 ? page.cursor : String(changes.at(-1).version);
-      applied += await applyPage({ ...page, changes, cursor: partCursor }, blobs, userId);
+      const changed = await applyPage({ ...page, changes, cursor: partCursor }, blobs, userId);
+      applied += changed.size;
+      if (changed.size) announce(changed);
     }
     onProgress?.({ stage: 'pull', applied });
     if (!page.more || String(page.cursor) === String(since)) return applied;
@@ -82,19 +85,26 @@ async function downloadBlobs(server, token, changes, onProgress) {
   return got;
 }
 
-/** Apply one pull page (see the module comment); resolves with the number of changes applied. */
+/** Tell every tab which projects changes from other devices touched (they offer to show them). */
+function announce(changed) {
+  const channel = new BroadcastChannel(REMOTE_CHANGES_CHANNEL);
+  channel.postMessage({ projects: [...new Set(changed.values())] });
+  channel.close();
+}
+
+/** Apply one pull page (see the module comment); resolves with the applied changes (id → project id). */
 function applyPage(page, blobs, userId) {
   return transaction(STORES, 'readwrite', async (s) => {
     const settings = await projectSettings(s.meta);
     let clock = (await getMeta(s.meta, 'clock')) ?? { ms: 0, counter: 0 };
     const localOnly = new Map();
-    let applied = 0;
+    const applied = new Map();
     for (const change of page.changes) {
       clock = observeClock(clock, change.rev);
       const projectId = change.project;
       if (!localOnly.has(projectId)) localOnly.set(projectId, await isLocalOnly(s, settings[projectId], projectId));
       if (localOnly.get(projectId)) continue;
-      if (await applyChange(s, change, blobs, settings)) applied++;
+      if (await applyChange(s, change, blobs, settings)) applied.set(`${change.kind}:${change.id}`, projectId);
     }
     await putMeta(s.meta, 'clock', { ms: clock.ms, counter: clock.counter });
     await putMeta(s.meta, 'cursor', { userId, value: String(page.cursor) });
