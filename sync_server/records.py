@@ -186,19 +186,15 @@ def push(session: Session, user_id: str, body: PushIn, now: datetime) -> PushOut
     )
 
 
-def project_retention(session: Session, user_id: str, retention_days: float) -> dict[str, Retention]:
-    """Live projects' last change and the date the server deletes them."""
-    rows = session.execute(
-        select(Record.project_id, func.max(Record.updated_at))
-        .where(Record.user_id == user_id)
-        .group_by(Record.project_id)
-    )
+def project_retention(
+    session: Session, user_id: str, retention_days: float, project_id: str | None = None
+) -> dict[str, Retention]:
+    """Live projects' (or one project's) last change and the date the server deletes them."""
+    mine = [Record.user_id == user_id] + ([Record.project_id == project_id] if project_id is not None else [])
+    last = func.max(Record.updated_at)
+    rows = session.execute(select(Record.project_id, last).where(*mine).group_by(Record.project_id))
     live = set(
-        session.scalars(
-            select(Record.record_id).where(
-                Record.user_id == user_id, Record.kind == "project", Record.deleted.is_(False)
-            )
-        )
+        session.scalars(select(Record.record_id).where(*mine, Record.kind == "project", Record.deleted.is_(False)))
     )
     keep = timedelta(days=retention_days)
     return {

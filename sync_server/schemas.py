@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -104,9 +105,7 @@ class Change(Strict):
 
 
 def _match(pattern: str, value: str) -> bool:
-    import re
-
-    return re.fullmatch(pattern.strip("^$"), value) is not None
+    return re.fullmatch(pattern, value) is not None
 
 
 class PushIn(Strict):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, status
 from sqlalchemy import func, select
 
-from ...core.clock import iso, utcnow
+from ...core.clock import utcnow
 from ...models import PurgedProject, Record
+from ...records import project_retention
 from ...retention import forget_project
 from ...schemas import ID, ProjectOut
 from ..deps import CurrentUser, ReadSessionDep, SessionDep, SettingsDep
@@ -21,34 +21,25 @@ NOT_FOUND = "No such project among your synced projects."
 
 
 def _summaries(db, user_id: str, retention_days: float, project_id: str | None = None) -> list[ProjectOut]:
-    query = select(Record).where(Record.user_id == user_id, Record.kind == "project", Record.deleted.is_(False))
-    if project_id is not None:
-        query = query.where(Record.record_id == project_id)
-    projects = {r.record_id: r for r in db.scalars(query)}
-    if not projects:
+    """Live projects with their live records' count and retention dates (records.project_retention)."""
+    retention = project_retention(db, user_id, retention_days, project_id)
+    if not retention:
         return []
-    stats = db.execute(
-        select(Record.project_id, func.count(), func.max(Record.updated_at))
-        .where(Record.user_id == user_id, Record.project_id.in_(list(projects)), Record.deleted.is_(False))
-        .group_by(Record.project_id)
-    )
-    last_changes = dict(
-        db.execute(
-            select(Record.project_id, func.max(Record.updated_at))
-            .where(Record.user_id == user_id, Record.project_id.in_(list(projects)))
-            .group_by(Record.project_id)
-        ).all()
-    )
-    keep = timedelta(days=retention_days)
+    live = (Record.user_id == user_id, Record.project_id.in_(list(retention)), Record.deleted.is_(False))
+    names = {
+        r.record_id: (r.data or {}).get("name")
+        for r in db.scalars(select(Record).where(*live, Record.kind == "project"))
+    }
+    counts = db.execute(select(Record.project_id, func.count()).where(*live).group_by(Record.project_id))
     return [
         ProjectOut(
             id=pid,
-            name=(projects[pid].data or {}).get("name"),
+            name=names.get(pid),
             records=count,
-            last_change=iso(last_changes[pid]),
-            expires=iso(last_changes[pid] + keep),
+            last_change=retention[pid].last_change,
+            expires=retention[pid].expires,
         )
-        for pid, count, _ in stats
+        for pid, count in counts
     ]
 
 
