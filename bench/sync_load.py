@@ -147,13 +147,7 @@ class Server:
         return sorted(set(line[:300] for line in found))[:10]
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(15)
+        services.stop_process(self.process, timeout=15)
 
     def cleanup(self):
         shutil.rmtree(self.root, ignore_errors=True)

@@ -142,11 +142,9 @@ class Server:
         self.process.wait(10)
 
     def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        from .services import stop_process
+
+        stop_process(self.process)
 
 
 @pytest.fixture
