@@ -1,0 +1,93 @@
+"""One training run from examples to result files: what server jobs, `tejas train` and the benchmark call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tejas.artifacts import read_manifest
+from tejas.safetensors import read_safetensors
+from tejas_export.backbones import BACKBONES, Backbone, find_imagenet_weights, load_state_dict_file
+
+from .data import DataError, Examples, split
+from .results import write_results
+from .trainer import MODES, Classifier, TrainConfig, Trainer, build_classifier
+
+_DTYPES = {"F32": torch.float32, "I64": torch.int64}
+
+
+def artifacts_state_dict(artifacts_dir: Path, manifest: dict) -> dict[str, torch.Tensor]:
+    """The torchvision state dict the artifact set was exported from (backbone_state.safetensors)."""
+    tensors, _ = read_safetensors(Path(artifacts_dir) / manifest["state_dict"]["file"])
+    return {
+        name: torch.frombuffer(bytearray(t.data), dtype=_DTYPES[t.dtype]).reshape(t.shape).clone()
+        for name, t in tensors.items()
+    }
+
+
+def resolve_backbone(name: str, mode: str, artifacts_dir: Path) -> tuple[Backbone, dict, dict]:
+    """(backbone, its starting state dict, the artifact manifest). `auto` is the artifact set's own
+    architecture; another one is only for `full` (its result gets an artifact set of its own)."""
+    manifest = read_manifest(artifacts_dir)
+    if mode not in MODES:
+        raise DataError(f"unknown mode {mode!r} (choose from {', '.join(MODES)})")
+    own = manifest["architecture"]
+    if name in ("auto", own):
+        return BACKBONES[own], artifacts_state_dict(artifacts_dir, manifest), manifest
+    if name not in BACKBONES:
+        raise DataError(f"unknown backbone {name!r} (choose from auto, {', '.join(BACKBONES)})")
+    if mode != "full":
+        raise DataError(
+            f"{mode} training keeps the app's backbone ({own}); choose backbone auto, or mode full to fine-tune {name}"
+        )
+    backbone = BACKBONES[name]
+    path, why = find_imagenet_weights(backbone, allow_download=False)
+    if path is None:
+        raise DataError(f"ImageNet weights for {name} are not available on this server ({why}); choose backbone auto")
+    return backbone, load_state_dict_file(path), manifest
+
+
+def prepare(examples: Examples, config: TrainConfig, artifacts_dir: Path, backbone_name: str = "auto"):
+    """(backbone, network, manifest, train, validation) for a run."""
+    backbone, state, manifest = resolve_backbone(backbone_name, config.mode, artifacts_dir)
+    if len(examples.classes) > manifest["max_classes"]:
+        raise DataError(f"{len(examples.classes)} classes; these artifacts serve at most {manifest['max_classes']}")
+    train, validation = split(examples, config.validation_share, config.seed)
+    network = build_classifier(backbone, state, config.mode, len(examples.classes), manifest["max_classes"], config.seed)
+    return backbone, network, manifest, train, validation
+
+
+def train_and_write(
+    examples: Examples,
+    config: TrainConfig,
+    artifacts_dir: Path,
+    out: Path,
+    *,
+    backbone_name: str = "auto",
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    job: str | None = None,
+    on_event: Callable[[str, dict], None] | None = None,
+    on_checkpoint: Callable[[Path, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[str], None] = lambda stage: None,
+) -> tuple[dict, object]:
+    """Train and write the results into `out`; returns (results summary, RunResult)."""
+    backbone, network, manifest, train, validation = prepare(examples, config, artifacts_dir, backbone_name)
+    trainer = Trainer(
+        network, config, manifest["input"], examples.classes, train, validation,
+        checkpoint=checkpoint, on_event=on_event, on_checkpoint=on_checkpoint, should_stop=should_stop,
+    )
+    resume_from = checkpoint if resume and checkpoint is not None and checkpoint.is_file() else None
+    result = trainer.fit(resume=resume_from)
+    summary = write_results(
+        result, backbone=backbone, artifacts_dir=artifacts_dir, classes=examples.classes,
+        class_ids=examples.class_ids, config=config, out=out, job=job, progress=progress,
+    )
+    summary["validation_accuracy"] = result.report["accuracy"] if result.validation else None
+    summary["images_per_second"] = result.images_per_second
+    return summary, result
+
+
+__all__ = ["Classifier", "prepare", "resolve_backbone", "train_and_write"]
