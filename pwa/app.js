@@ -13,6 +13,7 @@ import * as exportScreen from './features/ui/exports.js';
 import * as aboutScreen from './features/ui/about.js';
 import * as syncScreen from './features/ui/sync.js';
 import { startSync } from './features/sync/client.js';
+import { watchServerJobs } from './features/ui/server_train.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -148,3 +149,4 @@ offerInstall();
 onRoute();
 startServiceWorker();
 startSync();
+watchServerJobs();

@@ -7,6 +7,9 @@
 import { FILES, VERSION } from './precache.js';
 
 const CACHE = `tejas-${VERSION}`;
+// Artifact sets a server job made (features/jobs/artifacts.js stores them): not versioned with the app,
+// so no activate ever deletes them; served from there under artifacts/server/.
+const SERVER_ARTIFACTS_CACHE = 'server-artifacts';
 const scope = new URL(self.registration.scope);
 const urlOf = (file) => new URL(file, scope).href;
 const PRECACHED = new Set(Object.keys(FILES).map(urlOf));
@@ -67,9 +70,16 @@ self.addEventListener('install', (event) => {
 
 self.addEventListener('activate', (event) => {
   event.waitUntil((async () => {
+    let first = true;
     for (const name of await caches.keys()) {
-      if (name.startsWith('tejas-') && name !== CACHE) await caches.delete(name);
+      if (name.startsWith('tejas-') && name !== CACHE) {
+        first = false;
+        await caches.delete(name);
+      }
     }
+    // On the first install nothing older runs, so taking the open page now mixes no versions, and its
+    // workers can load artifact sets from the cache (server-trained models) without a reload.
+    if (first) await self.clients.claim();
   })());
 });
 
@@ -82,6 +92,13 @@ self.addEventListener('fetch', (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== 'GET' || url.origin !== scope.origin) return;
   const key = url.pathname === scope.pathname ? scope.href : url.origin + url.pathname;
+  if (url.pathname.startsWith(`${scope.pathname}artifacts/server/`)) {
+    event.respondWith((async () => {
+      const cache = await caches.open(SERVER_ARTIFACTS_CACHE);
+      return (await cache.match(key)) ?? new Response(`${url.pathname} is not on this device`, { status: 404 });
+    })());
+    return;
+  }
   if (!PRECACHED.has(key)) return;  // not ours: the network as usual
   event.respondWith((async () => {
     const cache = await caches.open(CACHE);

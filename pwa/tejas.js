@@ -6,6 +6,7 @@ import { validateClassName } from './features/dataset/names.js';
 import { requestPersistence, storageStatus } from './db.js';
 import { headOf } from './features/artifacts.js';
 import * as sync from './features/sync/client.js';
+import { modelArtifacts } from './features/jobs/artifacts.js';
 import {
   CORRECTION, KEEP_PREVIOUS_MODELS, currentModel, listModels, loadManifest, modelStatus as engineModelStatus, predictImage,
   saveImportedModels, trainProject, usableModel,
@@ -22,6 +23,16 @@ export {
 } from './features/sync/client.js';
 
 export const DEFAULT_ARTIFACTS = new URL('artifacts/default/', import.meta.url).href;
+
+/**
+ * The artifacts a project's model work uses when the caller names none: those of its current model —
+ * the default set, or (a model trained on the server with a fine-tuned backbone) that job's set, kept
+ * offline and downloaded on first use. Rejects with what to do when they cannot be had.
+ */
+export async function projectArtifacts(projectId, artifacts = undefined) {
+  if (artifacts) return artifacts;
+  return modelArtifacts(await currentModel(projectId), DEFAULT_ARTIFACTS);
+}
 
 /** The artifacts' manifest.json (fetched once per page); rejects with the file and the fix when missing. */
 export const manifest = (artifacts = DEFAULT_ARTIFACTS) => loadManifest(artifacts);
@@ -113,12 +124,15 @@ export function headProbabilities(parameters, layout, features, featureSize, num
  * signal}. Resolves with the stored model; a cancelled run rejects with AbortError and the previous
  * model stays current.
  */
-export function train(projectId, { artifacts = DEFAULT_ARTIFACTS, ...options } = {}) {
+export async function train(projectId, { artifacts, ...options } = {}) {
+  // a project whose model was trained on the server with its own backbone keeps training its head on that backbone
+  artifacts = await projectArtifacts(projectId, artifacts);
   return trainProject(projectId, { artifacts, ...options }, { embedImages, trainHead, headProbabilities, runBlock });
 }
 
 /** Top-k [{classId, name, probability}] for an image Blob with the project's current model. */
-export function predict(projectId, image, { artifacts = DEFAULT_ARTIFACTS, topK = 3 } = {}) {
+export async function predict(projectId, image, { artifacts, topK = 3 } = {}) {
+  artifacts = await projectArtifacts(projectId, artifacts);
   return predictImage(projectId, image, { artifacts, topK, embedImages, headProbabilities, runBlock });
 }
 
@@ -130,10 +144,19 @@ export async function evaluate(projectId) {
 }
 
 /**
- * {model, stale, artifactsChanged}: the current model, whether the data changed since it was trained,
- * and (a message) when it was trained with other artifacts than these, so it must be retrained.
+ * {model, stale, artifactsChanged, artifactsMissing}: the current model, whether the data changed since
+ * it was trained, and (a message) when it was trained with other artifacts than these, so it must be
+ * retrained — or (artifactsMissing) when its server-made artifacts cannot be downloaded now.
  */
-export const modelStatus = (projectId, { artifacts = DEFAULT_ARTIFACTS } = {}) => engineModelStatus(projectId, { artifacts });
+export async function modelStatus(projectId, { artifacts } = {}) {
+  try {
+    artifacts = await projectArtifacts(projectId, artifacts);
+  } catch (error) {
+    // a server-trained model whose files this device cannot download now: say why instead of failing
+    return { ...(await engineModelStatus(projectId)), artifactsChanged: error.message, artifactsMissing: true };
+  }
+  return { ...(await engineModelStatus(projectId, { artifacts })), artifactsMissing: false };
+}
 
 export { CORRECTION, KEEP_PREVIOUS_MODELS, currentModel, listModels };
 
@@ -189,6 +212,7 @@ export async function importProject(file) {
 }
 
 async function modelExport(message, projectId, artifacts) {
+  artifacts = await projectArtifacts(projectId, artifacts);
   const model = await usableModel(projectId, artifacts);
   return callWorker(worker('python'), message, {
     artifacts, parameters: model.parameters, layout: model.layout, numClasses: model.classes.length,
@@ -197,12 +221,12 @@ async function modelExport(message, projectId, artifacts) {
 }
 
 /** The current model as one ONNX file (backbone + head + softmax; class names in its metadata). */
-export async function exportOnnx(projectId, { artifacts = DEFAULT_ARTIFACTS } = {}) {
+export async function exportOnnx(projectId, { artifacts } = {}) {
   return new Blob([await modelExport(MESSAGE.EXPORT_ONNX, projectId, artifacts)], { type: 'application/octet-stream' });
 }
 
 /** The current model as a PyTorch state_dict for torchvision's <architecture>(num_classes=N). */
-export async function exportPytorch(projectId, { artifacts = DEFAULT_ARTIFACTS } = {}) {
+export async function exportPytorch(projectId, { artifacts } = {}) {
   return new Blob([await modelExport(MESSAGE.EXPORT_PT, projectId, artifacts)], { type: 'application/octet-stream' });
 }
 
@@ -266,6 +290,6 @@ if (typeof window !== 'undefined') {
     ...projects, embedImages, trainHead, headProbabilities, headOf, runBlock, validateClassName, requestPersistence, storageStatus,
     train, predict, evaluate, currentModel, listModels, modelStatus, KEEP_PREVIOUS_MODELS, exportOnnx, exportPytorch, exportDatasetZip,
     importDatasetZip, addDatasetZip, exportProject, importProject, manifest, ...sync,
-    DEFAULT_ARTIFACTS,
+    DEFAULT_ARTIFACTS, projectArtifacts,
   };
 }

@@ -18,7 +18,7 @@ export const KEEP_PREVIOUS_MODELS = 3;
 
 /** What a model was trained on (classes in order, each image's class) as one hash: a model is stale
  * when its project's digest differs. */
-async function datasetDigest(classes, samples) {
+export async function datasetDigest(classes, samples) {
   const names = new Map(classes.map((c) => [c.id, c.name]));
   const lines = samples.map((s) => `${s.contentId}\t${names.get(s.classId)}`).sort();
   return sha256Hex(new TextEncoder().encode([classes.map((c) => c.name).join('\t'), ...lines].join('\n')));

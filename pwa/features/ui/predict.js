@@ -5,7 +5,7 @@ import * as tejas from '../../tejas.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
 import { append, filePicker, formatSeconds, h, panelToggle, percent, projectUrl, showError, toast } from './dom.js';
-import { DEFAULTS, artifactsChangedNotice, startTraining, trainingRun } from './train.js';
+import { artifactsChangedNotice, deviceOptions, startTraining, trainingRun } from './train.js';
 
 export async function render(view, { project }) {
   const status = await tejas.modelStatus(project.id);
@@ -69,7 +69,7 @@ export async function render(view, { project }) {
 
   const runRetrain = () => {
     const model = status.model;
-    const run = startTraining(project.id, { ...DEFAULTS, ...(model.options ?? {}) });
+    const run = startTraining(project.id, deviceOptions(model));
     const follow = async (r) => {
       const p = r.progress;
       if (r.status === 'running') {

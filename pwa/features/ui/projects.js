@@ -1,6 +1,7 @@
 // The projects list: create, open, rename, delete (confirmed), import a project file or an ImageFolder
 // zip; storage used per project and in total, and whether the browser may evict it.
 import * as tejas from '../../tejas.js';
+import { serverOrigin } from '../jobs/results.js';
 import {
   append, busy, confirmDialog, field, filePicker, formatBytes, h, percent, plural, projectUrl, promptDialog, showError, thumbnail, toast,
 } from './dom.js';
@@ -116,7 +117,8 @@ function card(project, { classes, samples, model, storage }, list) {
         `${plural(classes.length, 'class', 'classes')} · ${plural(samples.length, 'image')} · ${formatBytes(storage.total)}`),
       h('p', { class: 'muted project-size' }, `On this device: images ${formatBytes(storage.images)}, `
         + `cached features ${formatBytes(storage.embeddings)}, models ${formatBytes(storage.models)}`),
-      h('p', { class: 'muted' }, model ? `Model: ${percent(model.metrics.accuracy)} validation accuracy` : 'Not trained yet'),
+      h('p', { class: 'muted' }, model ? `Model: ${percent(model.metrics.accuracy)} validation accuracy${model.server ? ` (${serverOrigin(model)})` : ''}`
+        : 'Not trained yet'),
       h('div', { class: 'row' },
         h('button', { type: 'button', class: 'secondary small', onclick: rename, 'aria-label': `Rename ${project.name}` }, 'Rename'),
         h('button', { type: 'button', class: 'danger-outline small', onclick: remove, 'aria-label': `Delete ${project.name}` }, 'Delete'))));

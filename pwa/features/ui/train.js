@@ -1,8 +1,10 @@
 // The training panel: sensible defaults, an "advanced" section, a live chart of loss and accuracy per
 // epoch (uPlot), progress with ETA, cancel. A run carries on while the user visits other screens.
-import uPlot from '../../vendor/uplot/uPlot.esm.js';
 import * as tejas from '../../tejas.js';
 import { append, field, formatSeconds, h, percent, plural, projectUrl, showError, toast } from './dom.js';
+import { createChart, historyTable } from './chart.js';
+import { serverTrainingCard } from './server_train.js';
+import { serverOrigin } from '../jobs/results.js';
 
 export const DEFAULTS = { mode: 'head', epochs: 20, learningRate: 0.003, batchSize: 16, augment: 0, validationShare: 0.2 };
 
@@ -40,6 +42,15 @@ export function startTraining(projectId, options) {
   return run;
 }
 
+/** The on-device training options a model was made with (a server model's `full` mode becomes the head). */
+export function deviceOptions(model) {
+  if (!model?.server) return { ...DEFAULTS, ...(model?.options ?? {}) };
+  const options = { ...DEFAULTS };
+  for (const key of Object.keys(DEFAULTS)) if (model.options?.[key] !== undefined) options[key] = model.options[key];
+  if (!['head', 'last_block'].includes(options.mode)) options.mode = 'head';
+  return options;
+}
+
 function readOptions(form) {
   const value = (name) => form.elements[name].value;
   return {
@@ -74,65 +85,18 @@ function optionsForm(defaults, manifest) {
         h('div', { class: 'row' }, share, shareOut), h('small', { class: 'hint' }, 'Images kept aside to measure accuracy honestly.'))));
 }
 
-function chartColors() {
-  const style = getComputedStyle(document.documentElement);
-  return { loss: style.getPropertyValue('--chart-loss').trim(), train: style.getPropertyValue('--chart-train').trim(),
-    validation: style.getPropertyValue('--chart-validation').trim(), axis: style.getPropertyValue('--muted').trim(),
-    grid: style.getPropertyValue('--line').trim() };
-}
-
-/** A uPlot chart of loss (left axis) and accuracies (right axis, %) per epoch, plus a table of the same numbers. */
-function createChart(container) {
-  const c = chartColors();
-  const axis = { stroke: c.axis, grid: { stroke: c.grid, width: 1 }, ticks: { stroke: c.grid } };
-  const opts = {
-    width: Math.max(280, container.clientWidth || 600), height: 240,
-    scales: { x: { time: false }, loss: { auto: true, range: (u, min, max) => [0, Math.max(max, 0.1) * 1.1] }, acc: { range: [0, 100] } },
-    axes: [
-      { ...axis, label: 'Epoch', values: (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? String(t) : '')) },
-      { ...axis, scale: 'loss', label: 'Loss' },
-      { ...axis, scale: 'acc', side: 1, label: 'Accuracy %', grid: { show: false } },
-    ],
-    series: [
-      { label: 'Epoch' },
-      { label: 'Loss', scale: 'loss', stroke: c.loss, width: 2, points: { show: true } },
-      { label: 'Train accuracy', scale: 'acc', stroke: c.train, width: 2, points: { show: true }, value: (u, v) => (v == null ? '–' : `${v.toFixed(1)}%`) },
-      { label: 'Validation accuracy', scale: 'acc', stroke: c.validation, width: 2, dash: [6, 4], points: { show: true }, value: (u, v) => (v == null ? '–' : `${v.toFixed(1)}%`) },
-    ],
-    legend: { live: false },
-  };
-  const plot = new uPlot(opts, [[], [], [], []], container);
-  const resize = new ResizeObserver(() => plot.setSize({ width: Math.max(280, container.clientWidth), height: 240 }));
-  resize.observe(container);
-  return {
-    set(history) {
-      plot.setData([history.map((e) => e.epoch), history.map((e) => e.loss), history.map((e) => e.trainAccuracy * 100),
-        history.map((e) => (e.validationAccuracy === undefined ? null : e.validationAccuracy * 100))]);
-      container.dataset.points = String(history.length);
-    },
-    destroy() { resize.disconnect(); plot.destroy(); },
-  };
-}
-
-function historyTable(history) {
-  return h('table', { class: 'numbers' },
-    h('caption', { class: 'visually-hidden' }, 'Loss and accuracy per epoch'),
-    h('thead', {}, h('tr', {}, ['Epoch', 'Loss', 'Train accuracy', 'Validation accuracy'].map((t) => h('th', { scope: 'col' }, t)))),
-    h('tbody', {}, history.map((e) => h('tr', {}, h('td', {}, String(e.epoch)), h('td', {}, e.loss.toFixed(4)),
-      h('td', {}, percent(e.trainAccuracy, 1)), h('td', {}, e.validationAccuracy === undefined ? '–' : percent(e.validationAccuracy, 1))))));
-}
-
 export async function render(view, { project }) {
-  const [classes, samples, status, manifest] = await Promise.all([
+  const [classes, samples, initialStatus, manifest] = await Promise.all([
     tejas.listClasses(project.id), tejas.listSamples(project.id), tejas.modelStatus(project.id),
     tejas.manifest().catch(() => null)]);
+  let status = initialStatus;
   const counts = classes.map((c) => samples.filter((s) => s.classId === c.id).length);
   const blockers = [];
   if (!manifest) blockers.push('The model artifacts are missing: run the README\'s first command (it exports them).');
   if (classes.length < 2) blockers.push(`Add at least 2 classes (this project has ${classes.length}).`);
   classes.forEach((c, i) => { if (counts[i] < 2) blockers.push(`Class "${c.name}" needs at least 2 images (has ${counts[i]}).`); });
 
-  const defaults = { ...DEFAULTS, ...(status.model?.options ?? {}) };
+  const defaults = deviceOptions(status.model);
   const form = h('form', { class: 'train-form', id: 'train-form' });
   const start = h('button', { class: 'primary big', id: 'train-start', disabled: blockers.length > 0 }, 'Train model');
   const cancel = h('button', { type: 'button', class: 'secondary', id: 'train-cancel', hidden: true }, 'Cancel');
@@ -213,9 +177,21 @@ export async function render(view, { project }) {
   };
   const existing = trainingRun(project.id);
   if (existing) subscribe(existing); else show(null);
+  const server = await serverTrainingCard(project, {
+    images: samples.length,
+    onModel: (model) => {
+      status = { ...status, model, stale: false, artifactsChanged: null };
+      if (current?.status === 'running') return;
+      current?.listeners.delete(show);
+      current = null;
+      show(null);
+    },
+  });
+  view.append(server.element);
   return () => {
     current?.listeners.delete(show);
     chart.destroy();
+    server.cleanup();
   };
 }
 
@@ -226,14 +202,14 @@ export async function render(view, { project }) {
 export function artifactsChangedNotice(project, status, manifest = null) {
   if (!status.artifactsChanged) return null;
   const retrain = async () => {
-    const options = { ...DEFAULTS, ...(status.model.options ?? {}) };
+    const options = deviceOptions(status.model);
     if (options.mode === 'last_block' && !(manifest ?? await tejas.manifest().catch(() => null))?.training?.last_block) options.mode = 'head';
     startTraining(project.id, options);
     location.hash = projectUrl(project.id, 'train');
   };
   return h('div', { class: 'warning', id: 'artifacts-changed', role: 'alert' },
     h('p', {}, status.artifactsChanged),
-    h('button', { type: 'button', class: 'primary', id: 'retrain-new-backbone', onclick: () => retrain().catch((error) => showError(error)) },
+    !status.artifactsMissing && h('button', { type: 'button', class: 'primary', id: 'retrain-new-backbone', onclick: () => retrain().catch((error) => showError(error)) },
       'Retrain with the new backbone'));
 }
 
@@ -243,8 +219,9 @@ function modelSummary(project, model, stale, status = null) {
     status ? artifactsChangedNotice(project, status) : null,
     stale ? h('p', { class: 'warning', id: 'stale' }, 'The data changed since this model was trained: train again to include it.') : null,
     h('p', { class: 'big-number' }, h('span', { id: 'validation-accuracy' }, percent(m.accuracy)), ' validation accuracy'),
-    h('p', { class: 'muted' }, `On ${plural(m.count, 'held-out image')}; trained ${new Date(model.created).toLocaleString()} `
-      + `(${model.mode === 'last_block' ? 'classifier + last block' : 'classifier only'}, ${plural(model.options?.epochs ?? model.history.length, 'epoch')}).`),
+    h('p', { class: 'muted', id: 'model-origin' }, `On ${plural(m.count, 'held-out image')}; trained ${new Date(model.created).toLocaleString()} `
+      + `(${serverOrigin(model) ?? (model.mode === 'last_block' ? 'classifier + last block' : 'classifier only')}, `
+      + `${plural(model.options?.epochs ?? model.history.length, 'epoch')}).`),
     h('div', { class: 'row wrap' },
       h('a', { class: 'button secondary', href: projectUrl(project.id, 'evaluate') }, 'See what it gets wrong'),
       h('a', { class: 'button secondary', href: projectUrl(project.id, 'predict') }, 'Try it'),

@@ -1,0 +1,73 @@
+// A finished server job's result stored as an ordinary model of its project (docs/jobs.md "Result
+// files"): app_model.json and parameters.bin, and for a `full` fine-tune its artifact set kept offline.
+// The model then predicts, evaluates, exports and keeps training on the device like any other.
+import { jobFile } from './api.js';
+import { jobArtifactsPath, storeJobArtifacts } from './artifacts.js';
+import { parametersFrom } from '../sync/records.js';
+import { listClasses, listSamples } from '../dataset/projects.js';
+import { backboneId } from '../artifacts.js';
+import { artifactsRecord, loadArtifactSet } from '../train/artifact_set.js';
+import { datasetDigest, listModels, saveImportedModels } from '../train/engine.js';
+
+const ARCHITECTURES = { resnet18: 'ResNet18', resnet34: 'ResNet34', resnet50: 'ResNet50', mobilenet_v2: 'MobileNetV2' };
+const MODES = { head: 'classifier only', last_block: 'classifier + last block', full: 'full fine-tune' };
+
+/** "trained on the server: ResNet18, full fine-tune, GPU" for a model a server job made, else null. */
+export function serverOrigin(model) {
+  if (!model?.server) return null;
+  const architecture = model.artifacts?.architecture ?? model.server.backbone;
+  const device = model.server.device === 'cuda' ? 'GPU' : model.server.device === 'cpu' ? 'CPU' : null;
+  return `trained on the server: ${[ARCHITECTURES[architecture] ?? architecture, MODES[model.server.mode] ?? model.server.mode, device]
+    .filter(Boolean).join(', ')}`;
+}
+
+/** The project's model made by job `jobId`, if it is already stored (imported here, or synced from another device). */
+export async function importedModel(projectId, jobId) {
+  return (await listModels(projectId)).find((m) => m.server?.job === jobId) ?? null;
+}
+
+/**
+ * Store job `job`'s result in `projectId` and make it the current model (older ones pruned as after a
+ * run on the device). Idempotent per job. `defaultArtifacts`: the app's own artifact set (URL).
+ * @returns {Promise<object>} the stored model record
+ */
+export async function importJobResult(connection, projectId, job, { defaultArtifacts, signal } = {}) {
+  const existing = await importedModel(projectId, job.id);
+  if (existing) return existing;
+  const appModel = JSON.parse(new TextDecoder().decode(await jobFile(connection, job.id, 'app_model.json', { signal })));
+  const parameters = parametersFrom(await jobFile(connection, job.id, appModel.parameters?.file ?? 'parameters.bin', { signal }));
+  if (appModel.parameters?.length !== undefined && parameters.length !== appModel.parameters.length) {
+    throw new Error(`The server's parameters.bin of job ${job.id} holds ${parameters.length} values, not ${appModel.parameters.length}; try again.`);
+  }
+  const kind = appModel.artifacts?.kind;
+  let artifacts = defaultArtifacts;
+  let extra = {};
+  if (kind === 'default') {
+    const set = await loadArtifactSet(defaultArtifacts);
+    if (set.manifest.files['backbone.onnx'].sha256 !== appModel.artifacts.backbone_sha256) {
+      throw new Error('The server trained this model on another backbone than this app has (the server and the app run '
+        + 'different versions), so it cannot be used here. Update the app (reload it) or the server, then train on the server again.');
+    }
+  } else if (kind === 'job') {
+    const files = appModel.artifacts.files;
+    artifacts = await storeJobArtifacts(connection, job.id, files, { signal });
+    extra = { artifactsUrl: jobArtifactsPath(job.id), artifactFiles: files };
+  } else {
+    throw new Error(`The server's result names artifacts of an unknown kind "${kind}"; update the app.`);
+  }
+  const set = await loadArtifactSet(artifacts);
+  const [classes, samples] = await Promise.all([listClasses(projectId), listSamples(projectId)]);
+  // the server trained on what was synced: the model is current if this device holds exactly those images
+  const trainedOn = new Set([...(appModel.split?.train ?? []), ...(appModel.split?.validation ?? [])]);
+  const same = samples.length === trainedOn.size && samples.every((s) => trainedOn.has(s.contentId));
+  const record = {
+    id: crypto.randomUUID(), projectId, created: job.finished ?? new Date().toISOString(), mode: appModel.mode,
+    classes: appModel.classes, backboneId: backboneId(set.manifest), artifacts: artifactsRecord(set), ...extra,
+    parameters, layout: appModel.layout, history: appModel.history ?? [], metrics: appModel.metrics, split: appModel.split,
+    options: appModel.options ?? job.options ?? {}, sampleCount: appModel.sampleCount ?? job.images,
+    datasetDigest: same ? await datasetDigest(classes, samples) : `server:${job.id}`,
+    server: { ...appModel.server, job: job.id },
+  };
+  await saveImportedModels(projectId, [record], record.id);
+  return record;
+}
