@@ -131,6 +131,9 @@ export async function serverTrainingCard(project, { images, onModel }) {
     cancel.hidden = !active || !watch.jobId;
     status.textContent = watch ? statusText(watch) : '';
     element.dataset.status = watch?.status ?? 'idle';
+    element.dataset.connection = watch?.connection ?? 'live';
+    element.dataset.checkpoint = String(watch?.checkpoint ?? 0);
+    if (watch?.jobId) element.dataset.job = watch.jobId;
     if (watch?.history.length || active) {
       chart ??= createChart(chartBox);
       chart.set(watch.history);
@@ -166,7 +169,8 @@ export async function serverTrainingCard(project, { images, onModel }) {
     event.preventDefault();
     if (!form.reportValidity()) return;
     result.replaceChildren();
-    subscribe(startServerTraining(project.id, { mode: mode(), epochs: Number(epochs.value) },
+    // seed and validation share as the device trains by default: both runs hold out the same images
+    subscribe(startServerTraining(project.id, { mode: mode(), epochs: Number(epochs.value), seed: 0, validation_share: 0.2 },
       { syncNow: tejas.syncNow, defaultArtifacts: tejas.DEFAULT_ARTIFACTS }));
   });
   cancel.addEventListener('click', () => busy(cancel, 'Cancelling…', () => cancelServerTraining(project.id)
