@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 
 import httpx
 import numpy as np
@@ -48,11 +47,11 @@ OBSERVE_CHART = """() => {
 
 
 @pytest.fixture
-def jobs_server(default_export, serve, tmp_path):
-    """`tejas serve` with the default export, its own data folder, and its training worker."""
-    folder, _ = default_export
-    shutil.copytree(folder, tmp_path / "artifacts" / "default")
-    return serve(tmp_path / "artifacts", data_dir=tmp_path / "server-data")
+def jobs_server(app_copy, serve, tmp_path):
+    """`tejas serve` with a copy of the app whose service worker precaches the default export (so it
+    works offline), its own data folder, and its training worker."""
+    pwa, artifacts = app_copy
+    return serve(artifacts, pwa, data_dir=tmp_path / "server-data")
 
 
 def b64png(rgb) -> str:
