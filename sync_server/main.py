@@ -15,12 +15,14 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from .api.routes import auth, blobs, health, projects, sync, users
+from .api.routes import auth, blobs, health, jobs, projects, sync, users
 from .core.clock import utcnow
 from .core.config import Settings
 from .core.db import make_engine, make_sessionmaker, migrate
 from .core.security import dummy_hash, password_hasher
 from .headers import IsolationHeaders
+from .jobs import make_queue
+from .jobs.state import purge_jobs
 from .limits import BodyLimit
 from .retention import purge
 from .storage import make_store
@@ -38,6 +40,7 @@ async def _purge_timer(app: FastAPI) -> None:
     while True:
         try:
             await run_in_threadpool(purge, app.state.sessions, app.state.store, utcnow(), settings.retention_days)
+            await run_in_threadpool(purge_jobs, app.state.sessions, app.state.jobs_store, utcnow())
         except Exception:  # a failed run (database restarting, …) is retried at the next tick
             log.exception("retention purge failed")
         await asyncio.sleep(settings.purge_interval_seconds)
@@ -51,10 +54,14 @@ async def lifespan(app: FastAPI):
         partial.unlink(missing_ok=True)
     await run_in_threadpool(migrate, state.engine)
     state.store = await run_in_threadpool(make_store, state.settings)
+    state.jobs_store = await run_in_threadpool(make_store, state.settings, "jobs")
+    state.queue = make_queue(state.settings, state.sessions)
+    state.queue.start()
     timer = asyncio.create_task(_purge_timer(app))
     try:
         yield
     finally:
+        await run_in_threadpool(state.queue.stop)
         timer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await timer
@@ -89,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hasher = password_hasher(settings)
     app.state.dummy_hash = dummy_hash(app.state.hasher)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for module in (health, auth, users, sync, blobs, projects):
+    for module in (health, auth, users, sync, blobs, projects, jobs):
         app.include_router(module.router)
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/artifacts", StaticFiles(directory=settings.artifacts_dir), name="artifacts")

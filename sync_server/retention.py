@@ -11,7 +11,7 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .core.db import session_scope
-from .models import Blob, PurgedProject, Record, User, UserBlob
+from .models import Blob, Job, PurgedProject, Record, User, UserBlob
 from .storage import BlobStore
 
 log = logging.getLogger("tejas.retention")
@@ -93,7 +93,15 @@ def purge(sessions: sessionmaker[Session], store: BlobStore, now: datetime, rete
     return report
 
 
-def delete_account(sessions: sessionmaker[Session], store: BlobStore, user_id: str, now: datetime) -> None:
+def delete_account(
+    sessions: sessionmaker[Session], store: BlobStore, user_id: str, now: datetime, job_store: BlobStore | None = None
+) -> None:
+    if job_store is not None:  # training jobs and their files (a running one loses its row and stops)
+        from .jobs.state import delete_jobs
+
+        with session_scope(sessions) as session:
+            job_ids = list(session.scalars(select(Job.id).where(Job.user_id == user_id)))
+        delete_jobs(sessions, job_store, job_ids)
     with session_scope(sessions) as session:
         session.execute(delete(User).where(User.id == user_id))  # tokens, records, holds: ON DELETE CASCADE
     collect_blobs(sessions, store, now + timedelta(seconds=1))

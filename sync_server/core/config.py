@@ -6,6 +6,7 @@ The defaults run on one machine with nothing else installed: SQLite and a blob f
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -66,6 +67,27 @@ class Settings(BaseSettings):
     # Retention: a project's copy on the server is deleted this many days after its last change.
     retention_days: float = 30
     purge_interval_seconds: float = 3600
+
+    # Training jobs (docs/jobs.md). "inprocess": one job at a time in a worker process the server starts;
+    # "celery": jobs go to Celery workers (`tejas worker`) through Redis at redis_url.
+    queue: Literal["inprocess", "celery"] = "inprocess"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    max_upload_bytes: int = 500 * 1024 * 1024  # an ImageFolder zip sent for training
+    max_epochs: int = 500
+    max_jobs_queued: int = 20  # per user, queued or running
+    job_heartbeat_seconds: float = 5.0  # a running job's worker says it is alive this often
+    job_stale_seconds: float = 60.0  # no heartbeat for this long: the worker died, the job is run again
+    job_checkpoint_seconds: float = 120.0  # a checkpoint within an epoch at least this often
+    job_loader_workers: int | None = None  # DataLoader worker processes; None: by the CPU count
+    artifacts_name: str = "default"  # the artifact set (under artifacts_dir) the app uses and jobs start from
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as TEJAS_* variables, for the worker processes the server starts."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is not None:
+                env[f"TEJAS_{name.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+        return env
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -25,11 +25,13 @@ class BlobStore(Protocol):
         """Forget the blob (no error when absent)."""
 
 
-def make_store(settings: Settings) -> BlobStore:
+def make_store(settings: Settings, area: str = "blobs") -> BlobStore:
+    """The store of an `area`: "blobs" (synced images and models) or "jobs" (training uploads,
+    checkpoints and results), kept apart so that collecting one never touches the other."""
     if settings.blob_store == "s3":
         from .s3 import S3Store
 
-        return S3Store(settings)
+        return S3Store(settings, settings.s3_prefix if area == "blobs" else f"{area}/")
     from .local import LocalStore
 
-    return LocalStore(settings.data_dir / "blobs")
+    return LocalStore(settings.data_dir / area)

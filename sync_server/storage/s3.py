@@ -14,9 +14,9 @@ from . import CHUNK
 
 
 class S3Store:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, prefix: str | None = None):
         self.bucket = settings.s3_bucket
-        self.prefix = settings.s3_prefix
+        self.prefix = settings.s3_prefix if prefix is None else prefix
         self.client = boto3.client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,

@@ -90,8 +90,9 @@ def _export_full_artifacts(network: Classifier, backbone: Backbone, config_input
     return read_manifest(out)
 
 
-def _check_against_torch(network: Classifier, result: RunResult, input_spec: dict, onnx_path: Path, pt_path: Path,
-                         backbone: Backbone) -> dict:
+def _check_against_torch(
+    network: Classifier, result: RunResult, input_spec: dict, onnx_path: Path, pt_path: Path, backbone: Backbone
+) -> dict:
     import onnxruntime
     import torchvision
 

@@ -54,7 +54,9 @@ def prepare(examples: Examples, config: TrainConfig, artifacts_dir: Path, backbo
     if len(examples.classes) > manifest["max_classes"]:
         raise DataError(f"{len(examples.classes)} classes; these artifacts serve at most {manifest['max_classes']}")
     train, validation = split(examples, config.validation_share, config.seed)
-    network = build_classifier(backbone, state, config.mode, len(examples.classes), manifest["max_classes"], config.seed)
+    network = build_classifier(
+        backbone, state, config.mode, len(examples.classes), manifest["max_classes"], config.seed
+    )
     return backbone, network, manifest, train, validation
 
 
@@ -76,14 +78,29 @@ def train_and_write(
     """Train and write the results into `out`; returns (results summary, RunResult)."""
     backbone, network, manifest, train, validation = prepare(examples, config, artifacts_dir, backbone_name)
     trainer = Trainer(
-        network, config, manifest["input"], examples.classes, train, validation,
-        checkpoint=checkpoint, on_event=on_event, on_checkpoint=on_checkpoint, should_stop=should_stop,
+        network,
+        config,
+        manifest["input"],
+        examples.classes,
+        train,
+        validation,
+        checkpoint=checkpoint,
+        on_event=on_event,
+        on_checkpoint=on_checkpoint,
+        should_stop=should_stop,
     )
     resume_from = checkpoint if resume and checkpoint is not None and checkpoint.is_file() else None
     result = trainer.fit(resume=resume_from)
     summary = write_results(
-        result, backbone=backbone, artifacts_dir=artifacts_dir, classes=examples.classes,
-        class_ids=examples.class_ids, config=config, out=out, job=job, progress=progress,
+        result,
+        backbone=backbone,
+        artifacts_dir=artifacts_dir,
+        classes=examples.classes,
+        class_ids=examples.class_ids,
+        config=config,
+        out=out,
+        job=job,
+        progress=progress,
     )
     summary["validation_accuracy"] = result.report["accuracy"] if result.validation else None
     summary["images_per_second"] = result.images_per_second

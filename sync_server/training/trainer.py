@@ -214,7 +214,10 @@ class Trainer:
         # A batch of one breaks batch norm in training mode: drop a lone last image (full mode only).
         drop_last = config.mode == "full" and len(train) % config.batch_size == 1
         self.train_loader = torch.utils.data.DataLoader(
-            ImageDataset(train, train_tf), batch_size=config.batch_size, sampler=self.sampler, drop_last=drop_last,
+            ImageDataset(train, train_tf),
+            batch_size=config.batch_size,
+            sampler=self.sampler,
+            drop_last=drop_last,
             **loader_args,
         )
         self.validation_loader = torch.utils.data.DataLoader(
@@ -319,7 +322,12 @@ class Trainer:
         h = self.history
         better = (accuracy, -loss) > (h.best_accuracy, -h.best_loss) if accuracy is not None else loss < h.best_loss
         if better:
-            h.best_accuracy, h.best_loss, h.best_epoch, h.bad_epochs = accuracy if accuracy is not None else -1, loss, self.epoch, 0
+            h.best_accuracy, h.best_loss, h.best_epoch, h.bad_epochs = (
+                accuracy if accuracy is not None else -1,
+                loss,
+                self.epoch,
+                0,
+            )
         else:
             h.bad_epochs += 1
         return better

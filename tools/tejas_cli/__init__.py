@@ -127,6 +127,45 @@ def _verify(argv: list[str]) -> int:
     return 0
 
 
+@command("train", "train a classifier with PyTorch on an ImageFolder zip or folder")
+def _train(argv: list[str]) -> int:
+    try:
+        from sync_server.training.cli import main
+    except ImportError as exc:
+        return missing_extra("train", "export,server", "training", exc)
+    return main(argv)
+
+
+@command("worker", "run a Celery training worker (TEJAS_QUEUE=celery, TEJAS_REDIS_URL)")
+def _worker(argv: list[str]) -> int:
+    args_parser = parser("worker", "Run a training worker: one job at a time from the `train` queue.")
+    args_parser.add_argument("--name", default=None, help="worker name (default: tejas-<pid>@<host>)")
+    args = args_parser.parse_args(argv)
+    try:
+        import os
+
+        from sync_server.jobs.celery_app import app
+    except ImportError as exc:
+        return missing_extra("worker", "server", "the worker", exc)
+    name = args.name or f"tejas-{os.getpid()}@%h"
+    app.worker_main(
+        [
+            "worker",
+            "-Q",
+            "train",
+            "--pool=solo",
+            "--concurrency=1",
+            "-n",
+            name,
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )
+    return 0
+
+
 def usage() -> str:
     lines = [f"usage: tejas {{{','.join(COMMANDS)}}} [options]   (tejas COMMAND --help for more)", ""]
     lines += [f"  {name:<10}{help}" for name, (_, help) in COMMANDS.items()]

@@ -21,4 +21,4 @@ def me(user: CurrentUser, settings: SettingsDep) -> Me:
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_me(request: Request, user: CurrentUser) -> None:
     state = request.app.state
-    await run_in_threadpool(delete_account, state.sessions, state.store, user.id, utcnow())
+    await run_in_threadpool(delete_account, state.sessions, state.store, user.id, utcnow(), state.jobs_store)

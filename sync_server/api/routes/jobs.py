@@ -1,0 +1,395 @@
+"""Training jobs (docs/jobs.md): start one on a synced project or an uploaded ImageFolder zip, list,
+look at, cancel or delete it, follow its events (SSE, resumable with Last-Event-ID), download results.
+Every query filters on the signed-in user: another user's job id answers 404 like an unknown one."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path as FilePath
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from ...core.clock import utcnow
+from ...core.db import session_scope
+from ...jobs import live_workers, state
+from ...models import Job, JobEvent, JobFile, Record
+from ...schemas import ID
+from ..deps import CurrentUser, ReadSessionDep, SessionDep, SettingsDep
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+NOT_FOUND = "No such job among yours."
+MODES = ("head", "last_block", "full")
+BACKBONES = ("auto", "resnet18", "mobilenet_v2")
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["head", "last_block", "full"] = "full"
+    backbone: Literal["auto", "resnet18", "mobilenet_v2"] = "auto"
+    epochs: int = Field(10, ge=1, le=500, description="at most TEJAS_MAX_EPOCHS (500)")
+    learning_rate: float | None = Field(None, gt=0, le=1, description="null: the mode's default")
+    batch_size: int = Field(32, ge=2, le=1024)
+    augment: bool = True
+    seed: int = Field(0, ge=0, le=2**53 - 1)
+    validation_share: float = Field(0.2, ge=0, le=0.9)
+    patience: int = Field(5, ge=0, le=500, description="epochs without improvement before stopping; 0: never")
+
+
+class JobIn(Options):
+    project: str = Field(pattern=ID, description="a synced project's id")
+    name: str = Field("", max_length=200)
+
+    # strict: JSON `false` is no integer, `"5"` no number (query parameters of /upload stay lax: all text)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"project": "p1", "mode": "full", "epochs": 5}]}
+    )
+
+
+class JobOut(BaseModel):
+    id: str
+    project: str | None
+    name: str
+    source: str
+    status: str
+    options: dict
+    created: str
+    started: str | None
+    finished: str | None
+    expires: str | None
+    device: str | None
+    device_name: str | None
+    epoch: int
+    epochs: int
+    images: int | None
+    classes: list[str] | None
+    error: str | None
+    cancel_requested: bool
+    result: dict | None
+
+
+class JobsOut(BaseModel):
+    jobs: list[JobOut]
+
+
+class WorkerOut(BaseModel):
+    device: str
+    device_name: str
+    queue: str
+
+
+class CapabilitiesOut(BaseModel):
+    device: str | None
+    device_name: str | None
+    workers: list[WorkerOut]
+    queue: str
+    max_upload_bytes: int
+    max_epochs: int
+    modes: list[str]
+    backbones: list[str]
+    throughput: dict[str, float]
+
+
+def _owned(db, user_id: str, job_id: str) -> Job:
+    job = db.scalar(select(Job).where(Job.id == job_id, Job.user_id == user_id))
+    if job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+    return job
+
+
+@router.get("/capabilities")
+def capabilities(user: CurrentUser, db: ReadSessionDep, settings: SettingsDep) -> CapabilitiesOut:
+    """The devices the server's workers have, and images/s measured by your own finished jobs per mode."""
+    workers = live_workers(db, max(30.0, settings.job_heartbeat_seconds * 6))
+    best = next((w for w in workers if w.device == "cuda"), workers[0] if workers else None)
+    throughput = {}
+    for job in db.scalars(
+        select(Job).where(Job.user_id == user.id, Job.status == "done").order_by(Job.finished_at.desc()).limit(50)
+    ):
+        rate = (job.result or {}).get("images_per_second")
+        mode = job.options.get("mode")
+        if rate and mode not in throughput:
+            throughput[mode] = rate
+    return CapabilitiesOut(
+        device=best.device if best else None,
+        device_name=best.device_name if best else None,
+        workers=[WorkerOut(device=w.device, device_name=w.device_name, queue=w.queue) for w in workers],
+        queue=settings.queue,
+        max_upload_bytes=settings.max_upload_bytes,
+        max_epochs=settings.max_epochs,
+        modes=list(MODES),
+        backbones=list(BACKBONES),
+        throughput=throughput,
+    )
+
+
+def _check_options(options: Options, settings) -> None:
+    if options.epochs > settings.max_epochs:
+        raise HTTPException(422, f"Invalid request: epochs: at most {settings.max_epochs} on this server.")
+    if options.backbone != "auto" and options.mode != "full":
+        raise HTTPException(
+            422, f"Invalid request: backbone {options.backbone} needs mode full (head and last_block keep the app's)."
+        )
+
+
+def _check_quota(db, user_id: str, settings) -> None:
+    active = db.scalar(select(func.count()).where(Job.user_id == user_id, Job.status.in_(state.ACTIVE)))
+    if active >= settings.max_jobs_queued:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"You have {active} jobs queued or running (the most this server takes); wait for one or cancel one.",
+        )
+
+
+def _create(request: Request, db, user_id: str, **fields) -> JobOut:
+    job = Job(user_id=user_id, status="queued", **fields)
+    db.add(job)
+    db.flush()
+    state.emit(db, job, "queued", {"position": state.queue_position(db, job)})
+    db.commit()
+    request.app.state.queue.submit(job.id)
+    return JobOut(**state.job_out(job))
+
+
+@router.post("", status_code=201, responses={404: {"description": "No such synced project."}})
+def create(body: JobIn, request: Request, user: CurrentUser, db: SessionDep, settings: SettingsDep) -> JobOut:
+    """Train on one of your synced projects (switch sync on for it in the app and sync first)."""
+    _check_options(body, settings)
+    live = (Record.user_id == user.id, Record.project_id == body.project, Record.deleted.is_(False))
+    project = db.scalar(select(Record).where(*live, Record.kind == "project", Record.record_id == body.project))
+    if project is None:
+        raise HTTPException(
+            404, f"No synced project with id {body.project}: switch sync on for it in the app and sync first."
+        )
+    classes = {
+        r.record_id: (r.data or {}).get("name", r.record_id)
+        for r in db.scalars(select(Record).where(*live, Record.kind == "class"))
+    }
+    counts = dict.fromkeys(classes, 0)
+    for (data,) in db.execute(select(Record.data).where(*live, Record.kind == "sample")):
+        if data and data.get("classId") in counts:
+            counts[data["classId"]] += 1
+    if len(classes) < 2:
+        raise HTTPException(422, f"Training needs at least 2 classes; this project has {len(classes)}.")
+    for class_id, count in counts.items():
+        if count < 2:
+            raise HTTPException(422, f'Class "{classes[class_id]}" has {count} image(s) on the server; add at least 2.')
+    _check_quota(db, user.id, settings)
+    options = body.model_dump(exclude={"project", "name"})
+    name = body.name or (project.data or {}).get("name") or body.project
+    return _create(
+        request,
+        db,
+        user.id,
+        project_id=body.project,
+        name=name[:200],
+        source="project",
+        options=options,
+        epochs=body.epochs,
+    )
+
+
+def _check_archive(path: FilePath) -> list[str]:
+    """Refuse a hostile or unusable archive before a job is made of it (the core's rules); its classes."""
+    from tejas.archive_source import ArchiveError
+    from tejas.dataset import iter_archive
+
+    events = iter_archive(path)
+    try:
+        header = next(events)
+    except ArchiveError as exc:
+        raise HTTPException(400, f"The zip cannot be used: {exc}") from None
+    finally:
+        events.close()
+    if len(header["classes"]) < 2:
+        raise HTTPException(
+            422, f"Training needs at least 2 classes (folders of images); this zip has {len(header['classes'])}."
+        )
+    return header["classes"]
+
+
+@router.post(
+    "/upload",
+    status_code=201,
+    openapi_extra={"requestBody": {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
+    responses={400: {"description": "Not a usable zip."}, 413: {"description": "Over TEJAS_MAX_UPLOAD_BYTES."}},
+)
+async def upload(
+    request: Request,
+    user: CurrentUser,
+    settings: SettingsDep,
+    options: Annotated[Options, Query()],
+    name: Annotated[str, Query(max_length=200)] = "",
+) -> JobOut:
+    """Train on an ImageFolder zip (<class>/<image>), streamed to the blob store, never held in memory."""
+    _check_options(options, settings)
+    limit = settings.max_upload_bytes
+    too_large = HTTPException(413, f"Too large: a training zip may be at most {limit / 2**20:g} MiB.")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    with session_scope(request.app.state.readers) as db:
+        _check_quota(db, user.id, settings)
+    uploads = settings.data_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=uploads, suffix=".part")
+    path = FilePath(partial)
+    try:
+        digest, size = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                digest.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise HTTPException(400, "The zip cannot be used: the request had no body (send the zip's bytes).")
+        classes = await run_in_threadpool(_check_archive, path)
+        sha = digest.hexdigest()
+        await run_in_threadpool(request.app.state.jobs_store.put_file, sha, path)
+    finally:
+        path.unlink(missing_ok=True)
+
+    def create_job() -> JobOut:
+        with session_scope(request.app.state.sessions) as db:
+            return _create(
+                request,
+                db,
+                user.id,
+                project_id=None,
+                name=(name or "uploaded zip")[:200],
+                source="upload",
+                upload_sha256=sha,
+                options=options.model_dump(),
+                epochs=options.epochs,
+                classes=classes,
+            )
+
+    return await run_in_threadpool(create_job)
+
+
+@router.get("")
+def list_jobs(user: CurrentUser, db: ReadSessionDep) -> JobsOut:
+    """Your jobs, newest first (the last 100)."""
+    jobs = db.scalars(select(Job).where(Job.user_id == user.id).order_by(Job.created_at.desc()).limit(100))
+    return JobsOut(jobs=[JobOut(**state.job_out(j)) for j in jobs])
+
+
+@router.get("/{job_id}", responses={404: {"description": NOT_FOUND}})
+def get_job(job_id: JobId, user: CurrentUser, db: ReadSessionDep) -> JobOut:
+    return JobOut(**state.job_out(_owned(db, user.id, job_id)))
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=202,
+    responses={
+        202: {"description": "Cancel requested."},
+        204: {"description": "Deleted."},
+        404: {"description": NOT_FOUND},
+    },
+)
+def cancel_or_delete(job_id: JobId, request: Request, user: CurrentUser, db: SessionDep) -> Response:
+    """A queued or running job is cancelled (a running one stops within seconds); a finished one is
+    deleted with its results."""
+    job = _owned(db, user.id, job_id)
+    if job.status in state.ACTIVE:
+        job.cancel_requested = True
+        if job.status == "queued":
+            job.status = "cancelled"
+            job.finished_at = utcnow()
+            state.emit(db, job, "cancelled", {})
+        db.commit()
+        request.app.state.queue.submit(job.id)
+        return Response(json.dumps(state.job_out(job)), status_code=202, media_type="application/json")
+    db.rollback()
+    state.delete_jobs(request.app.state.sessions, request.app.state.jobs_store, [job_id])
+    return Response(status_code=204)
+
+
+def _events_after(readers, user_id: str, job_id: str, after: int) -> tuple[list[tuple[int, str, dict]], str | None]:
+    with session_scope(readers) as db:
+        job = db.scalar(select(Job).where(Job.id == job_id, Job.user_id == user_id))
+        if job is None:
+            return [], None
+        rows = db.execute(
+            select(JobEvent.seq, JobEvent.kind, JobEvent.data)
+            .where(JobEvent.job_id == job_id, JobEvent.seq > after)
+            .order_by(JobEvent.seq)
+            .limit(500)
+        ).all()
+        return [tuple(r) for r in rows], job.status
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, 404: {"description": NOT_FOUND}},
+)
+async def events(
+    job_id: JobId,
+    request: Request,
+    user: CurrentUser,
+    db: ReadSessionDep,
+    after: Annotated[int | None, Query(ge=0, description="resume after this event id (or Last-Event-ID)")] = None,
+) -> EventSourceResponse:
+    """The job's events as server-sent events; ends after done, failed or cancelled."""
+    _owned(db, user.id, job_id)
+    db.close()
+    header = request.headers.get("last-event-id", "")
+    cursor = int(header) if header.isdigit() else (after or 0)
+    readers = request.app.state.readers
+
+    async def stream():
+        nonlocal cursor
+        while True:
+            rows, status_now = await run_in_threadpool(_events_after, readers, user.id, job_id, cursor)
+            if status_now is None:
+                return  # deleted meanwhile
+            for seq, kind, data in rows:
+                cursor = seq
+                yield {"id": str(seq), "event": kind, "data": json.dumps(data)}
+                if kind in state.TERMINAL_EVENTS:
+                    return
+            if not rows:
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(0.5)
+
+    return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get(
+    "/{job_id}/files/{name:path}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, 404: {"description": NOT_FOUND}},
+)
+def download(job_id: JobId, name: str, request: Request, user: CurrentUser, db: ReadSessionDep) -> StreamingResponse:
+    """A result file of a finished job (names: the job's result.files)."""
+    job = _owned(db, user.id, job_id)
+    row = db.get(JobFile, (job.id, name))
+    if row is None:
+        raise HTTPException(404, f"Job {job_id} has no result file {name!r}.")
+    try:
+        chunks = request.app.state.jobs_store.open(row.sha256)
+    except FileNotFoundError:
+        raise HTTPException(404, f"Result file {name!r} is no longer stored (past the retention period?).") from None
+    filename = FilePath(name).name
+    return StreamingResponse(
+        chunks,
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(row.size), "Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -1,0 +1,226 @@
+"""Where training jobs run, chosen by TEJAS_QUEUE (never by code changes):
+
+- `inprocess` (default): the server runs one job at a time in a worker *process* it starts
+  (`python -m sync_server.jobs.runner`), so the API stays responsive and CUDA is never initialised in
+  the server. Queued and running jobs outlive a restart: the next server resumes a running job from
+  its last checkpoint.
+- `celery`: jobs go through Redis (TEJAS_REDIS_URL) to Celery workers (`tejas worker`: a `train`
+  queue, solo pool, one job per worker). Messages are acknowledged on receipt and the job row owns
+  recovery: a worker heartbeats its job; the server's reaper sends a job whose heartbeat stopped (a
+  killed worker) to the queue again, where another worker claims it and resumes from the checkpoint.
+  The claim is fenced by the row's attempt number, so a long job is never run twice and a job
+  finishes once (jobs/state.py). This is the "equivalent" of a visibility timeout longer than any job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+
+from ..core.clock import utcnow
+from ..core.config import Settings
+from ..core.db import session_scope
+from ..models import Job, Worker
+from . import state
+
+log = logging.getLogger("tejas.jobs")
+
+MAX_ATTEMPTS = 3  # a job whose worker process dies this often is failed, not run again
+
+PROBE = (
+    "import json, platform, torch\n"
+    "cuda = torch.cuda.is_available()\n"
+    "print(json.dumps({'device': 'cuda' if cuda else 'cpu',"
+    " 'device_name': torch.cuda.get_device_name(0) if cuda else (platform.processor() or platform.machine())}))"
+)
+
+
+def probe_device() -> dict:
+    """The device a worker process would train on, asked of a fresh interpreter (CUDA stays out of ours)."""
+    try:
+        out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except Exception as exc:
+        log.warning("device probe failed: %s", exc)
+        return {"device": "cpu", "device_name": "unknown"}
+
+
+def register_worker(sessions, name: str, queue: str, device: dict) -> None:
+    with session_scope(sessions) as session:
+        row = session.get(Worker, name) or Worker(name=name, queue=queue)
+        row.device, row.device_name, row.heartbeat_at = device["device"], device["device_name"], utcnow()
+        session.merge(row)
+
+
+def forget_worker(sessions, name: str) -> None:
+    with session_scope(sessions) as session:
+        session.execute(delete(Worker).where(Worker.name == name))
+
+
+def live_workers(session, stale_seconds: float) -> list[Worker]:
+    cutoff = utcnow() - timedelta(seconds=stale_seconds)
+    return list(session.scalars(select(Worker).where(Worker.heartbeat_at >= cutoff).order_by(Worker.name)))
+
+
+class InProcessQueue:
+    """One job at a time, each in a fresh worker process started by the server."""
+
+    kind = "inprocess"
+
+    def __init__(self, settings: Settings, sessions):
+        self.settings, self.sessions = settings, sessions
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.process: subprocess.Popen | None = None
+        self.name = f"{socket.gethostname()}:{os.getpid()}:inprocess"
+        self.device: dict | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._loop, name="tejas-jobs", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self.process and self.process.poll() is None:
+            # The job stays `running`; the next server resumes it from its checkpoint.
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        if self.thread:
+            self.thread.join(15)
+        try:
+            forget_worker(self.sessions, self.name)
+        except Exception:
+            pass
+
+    def submit(self, job_id: str) -> None:
+        self.wake.set()
+
+    def _beat(self) -> None:
+        if self.device is not None:
+            register_worker(self.sessions, self.name, self.kind, self.device)
+
+    def _loop(self) -> None:
+        self.device = probe_device()
+        # Jobs left `running` by an earlier server ran in its child processes, which end with it: resume them now.
+        with session_scope(self.sessions) as session:
+            orphans = list(session.scalars(select(Job.id).where(Job.status == "running").order_by(Job.started_at)))
+        while not self.stopping.is_set():
+            try:
+                self._beat()
+                job_id = (
+                    orphans.pop(0) if orphans else state.next_queued(self.sessions, self.settings.job_stale_seconds)
+                )
+                if job_id is None:
+                    self.wake.wait(min(5.0, self.settings.job_heartbeat_seconds))
+                    self.wake.clear()
+                    continue
+                if self._run(job_id):
+                    orphans.insert(0, job_id)
+            except Exception:
+                log.exception("job queue loop")
+                time.sleep(1)
+
+    def _run(self, job_id: str) -> bool:
+        """Run the job in a worker process; True when it should be run again (its process crashed)."""
+        env = dict(os.environ)
+        env.update(self.settings.as_env())
+        # The runner claims the job; an orphan from the previous server has a fresh-looking heartbeat,
+        # so it is claimable at once here (nothing else runs jobs in this mode).
+        env["TEJAS_JOB_STALE_SECONDS"] = "0"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sync_server.jobs.runner", job_id, str(os.getpid())], env=env
+        )
+        while self.process.poll() is None:
+            if self.stopping.wait(min(2.0, self.settings.job_heartbeat_seconds)):
+                return False
+            self._beat()
+        code = self.process.returncode
+        self.process = None
+        if code == 0:
+            return False
+        # The worker process died (killed, out of memory) before it could say so: run it again from its
+        # checkpoint, up to MAX_ATTEMPTS times, then end it with the reason.
+        with session_scope(self.sessions) as session:
+            job = session.get(Job, job_id)
+            if job is None or job.status != "running":
+                return False
+            attempt = job.attempt
+        if attempt < MAX_ATTEMPTS:
+            log.warning("job %s: worker process exited with %s; resuming it", job_id, code)
+            return True
+        reason = f"The training process ended unexpectedly {attempt} times (exit status {code}); start the job again."
+        state.finish(
+            self.sessions, job_id, attempt, "failed", {"reason": reason}, self.settings.retention_days, error=reason
+        )
+        return False
+
+
+class CeleryQueue:
+    """Jobs to Celery workers through Redis; the server's reaper re-sends jobs whose worker died."""
+
+    kind = "celery"
+
+    def __init__(self, settings: Settings, sessions):
+        self.settings, self.sessions = settings, sessions
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.sent: dict[str, tuple[int, float]] = {}
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._reap, name="tejas-jobs-reaper", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread:
+            self.thread.join(15)
+
+    def submit(self, job_id: str) -> None:
+        from .celery_app import app
+
+        app.send_task("tejas.train", args=[job_id], queue="train")
+
+    def _reap(self) -> None:
+        every = max(0.5, self.settings.job_heartbeat_seconds)
+        while not self.stopping.wait(every):
+            try:
+                self._reap_once()
+            except Exception:
+                log.warning("job reaper", exc_info=True)
+
+    def _reap_once(self) -> None:
+        now = time.monotonic()
+        stale = self.settings.job_stale_seconds
+        cutoff = utcnow() - timedelta(seconds=stale)
+        with session_scope(self.sessions) as session:
+            rows = session.execute(
+                select(Job.id, Job.attempt, Job.status).where(
+                    ((Job.status == "running") & (Job.heartbeat_at < cutoff))
+                    | ((Job.status == "queued") & (Job.created_at < cutoff))
+                )
+            ).all()
+        for job_id, attempt, status in rows:
+            previous = self.sent.get(job_id)
+            if previous and previous[0] == attempt and now - previous[1] < stale:
+                continue
+            log.warning("job %s (%s, attempt %d): no live worker; sent to the queue again", job_id, status, attempt)
+            self.submit(job_id)
+            self.sent[job_id] = (attempt, now)
+
+
+def make_queue(settings: Settings, sessions):
+    return CeleryQueue(settings, sessions) if settings.queue == "celery" else InProcessQueue(settings, sessions)

@@ -1,0 +1,221 @@
+"""Run one job in this process (the in-process queue's worker process, or a Celery worker):
+claim it, fetch its data, train with a heartbeat beside, keep checkpoints in the blob store, store the
+results, finish it. Every write names the attempt this worker holds (jobs/state.py), so a worker that
+was presumed dead cannot finish a job twice.
+
+    python -m sync_server.jobs.runner JOB_ID     (what the in-process queue starts)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import sys
+import threading
+import traceback
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ..core.config import Settings
+from ..core.db import make_engine, make_sessionmaker, session_scope
+from ..models import Job, JobFile, Record
+from ..storage import BlobStore, make_store
+from . import state
+
+log = logging.getLogger("tejas.jobs")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the job's heartbeat and reads `cancel_requested`; stops the run when the job was cancelled
+    or taken over, or when `parent` (the server that started this process) is gone."""
+
+    def __init__(self, sessions, job_id: str, attempt: int, every: float, parent: int | None):
+        super().__init__(daemon=True)
+        self.sessions, self.job_id, self.attempt, self.every, self.parent = sessions, job_id, attempt, every, parent
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.every):
+            if self.parent is not None and os.getppid() != self.parent:
+                self.lost.set()  # the server died: leave the job running; the next server resumes it
+                return
+            try:
+                held, cancel = state.heartbeat(self.sessions, self.job_id, self.attempt)
+            except Exception:  # the database restarting: try again at the next beat
+                log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
+                continue
+            if not held:
+                self.lost.set()
+                return
+            if cancel:
+                self.cancelled.set()
+
+    def stop_requested(self) -> bool:
+        return self.cancelled.is_set() or self.lost.is_set()
+
+
+def _project_records(sessions, user_id: str, project_id: str) -> list[dict]:
+    with session_scope(sessions) as session:
+        rows = session.execute(
+            select(Record.kind, Record.record_id, Record.data).where(
+                Record.user_id == user_id,
+                Record.project_id == project_id,
+                Record.deleted.is_(False),
+                Record.kind.in_(("class", "sample")),
+            )
+        ).all()
+    return [{"kind": kind, "id": record_id, "data": data} for kind, record_id, data in rows]
+
+
+def _download(store: BlobStore, sha: str, dest: Path) -> Path:
+    with open(dest, "wb") as f:
+        for chunk in store.open(sha):
+            f.write(chunk)
+    return dest
+
+
+def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions=None) -> str | None:
+    """Run the job if it can be claimed; returns its final status (None: not ours to run)."""
+    from ..training.data import DataError, from_archive, from_project
+    from ..training.results import ResultError
+    from ..training.run import train_and_write
+    from ..training.trainer import Cancelled, TrainConfig
+
+    if sessions is None:
+        sessions = make_sessionmaker(make_engine(settings))
+    store = make_store(settings, "jobs")
+    attempt = state.claim(sessions, job_id, worker_name(), settings.job_stale_seconds)
+    if attempt is None:
+        return None
+    with session_scope(sessions) as session:
+        job = session.get(Job, job_id)
+        user_id, project_id, options = job.user_id, job.project_id, dict(job.options)
+        upload, checkpoint_sha = job.upload_sha256, job.checkpoint_sha256
+    work = settings.data_dir / "work" / f"{job_id}-{attempt}"  # a late-dying older attempt cleans up only its own
+    work.mkdir(parents=True, exist_ok=True)
+    beat = _Heartbeat(sessions, job_id, attempt, settings.job_heartbeat_seconds, parent)
+    beat.start()
+    checkpoint = work / "checkpoint.pt"
+    held_checkpoint = {"sha": checkpoint_sha}
+
+    def on_event(kind: str, data: dict) -> None:
+        fields = {}
+        if kind == "started":
+            fields = {"device": data["device"], "device_name": data["device_name"], "images": data["images"]}
+        elif kind == "epoch":
+            fields = {"epoch": data["epoch"]}
+        elif kind == "checkpoint":
+            return  # announced by on_checkpoint once the file is stored
+        if not state.record(sessions, job_id, attempt, kind, data, **fields):
+            beat.lost.set()
+
+    def on_checkpoint(path: Path, epoch: int) -> None:
+        from tejas.artifacts import sha256_file
+
+        sha = sha256_file(path)
+        store.put_file(sha, path)
+        old = held_checkpoint["sha"]
+        held_checkpoint["sha"] = sha
+        if state.record(sessions, job_id, attempt, "checkpoint", {"epoch": epoch}, checkpoint_sha256=sha):
+            if old and old != sha:
+                store.delete(old)
+        else:
+            beat.lost.set()
+
+    def finish(status: str, data: dict, **fields) -> str:
+        state.finish(sessions, job_id, attempt, status, data, settings.retention_days, **fields)
+        return status
+
+    try:
+        config = TrainConfig(
+            mode=options["mode"],
+            epochs=options["epochs"],
+            learning_rate=options.get("learning_rate"),
+            batch_size=options["batch_size"],
+            augment=options["augment"],
+            seed=options["seed"],
+            validation_share=options["validation_share"],
+            patience=options["patience"],
+            workers=settings.job_loader_workers,
+            checkpoint_seconds=settings.job_checkpoint_seconds,
+        )
+        cache = work / "images"
+        if upload:
+            examples = from_archive(_download(store, upload, work / "upload.zip"), cache)
+        else:
+            blobs = make_store(settings)
+            examples = from_project(_project_records(sessions, user_id, project_id), blobs.open, cache)
+        state.record(sessions, job_id, attempt, "", {}, classes=examples.classes, epochs=config.epochs)
+        resume = False
+        if checkpoint_sha:
+            _download(store, checkpoint_sha, checkpoint)
+            resume = True
+        artifacts = settings.artifacts_dir / settings.artifacts_name
+        summary, _ = train_and_write(
+            examples,
+            config,
+            artifacts,
+            work / "out",
+            backbone_name=options.get("backbone", "auto"),
+            checkpoint=checkpoint,
+            resume=resume,
+            job=job_id,
+            on_event=on_event,
+            on_checkpoint=on_checkpoint,
+            should_stop=beat.stop_requested,
+        )
+        if beat.stop_requested():
+            raise Cancelled()
+        files = {}
+        for name, info in summary["files"].items():
+            store.put_file(info["sha256"], work / "out" / name)
+            files[name] = info
+        result = {
+            "validation_accuracy": summary["validation_accuracy"],
+            "images_per_second": summary["images_per_second"],
+            "checks": summary["checks"],
+            "files": files,
+            "app_model": {k: v for k, v in summary["app_model"].items() if k not in ("metrics", "split")},
+        }
+        with session_scope(sessions) as session:
+            job = session.get(Job, job_id)
+            if job.attempt == attempt and job.status == "running":
+                for name, info in files.items():
+                    session.merge(JobFile(job_id=job_id, name=name, sha256=info["sha256"], size=info["size"]))
+        done = {"validation_accuracy": summary["validation_accuracy"], "files": sorted(files)}
+        return finish("done", done, result=result)
+    except Cancelled:
+        if beat.lost.is_set() and not beat.cancelled.is_set():
+            return None  # the server died or another worker took the job over: not ours to end
+        return finish("cancelled", {})
+    except (DataError, ResultError) as exc:
+        return finish("failed", {"reason": str(exc)}, error=str(exc)[:2000])
+    except Exception as exc:  # a bug or the machine: say so, keep the trace in the log
+        log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+        reason = f"The training stopped with an internal error ({type(exc).__name__}: {exc})."[:2000]
+        return finish("failed", {"reason": reason}, error=reason)
+    finally:
+        beat.done.set()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parent = int(argv[1]) if len(argv) > 1 else None
+    status = run_job(Settings(), argv[0], parent=parent)
+    log.info("job %s: %s", argv[0], status)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
