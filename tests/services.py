@@ -1,13 +1,15 @@
-"""Real service processes for tests and benchmarks: a throwaway Postgres cluster and an S3 API (moto).
+"""Real service processes for tests and benchmarks: a throwaway Postgres cluster, an S3 API (moto) and Redis.
 
 Import the fixtures into a conftest (`from tests.services import backend, postgres_url, ...`) or use the
-plain functions (`start_postgres()`, `start_s3()`) from a script; each returns an object with `.stop()`.
+plain functions (`start_postgres()`, `start_s3()`, `start_redis()`) from a script; each returns an object
+with `.stop()`.
 
     postgres_url        session: a temporary Postgres cluster; "postgresql+psycopg://postgres@127.0.0.1:P/postgres"
     fresh_postgres_db   function: a new empty database on that cluster (dropped afterwards); its URL
     s3_server           session: `moto_server` on a free port; the env the Tejas server reads (one bucket)
     s3_env(s3_server)   the same env with a bucket name of its own (the server creates missing buckets)
     backend             function, params "embedded" / "postgres+s3": TEJAS_* env for `tejas serve`
+    redis_server        function: `redis-server` on a free port, nothing saved; `.url` = "redis://127.0.0.1:P/0"
 
 Facts these rely on (../shared/NOTES.md): Debian's `postgresql` package does not start a cluster;
 initdb/pg_ctl refuse to run as root, so as root they run as the `postgres` user (`runuser`) on a
@@ -33,6 +35,11 @@ from pathlib import Path
 
 import pytest
 
+REDIS_SERVER = Path("/usr/bin/redis-server")
+REDIS_INSTALL_HINT = (
+    "redis-server missing (/usr/bin/redis-server): run the README's test command "
+    "(bash tools/dev.sh test installs Debian redis-server), or `apt-get install redis-server`"
+)
 POSTGRES_INSTALL_HINT = (
     "Postgres server binaries missing (/usr/lib/postgresql/*/bin/initdb): run the README's test command "
     "(bash tools/dev.sh test installs Debian postgresql), or `apt-get install postgresql`"
@@ -323,6 +330,92 @@ def s3_server() -> Iterator[dict[str, str]]:
     server = start_s3()
     try:
         yield server.env()
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------------------------------------- Redis
+
+
+class RedisServer:
+    """`redis-server` as a subprocess on a free port of 127.0.0.1: no RDB snapshots, no AOF, so nothing
+    outlives `.stop()`. Ready when redis-py's PING answers."""
+
+    def __init__(self):
+        if not REDIS_SERVER.exists():
+            raise ServiceError(REDIS_INSTALL_HINT)
+        self.root = Path(tempfile.mkdtemp(prefix="tejas-redis-"))
+        self.log = self.root / "redis.log"
+        self.process: subprocess.Popen | None = None
+        try:
+            # A free port can be taken by someone else before redis binds it: try a few.
+            for attempt in range(3):
+                self.port = free_port()
+                self.url = f"redis://127.0.0.1:{self.port}/0"
+                with open(self.log, "w") as log:
+                    self.process = subprocess.Popen(
+                        [
+                            str(REDIS_SERVER),
+                            "--port",
+                            str(self.port),
+                            "--bind",
+                            "127.0.0.1",
+                            "--save",
+                            "",
+                            "--appendonly",
+                            "no",
+                            "--daemonize",
+                            "no",
+                            "--dir",
+                            str(self.root),
+                        ],
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        cwd=self.root,
+                    )
+                try:
+                    _poll(self.ping, START_TIMEOUT_S, "redis-server", alive=self.alive, log=self.log)
+                    break
+                except ServiceError:
+                    if attempt == 2 or self.alive() or "Address already in use" not in _tail(self.log, 10):
+                        raise
+        except BaseException:
+            self.stop()
+            raise
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def client(self):
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
+
+    def ping(self) -> bool:
+        with self.client() as client:
+            if not client.ping():
+                raise ConnectionError("redis-server did not answer PING")
+        return True
+
+    def stop(self):
+        if self.process is not None:
+            stop_process(self.process)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_redis() -> RedisServer:
+    return RedisServer()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A throwaway `redis-server` for one test; `.url` is what TEJAS_REDIS_URL takes."""
+    if not REDIS_SERVER.exists():
+        pytest.fail(REDIS_INSTALL_HINT)
+    server = start_redis()
+    try:
+        yield server
     finally:
         server.stop()
 

@@ -66,6 +66,16 @@ ensure_postgres() {
   fi
 }
 
+# The Celery queue's tests (tests/sync_server/test_jobs_celery.py) start their own throwaway redis-server
+# processes (tests/services.py); the Debian package's service is not needed running.
+ensure_redis() {
+  if [ ! -x /usr/bin/redis-server ]; then
+    say "installing Debian redis-server for the job queue's tests"
+    as_root apt-get update -q
+    as_root apt-get install -y -q redis-server
+  fi
+}
+
 # Re-export when artifacts/default is missing, corrupt, from an older exporter (tejas verify says so),
 # or lacks the last-block artifacts the app offers.
 ensure_default_artifacts() {
@@ -76,13 +86,14 @@ ensure_default_artifacts() {
   fi
 }
 
-# Everything the tests need: test dependencies, browser libraries, Debian chromium and postgresql,
+# Everything the tests need: test dependencies, browser libraries, Debian chromium, postgresql and redis,
 # artifacts, precache list.
 setup_tests() {
   setup_python "dev"
   vendor_browser_libs
   ensure_chromium
   ensure_postgres
+  ensure_redis
   ensure_default_artifacts
   "$PY" tools/precache.py
 }
