@@ -202,22 +202,31 @@ def create(body: JobIn, request: Request, user: CurrentUser, db: SessionDep, set
 
 
 def _check_archive(path: FilePath) -> list[str]:
-    """Refuse a hostile or unusable archive before a job is made of it (the core's rules); its classes."""
+    """Read the whole archive by the core's rules (one image in memory at a time) before a job is made
+    of it: a hostile archive is refused (400), one that cannot train (fewer than 2 classes with 2 usable
+    images) too (422); returns the classes."""
     from tejas.archive_source import ArchiveError
-    from tejas.dataset import iter_archive
+    from tejas.dataset import Sample, iter_archive
 
-    events = iter_archive(path)
+    counts: dict[str, int] = {}
     try:
+        events = iter_archive(path)
         header = next(events)
+        for event in events:
+            if isinstance(event, Sample):
+                counts[event.label] = counts.get(event.label, 0) + 1
     except ArchiveError as exc:
-        raise HTTPException(400, f"The zip cannot be used: {exc}") from None
-    finally:
-        events.close()
-    if len(header["classes"]) < 2:
-        raise HTTPException(
-            422, f"Training needs at least 2 classes (folders of images); this zip has {len(header['classes'])}."
-        )
-    return header["classes"]
+        reason = str(exc).removeprefix(f"{path.name}: ")  # the temporary file's name means nothing to anyone
+        raise HTTPException(400, f"The zip cannot be used: {reason}") from None
+    classes = [c for c in header["classes"] if c in counts]
+    if not counts:
+        raise HTTPException(400, "The zip cannot be used: no usable images (expected <class>/<image> folders)")
+    if len(classes) < 2:
+        raise HTTPException(422, f"Training needs at least 2 classes (folders of images); this zip has {len(classes)}.")
+    for name in classes:
+        if counts[name] < 2:
+            raise HTTPException(422, f'Class "{name}" has {counts[name]} usable image(s); add at least 2.')
+    return classes
 
 
 @router.post(
@@ -255,8 +264,6 @@ async def upload(
                     raise too_large
                 digest.update(chunk)
                 out.write(chunk)
-        if size == 0:
-            raise HTTPException(400, "The zip cannot be used: the request had no body (send the zip's bytes).")
         classes = await run_in_threadpool(_check_archive, path)
         sha = digest.hexdigest()
         await run_in_threadpool(request.app.state.jobs_store.put_file, sha, path)

@@ -1,0 +1,335 @@
+"""Training jobs on the embedded defaults (in-process queue) against a real `tejas serve`: an uploaded zip
+and a synced project train to results that agree with PyTorch; the event stream resumes after
+Last-Event-ID without gaps; a server killed mid-job finishes the job from its checkpoint; cancel; and
+bad input (hostile zips, one class, 500 MB + 1 byte, absurd options, another user's project) gets a
+clear 4xx or failed event and leaves nothing behind."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+from ..pycore.test_dataset import CASES
+from ..training.animals import animal_pngs, write_zip
+from .conftest import Account, project_changes, sample_change, sha
+
+pytestmark = pytest.mark.slow
+
+FAST = {"TEJAS_JOB_HEARTBEAT_SECONDS": "1", "TEJAS_JOB_CHECKPOINT_SECONDS": "1", "TEJAS_JOB_STALE_SECONDS": "5"}
+
+
+@pytest.fixture
+def job_server(serve, tmp_path, default_export):
+    """`tejas serve` whose artifact folder holds the default export (what jobs start from)."""
+    artifacts, _ = default_export
+
+    def start(**env):
+        return serve(artifacts.parent, data_dir=tmp_path / "data", env={**FAST, **env})
+
+    return start
+
+
+def read_events(account: Account, job_id: str, last_event_id: int | None = None, timeout: float = 600) -> list[dict]:
+    """The job's event stream until it ends (after a terminal event): [{id, event, data}]."""
+    headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+    events, current = [], {}
+    with account.stream(
+        "GET", f"/api/jobs/{job_id}/events", headers=headers, timeout=httpx.Timeout(timeout, read=timeout)
+    ) as response:
+        assert response.status_code == 200, response.read()
+        for line in response.iter_lines():
+            if not line:
+                if "event" in current:
+                    events.append(current)
+                current = {}
+            elif line.startswith("id:"):
+                current["id"] = int(line[3:].strip())
+            elif line.startswith("event:"):
+                current["event"] = line[6:].strip()
+            elif line.startswith("data:"):
+                current["data"] = json.loads(line[5:].strip())
+    return events
+
+
+def wait_for_event(account: Account, job_id: str, predicate, timeout: float = 600) -> dict:
+    """Read the stream until an event satisfies `predicate`; returns it (the connection is then closed)."""
+    current = {}
+    with account.stream("GET", f"/api/jobs/{job_id}/events", timeout=httpx.Timeout(timeout, read=timeout)) as response:
+        for line in response.iter_lines():
+            if line.startswith("id:"):
+                current["id"] = int(line[3:].strip())
+            elif line.startswith("event:"):
+                current["event"] = line[6:].strip()
+            elif line.startswith("data:"):
+                current["data"] = json.loads(line[5:].strip())
+                if predicate(current):
+                    return current
+                current = {}
+    raise AssertionError(f"the stream of job {job_id} ended without the awaited event")
+
+
+def upload(account: Account, data: bytes, expect: int = 201, **options) -> httpx.Response:
+    response = account.post(
+        "/api/jobs/upload", params=options, content=data, headers={"Content-Type": "application/zip"}
+    )
+    assert response.status_code == expect, response.text
+    return response
+
+
+def preprocessed(png: bytes, size: int = 224) -> np.ndarray:
+    """The manifest's preprocessing (resize shorter side to 256, centre crop 224, ImageNet normalisation)."""
+    from torchvision import transforms as T
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    tf = T.Compose(
+        [
+            T.Resize(256, antialias=True),
+            T.CenterCrop(size),
+            T.ToTensor(),
+            T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        ]
+    )
+    return tf(image).unsqueeze(0).numpy()
+
+
+def check_results_agree(account: Account, job: dict, pngs: list[bytes], architecture: str) -> None:
+    """model.onnx (onnxruntime) and model.pt (torchvision, strict) give the same probabilities."""
+    files = job["result"]["files"]
+    for name in ("model.onnx", "model.pt", "metrics.json", "app_model.json", "parameters.bin"):
+        assert name in files, sorted(files)
+    fetched = {}
+    for name in ("model.onnx", "model.pt", "parameters.bin", "app_model.json", "metrics.json"):
+        response = account.get(f"/api/jobs/{job['id']}/files/{name}")
+        assert response.status_code == 200, response.text
+        assert sha(response.content) == files[name]["sha256"]
+        fetched[name] = response.content
+    batch = np.concatenate([preprocessed(p) for p in pngs])
+    session = onnxruntime.InferenceSession(fetched["model.onnx"], providers=["CPUExecutionProvider"])
+    onnx_probabilities = session.run(["probabilities"], {"image": batch})[0]
+    classes = len(job["classes"])
+    model = getattr(torchvision.models, architecture)(num_classes=classes)
+    model.load_state_dict(torch.load(io.BytesIO(fetched["model.pt"]), weights_only=True), strict=True)
+    with torch.no_grad():
+        pt_probabilities = torch.softmax(model.eval()(torch.from_numpy(batch)), 1).numpy()
+    assert np.abs(onnx_probabilities - pt_probabilities).max() <= 1e-4
+    app_model = json.loads(fetched["app_model.json"])
+    assert len(fetched["parameters.bin"]) == 4 * app_model["parameters"]["length"]
+    metrics = json.loads(fetched["metrics.json"])
+    assert metrics["report"]["count"] == len(metrics["split"]["validation"])
+    cell_ids = [i for ids in metrics["report"]["cells"].values() for i in ids]
+    assert sorted(cell_ids) == sorted(metrics["split"]["validation"])
+    assert job["result"]["checks"]["onnx_max_abs_diff"] <= 1e-4
+
+
+def test_an_uploaded_zip_trains_streams_its_events_and_gives_results_that_agree(job_server, tmp_path):
+    server = job_server()
+    alice = Account(server.url)
+    data = animal_pngs(3, 6)
+    job = upload(
+        alice, write_zip(tmp_path / "d.zip", data).read_bytes(), mode="last_block", epochs=3, batch_size=8
+    ).json()
+    assert job["status"] == "queued" and job["source"] == "upload" and job["classes"] == ["bear", "bird", "cat"]
+    events = read_events(alice, job["id"])
+    kinds = [e["event"] for e in events]
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1)), "ids are 1, 2, … without gaps"
+    assert kinds[0] == "queued" and kinds[1] == "started" and kinds[-1] == "done", kinds
+    epochs = [e["data"] for e in events if e["event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    for e in epochs:
+        assert {"loss", "train_accuracy", "validation_accuracy", "images_per_second", "eta_seconds"} <= set(e)
+    started = events[1]["data"]
+    assert started["device"] in ("cpu", "cuda") and started["images"] == 18
+    # A client that reconnects after event 3 gets exactly the rest.
+    assert read_events(alice, job["id"], last_event_id=3) == events[3:]
+    job = alice.get(f"/api/jobs/{job['id']}").json()
+    assert job["status"] == "done" and job["expires"] and job["device"] == started["device"]
+    pngs = [p for ps in data.values() for p in ps]
+    check_results_agree(alice, job, pngs[:6], "mobilenet_v2")
+    app_model = job["result"]["app_model"]
+    assert app_model["mode"] == "last_block" and app_model["artifacts"]["kind"] == "default"
+    assert alice.get("/api/jobs").json()["jobs"][0]["id"] == job["id"]
+    # Deleting a finished job deletes its results.
+    assert alice.delete(f"/api/jobs/{job['id']}").status_code == 204
+    assert alice.get(f"/api/jobs/{job['id']}").status_code == 404
+    assert not [p for p in (tmp_path / "data" / "jobs").rglob("*") if p.is_file()]
+
+
+def test_a_synced_project_trains_with_its_classes_and_split(job_server):
+    server = job_server()
+    alice = Account(server.url)
+    device = alice.device()
+    classes = {"bear": "c-bear", "bird": "c-bird"}
+    data = animal_pngs(2, 5)
+    changes = project_changes(device, "p1", "Animals", classes)
+    for name, pngs in data.items():
+        for png in pngs:
+            alice.upload(png)
+            changes.append(sample_change(device, "p1", png, classes[name]))
+    device.push(changes)
+    job = alice.post("/api/jobs", json={"project": "p1", "mode": "head", "epochs": 2, "batch_size": 4}).json()
+    assert job["name"] == "Animals" and job["source"] == "project"
+    events = read_events(alice, job["id"])
+    assert events[-1]["event"] == "done", events[-1]
+    job = alice.get(f"/api/jobs/{job['id']}").json()
+    app_model = job["result"]["app_model"]
+    assert app_model["classes"] == [{"id": "c-bear", "name": "bear"}, {"id": "c-bird", "name": "bird"}]
+    ids = {sha(p) for ps in data.values() for p in ps}
+    metrics = json.loads(alice.get(f"/api/jobs/{job['id']}/files/metrics.json").content)
+    assert set(metrics["split"]["train"]) | set(metrics["split"]["validation"]) == ids
+    # The app's split: per class round(5 × 0.2) = 1 image validates.
+    assert len(metrics["split"]["validation"]) == 2
+    check_results_agree(alice, job, data["bear"][:2], "mobilenet_v2")
+
+
+def test_a_server_killed_mid_job_finishes_it_from_its_checkpoint(job_server, tmp_path):
+    server = job_server()
+    alice = Account(server.url)
+    data = animal_pngs(3, 6)
+    job = upload(
+        alice, write_zip(tmp_path / "d.zip", data).read_bytes(), mode="full", epochs=4, batch_size=8, patience=0
+    ).json()
+    checkpoint = wait_for_event(alice, job["id"], lambda e: e["event"] == "checkpoint" and e["data"]["epoch"] >= 1)
+    server.kill()  # SIGKILL: the server and (within a heartbeat) its worker process
+    server.start()
+    events = read_events(alice, job["id"])
+    kinds = [e["event"] for e in events]
+    assert kinds.count("done") == 1 and kinds[-1] == "done", kinds
+    starts = [e["data"] for e in events if e["event"] == "started"]
+    assert len(starts) == 2, kinds
+    assert starts[1]["resumed_from_epoch"] >= checkpoint["data"]["epoch"] >= 1
+    epochs = [e["data"]["epoch"] for e in events if e["event"] == "epoch"]
+    assert sorted(set(epochs)) == [1, 2, 3, 4]
+    done = alice.get(f"/api/jobs/{job['id']}").json()
+    assert done["status"] == "done"
+    app_model = done["result"]["app_model"]
+    assert app_model["artifacts"]["kind"] == "job" and app_model["mode"] == "head"
+    assert "artifacts/manifest.json" in done["result"]["files"]
+    check_results_agree(alice, done, data["bear"][:3], "mobilenet_v2")
+
+
+def test_cancel_stops_a_running_job_and_a_queued_one(job_server, tmp_path):
+    server = job_server()
+    alice = Account(server.url)
+    zip_bytes = write_zip(tmp_path / "d.zip", animal_pngs(2, 6)).read_bytes()
+    running = upload(alice, zip_bytes, mode="full", epochs=200, batch_size=4, patience=0).json()
+    queued = upload(alice, zip_bytes, mode="head", epochs=2).json()
+    wait_for_event(alice, running["id"], lambda e: e["event"] == "epoch")
+    response = alice.delete(f"/api/jobs/{queued['id']}")
+    assert response.status_code == 202 and response.json()["status"] == "cancelled"
+    response = alice.delete(f"/api/jobs/{running['id']}")
+    assert response.status_code == 202 and response.json()["cancel_requested"] is True
+    events = read_events(alice, running["id"], timeout=120)
+    assert events[-1]["event"] == "cancelled"
+    assert [e["event"] for e in read_events(alice, queued["id"])][-1] == "cancelled"
+    job = alice.get(f"/api/jobs/{running['id']}").json()
+    assert job["status"] == "cancelled" and job["result"] is None and job["epoch"] < 200
+
+
+def _no_leftovers(data_dir: Path) -> None:
+    assert not [p for p in (data_dir / "uploads").glob("*") if p.is_file()]
+    assert not [p for p in (data_dir / "jobs").rglob("*") if p.is_file()]
+
+
+REFUSED = [c for c in CASES if (c.refused or c.refused_re) and c.limits == CASES[0].limits]
+
+
+def test_hostile_zips_are_refused_with_the_cores_message_and_leave_nothing(job_server, tmp_path):
+    server = job_server()
+    alice = Account(server.url)
+    assert len(REFUSED) >= 10  # the other cases skip files (tests/training/test_trainer.py reads all of them)
+    for case in REFUSED:
+        folder = tmp_path / case.id
+        folder.mkdir()
+        archive = case.build(folder)
+        response = upload(alice, archive.read_bytes(), expect=400)
+        detail = response.json()["detail"]
+        assert detail.startswith("The zip cannot be used: "), detail
+        if case.refused:
+            assert detail.endswith(case.refused.removeprefix("data.zip: ")), (case.id, detail)
+    assert alice.get("/api/jobs").json()["jobs"] == []
+    _no_leftovers(tmp_path / "data")
+
+
+def test_bad_requests_get_clear_errors_and_leave_nothing(job_server, tmp_path):
+    server = job_server()
+    alice, bob = Account(server.url), Account(server.url)
+    good = write_zip(tmp_path / "d.zip", animal_pngs(2, 3)).read_bytes()
+    # One class.
+    one = write_zip(tmp_path / "one.zip", animal_pngs(1, 4)).read_bytes()
+    assert "at least 2 classes" in upload(alice, one, expect=422).json()["detail"]
+    # Absurd options, each refused with a sentence naming the field.
+    for params, field in [
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": 10**9}, "epochs"),
+        ({"learning_rate": -1}, "learning_rate"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"validation_share": 1.5}, "validation_share"),
+        ({"mode": "everything"}, "mode"),
+        ({"backbone": "vgg"}, "backbone"),
+        ({"mode": "head", "backbone": "resnet18"}, "backbone"),
+    ]:
+        detail = upload(alice, good, expect=422, **params).json()["detail"]
+        assert field in detail and detail.startswith("Invalid request"), detail
+        body = {"project": "p1", **params}
+        assert alice.post("/api/jobs", json=body).status_code in (404, 422)
+    assert alice.post("/api/jobs", json={"project": "p1", "epochs": False}).status_code == 422
+    # Another user's project is no project of yours.
+    device = bob.device()
+    changes = project_changes(device, "bobs", "Bob's", {"a": "ca", "b": "cb"})
+    for i, class_id in enumerate(["ca", "ca", "cb", "cb"]):
+        png = animal_pngs(2, 4)["bear" if class_id == "ca" else "bird"][i % 2 + (0 if class_id == "ca" else 2)]
+        bob.upload(png)
+        changes.append(sample_change(device, "bobs", png, class_id))
+    device.push(changes)
+    response = alice.post("/api/jobs", json={"project": "bobs"})
+    assert response.status_code == 404 and "No synced project" in response.json()["detail"]
+    # 500 MB + 1 byte, streamed without a Content-Length: refused as it arrives.
+    limit = 500 * 1024 * 1024
+
+    def body():
+        chunk = bytes(1 << 20)
+        for _ in range(limit // len(chunk)):
+            yield chunk
+        yield b"\0"
+
+    response = alice.post("/api/jobs/upload", content=body(), headers={"Content-Type": "application/zip"})
+    assert response.status_code == 413 and "500 MiB" in response.json()["detail"]
+    # Declared too large: refused before a byte of the body is read (http.client sends what it is told).
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    connection.putrequest("POST", "/api/jobs/upload")
+    for key, value in {
+        "Authorization": f"Bearer {alice.token}",
+        "Content-Type": "application/zip",
+        "Content-Length": str(limit + 1),
+    }.items():
+        connection.putheader(key, value)
+    connection.endheaders()
+    assert connection.getresponse().status == 413
+    connection.close()
+    assert alice.get("/api/jobs").json()["jobs"] == [] and bob.get("/api/jobs").json()["jobs"] == []
+    _no_leftovers(tmp_path / "data")
+
+
+def test_a_zip_of_unreadable_images_fails_with_the_reason(job_server, tmp_path):
+    server = job_server()
+    alice = Account(server.url)
+    path = tmp_path / "bad.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for name in ("cat/a.png", "cat/b.png", "dog/a.png", "dog/b.png"):
+            z.writestr(name, b"\x89PNG\r\n\x1a\n" + bytes(40))  # a PNG signature, then garbage
+    job = upload(alice, path.read_bytes(), mode="head", epochs=1).json()
+    events = read_events(alice, job["id"])
+    assert events[-1]["event"] == "failed"
+    assert "no usable images" in events[-1]["data"]["reason"], events[-1]
+    assert alice.get(f"/api/jobs/{job['id']}").json()["error"] == events[-1]["data"]["reason"]
