@@ -115,6 +115,7 @@ class Stack:
     def __init__(self, tmp: Path, redis_url: str, database_url: str | None):
         self.tmp = tmp
         self.data = tmp / "data"
+        self.redis_url = redis_url
         env = {
             "TEJAS_QUEUE": "celery",
             "TEJAS_REDIS_URL": redis_url,
@@ -159,6 +160,11 @@ class Stack:
                 text("SELECT status, worker, attempt, heartbeat_at FROM jobs WHERE id = :id"), {"id": job_id}
             ).one()
         return dict(found._mapping)
+
+    def redis(self):
+        import redis
+
+        return redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=10)
 
     def running_on(self, job_id: str) -> str | None:
         """The worker (host:pid) holding the job, when it is running."""
@@ -339,6 +345,22 @@ def test_cancel_stops_within_seconds_and_a_long_job_runs_once(stack, tmp_path):
     assert not kinds(events, "done")
     job = alice.get(f"/api/jobs/{x}").json()
     assert job["status"] == "cancelled" and job["result"] is None, job
+
+    # X's worker is idle now: hand it L's message again, twice, while L runs (a redelivery, or the
+    # reaper's re-send). The job row's fence must turn each copy away: L is started once.
+    assert s.running_on(long_job), s.row(long_job)
+    from celery import Celery
+
+    sender = Celery("tejas-test", broker=s.redis_url)
+    try:
+        for _ in range(2):
+            sender.send_task("tejas.train", args=[long_job], queue="train")
+    finally:
+        sender.close()
+    with s.redis() as client:
+        wait_for(lambda: client.llen("train") == 0, START_S, "the copies of L's message taken by the idle worker")
+    row = s.row(long_job)
+    assert row["status"] == "running" and row["attempt"] == 1, row
 
     events = follow(alice, long_job, timeout=JOB_S)
     assert events[-1].kind == "done", [e.kind for e in events]
