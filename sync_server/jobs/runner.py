@@ -198,7 +198,9 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
             return None  # the server died or another worker took the job over: not ours to end
         return finish("cancelled", {})
     except (DataError, ResultError) as exc:
-        return finish("failed", {"reason": str(exc)}, error=str(exc)[:2000])
+        # raised in a DataLoader worker, the message carries that worker's traceback: keep the sentence
+        reason = str(exc).strip().splitlines()[-1].removeprefix("DataError: ")
+        return finish("failed", {"reason": reason}, error=reason[:2000])
     except Exception as exc:  # a bug or the machine: say so, keep the trace in the log
         log.error("job %s failed:\n%s", job_id, traceback.format_exc())
         reason = f"The training stopped with an internal error ({type(exc).__name__}: {exc})."[:2000]

@@ -173,6 +173,7 @@ class ImageDataset:
 
     def __init__(self, examples: list[Example], transform):
         self.paths = [str(e.path) for e in examples]
+        self.ids = [e.id for e in examples]
         self.labels = [e.label for e in examples]
         self.transform = transform
 
@@ -180,7 +181,12 @@ class ImageDataset:
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
 
-        with Image.open(self.paths[i]) as image:
-            return self.transform(image.convert("RGB")), self.labels[i]
+        try:
+            with Image.open(self.paths[i]) as image:
+                return self.transform(image.convert("RGB")), self.labels[i]
+        except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as exc:  # what Pillow raises for damage
+            raise DataError(
+                f"image {self.ids[i][:12]}… cannot be decoded ({exc}); remove it from the data and start again"
+            ) from None

@@ -321,15 +321,16 @@ def test_bad_requests_get_clear_errors_and_leave_nothing(job_server, tmp_path):
     _no_leftovers(tmp_path / "data")
 
 
-def test_a_zip_of_unreadable_images_fails_with_the_reason(job_server, tmp_path):
+def test_an_image_that_cannot_be_decoded_fails_the_job_with_the_reason(job_server, tmp_path):
+    """Headers pass the upload's checks (the core reads headers only); the pixels are cut off."""
     server = job_server()
     alice = Account(server.url)
-    path = tmp_path / "bad.zip"
-    with zipfile.ZipFile(path, "w") as z:
-        for name in ("cat/a.png", "cat/b.png", "dog/a.png", "dog/b.png"):
-            z.writestr(name, b"\x89PNG\r\n\x1a\n" + bytes(40))  # a PNG signature, then garbage
-    job = upload(alice, path.read_bytes(), mode="head", epochs=1).json()
+    data = animal_pngs(2, 3)
+    png = data["bird"][0]
+    data["bird"][0] = png[:50] + bytes(len(png) - 62) + png[-12:]  # IHDR and IEND intact, pixel data zeroed
+    job = upload(alice, write_zip(tmp_path / "d.zip", data).read_bytes(), mode="head", epochs=1).json()
     events = read_events(alice, job["id"])
-    assert events[-1]["event"] == "failed"
-    assert "no usable images" in events[-1]["data"]["reason"], events[-1]
-    assert alice.get(f"/api/jobs/{job['id']}").json()["error"] == events[-1]["data"]["reason"]
+    assert events[-1]["event"] == "failed", events[-1]
+    reason = events[-1]["data"]["reason"]
+    assert reason.startswith(f"image {sha(data['bird'][0])[:12]}… cannot be decoded"), reason
+    assert alice.get(f"/api/jobs/{job['id']}").json()["error"] == reason
