@@ -214,6 +214,22 @@ class CeleryQueue:
                 )
             ).all()
         for job_id, attempt, status in rows:
+            if status == "running" and attempt >= MAX_ATTEMPTS:
+                # Its worker died this often (a job that runs the machine out of memory would take every
+                # worker down in turn): end it with the reason, as the in-process queue does.
+                reason = f"The training process ended unexpectedly {attempt} times; start the job again."
+                log.warning("job %s: worker died on attempt %d; failed", job_id, attempt)
+                state.finish(
+                    self.sessions,
+                    job_id,
+                    attempt,
+                    "failed",
+                    {"reason": reason},
+                    self.settings.retention_days,
+                    error=reason,
+                )  # fenced by `attempt`: a worker that claimed it meanwhile keeps it
+                self.sent.pop(job_id, None)
+                continue
             previous = self.sent.get(job_id)
             if previous and previous[0] == attempt and now - previous[1] < stale:
                 continue

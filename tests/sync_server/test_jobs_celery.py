@@ -137,22 +137,32 @@ class Stack:
         self.engine = create_engine(self.database_url)
 
     def start_workers(self, count: int, account: Account) -> None:
-        for i in range(count):
-            log = self.tmp / f"worker-{i}.log"
+        """Start `count` more workers; wait until GET /api/jobs/capabilities lists as many live workers
+        as are running, and each new one has registered (its row in `workers`, named by its pid)."""
+        started = []
+        for _ in range(count):
+            log = self.tmp / f"worker-{len(self.logs)}.log"
             with open(log, "w") as out:  # a file, not a pipe nobody reads
                 process = subprocess.Popen(
                     [TEJAS, "worker"], env=self.server.env, stdout=out, stderr=subprocess.STDOUT, cwd=self.tmp
                 )
             name = f"{socket.gethostname()}:{process.pid}"
             self.workers[name], self.logs[name] = process, log
+            started.append((name, process))
+        alive = sum(p.poll() is None for p in self.workers.values())
 
         def all_listed():
-            for name, process in self.workers.items():
+            for name, process in started:
                 assert process.poll() is None, f"worker {name} exited:\n{_tail(self.logs[name])}"
+            with self.engine.connect() as connection:
+                registered = set(connection.execute(text("SELECT name FROM workers")).scalars())
+            # Celery's worker name is tejas-<pid>@<host> (`tejas worker`), registered as "<that>:<pid>"
+            if not all(f"tejas-{p.pid}@{socket.gethostname()}:{p.pid}" in registered for _, p in started):
+                return False
             caps = account.get("/api/jobs/capabilities").json()
-            return caps["queue"] == "celery" and len(caps["workers"]) >= count
+            return caps["queue"] == "celery" and len(caps["workers"]) >= alive
 
-        wait_for(all_listed, START_S, f"{count} workers listed in GET /api/jobs/capabilities")
+        wait_for(all_listed, START_S, f"{count} new worker(s) registered and listed in GET /api/jobs/capabilities")
 
     def row(self, job_id: str) -> dict:
         with self.engine.connect() as connection:
@@ -371,6 +381,32 @@ def test_cancel_stops_within_seconds_and_a_long_job_runs_once(stack, tmp_path):
     job = check_result(alice, long_job)
     from datetime import datetime
 
-    ran = (datetime.fromisoformat(job["finished"].rstrip("Z")) - datetime.fromisoformat(job["started"].rstrip("Z")))
+    ran = datetime.fromisoformat(job["finished"].rstrip("Z")) - datetime.fromisoformat(job["started"].rstrip("Z"))
     print(f"long job ran {ran.total_seconds():.1f} s on one worker (stale after {STALE_S} s)")
     assert ran.total_seconds() > 2 * STALE_S, f"L ran only {ran}: too short to show it is not run twice"
+
+
+def test_a_job_that_keeps_killing_its_worker_is_failed_not_run_forever(stack, tmp_path):
+    """A job whose worker dies every time (out of memory, say) is failed after MAX_ATTEMPTS starts, as the
+    in-process queue does, instead of being handed to every worker in turn."""
+    from sync_server.jobs import MAX_ATTEMPTS
+
+    s = stack()
+    alice = Account(s.server.url)
+    job = submit(alice, tmp_path, "P", epochs=50)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        s.start_workers(1, alice)
+        worker = list(s.workers)[-1]
+        wait_for(
+            lambda attempt=attempt, worker=worker: (
+                (r := s.row(job))["attempt"] == attempt and r["worker"] == worker and r["status"] == "running"
+            ),
+            JOB_S,
+            f"attempt {attempt} of the job running on {worker}",
+        )
+        s.kill_worker(worker)
+    s.start_workers(1, alice)  # a live worker: without the limit it would take the job a fourth time
+    events = follow(alice, job, timeout=JOB_S)
+    assert events[-1].kind == "failed", [e.kind for e in events]
+    assert "ended unexpectedly" in events[-1].data["reason"], events[-1].data
+    assert s.row(job)["attempt"] == MAX_ATTEMPTS, s.row(job)
