@@ -4,8 +4,10 @@ OpenAPI schema, walked as another user against the first user's ids, answers 404
 from __future__ import annotations
 
 import hashlib
+import io
 import sqlite3
 import uuid
+import zipfile
 
 import httpx
 import pytest
@@ -75,7 +77,7 @@ def test_every_route_needs_a_valid_token(embedded_server):
         "wrong scheme": {"Authorization": "Basic YTpi"},
         "empty": {"Authorization": "Bearer"},
     }
-    ids = {"project_id": "p1", "sha256": "0" * 64}
+    ids = {"project_id": "p1", "sha256": "0" * 64, "job_id": "0" * 32, "name": "model.onnx"}
     checked = 0
     for method, path, _ in operations(server.url):
         if (method, path) in OPEN_ROUTES:
@@ -86,6 +88,14 @@ def test_every_route_needs_a_valid_token(embedded_server):
             assert response.status_code == 401, (method, path, name, response.text)
         checked += 1
     assert checked >= 10
+
+
+def two_class_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for i in range(4):
+            z.writestr(f"{'ab'[i % 2]}/{i}.png", png_bytes(100 + i))
+    return buffer.getvalue()
 
 
 def make_alice(server):
@@ -126,6 +136,8 @@ def bodies(project: str, image: bytes, bob_device: str):
         ("post", "/api/blobs/missing"): {"json": {"sha256": [sha(image)]}},
         ("put", "/api/blobs/{sha256}"): {"content": b"not the bytes", "params": {"kind": "image"}},
         ("post", "/api/sync/push"): {"json": {"device": bob_device, "changes": [foreign_change]}},
+        ("post", "/api/jobs"): {"json": {"project": project, "mode": "head", "epochs": 1}},
+        ("post", "/api/jobs/upload"): {"content": two_class_zip(), "headers": {"Content-Type": "application/zip"}},
     }
 
 
@@ -134,9 +146,15 @@ def test_another_user_can_never_reach_alices_data(embedded_server):
     Alice's appears in the answer; afterwards Alice's data is exactly as it was."""
     server = embedded_server()
     alice, project, image, parameters = make_alice(server)
+    job = alice.post(
+        "/api/jobs/upload",
+        content=two_class_zip(),
+        params={"mode": "head", "epochs": 1},
+        headers={"Content-Type": "application/zip"},
+    ).json()
     before = alice.pull_all()[0]
     bob = Account(server.url)
-    ids = {"project_id": project, "sha256": sha(image)}
+    ids = {"project_id": project, "sha256": sha(image), "job_id": job["id"], "name": "model.onnx"}
     table = bodies(project, image, "bobs-phone")
     seen = set()
     # walked last: Bob's push (it makes Bob records under Alice's ids), then the routes that end his session
@@ -167,6 +185,8 @@ def test_another_user_can_never_reach_alices_data(embedded_server):
     assert alice.get(f"/api/blobs/{sha(image)}").content == image
     assert alice.get(f"/api/blobs/{sha(parameters)}").content == parameters
     assert [p["id"] for p in alice.get("/api/projects").json()] == [project]
+    assert alice.get(f"/api/jobs/{job['id']}").status_code == 200  # Bob's DELETE did not reach it
+    assert {("post", "/api/jobs"), ("delete", "/api/jobs/{job_id}"), ("get", "/api/jobs/{job_id}/events")} <= seen
 
 
 @pytest.mark.parametrize("header", ["Bearer " + "A" * 43, "Bearer ' or 1=1 --", "Bearer " + "x" * 5000])
@@ -179,9 +199,14 @@ def test_forged_tokens(embedded_server, header):
 def test_an_app_served_elsewhere_may_call_the_api(embedded_server):
     """CORS: tokens travel in a header (no cookies), so any origin's page may sync with this server."""
     server = embedded_server()
-    preflight = httpx.options(server.url + "/api/sync/pull", headers={
-        "Origin": "https://tejas.example", "Access-Control-Request-Method": "GET",
-        "Access-Control-Request-Headers": "authorization"})
+    preflight = httpx.options(
+        server.url + "/api/sync/pull",
+        headers={
+            "Origin": "https://tejas.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] in ("*", "https://tejas.example")
     assert "authorization" in preflight.headers["access-control-allow-headers"].lower()

@@ -170,9 +170,7 @@ def create(body: JobIn, request: Request, user: CurrentUser, db: SessionDep, set
     live = (Record.user_id == user.id, Record.project_id == body.project, Record.deleted.is_(False))
     project = db.scalar(select(Record).where(*live, Record.kind == "project", Record.record_id == body.project))
     if project is None:
-        raise HTTPException(
-            404, f"No synced project with id {body.project}: switch sync on for it in the app and sync first."
-        )
+        raise HTTPException(404, "No synced project with that id: switch sync on for it in the app and sync first.")
     classes = {
         r.record_id: (r.data or {}).get("name", r.record_id)
         for r in db.scalars(select(Record).where(*live, Record.kind == "class"))
