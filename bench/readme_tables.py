@@ -15,6 +15,7 @@ import argparse
 import difflib
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -386,6 +387,73 @@ def sync_load_block(results: Path) -> str:
     return "\n".join(lines)
 
 
+GPU_COMMAND = (
+    "python bench/server_train.py --device cuda --images 2000 --batch-size 128 --epochs 3 "
+    "--runs resnet18:full,auto:full,auto:head --out bench/results/server_train_cuda.json"
+)
+
+
+def server_train_rows(report: dict, results: Path) -> list[str]:
+    c, d = report["config"], report["data"]
+    m = report["machine"]
+    where = f" on {m['gpu']['name']}" if m.get("gpu") else ""
+    threads = f", {c['torch_threads']} torch thread{'s' * (c['torch_threads'] != 1)}" if c["device"] == "cpu" else ""
+    lines = [
+        f"{c['device'].upper()}{where}: {d['images']} {d['format']} images of {d['classes']} classes "
+        f"({d['image_size'][0]}×{d['image_size'][1]}, {d['source'].split(' (')[0]}), batch {c['batch_size']}, "
+        f"{c['workers']} DataLoader worker{'s' * (c['workers'] != 1)}{threads}, {c['warmup_epochs']} warm-up "
+        f"epoch then {c['timed_epochs']} timed; images/s over the timed epochs"
+        + (f", median of {c['repeats']} runs each" if c["repeats"] > 1 else "")
+        + "; in brackets the trainer's speed ÷ the hand loop's, by the wall clock and by the process's CPU "
+        "time (steadier on a shared machine). "
+        + provenance(report, results)
+        + (f" Load average {m['load_average_start'][0]:g} at the start." if m.get("load_average_start") else ""),
+        "",
+        "| network | mode | AMP, channels-last | hand loop img/s | trainer img/s, checkpoint every epoch "
+        "(÷ hand: wall, CPU) | trainer img/s, no checkpoints (÷ hand: wall, CPU) | checkpoint size, time | "
+        f"≥ {report['goals']['ratio']:g}× (wall) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        ckpt = r["trainer"]["repeats"][0]
+        saves = ckpt.get("checkpoint_seconds") or [0.0]
+        lines.append(
+            f"| {backbone(r)} | {r['mode']} | {r['amp'] or 'no'}, {'yes' if r['channels_last'] else 'no'} | "
+            f"{fmt(r['hand']['images_per_second'], 2)} | {fmt(r['trainer']['images_per_second'], 2)} "
+            f"({r['ratio']:.2f}, {r['cpu_time_ratio']:.2f}) | "
+            f"{fmt(r['trainer_no_checkpoint']['images_per_second'], 2)} "
+            f"({r['ratio_no_checkpoint']:.2f}, {r['cpu_time_ratio_no_checkpoint']:.2f}) | "
+            f"{ckpt.get('checkpoint_bytes', 0) / 1e6:.0f} MB, {fmt(statistics.median(saves), 2)} s | "
+            f"{yes(r['ratio'] >= report['goals']['ratio'])} |"
+        )
+    return lines
+
+
+def server_train_block(results: Path) -> str:
+    """The server's trainer against a minimal hand-written loop, CPU here and a GPU run when there is one."""
+    report = load("server_train", results)
+    lines = server_train_rows(report, results)
+    goal = report["goals"]["gpu_images_per_second"]
+    gpu_path = results / "server_train_cuda.json"
+    if gpu_path.is_file():
+        gpu = json.loads(gpu_path.read_text())
+        lines += [""] + server_train_rows(gpu, results)
+        best = [r for r in gpu["results"] if r["architecture"] == "resnet18" and r["mode"] == "full"]
+        if best:
+            ips = best[0]["trainer"]["images_per_second"]
+            lines += [
+                "",
+                f"GPU goal, ResNet18 224² full fine-tune: {fmt(ips, 0)} img/s (≥ {goal:,}: {yes(ips >= goal)}).",
+            ]
+    else:
+        lines += [
+            "",
+            f"GPU numbers (goal: ResNet18 224² full fine-tune with AMP + channels-last ≥ {goal:,} img/s on one H100) "
+            f"are pending a run on a GPU machine: `{GPU_COMMAND}`, then `python bench/readme_tables.py`.",
+        ]
+    return "\n".join(lines)
+
+
 BLOCKS = {
     "pycore": pycore_block,
     "browser-embed": browser_embed_block,
@@ -393,6 +461,7 @@ BLOCKS = {
     "browser-why": browser_why_block,
     "native": native_block,
     "sync-load": sync_load_block,
+    "server-train": server_train_block,
 }
 
 
