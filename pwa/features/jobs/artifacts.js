@@ -4,6 +4,7 @@
 // those caches, and a model's files must outlive app versions.
 import { account, jobFile } from './api.js';
 import { sha256Hex } from '../dataset/images.js';
+import { getAll, transaction } from '../../db.js';
 
 export const SERVER_ARTIFACTS_CACHE = 'server-artifacts';
 
@@ -74,5 +75,21 @@ export async function modelArtifacts(model, defaultArtifacts) {
   } catch (error) {
     if (error.status === 404) throw new Error(`${what}, and the server no longer has them (the job was deleted or expired). Train again.`);
     throw new Error(`${what}; downloading them failed: ${error.message}`);
+  }
+}
+
+/**
+ * Delete cached artifact sets no model on this device uses any more (their models were pruned or
+ * deleted); a model synced here later downloads its set again on first use.
+ */
+export async function pruneJobArtifacts() {
+  if (typeof caches === 'undefined') return;
+  const models = await transaction(['models'], 'readonly', ({ models: store }) => getAll(store));
+  const used = new Set(models.filter((m) => m.artifactsUrl).map((m) => appUrl(m.artifactsUrl)));
+  const cache = await caches.open(SERVER_ARTIFACTS_CACHE);
+  const prefix = appUrl('artifacts/server/');
+  for (const request of await cache.keys()) {
+    const base = request.url.slice(0, request.url.indexOf('/', prefix.length) + 1);
+    if (request.url.startsWith(prefix) && !used.has(base)) await cache.delete(request);
   }
 }

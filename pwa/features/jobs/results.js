@@ -2,7 +2,7 @@
 // files"): app_model.json and parameters.bin, and for a `full` fine-tune its artifact set kept offline.
 // The model then predicts, evaluates, exports and keeps training on the device like any other.
 import { jobFile } from './api.js';
-import { jobArtifactsPath, storeJobArtifacts } from './artifacts.js';
+import { jobArtifactsPath, pruneJobArtifacts, storeJobArtifacts } from './artifacts.js';
 import { parametersFrom } from '../sync/records.js';
 import { listClasses, listSamples } from '../dataset/projects.js';
 import { backboneId } from '../artifacts.js';
@@ -69,5 +69,6 @@ export async function importJobResult(connection, projectId, job, { defaultArtif
     server: { ...appModel.server, job: job.id },
   };
   await saveImportedModels(projectId, [record], record.id);
+  await pruneJobArtifacts().catch(() => {});  // sets of models the new one pushed out
   return record;
 }
