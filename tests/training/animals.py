@@ -21,7 +21,9 @@ NAMES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "l
 def _raw():
     spec = importlib.util.find_spec("animal_mnist")
     if spec is None:
-        raise RuntimeError("animal-mnist is not installed: `pip install --no-deps animal-mnist==0.4` (tools/dev.sh does)")
+        raise RuntimeError(
+            "animal-mnist is not installed: `pip install --no-deps animal-mnist==0.4` (tools/dev.sh does)"
+        )
     folder = Path(spec.submodule_search_locations[0]) / "data" / "Animal_MNIST"
     with gzip.open(folder / "animal_data_version_3.gz") as f:
         images = np.asarray(pickle.load(f), np.uint8)

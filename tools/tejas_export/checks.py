@@ -162,7 +162,7 @@ def check_train_step(
     # Where |grad| is near Adam's eps, its first step lr·g/(|g|+eps) turns float32 rounding of g
     # into a visible difference; there only a bound of one learning-rate step is meaningful.
     ill_floor = 100 * optimizer_config.eps
-    loss_diff = abs(ort_loss - float(loss))
+    loss_diff = abs(ort_loss - float(loss.detach()))
     weight_diff, ill_count, ill_diff = 0.0, 0, 0.0
     for name, expected in torch_params.items():
         diff = np.abs(ort_params[name] - expected)
