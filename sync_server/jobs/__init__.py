@@ -202,6 +202,15 @@ class CeleryQueue:
             except Exception:
                 log.warning("job reaper", exc_info=True)
 
+    def _waiting(self) -> int:
+        """Messages waiting in the broker's `train` queue (kombu's Redis transport keeps them in a list)."""
+        import redis
+
+        try:
+            return int(redis.Redis.from_url(self.settings.redis_url, socket_timeout=5).llen("train"))
+        except Exception:
+            return 0
+
     def _reap_once(self) -> None:
         now = time.monotonic()
         stale = self.settings.job_stale_seconds
@@ -233,6 +242,8 @@ class CeleryQueue:
             previous = self.sent.get(job_id)
             if previous and previous[0] == attempt and now - previous[1] < stale:
                 continue
+            if status == "queued" and self._waiting() > 0:
+                continue  # its message is most likely still in the queue behind busy workers: no copies
             log.warning("job %s (%s, attempt %d): no live worker; sent to the queue again", job_id, status, attempt)
             self.submit(job_id)
             self.sent[job_id] = (attempt, now)

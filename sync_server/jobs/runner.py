@@ -85,11 +85,6 @@ def _download(store: BlobStore, sha: str, dest: Path) -> Path:
 
 def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions=None) -> str | None:
     """Run the job if it can be claimed; returns its final status (None: not ours to run)."""
-    from ..training.data import DataError, from_archive, from_project
-    from ..training.results import ResultError
-    from ..training.run import train_and_write
-    from ..training.trainer import Cancelled, TrainConfig
-
     if sessions is None:
         sessions = make_sessionmaker(make_engine(settings))
     store = make_store(settings, "jobs")
@@ -104,6 +99,12 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
     work.mkdir(parents=True, exist_ok=True)
     beat = _Heartbeat(sessions, job_id, attempt, settings.job_heartbeat_seconds, parent)
     beat.start()
+    # torch takes seconds to import: the heartbeat runs meanwhile, so the claim is not taken for a dead worker
+    from ..training.data import DataError, from_archive, from_project
+    from ..training.results import ResultError
+    from ..training.run import train_and_write
+    from ..training.trainer import Cancelled, TrainConfig
+
     checkpoint = work / "checkpoint.pt"
     held_checkpoint = {"sha": checkpoint_sha}
 

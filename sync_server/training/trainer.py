@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from tejas.metrics import classification_report
-from tejas_export.backbones import BACKBONES, Backbone
+from tejas_export.backbones import Backbone
 from tejas_export.models import FeatureExtractor, LastBlockHead, fold_batch_norm, make_head
 
 from .data import Example, ImageDataset, transforms
@@ -224,6 +225,7 @@ class Trainer:
             ImageDataset(validation, eval_tf), batch_size=max(config.batch_size, 64), shuffle=False, **loader_args
         )
         self.history = History()
+        self._writer: _Writer | None = None
         self.best_state: dict | None = None
         self.epoch = 0  # epochs completed
         self.step = 0  # batches done in the current epoch
@@ -238,7 +240,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "partial": dict(self.partial),
-            "network": self.network.state_dict(),
+            "network": self._trainable_state(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -246,18 +248,40 @@ class Trainer:
             "best_state": self.best_state,
         }
 
+    def _trainable_state(self) -> dict:
+        """The tensors that change (the frozen part is the same as at the start, so it is not saved)."""
+        return {k: v for k, v in self.network.state_dict().items() if not k.startswith("frozen.")}
+
     def save_checkpoint(self) -> None:
+        """Snapshot the state (copied off the device and out of the optimizer's reach) and write it in a
+        background thread: the next batches train while the file is written and stored."""
         if self.checkpoint is None:
             return
-        partial = self.checkpoint.with_name(self.checkpoint.name + ".part")
-        torch.save(self._state(), partial)
-        os.replace(partial, self.checkpoint)
-        self.on_checkpoint(self.checkpoint, self.epoch)
-        self.on_event("checkpoint", {"epoch": self.epoch, "step": self.step})
+        state = _detached(self._state())
+        self.wait_for_checkpoint()
+        epoch, step = self.epoch, self.step
+
+        def write() -> None:
+            partial = self.checkpoint.with_name(self.checkpoint.name + ".part")
+            torch.save(state, partial)
+            os.replace(partial, self.checkpoint)
+            self.on_checkpoint(self.checkpoint, epoch)
+            self.on_event("checkpoint", {"epoch": epoch, "step": step})
+
+        self._writer = _Writer(write)
+        self._writer.start()
+
+    def wait_for_checkpoint(self) -> None:
+        """Let the checkpoint in flight finish; its error, if any, is raised here."""
+        if self._writer is not None:
+            self._writer.join()
+            writer, self._writer = self._writer, None
+            if writer.error is not None:
+                raise writer.error
 
     def load_checkpoint(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=False)
-        self.network.load_state_dict(state["network"])
+        self.network.load_state_dict(state["network"], strict=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -282,6 +306,20 @@ class Trainer:
         last_checkpoint = time.monotonic()
         started = time.monotonic() - self.partial["seconds"]
         loss_fn = nn.CrossEntropyLoss()
+        # summed on the device and read only when needed: no CPU-GPU wait per step
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        seen = 0
+
+        def settle() -> None:
+            nonlocal loss_sum, correct, seen
+            self.partial["loss"] += float(loss_sum)
+            self.partial["correct"] += int(correct)
+            self.partial["seen"] += seen
+            loss_sum.zero_()
+            correct.zero_()
+            seen = 0
+
         for images, labels in self.train_loader:
             if self.should_stop():
                 raise Cancelled()
@@ -293,16 +331,16 @@ class Trainer:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            self.partial["loss"] += float(loss.detach()) * len(labels)
-            self.partial["correct"] += int((logits.argmax(1) == labels).sum())
-            self.partial["seen"] += len(labels)
+            loss_sum += loss.detach() * len(labels)
+            correct += (logits.detach().argmax(1) == labels).sum()
+            seen += len(labels)
             self.step += 1
             if time.monotonic() - last_checkpoint >= self.config.checkpoint_seconds:
+                settle()
                 self.partial["seconds"] = time.monotonic() - started
                 self.save_checkpoint()
                 last_checkpoint = time.monotonic()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        settle()
         self.partial["seconds"] = time.monotonic() - started
 
     @torch.no_grad()
@@ -333,6 +371,12 @@ class Trainer:
         return better
 
     def fit(self, resume: Path | None = None) -> RunResult:
+        try:
+            return self._fit(resume)
+        finally:
+            self.wait_for_checkpoint()
+
+    def _fit(self, resume: Path | None) -> RunResult:
         if resume is not None:
             self.load_checkpoint(resume)
         self.on_event(
@@ -366,7 +410,7 @@ class Trainer:
             self.step = 0
             self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
             if self._improved(accuracy, loss):
-                self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.network.state_dict().items()}
+                self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self._trainable_state().items()}
             entry = {
                 "epoch": self.epoch,
                 "epochs": self.config.epochs,
@@ -382,7 +426,7 @@ class Trainer:
             self.on_event("epoch", entry)
             self.save_checkpoint()
         if self.best_state is not None:
-            self.network.load_state_dict(self.best_state)
+            self.network.load_state_dict(self.best_state, strict=False)
         predicted, probabilities = self.predict(self.validation_loader) if self.validation_examples else ([], [])
         report = classification_report(labels, predicted, self.classes, [e.id for e in self.validation_examples])
         rates = [e["images_per_second"] for e in self.history.epochs if e["images_per_second"]]
@@ -400,5 +444,24 @@ class Trainer:
         )
 
 
-def backbone_named(name: str) -> Backbone:
-    return BACKBONES[name]
+def _detached(value):
+    """A copy of a (nested) state with every tensor cloned to the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _detached(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_detached(v) for v in value)
+    return value
+
+
+class _Writer(threading.Thread):
+    def __init__(self, work):
+        super().__init__(daemon=True, name="tejas-checkpoint")
+        self.work, self.error = work, None
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except BaseException as exc:  # raised again by wait_for_checkpoint on the training thread
+            self.error = exc

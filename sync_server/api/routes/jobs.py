@@ -48,6 +48,10 @@ class Options(BaseModel):
     patience: int = Field(5, ge=0, le=500, description="epochs without improvement before stopping; 0: never")
 
 
+class UploadOptions(Options):
+    name: str = Field("", max_length=200, description="a label for the job")
+
+
 class JobIn(Options):
     project: str = Field(pattern=ID, description="a synced project's id")
     name: str = Field("", max_length=200)
@@ -237,8 +241,7 @@ async def upload(
     request: Request,
     user: CurrentUser,
     settings: SettingsDep,
-    options: Annotated[Options, Query()],
-    name: Annotated[str, Query(max_length=200)] = "",
+    options: Annotated[UploadOptions, Query()],
 ) -> JobOut:
     """Train on an ImageFolder zip (<class>/<image>), streamed to the blob store, never held in memory."""
     _check_options(options, settings)
