@@ -278,10 +278,10 @@ async def upload(
                 db,
                 user.id,
                 project_id=None,
-                name=(name or "uploaded zip")[:200],
+                name=(options.name or "uploaded zip")[:200],
                 source="upload",
                 upload_sha256=sha,
-                options=options.model_dump(),
+                options=options.model_dump(exclude={"name"}),
                 epochs=options.epochs,
                 classes=classes,
             )
