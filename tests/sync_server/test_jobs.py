@@ -9,6 +9,8 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -19,6 +21,9 @@ import torch
 import torchvision
 from PIL import Image
 
+from sync_server.core.clock import parse_iso
+
+from ..conftest import TEJAS
 from ..pycore.test_dataset import CASES
 from ..training.animals import animal_pngs, write_zip
 from .conftest import Account, project_changes, sample_change, sha
@@ -189,6 +194,21 @@ def test_a_synced_project_trains_with_its_classes_and_split(job_server):
     # The app's split: per class round(5 × 0.2) = 1 image validates.
     assert len(metrics["split"]["validation"]) == 2
     check_results_agree(alice, job, data["bear"][:2], "mobilenet_v2")
+
+    # Results are kept for the retention period after the job ended, then purged with their files.
+    def purge(now: str) -> str:
+        run = subprocess.run(
+            [TEJAS, "server", "purge", "--now", now], env=server.env, capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    expires = parse_iso(job["expires"])
+    assert "purged 0 training job(s)" in purge((expires - timedelta(minutes=1)).isoformat())
+    assert alice.get(f"/api/jobs/{job['id']}/files/model.onnx").status_code == 200
+    assert "purged 1 training job(s)" in purge((expires + timedelta(minutes=1)).isoformat())
+    assert alice.get(f"/api/jobs/{job['id']}").status_code == 404
+    assert not [p for p in (server.data_dir / "jobs").rglob("*") if p.is_file()]
 
 
 def test_a_server_killed_mid_job_finishes_it_from_its_checkpoint(job_server, tmp_path):

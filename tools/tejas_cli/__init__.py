@@ -68,7 +68,9 @@ def _server(argv: list[str]) -> int:
     args_parser = parser("server", "Server maintenance (settings from TEJAS_* variables, as `tejas serve`).")
     sub = args_parser.add_subparsers(dest="action", required=True)
     sub.add_parser("migrate", help="apply database migrations (the server also does on start)")
-    purge_parser = sub.add_parser("purge", help="delete projects whose last change is older than the retention period")
+    purge_parser = sub.add_parser(
+        "purge", help="delete projects unchanged, and training jobs ended, longer ago than the retention period"
+    )
     purge_parser.add_argument("--now", default=None, help="ISO date-time to purge as of (default: now)")
     args = args_parser.parse_args(argv)
     try:
@@ -91,11 +93,16 @@ def _server(argv: list[str]) -> int:
     except ValueError:
         print(f"tejas server purge: error: --now {args.now!r} is not an ISO date-time", file=sys.stderr)
         return 2
-    report = purge(make_sessionmaker(engine), make_store(settings), now, settings.retention_days)
+    from sync_server.jobs.state import purge_jobs
+
+    sessions = make_sessionmaker(engine)
+    report = purge(sessions, make_store(settings), now, settings.retention_days)
+    jobs = purge_jobs(sessions, make_store(settings, "jobs"), now)
     print(
         f"purged {report.projects} project(s) ({report.records} records) and {report.blobs} blob(s) "
         f"unchanged for {settings.retention_days:g} days as of {now.isoformat()}Z"
     )
+    print(f"purged {jobs} training job(s) (with their results) that ended over {settings.retention_days:g} days ago")
     return 0
 
 
