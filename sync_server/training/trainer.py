@@ -28,7 +28,7 @@ from tejas_export.models import FeatureExtractor, LastBlockHead, fold_batch_norm
 from .data import Example, ImageDataset, transforms
 
 MODES = ("head", "last_block", "full")
-DEFAULT_LEARNING_RATE = {"head": 3e-3, "last_block": 1e-3, "full": 5e-4}
+DEFAULT_LEARNING_RATE = {"head": 3e-3, "last_block": 1e-3, "full": 1e-3}
 
 
 class Cancelled(Exception):
@@ -46,6 +46,10 @@ class TrainConfig:
     validation_share: float = 0.2
     patience: int = 5  # epochs without a better validation accuracy before stopping early; 0: never
     weight_decay: float = 0.01
+    # `full`: the pretrained layers learn at this fraction of the learning rate, the new classifier at all
+    # of it. 1 by default: on Animal-MNIST (5 classes × 12 images, 4 epochs, MobileNetV2) one rate of
+    # 1e-3 reached 0.9–1.0 validation accuracy, 3e-3 with 0.1× for the backbone 0.9, 5e-4 0.7–0.9.
+    backbone_lr_scale: float = 1.0
     workers: int | None = None  # DataLoader workers; None: by the machine's CPU count
     checkpoint_seconds: float = 120.0
     device: str | None = None  # None: cuda when available, else cpu
@@ -203,8 +207,7 @@ class Trainer:
         if cuda:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        parameters = [p for p in self.network.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(parameters, lr=config.lr(), weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(_parameter_groups(self.network, config), weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(1, config.epochs))
         train_tf, eval_tf = transforms(input_spec, config.augment)
         workers = default_workers() if config.workers is None else config.workers
@@ -442,6 +445,20 @@ class Trainer:
             sum(rates) / len(rates) if rates else 0.0,
             stopped_early,
         )
+
+
+def _parameter_groups(network: Classifier, config: TrainConfig) -> list[dict]:
+    """One group per learning rate: in `full` mode the classifier at the rate, the rest scaled down."""
+    trainable = [(n, p) for n, p in network.named_parameters() if p.requires_grad]
+    if config.mode != "full" or config.backbone_lr_scale == 1:
+        return [{"params": [p for _, p in trainable], "lr": config.lr()}]
+    model = network.trainable
+    head = model.fc if hasattr(model, "fc") else model.classifier[1]
+    head_ids = {id(p) for p in head.parameters()}
+    return [
+        {"params": [p for _, p in trainable if id(p) in head_ids], "lr": config.lr()},
+        {"params": [p for _, p in trainable if id(p) not in head_ids], "lr": config.lr() * config.backbone_lr_scale},
+    ]
 
 
 def _detached(value):
