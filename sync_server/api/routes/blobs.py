@@ -3,9 +3,6 @@ whose live records refer to the blob)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
@@ -20,6 +17,7 @@ from tejas.limits import DEFAULT_LIMITS
 from ...core.db import session_scope
 from ...models import Blob, Record, UserBlob
 from ...schemas import SHA256, BlobOut, MissingIn, MissingOut
+from ...uploads import received
 from ..deps import CurrentUser, ReadSessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/blobs", tags=["blobs"])
@@ -95,32 +93,15 @@ async def upload(
     too_large = HTTPException(
         413, f"Too large: a{'n image' if kind == 'image' else ' model'} may be at most {limit / 2**20:g} MiB."
     )
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    uploads = settings.data_dir / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=uploads, suffix=".part")
-    path = FilePath(name)
-    try:
-        digest, size = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise too_large
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != sha256:
+    async with received(request, settings.data_dir / "uploads", limit, too_large) as (path, digest, size):
+        if digest != sha256:
             raise HTTPException(
                 400,
-                f"The bytes do not match their name: their sha256 is {digest.hexdigest()}, "
+                f"The bytes do not match their name: their sha256 is {digest}, "
                 f"not {sha256} (a cut upload? send it again).",
             )
         await run_in_threadpool(_check_content, kind, path, size)
         await run_in_threadpool(_keep, request, user.id, sha256, kind, size, path)
-    finally:
-        path.unlink(missing_ok=True)
     return BlobOut(sha256=sha256, size=size)
 
 

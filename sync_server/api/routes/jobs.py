@@ -5,10 +5,7 @@ Every query filters on the signed-in user: another user's job id answers 404 lik
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
@@ -24,6 +21,7 @@ from ...core.db import session_scope
 from ...jobs import live_workers, state
 from ...models import Job, JobEvent, JobFile, Record
 from ...schemas import ID
+from ...uploads import received
 from ..deps import CurrentUser, ReadSessionDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -247,29 +245,11 @@ async def upload(
     _check_options(options, settings)
     limit = settings.max_upload_bytes
     too_large = HTTPException(413, f"Too large: a training zip may be at most {limit / 2**20:g} MiB.")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large
     with session_scope(request.app.state.readers) as db:
         _check_quota(db, user.id, settings)
-    uploads = settings.data_dir / "uploads"
-    uploads.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=uploads, suffix=".part")
-    path = FilePath(partial)
-    try:
-        digest, size = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise too_large
-                digest.update(chunk)
-                out.write(chunk)
+    async with received(request, settings.data_dir / "uploads", limit, too_large) as (path, sha, _):
         classes = await run_in_threadpool(_check_archive, path)
-        sha = digest.hexdigest()
         await run_in_threadpool(request.app.state.jobs_store.put_file, sha, path)
-    finally:
-        path.unlink(missing_ok=True)
 
     def create_job() -> JobOut:
         with session_scope(request.app.state.sessions) as db:
