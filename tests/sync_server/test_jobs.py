@@ -44,10 +44,10 @@ def job_server(serve, tmp_path, default_export):
     return start
 
 
-def read_events(account: Account, job_id: str, last_event_id: int | None = None, timeout: float = 600) -> list[dict]:
-    """The job's event stream until it ends (after a terminal event): [{id, event, data}]."""
+def stream_events(account: Account, job_id: str, last_event_id: int | None = None, timeout: float = 600):
+    """The job's server-sent events as they arrive ({id, event, data}); ends with the stream."""
     headers = {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
-    events, current = [], {}
+    current = {}
     with account.stream(
         "GET", f"/api/jobs/{job_id}/events", headers=headers, timeout=httpx.Timeout(timeout, read=timeout)
     ) as response:
@@ -55,7 +55,7 @@ def read_events(account: Account, job_id: str, last_event_id: int | None = None,
         for line in response.iter_lines():
             if not line:
                 if "event" in current:
-                    events.append(current)
+                    yield current
                 current = {}
             elif line.startswith("id:"):
                 current["id"] = int(line[3:].strip())
@@ -63,24 +63,22 @@ def read_events(account: Account, job_id: str, last_event_id: int | None = None,
                 current["event"] = line[6:].strip()
             elif line.startswith("data:"):
                 current["data"] = json.loads(line[5:].strip())
-    return events
+
+
+def read_events(account: Account, job_id: str, last_event_id: int | None = None, timeout: float = 600) -> list[dict]:
+    """The whole stream (it ends after a terminal event)."""
+    return list(stream_events(account, job_id, last_event_id, timeout))
 
 
 def wait_for_event(account: Account, job_id: str, predicate, timeout: float = 600) -> dict:
     """Read the stream until an event satisfies `predicate`; returns it (the connection is then closed)."""
-    current = {}
-    with account.stream("GET", f"/api/jobs/{job_id}/events", timeout=httpx.Timeout(timeout, read=timeout)) as response:
-        for line in response.iter_lines():
-            if line.startswith("id:"):
-                current["id"] = int(line[3:].strip())
-            elif line.startswith("event:"):
-                current["event"] = line[6:].strip()
-            elif line.startswith("data:"):
-                current["data"] = json.loads(line[5:].strip())
-                if predicate(current):
-                    return current
-                current = {}
-    raise AssertionError(f"the stream of job {job_id} ended without the awaited event")
+    events = stream_events(account, job_id, timeout=timeout)
+    try:
+        return next(e for e in events if predicate(e))
+    except StopIteration:
+        raise AssertionError(f"the stream of job {job_id} ended without the awaited event") from None
+    finally:
+        events.close()
 
 
 def upload(account: Account, data: bytes, expect: int = 201, **options) -> httpx.Response:
