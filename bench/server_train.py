@@ -69,10 +69,11 @@ def make_network(backbone_name: str, mode: str, examples, config, artifacts: Pat
     """(network, backbone, weights, weights_note, manifest) from the trainer's own `prepare`; a backbone
     without ImageNet weights here gets random ones (build_classifier from an empty state dict)."""
     from tejas.artifacts import read_manifest
+    from tejas_export.backbones import BACKBONES
 
     from sync_server.training.data import DataError
     from sync_server.training.run import prepare
-    from sync_server.training.trainer import backbone_named, build_classifier
+    from sync_server.training.trainer import build_classifier
 
     manifest = read_manifest(artifacts)
     try:
@@ -80,7 +81,7 @@ def make_network(backbone_name: str, mode: str, examples, config, artifacts: Pat
     except DataError as error:
         if "weights" not in str(error):
             raise
-        backbone = backbone_named(backbone_name)
+        backbone = BACKBONES[backbone_name]
         network = build_classifier(backbone, {}, mode, len(examples.classes), manifest["max_classes"], config.seed)
         note = f"random initialisation: {error} (throughput does not depend on the weights)"
         return network, backbone, "none", note, manifest
