@@ -14,7 +14,7 @@ def tejas(*args):
 def test_usage_and_unknown_command():
     assert tejas("--help").returncode == 0
     result = tejas("frobnicate")
-    assert result.returncode == 2 and "usage: tejas {serve,server,export,verify}" in result.stderr
+    assert result.returncode == 2 and "usage: tejas {serve,server,export,verify,train,worker}" in result.stderr
 
 
 def test_verify_ok_and_missing(resnet18_random, tmp_path):

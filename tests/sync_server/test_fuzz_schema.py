@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from sync_server.core.config import Settings
 from sync_server.core.db import migrate
+from sync_server.jobs import make_queue
 from sync_server.main import create_app
 from sync_server.storage import make_store
 
@@ -25,6 +26,8 @@ APP = create_app(
 # what the lifespan does when uvicorn starts the app (schemathesis calls it without one)
 migrate(APP.state.engine)
 APP.state.store = make_store(APP.state.settings)
+APP.state.jobs_store = make_store(APP.state.settings, "jobs")
+APP.state.queue = make_queue(APP.state.settings, APP.state.sessions)  # not started: jobs stay queued
 schema = schemathesis.openapi.from_asgi("/api/openapi.json", APP)
 
 

@@ -232,7 +232,12 @@ def _check_archive(path: FilePath) -> list[str]:
 @router.post(
     "/upload",
     status_code=201,
-    openapi_extra={"requestBody": {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
+    openapi_extra={
+        "requestBody": {
+            "description": "an ImageFolder zip (<class>/<image>); any Content-Type (application/zip is usual)",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
     responses={400: {"description": "Not a usable zip."}, 413: {"description": "Over TEJAS_MAX_UPLOAD_BYTES."}},
 )
 async def upload(
