@@ -235,3 +235,16 @@ def pull(session: Session, user_id: str, since: int, limit: int, retention_days:
         projects=project_retention(session, user_id, retention_days),
         purged=purged,
     )
+
+
+def project_records(session: Session, user_id: str, project_id: str) -> list[dict]:
+    """A project's live project, class and sample records as {kind, id, data} (what training reads)."""
+    rows = session.execute(
+        select(Record.kind, Record.record_id, Record.data).where(
+            Record.user_id == user_id,
+            Record.project_id == project_id,
+            Record.deleted.is_(False),
+            Record.kind.in_(("project", "class", "sample")),
+        )
+    ).all()
+    return [{"kind": kind, "id": record_id, "data": data} for kind, record_id, data in rows]

@@ -17,11 +17,10 @@ import threading
 import traceback
 from pathlib import Path
 
-from sqlalchemy import select
-
 from ..core.config import Settings
 from ..core.db import make_engine, make_sessionmaker, session_scope
-from ..models import Job, JobFile, Record
+from ..models import Job, JobFile
+from ..records import project_records
 from ..storage import BlobStore, make_store
 from . import state
 
@@ -61,19 +60,6 @@ class _Heartbeat(threading.Thread):
 
     def stop_requested(self) -> bool:
         return self.cancelled.is_set() or self.lost.is_set()
-
-
-def _project_records(sessions, user_id: str, project_id: str) -> list[dict]:
-    with session_scope(sessions) as session:
-        rows = session.execute(
-            select(Record.kind, Record.record_id, Record.data).where(
-                Record.user_id == user_id,
-                Record.project_id == project_id,
-                Record.deleted.is_(False),
-                Record.kind.in_(("class", "sample")),
-            )
-        ).all()
-    return [{"kind": kind, "id": record_id, "data": data} for kind, record_id, data in rows]
 
 
 def _download(store: BlobStore, sha: str, dest: Path) -> Path:
@@ -154,7 +140,9 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
             examples = from_archive(_download(store, upload, work / "upload.zip"), cache)
         else:
             blobs = make_store(settings)
-            examples = from_project(_project_records(sessions, user_id, project_id), blobs.open, cache)
+            with session_scope(sessions) as session:
+                records = project_records(session, user_id, project_id)
+            examples = from_project(records, blobs.open, cache)
         state.record(sessions, job_id, attempt, "", {}, classes=examples.classes, epochs=config.epochs)
         resume = False
         if checkpoint_sha:

@@ -46,10 +46,10 @@ class Examples:
         return counts
 
 
-def check_trainable(classes: list[str], counts: list[int]) -> None:
-    """The app's refusals: at least 2 classes, each with at least 2 images."""
+def check_trainable(classes: list[str], counts: list[int], what: str = "this data") -> None:
+    """The app's refusals: at least 2 classes, each with at least 2 images (`what` names the data)."""
     if len(classes) < 2:
-        raise DataError(f"Training needs at least 2 classes (this data has {len(classes)}).")
+        raise DataError(f"Training needs at least 2 classes ({what} has {len(classes)}).")
     for name, count in zip(classes, counts, strict=True):
         if count < 2:
             raise DataError(f'Class "{name}" has {count} image{"" if count == 1 else "s"}; add at least 2 to train.')
@@ -97,19 +97,35 @@ def from_archive(source: Path, cache: Path, limits: Limits = DEFAULT_LIMITS) -> 
     return examples
 
 
-def from_project(records: list[dict], fetch_blob, cache: Path) -> Examples:
-    """A synced project's live records ({kind, id, data}) with its images fetched by `fetch_blob(sha256)`
-    (an iterator of byte chunks) into `cache`, each checked against its sha256."""
+def project_layout(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(class records in the app's order, the data of the samples in those classes) of a project's live
+    records ({kind, id, data})."""
     classes = sorted(
         (r for r in records if r["kind"] == "class"),
         key=lambda r: (r["data"].get("order", 0), r["data"].get("created", ""), r["id"]),
     )
+    ids = {r["id"] for r in classes}
+    samples = [r["data"] for r in records if r["kind"] == "sample" and r["data"] and r["data"].get("classId") in ids]
+    return classes, samples
+
+
+def check_project(records: list[dict]) -> None:
+    """Refuse (DataError) a project that cannot train, before any image is fetched."""
+    classes, samples = project_layout(records)
+    counts = {r["id"]: 0 for r in classes}
+    for data in samples:
+        counts[data["classId"]] += 1
+    check_trainable([r["data"].get("name", r["id"]) for r in classes], list(counts.values()), "this project")
+
+
+def from_project(records: list[dict], fetch_blob, cache: Path) -> Examples:
+    """A synced project's live records ({kind, id, data}) with its images fetched by `fetch_blob(sha256)`
+    (an iterator of byte chunks) into `cache`, each checked against its sha256."""
+    check_project(records)
+    classes, samples = project_layout(records)
     index = {r["id"]: i for i, r in enumerate(classes)}
     items = []
-    for record in records:
-        data = record["data"] if record["kind"] == "sample" else None
-        if not data or data.get("classId") not in index:
-            continue
+    for data in samples:
         sha = data["contentId"]
         path = _cache_file(cache, sha)
         if not path.is_file():
@@ -123,9 +139,7 @@ def from_project(records: list[dict], fetch_blob, cache: Path) -> Examples:
             _write_once(cache, sha, b"".join(chunks))
         items.append(Example(sha, index[data["classId"]], path, data.get("source") == CORRECTION))
     items.sort(key=lambda e: e.id)
-    examples = Examples([r["data"]["name"] for r in classes], items, [r["id"] for r in classes])
-    check_trainable(examples.classes, examples.counts())
-    return examples
+    return Examples([r["data"]["name"] for r in classes], items, [r["id"] for r in classes])
 
 
 def split(examples: Examples, validation_share: float, seed: int) -> tuple[list[Example], list[Example]]:

@@ -285,6 +285,25 @@ def test_bad_requests_get_clear_errors_and_leave_nothing(job_server, tmp_path):
     # One class.
     one = write_zip(tmp_path / "one.zip", animal_pngs(1, 4)).read_bytes()
     assert "at least 2 classes" in upload(alice, one, expect=422).json()["detail"]
+    # A synced project with one class, and one whose second class has a single image.
+    device = alice.device()
+    pngs = animal_pngs(2, 3)
+    changes = project_changes(device, "solo", "Solo", {"bear": "c1"})
+    changes += project_changes(device, "thin", "Thin", {"bear": "t1", "bird": "t2"})
+    for png in pngs["bear"]:
+        alice.upload(png)
+        changes += [sample_change(device, "solo", png, "c1"), sample_change(device, "thin", png, "t1")]
+    alice.upload(pngs["bird"][0])
+    changes.append(sample_change(device, "thin", pngs["bird"][0], "t2"))
+    device.push(changes)
+    response = alice.post("/api/jobs", json={"project": "solo"})
+    assert response.status_code == 422 and response.json()["detail"] == (
+        "Training needs at least 2 classes (this project has 1)."
+    )
+    response = alice.post("/api/jobs", json={"project": "thin"})
+    assert response.status_code == 422 and response.json()["detail"] == (
+        'Class "bird" has 1 image; add at least 2 to train.'
+    )
     # Absurd options, each refused with a sentence naming the field.
     for params, field in [
         ({"epochs": 0}, "epochs"),

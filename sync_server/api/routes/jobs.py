@@ -19,8 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from ...core.clock import utcnow
 from ...core.db import session_scope
 from ...jobs import live_workers, state
-from ...models import Job, JobEvent, JobFile, Record
+from ...models import Job, JobEvent, JobFile
+from ...records import project_records
 from ...schemas import ID
+from ...training.data import DataError, check_project, check_trainable
 from ...uploads import received
 from ..deps import CurrentUser, ReadSessionDep, SessionDep, SettingsDep
 
@@ -169,26 +171,17 @@ def _create(request: Request, db, user_id: str, **fields) -> JobOut:
 def create(body: JobIn, request: Request, user: CurrentUser, db: SessionDep, settings: SettingsDep) -> JobOut:
     """Train on one of your synced projects (switch sync on for it in the app and sync first)."""
     _check_options(body, settings)
-    live = (Record.user_id == user.id, Record.project_id == body.project, Record.deleted.is_(False))
-    project = db.scalar(select(Record).where(*live, Record.kind == "project", Record.record_id == body.project))
+    records = project_records(db, user.id, body.project)
+    project = next((r for r in records if r["kind"] == "project"), None)
     if project is None:
         raise HTTPException(404, "No synced project with that id: switch sync on for it in the app and sync first.")
-    classes = {
-        r.record_id: (r.data or {}).get("name", r.record_id)
-        for r in db.scalars(select(Record).where(*live, Record.kind == "class"))
-    }
-    counts = dict.fromkeys(classes, 0)
-    for (data,) in db.execute(select(Record.data).where(*live, Record.kind == "sample")):
-        if data and data.get("classId") in counts:
-            counts[data["classId"]] += 1
-    if len(classes) < 2:
-        raise HTTPException(422, f"Training needs at least 2 classes; this project has {len(classes)}.")
-    for class_id, count in counts.items():
-        if count < 2:
-            raise HTTPException(422, f'Class "{classes[class_id]}" has {count} image(s) on the server; add at least 2.')
+    try:
+        check_project(records)
+    except DataError as exc:
+        raise HTTPException(422, str(exc)) from None
     _check_quota(db, user.id, settings)
     options = body.model_dump(exclude={"project", "name"})
-    name = body.name or (project.data or {}).get("name") or body.project
+    name = body.name or (project["data"] or {}).get("name") or body.project
     return _create(
         request,
         db,
@@ -221,11 +214,10 @@ def _check_archive(path: FilePath) -> list[str]:
     classes = [c for c in header["classes"] if c in counts]
     if not counts:
         raise HTTPException(400, "The zip cannot be used: no usable images (expected <class>/<image> folders)")
-    if len(classes) < 2:
-        raise HTTPException(422, f"Training needs at least 2 classes (folders of images); this zip has {len(classes)}.")
-    for name in classes:
-        if counts[name] < 2:
-            raise HTTPException(422, f'Class "{name}" has {counts[name]} usable image(s); add at least 2.')
+    try:
+        check_trainable(classes, [counts[c] for c in classes], "this zip")
+    except DataError as exc:
+        raise HTTPException(422, str(exc)) from None
     return classes
 
 
