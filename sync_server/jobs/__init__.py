@@ -36,11 +36,12 @@ log = logging.getLogger("tejas.jobs")
 
 MAX_ATTEMPTS = 3  # a job whose worker process dies this often is failed, not run again
 
+# the trainer's own choice of device and its name
 PROBE = (
-    "import json, platform, torch\n"
-    "cuda = torch.cuda.is_available()\n"
-    "print(json.dumps({'device': 'cuda' if cuda else 'cpu',"
-    " 'device_name': torch.cuda.get_device_name(0) if cuda else (platform.processor() or platform.machine())}))"
+    "import json\n"
+    "from sync_server.training.trainer import device_name, pick_device\n"
+    "device = pick_device()\n"
+    "print(json.dumps({'device': device.type, 'device_name': device_name(device)}))"
 )
 
 
@@ -163,9 +164,7 @@ class InProcessQueue:
             log.warning("job %s: worker process exited with %s; resuming it", job_id, code)
             return True
         reason = f"The training process ended unexpectedly {attempt} times (exit status {code}); start the job again."
-        state.finish(
-            self.sessions, job_id, attempt, "failed", {"reason": reason}, self.settings.retention_days, error=reason
-        )
+        state.fail(self.sessions, job_id, attempt, reason, self.settings.retention_days)
         return False
 
 
@@ -222,27 +221,23 @@ class CeleryQueue:
                     | ((Job.status == "queued") & (Job.created_at < cutoff))
                 )
             ).all()
+        waiting = None  # the broker's queue length, asked once per tick when a queued job needs it
         for job_id, attempt, status in rows:
             if status == "running" and attempt >= MAX_ATTEMPTS:
                 # Its worker died this often (a job that runs the machine out of memory would take every
                 # worker down in turn): end it with the reason, as the in-process queue does.
                 reason = f"The training process ended unexpectedly {attempt} times; start the job again."
                 log.warning("job %s: worker died on attempt %d; failed", job_id, attempt)
-                state.finish(
-                    self.sessions,
-                    job_id,
-                    attempt,
-                    "failed",
-                    {"reason": reason},
-                    self.settings.retention_days,
-                    error=reason,
-                )  # fenced by `attempt`: a worker that claimed it meanwhile keeps it
+                # fenced by `attempt`: a worker that claimed it meanwhile keeps it
+                state.fail(self.sessions, job_id, attempt, reason, self.settings.retention_days)
                 self.sent.pop(job_id, None)
                 continue
             previous = self.sent.get(job_id)
             if previous and previous[0] == attempt and now - previous[1] < stale:
                 continue
-            if status == "queued" and self._waiting() > 0:
+            if status == "queued":
+                waiting = self._waiting() if waiting is None else waiting
+            if status == "queued" and waiting > 0:
                 continue  # its message is most likely still in the queue behind busy workers: no copies
             log.warning("job %s (%s, attempt %d): no live worker; sent to the queue again", job_id, status, attempt)
             self.submit(job_id)

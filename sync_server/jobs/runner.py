@@ -188,12 +188,19 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
         return finish("cancelled", {})
     except (DataError, ResultError) as exc:
         # raised in a DataLoader worker, the message carries that worker's traceback: keep the sentence
-        reason = str(exc).strip().splitlines()[-1].removeprefix("DataError: ")
-        return finish("failed", {"reason": reason}, error=reason[:2000])
+        state.fail(
+            sessions,
+            job_id,
+            attempt,
+            str(exc).strip().splitlines()[-1].removeprefix("DataError: "),
+            settings.retention_days,
+        )
+        return "failed"
     except Exception as exc:  # a bug or the machine: say so, keep the trace in the log
         log.error("job %s failed:\n%s", job_id, traceback.format_exc())
-        reason = f"The training stopped with an internal error ({type(exc).__name__}: {exc})."[:2000]
-        return finish("failed", {"reason": reason}, error=reason)
+        reason = f"The training stopped with an internal error ({type(exc).__name__}: {exc})."
+        state.fail(sessions, job_id, attempt, reason, settings.retention_days)
+        return "failed"
     finally:
         beat.done.set()
         shutil.rmtree(work, ignore_errors=True)

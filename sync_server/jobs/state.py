@@ -23,7 +23,6 @@ log = logging.getLogger("tejas.jobs")
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("done", "failed", "cancelled")
-TERMINAL_EVENTS = TERMINAL
 
 
 def emit(session: Session, job: Job, kind: str, data: dict) -> int:
@@ -117,6 +116,12 @@ def finish(
         job.expires_at = now + timedelta(days=retention_days)
         emit(session, job, status, data)
         return True
+
+
+def fail(sessions: sessionmaker[Session], job_id: str, attempt: int, reason: str, retention_days: float) -> bool:
+    """End the job as failed: the `failed` event and the row's `error` carry the same sentence."""
+    reason = reason[:2000]  # the error column's size
+    return finish(sessions, job_id, attempt, "failed", {"reason": reason}, retention_days, error=reason)
 
 
 def stale_jobs(sessions: sessionmaker[Session], stale_seconds: float) -> list[str]:

@@ -347,7 +347,7 @@ async def events(
             for seq, kind, data in rows:
                 cursor = seq
                 yield {"id": str(seq), "event": kind, "data": json.dumps(data)}
-                if kind in state.TERMINAL_EVENTS:
+                if kind in state.TERMINAL:
                     return
             if not rows:
                 if await request.is_disconnected():
