@@ -44,14 +44,9 @@ def _floats(tensor: torch.Tensor) -> array:
 
 
 def _head(network: Classifier) -> tuple[torch.Tensor, torch.Tensor]:
-    """The trained classifier's weight [K, F] and bias [K]."""
+    """The trained classifier's weight [K, F] and bias [K] (the masked head's first K rows)."""
     k = network.num_classes
-    if not network.masked:
-        model = network.trainable
-        fc = model.fc if hasattr(model, "fc") else model.classifier[1]
-        return fc.weight, fc.bias
-    fc = network.trainable.head.fc if hasattr(network.trainable, "head") else network.trainable.fc
-    return fc.weight[:k], fc.bias[:k]
+    return network.head.weight[:k], network.head.bias[:k]
 
 
 def _parameters_in_layout(tensors: dict[str, torch.Tensor], layout: list[dict]) -> np.ndarray:

@@ -90,10 +90,17 @@ class Classifier(nn.Module):
         self.num_classes = num_classes
         self.masked = masked
         if masked:
-            max_classes = trainable.head.fc.out_features if hasattr(trainable, "head") else trainable.fc.out_features
-            mask = torch.zeros(max_classes)
+            mask = torch.zeros(self.head.out_features)
             mask[:num_classes] = 1.0
             self.register_buffer("class_mask", mask, persistent=False)
+
+    @property
+    def head(self) -> nn.Linear:
+        """The classifier layer: the K-class Linear (`full`) or the masked head's `max_classes` Linear."""
+        model = self.trainable
+        if not self.masked:
+            return model.fc if hasattr(model, "fc") else model.classifier[1]
+        return model.head.fc if hasattr(model, "head") else model.fc
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -452,9 +459,7 @@ def _parameter_groups(network: Classifier, config: TrainConfig) -> list[dict]:
     trainable = [(n, p) for n, p in network.named_parameters() if p.requires_grad]
     if config.mode != "full" or config.backbone_lr_scale == 1:
         return [{"params": [p for _, p in trainable], "lr": config.lr()}]
-    model = network.trainable
-    head = model.fc if hasattr(model, "fc") else model.classifier[1]
-    head_ids = {id(p) for p in head.parameters()}
+    head_ids = {id(p) for p in network.head.parameters()}
     return [
         {"params": [p for _, p in trainable if id(p) in head_ids], "lr": config.lr()},
         {"params": [p for _, p in trainable if id(p) not in head_ids], "lr": config.lr() * config.backbone_lr_scale},
