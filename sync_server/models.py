@@ -7,7 +7,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from .core.clock import utcnow
@@ -126,6 +137,7 @@ class Job(Base):
     __table_args__ = (Index("ix_jobs_status_heartbeat", "status", "heartbeat_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
+    kind: Mapped[str] = mapped_column(String(16), default="train", server_default="train")  # train | predict
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     project_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     name: Mapped[str] = mapped_column(String(200), default="")
@@ -186,3 +198,39 @@ class Worker(Base):
     device: Mapped[str] = mapped_column(String(16))
     device_name: Mapped[str] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Stream(Base):
+    """A named prediction stream of one user: images appended to it are classified by `tejas
+    stream-worker` processes (Redis Streams consumer group) with `model`, results land in `predictions`."""
+
+    __tablename__ = "streams"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_streams_user_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(300))  # job:<id> | model:<id> | project:<id>
+    top_k: Mapped[int] = mapped_column(Integer, default=3)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    appended: Mapped[int] = mapped_column(BigInteger, default=0)  # images accepted into the stream
+
+
+class Prediction(Base):
+    """One image's result in a stream, written once per (stream, image key) whoever delivers it again."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("stream_id", "image_key", name="uq_predictions_stream_key"),
+        Index("ix_predictions_stream_id", "stream_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    stream_id: Mapped[str] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"))
+    image_key: Mapped[str] = mapped_column(String(300))
+    label: Mapped[str] = mapped_column(String(200))  # the top class
+    confidence: Mapped[float] = mapped_column(Float)
+    top: Mapped[Any] = mapped_column(JSON)  # [{class, probability}]
+    worker: Mapped[str] = mapped_column(String(200))
+    appended_at: Mapped[datetime] = mapped_column(DateTime)  # when the image entered the stream
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

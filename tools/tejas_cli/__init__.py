@@ -143,6 +143,15 @@ def _train(argv: list[str]) -> int:
     return main(argv)
 
 
+@command("predict", "predict every image of a folder or zip with an ONNX model (onnxruntime)")
+def _predict(argv: list[str]) -> int:
+    try:
+        from sync_server.prediction.cli import main
+    except ImportError as exc:
+        return missing_extra("predict", "export", "predicting", exc)
+    return main(argv)
+
+
 @command("worker", "run a Celery training worker (TEJAS_QUEUE=celery, TEJAS_REDIS_URL)")
 def _worker(argv: list[str]) -> int:
     args_parser = parser("worker", "Run a training worker: one job at a time from the `train` queue.")

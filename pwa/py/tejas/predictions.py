@@ -1,0 +1,128 @@
+"""Images to predict from a zip or a folder (any layout), read with the dataset archive's hostile-input
+rules, and the prediction report (CSV / JSON) that the CLI, the server's batches and the app share.
+
+A whole archive is refused (ArchiveError) for what `list_entries` refuses: unsafe paths, zip bombs, too
+many entries. A bad *file* becomes a row with its error, never a failed run. Only one file's bytes are
+in memory at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from .archive_source import ArchiveError, list_entries
+from .dataset import _is_junk, _read_entry
+from .images import ImageError, ImageInfo, sniff_image
+from .limits import DEFAULT_LIMITS, Limits
+
+__all__ = [
+    "ArchiveError",
+    "ImageFile",
+    "Unreadable",
+    "count_images",
+    "csv_header",
+    "csv_row",
+    "iter_images",
+    "neutralise_cell",
+    "report_json",
+]
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass
+class ImageFile:
+    path: str  # inside the archive or folder, forward slashes
+    data: bytes
+    info: ImageInfo
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def _files(entries) -> list:
+    return sorted((e for e in entries if not e.is_dir and not _is_junk(e.path)), key=lambda e: e.path)
+
+
+def count_images(source, limits: Limits = DEFAULT_LIMITS) -> int:
+    """How many files `iter_images` will yield (junk and folders left out); ArchiveError as it would."""
+    entries, close, _ = list_entries(source, limits)
+    try:
+        return len(_files(entries))
+    finally:
+        close()
+
+
+def iter_images(source, limits: Limits = DEFAULT_LIMITS) -> Iterator[ImageFile | Unreadable]:
+    """Every file of a zip or folder in path order: an ImageFile, or Unreadable with the reason
+    (symbolic link, encrypted, too large, corrupt, not an image). ArchiveError for an archive refused whole."""
+    entries, close, name = list_entries(source, limits)
+    try:
+        for entry in _files(entries):
+            try:
+                if not entry.name_ok:
+                    raise ImageError("file name is not valid UTF-8")
+                if entry.is_symlink:
+                    raise ImageError("symbolic link (not followed)")
+                if entry.encrypted:
+                    raise ImageError("encrypted (password-protected entries are not supported)")
+                data = _read_entry(entry, limits)
+                info = sniff_image(data, limits.max_pixels)
+            except ImageError as reason:
+                yield Unreadable(entry.path, str(reason))
+                continue
+            yield ImageFile(entry.path, data, info, hashlib.sha256(data).hexdigest())
+    finally:
+        close()
+
+
+def neutralise_cell(value) -> str:
+    """A cell a spreadsheet shows as text: one beginning with =, +, -, @ (a formula) gets a leading '."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_header(top_k: int) -> list[str]:
+    columns = ["file", "predicted", "confidence"]
+    for i in range(1, top_k + 1):
+        columns += [f"class_{i}", f"probability_{i}"]
+    return columns + ["error"]
+
+
+def csv_row(row: dict, top_k: int) -> list[str]:
+    """One report row ({file, top: [{class, probability}], error}) as CSV cells, formulas neutralised."""
+    top = row.get("top") or []
+    cells = [row["file"], top[0]["class"] if top else "", f"{top[0]['probability']:.6f}" if top else ""]
+    for i in range(top_k):
+        cells += [top[i]["class"], f"{top[i]['probability']:.6f}"] if i < len(top) else ["", ""]
+    cells.append(row.get("error") or "")
+    return [neutralise_cell(c) for c in cells]
+
+
+def write_csv(rows: Iterable[dict], top_k: int, out: io.TextIOBase) -> None:
+    """The report as CSV (RFC 4180 quoting, \\r\\n line ends), one row per file."""
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(csv_header(top_k))
+    for row in rows:
+        writer.writerow(csv_row(row, top_k))
+
+
+def report_json(rows: list[dict], model: dict, top_k: int, **extra) -> str:
+    """The report as JSON: {model, top_k, images, failed, rows: [{file, sha256, top, error}], ...extra}."""
+    failed = sum(1 for r in rows if r.get("error"))
+    return json.dumps(
+        {"model": model, "top_k": top_k, "images": len(rows), "failed": failed, **extra, "rows": rows},
+        ensure_ascii=False,
+    )

@@ -1,0 +1,227 @@
+"""The models a user can predict with on the server, named by a reference:
+
+- `job:<job id>`: the model.onnx of one of the user's finished training jobs;
+- `model:<model id>`: a model the app synced (its parameters blob + the server's artifact set, written
+  into an ONNX file by the core's own writer, as the app's export does);
+- `project:<project id>`: the current model of a synced project.
+
+ONNX files are kept under data_dir/models by a digest of what they are made of, so each is written
+once; `ModelCache` keeps a few loaded onnxruntime sessions per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from array import array
+from collections import OrderedDict
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..core.config import Settings
+from ..models import Job, JobFile, Record
+from ..storage import BlobStore
+
+__all__ = ["ModelCache", "ModelNotFound", "list_models", "model_file", "parse_reference"]
+
+REFERENCE = r"^(job|model|project):[A-Za-z0-9_-][A-Za-z0-9_.:-]{0,127}$"
+_REFERENCE = re.compile(REFERENCE)
+
+
+class ModelNotFound(LookupError):
+    """No such model among the user's, or one this server cannot run; str() says which and why."""
+
+
+def parse_reference(ref: str) -> tuple[str, str]:
+    if not _REFERENCE.match(ref or ""):
+        raise ModelNotFound(
+            f"model {ref!r}: name a model as job:<job id>, model:<synced model id> or project:<synced project id>"
+        )
+    kind, _, ident = ref.partition(":")
+    return kind, ident
+
+
+def _record(session: Session, user_id: str, kind: str, record_id: str) -> dict | None:
+    row = session.scalar(
+        select(Record.data).where(
+            Record.user_id == user_id, Record.kind == kind, Record.record_id == record_id, Record.deleted.is_(False)
+        )
+    )
+    return row
+
+
+def _job_model(session: Session, user_id: str, job_id: str) -> JobFile:
+    job = session.scalar(select(Job).where(Job.id == job_id, Job.user_id == user_id))
+    if job is None:
+        raise ModelNotFound(f"model job:{job_id}: no such training job among yours")
+    row = session.get(JobFile, (job.id, "model.onnx"))
+    if job.kind != "train" or job.status != "done" or row is None:
+        raise ModelNotFound(f"model job:{job_id}: that job has no trained model (status {job.status})")
+    return row
+
+
+def _atomic_write(dest: Path, write) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def _from_job(row: JobFile, jobs_store: BlobStore, cache: Path) -> Path:
+    dest = cache / f"{row.sha256}.onnx"
+    if not dest.is_file():
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                for chunk in jobs_store.open(row.sha256):
+                    f.write(chunk)
+
+        _atomic_write(dest, write)
+    return dest
+
+
+def _floats(data: bytes) -> array:
+    values = array("f")
+    values.frombytes(data)
+    return values
+
+
+def _from_synced(model: dict, ref: str, blobs: BlobStore, settings: Settings, cache: Path) -> Path:
+    from tejas.artifacts import read_manifest, sha256_file
+    from tejas.onnx_writer import write_classifier_onnx
+
+    artifacts = settings.artifacts_dir / settings.artifacts_name
+    manifest = read_manifest(artifacts)
+    wanted = (model.get("artifacts") or {}).get("backbone_sha256")
+    have = manifest["files"]["backbone.onnx"]["sha256"]
+    if wanted and wanted != have:
+        raise ModelNotFound(
+            f"model {ref}: trained with other artifacts than this server has; retrain it in the app and sync"
+        )
+    parameters = model.get("parameters") or {}
+    classes = [c["name"] for c in model.get("classes") or []]
+    mode = model.get("mode") or "head"
+    key = hashlib.sha256(
+        json.dumps([parameters.get("sha256"), sha256_file(artifacts / "manifest.json"), classes, mode]).encode()
+    ).hexdigest()
+    dest = cache / f"{key}.onnx"
+    if dest.is_file():
+        return dest
+    try:
+        data = b"".join(blobs.open(parameters["sha256"]))
+    except (KeyError, FileNotFoundError):
+        raise ModelNotFound(f"model {ref}: its parameters were not synced yet; sync the project again") from None
+    values = _floats(data)
+    layout = {p["name"]: p for p in model["layout"]}
+    f, k = int(manifest["feature_size"]), len(classes)
+    weight_name = next(n for n in layout if n == "fc.weight" or n.endswith(".fc.weight"))
+    bias_name = weight_name[: -len("weight")] + "bias"
+
+    def take(name: str, count: int) -> array:
+        offset = layout[name]["offset"]
+        return values[offset : offset + count]
+
+    block = None
+    if mode == "last_block":
+        block = {}
+        for name, p in layout.items():
+            if name in (weight_name, bias_name):
+                continue
+            size = 1
+            for n in p["shape"]:
+                size *= n
+            block[name] = take(name, size)
+    weight, bias = take(weight_name, k * f), take(bias_name, k)
+    return _atomic_write(dest, lambda tmp: write_classifier_onnx(artifacts, weight, bias, classes, tmp, block))
+
+
+def model_file(
+    session: Session, user_id: str, ref: str, settings: Settings, jobs_store: BlobStore, blobs: BlobStore
+) -> Path:
+    """The ONNX file of the user's model `ref` (written or fetched once); ModelNotFound says why not."""
+    kind, ident = parse_reference(ref)
+    cache = settings.data_dir / "models"
+    if kind == "job":
+        return _from_job(_job_model(session, user_id, ident), jobs_store, cache)
+    if kind == "project":
+        head = _record(session, user_id, "head", ident)
+        if not head or not head.get("modelId"):
+            raise ModelNotFound(f"model {ref}: no synced project with a trained model by that id")
+        ident = head["modelId"]
+    model = _record(session, user_id, "model", ident)
+    if model is None:
+        raise ModelNotFound(f"model {ref}: no such synced model among yours")
+    job = (model.get("server") or {}).get("job")
+    if job and (model.get("artifacts") or {}).get("kind") == "job":
+        return _from_job(_job_model(session, user_id, job), jobs_store, cache)
+    return _from_synced(model, ref, blobs, settings, cache)
+
+
+def list_models(session: Session, user_id: str) -> list[dict]:
+    """Every model of the user's that `model_file` can run: finished training jobs and synced models."""
+    out = []
+    jobs = session.scalars(
+        select(Job)
+        .where(Job.user_id == user_id, Job.kind == "train", Job.status == "done")
+        .order_by(Job.finished_at.desc())
+    )
+    for job in jobs:
+        out.append(
+            {"ref": f"job:{job.id}", "source": "job", "name": job.name, "project": job.project_id,
+             "classes": job.classes or [], "created": job.finished_at.isoformat() + "Z" if job.finished_at else None}
+        )
+    heads = {
+        (data or {}).get("modelId"): record_id
+        for record_id, data in session.execute(
+            select(Record.record_id, Record.data).where(
+                Record.user_id == user_id, Record.kind == "head", Record.deleted.is_(False)
+            )
+        )
+    }
+    rows = session.execute(
+        select(Record.record_id, Record.project_id, Record.data).where(
+            Record.user_id == user_id, Record.kind == "model", Record.deleted.is_(False)
+        )
+    )
+    for record_id, project_id, data in rows:
+        data = data or {}
+        out.append(
+            {"ref": f"model:{record_id}", "source": "synced", "name": data.get("name") or "model trained in the app",
+             "project": project_id, "classes": [c.get("name") for c in data.get("classes") or []],
+             "created": data.get("created"), "current": heads.get(record_id) == project_id}
+        )
+    return out
+
+
+class ModelCache:
+    """Loaded classifiers by file, the few most recently used (sessions are ~15 MB each)."""
+
+    def __init__(self, size: int = 4, threads: int | None = None):
+        self.size, self.threads = size, threads
+        self.loaded: OrderedDict[str, object] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, path: Path):
+        from .model import Classifier
+
+        key = str(path)
+        with self.lock:
+            if key in self.loaded:
+                self.loaded.move_to_end(key)
+                return self.loaded[key]
+        classifier = Classifier(path, self.threads)
+        with self.lock:
+            self.loaded[key] = classifier
+            while len(self.loaded) > self.size:
+                _, old = self.loaded.popitem(last=False)
+                old.close()
+        return classifier
