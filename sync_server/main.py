@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from .api.routes import auth, blobs, health, jobs, projects, sync, users
+from .api.routes import auth, batches, blobs, health, jobs, projects, streams, sync, users
 from .core.clock import utcnow
 from .core.config import Settings
 from .core.db import make_engine, make_sessionmaker, migrate
@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hasher = password_hasher(settings)
     app.state.dummy_hash = dummy_hash(app.state.hasher)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for module in (health, auth, users, sync, blobs, projects, jobs):
+    for module in (health, auth, users, sync, blobs, projects, jobs, batches, streams):
         app.include_router(module.router)
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/artifacts", StaticFiles(directory=settings.artifacts_dir), name="artifacts")

@@ -81,6 +81,16 @@ class Settings(BaseSettings):
     job_loader_workers: int | None = None  # DataLoader worker processes; None: by the CPU count
     artifacts_name: str = "default"  # the artifact set (under artifacts_dir) the app uses and jobs start from
 
+    # Prediction (docs/predictions.md): POST /api/predictions answers directly for a few images; a zip goes
+    # to POST /api/batches (≤ max_upload_bytes) as a job; streams go through Redis at redis_url.
+    max_prediction_images: int = 32
+    prediction_threads: int | None = None  # onnxruntime threads per model; None: up to 4
+    stream_key: str = "tejas:predict"  # the Redis stream every prediction stream's images go through
+    stream_group: str = "tejas-predict"  # the consumer group of `tejas stream-worker` processes
+    stream_claim_idle_seconds: float = 30.0  # a pending entry idle this long (its worker died) is taken over
+    stream_max_deliveries: int = 3  # then it goes to the dead-letter stream <stream_key>:dead with its error
+    stream_batch_size: int = 16  # entries a worker reads and classifies at once
+
     def as_env(self) -> dict[str, str]:
         """These settings as TEJAS_* variables, for the worker processes the server starts."""
         env = {}
