@@ -7,6 +7,9 @@ import { requestPersistence, storageStatus } from './db.js';
 import { headOf } from './features/artifacts.js';
 import * as sync from './features/sync/client.js';
 import { modelArtifacts } from './features/jobs/artifacts.js';
+import { predictMany as predictManyImages } from './features/predict/many.js';
+import { forEachImage } from './features/predict/sources.js';
+import { predictionsCsv, predictionsJson } from './features/predict/report.js';
 import {
   CORRECTION, KEEP_PREVIOUS_MODELS, currentModel, listModels, loadManifest, modelStatus as engineModelStatus, predictImage,
   saveImportedModels, trainProject, usableModel,
@@ -17,7 +20,7 @@ export {
   getThumbnail, listChanges, listClasses, listProjects, listSamples, moveSamples, projectStorage, renameClass,
   renameProject, restoreSamples,
 } from './features/dataset/projects.js';
-export { validateClassName, requestPersistence, storageStatus, headOf };
+export { validateClassName, requestPersistence, storageStatus, headOf, predictionsCsv, predictionsJson };
 export {
   deleteAccount, onSyncStatus, setProjectSync, signIn, signOut, signUp, startSync, syncNow, syncStatus,
 } from './features/sync/client.js';
@@ -135,6 +138,58 @@ export async function predict(projectId, image, { artifacts, topK = 3 } = {}) {
   artifacts = await projectArtifacts(projectId, artifacts);
   return predictImage(projectId, image, { artifacts, topK, embedImages, headProbabilities, runBlock });
 }
+
+/**
+ * Predict many images with the project's current model, a batch at a time, in workers: the same
+ * preprocessing, model and head as predict(), so each row's probabilities equal predict()'s for that
+ * image (float noise of batched inference aside, ≤ 1e-5). Only two batches of images are read at a
+ * time (a zip entry by entry, in the Python worker under the core's archive rules), so thousands of
+ * images fit in memory; what is kept is the results (and, when asked, small thumbnails).
+ * @param {string} projectId
+ * @param {File[]|FileList|File} source image Files, or one zip File (any folder layout; a zip the core
+ *   refuses — unsafe paths, a zip bomb, not a zip — rejects with its reason; a bad entry is one error row)
+ * @param {{topK?: number, batchSize?: number, thumbnailSize?: number, signal?: AbortSignal, artifacts?: string,
+ *   onProgress?: (p: {done: number, total: number, failed: number, seconds: number, imagesPerSecond: number}) => void,
+ *   onResult?: (rows: PredictedRow[]) => void}} options
+ *   topK=3; batchSize=16 (images per backbone run); thumbnailSize (px, default 0 = none): rows also get
+ *   `thumbnail`, a small JPEG Blob; onResult gets each batch's rows as soon as they are done.
+ * @returns {Promise<{model: {id, created, mode, backboneId, classes: string[]}, topK: number, total: number,
+ *   rows: PredictedRow[], failed: number, seconds: number, imagesPerSecond: number}>}
+ *   rows in source order, PredictedRow = {index, file, top: [{classId, name, probability}], error: string|null}
+ *   (file: the File's name or folder path, or the zip entry's path; top is empty when error says why the
+ *   image could not be read). Cancelling (signal) rejects with an AbortError.
+ */
+export async function predictMany(projectId, source, { artifacts, ...options } = {}) {
+  artifacts = await projectArtifacts(projectId, artifacts);
+  return predictManyImages(projectId, source, { artifacts, ...options }, {
+    embedImages, headProbabilities, runBlock, callPython,
+  });
+}
+
+/**
+ * Put rows of a predictMany run into class `classId` as corrections (addCorrection: always trained on;
+ * an image already in the project is moved there). The images are read again from `source` (the same
+ * Files or zip the run read), a few at a time.
+ * @returns {Promise<{added: number, moved: number, failed: {file: string, message: string}[]}>}
+ */
+export async function addPredictionsToClass(projectId, classId, source, rows, { onProgress } = {}) {
+  const out = { added: 0, moved: 0, failed: [] };
+  await forEachImage(source, rows, callPython, async (files, part) => {
+    for (const [i, file] of files.entries()) {
+      try {
+        if (!file) throw new Error('cannot be read again from its source');
+        const { moved } = await projects.addCorrection(projectId, classId, file);
+        out[moved ? 'moved' : 'added'] += 1;
+      } catch (error) {
+        out.failed.push({ file: part[i].file, message: error.message });
+      }
+    }
+    onProgress?.({ done: out.added + out.moved + out.failed.length, total: rows.length });
+  });
+  return out;
+}
+
+const callPython = (type, payload, options) => callWorker(worker('python'), type, payload, options);
 
 /** The current model's validation metrics: accuracy, per class, confusion matrix, sample ids per cell. */
 export async function evaluate(projectId) {
@@ -288,7 +343,7 @@ async function addDatasetSamples(projectId, data) {
 if (typeof window !== 'undefined') {
   window.tejas = {
     ...projects, embedImages, trainHead, headProbabilities, headOf, runBlock, validateClassName, requestPersistence, storageStatus,
-    train, predict, evaluate, currentModel, listModels, modelStatus, KEEP_PREVIOUS_MODELS, exportOnnx, exportPytorch, exportDatasetZip,
+    train, predict, predictMany, addPredictionsToClass, predictionsCsv, predictionsJson, evaluate, currentModel, listModels, modelStatus, KEEP_PREVIOUS_MODELS, exportOnnx, exportPytorch, exportDatasetZip,
     importDatasetZip, addDatasetZip, exportProject, importProject, manifest, ...sync,
     DEFAULT_ARTIFACTS, projectArtifacts,
   };

@@ -50,8 +50,20 @@ async function load(artifacts, { threads, provider: wanted = 'auto', model = 'ba
   return sessions.byModel.get(model);
 }
 
-/** Blob → {rgb, width, height} with the browser's decoder, colours untouched. */
-async function decode(blob) {
+/** A small JPEG of a decoded image, fitting in size × size (for lists of many predictions). */
+async function thumbnailOf(bitmap, size) {
+  const scale = Math.min(1, size / Math.max(bitmap.width, bitmap.height));
+  const canvas = new OffscreenCanvas(Math.max(1, Math.round(bitmap.width * scale)), Math.max(1, Math.round(bitmap.height * scale)));
+  const context = canvas.getContext('2d');
+  context.fillStyle = '#fff'; // JPEG has no transparency
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  return canvas.convertToBlob({ type: 'image/jpeg', quality: 0.8 });
+}
+
+/** Blob → {rgb, width, height, thumbnail} with the browser's decoder, colours untouched; thumbnail
+ * (a JPEG Blob) only when thumbnailSize is given. */
+async function decode(blob, thumbnailSize = 0) {
   let bitmap;
   try {
     bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
@@ -63,6 +75,7 @@ async function decode(blob) {
   context.drawImage(bitmap, 0, 0);
   const { data } = context.getImageData(0, 0, bitmap.width, bitmap.height);
   const image = { rgb: rgbaToRgb(data), width: bitmap.width, height: bitmap.height };
+  image.thumbnail = thumbnailSize ? await thumbnailOf(bitmap, thumbnailSize) : null;
   bitmap.close();
   return image;
 }
@@ -75,11 +88,12 @@ serveRequests(self, {
   },
 
   /**
-   * {artifacts, images: Blob[], views?: (number|null)[], batchSize, threads, provider}
+   * {artifacts, images: Blob[], views?: (number|null)[], batchSize, threads, provider, thumbnailSize}
    *   → {featureSize, features, failures, ...}; views[i], when a number, embeds an augmented view of
-   *   images[i] drawn from that seed instead of the image itself.
+   *   images[i] drawn from that seed instead of the image itself. With thumbnailSize (px), also
+   *   thumbnails: a small JPEG Blob per image (null for those that failed).
    */
-  async [MESSAGE.EMBED]({ artifacts, images, views = [], batchSize = 8, threads, provider, model = 'backbone' }, progress, id) {
+  async [MESSAGE.EMBED]({ artifacts, images, views = [], batchSize = 8, threads, provider, model = 'backbone', thumbnailSize = 0 }, progress, id) {
     const { ort, session, manifest, provider: used } = await load(artifacts, { threads, provider, model });
     const [h, w] = manifest.input.size;
     const plane = 3 * h * w;
@@ -87,6 +101,7 @@ serveRequests(self, {
     const features = new Float32Array(images.length * featureSize);
     const failures = [];
     const embedded = [];
+    const thumbnails = thumbnailSize ? images.map(() => null) : undefined;
     const started = performance.now();
     let inferenceMs = 0;
     for (let start = 0; start < images.length; start += batchSize) {
@@ -96,7 +111,8 @@ serveRequests(self, {
       const input = new Float32Array(Math.min(batchSize, images.length - start) * plane);
       for (let i = start; i < Math.min(start + batchSize, images.length); i++) {
         try {
-          const decoded = await decode(images[i]);
+          const decoded = await decode(images[i], thumbnailSize);
+          if (thumbnails) thumbnails[i] = decoded.thumbnail;
           const { rgb, width, height } = views[i] == null ? decoded : augment(decoded, views[i]);
           preprocess(rgb, width, height, manifest.input, input, batch.length * plane);
           batch.push(i);
@@ -121,6 +137,7 @@ serveRequests(self, {
       features,
       embedded,
       failures,
+      thumbnails,
       provider: used,
       threads: ort.env.wasm.numThreads,
       seconds: (performance.now() - started) / 1000,

@@ -2,6 +2,7 @@
 // the core does the same way in the browser and on the server — model files and dataset zips.
 import { backboneId, fetchManifest, headOf, parameterViews } from '../features/artifacts.js';
 import { MESSAGE, serveRequests } from '../protocol.js';
+import { IMAGE_ZIP } from '../features/predict/messages.js';
 
 const VENDOR = new URL('../vendor/', import.meta.url);
 let ready = null;
@@ -84,7 +85,77 @@ async function writeModel(kind, { artifacts, parameters, layout, numClasses, cla
   return takeFile(dest);
 }
 
+// Zips of images to predict, open while a batch prediction reads them: handle → {zip (a PyProxy of
+// tejas.image_zip.ImageZip), mount}. The zip File is mounted with WORKERFS, which reads the slices
+// Python asks for straight from the File: the archive is never copied into memory.
+const imageZips = new Map();
+let zipCount = 0;
+
+async function openImageZip(file) {
+  const { pyodide } = await python();
+  const handle = ++zipCount;
+  const mount = `/image-zips/${handle}`;
+  const name = (file.name || 'images.zip').replace(/[/\\\0]/g, '_');
+  pyodide.FS.mkdirTree(mount);
+  pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { blobs: [{ name, data: file }] }, mount);
+  try {
+    const zip = await call('open_image_zip', `${mount}/${name}`);
+    imageZips.set(handle, { zip, mount });
+    const paths = zip.paths;
+    try {
+      return { handle, name: zip.name, paths: paths.toJs() };
+    } finally {
+      paths.destroy();
+    }
+  } catch (error) {
+    unmount(pyodide, mount);
+    throw error;
+  }
+}
+
+function unmount(pyodide, mount) {
+  pyodide.FS.unmount(mount);
+  pyodide.FS.rmdir(mount);
+}
+
 serveRequests(self, {
+  [IMAGE_ZIP.OPEN]: ({ file }) => openImageZip(file),
+
+  /** The entries asked for, each as {blob} (typed by its bytes) or {error} (why it is no usable image). */
+  async [IMAGE_ZIP.READ]({ handle, indices }) {
+    const open = imageZips.get(handle);
+    if (!open) throw new Error('This zip is closed; choose it again.');
+    const { pyodide } = await python();
+    const pyIndices = pyodide.toPy(indices);
+    let read;
+    try {
+      read = open.zip.read_many(pyIndices);
+    } catch (error) {
+      throw pythonMessage(error);
+    } finally {
+      pyIndices.destroy();
+    }
+    try {
+      return read.toJs().map(([bytes, text]) => (bytes ? { blob: new Blob([bytes], { type: text }) } : { error: text }));
+    } finally {
+      read.destroy();
+    }
+  },
+
+  async [IMAGE_ZIP.CLOSE]({ handle }) {
+    const open = imageZips.get(handle);
+    if (!open) return null;
+    imageZips.delete(handle);
+    const { pyodide } = await python();
+    try {
+      open.zip.close();
+    } finally {
+      open.zip.destroy();
+      unmount(pyodide, open.mount);
+    }
+    return null;
+  },
+
   /** [{name, bytes}] → zip bytes (stored, fixed timestamps: the same entries give the same file). */
   async [MESSAGE.WRITE_ZIP]({ entries }) {
     await call('write_zip', entries, '/tmp/out.zip');

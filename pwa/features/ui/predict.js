@@ -1,15 +1,28 @@
 // Prediction: an image from a file, the clipboard, the camera (live, continuously) or a drawing → top-k
 // classes with confidence. "Wrong?" puts the image into the right class (always trained on) and can
-// retrain at once, then predicts the same image again.
+// retrain at once, then predicts the same image again. "Many images" (#/p/<id>/predict/many) is
+// predict_many.js.
 import * as tejas from '../../tejas.js';
+import * as manyImages from './predict_many.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
 import { append, filePicker, formatSeconds, h, panelToggle, percent, projectUrl, showError, toast } from './dom.js';
 import { artifactsChangedNotice, deviceOptions, startTraining, trainingRun } from './train.js';
 
+/** Whether the address asks for the "Many images" mode (#/p/<id>/predict/many). */
+const manyMode = () => location.hash.replace(/^#\/?/, '').split('/')[3] === 'many';
+
+function modeSwitch(project, many) {
+  const link = (label, href, current) => h('a', { href, 'aria-current': current ? 'page' : null }, label);
+  return h('nav', { class: 'mode-switch', 'aria-label': 'Prediction mode' },
+    link('One image', projectUrl(project.id, 'predict'), !many),
+    link('Many images', `${projectUrl(project.id, 'predict')}/many`, many));
+}
+
 export async function render(view, { project }) {
   const status = await tejas.modelStatus(project.id);
-  append(view, h('div', { class: 'title-row' }, h('h1', {}, 'Predict')));
+  const many = manyMode();
+  append(view, h('div', { class: 'title-row' }, h('h1', {}, 'Predict'), modeSwitch(project, many)));
   if (!status.model) {
     append(view, h('section', { class: 'card' }, h('p', {}, 'Train a model first, then try it on new images here.'),
       h('a', { class: 'button primary', href: projectUrl(project.id, 'train') }, 'Go to Train')));
@@ -19,6 +32,7 @@ export async function render(view, { project }) {
     append(view, h('section', { class: 'card' }, artifactsChangedNotice(project, status)));
     return null;
   }
+  if (many) return manyImages.render(view, { project, status });
   let current = null; // {blob, name, url}
   let live = false;
   const preview = h('img', { class: 'preview', alt: '', hidden: true });

@@ -12,9 +12,18 @@ from array import array
 from collections.abc import Iterable
 
 from .dataset import ArchiveError, Sample, read_archive, write_archive
+from .image_zip import ImageZip
 from .images import sniff_image
 
-__all__ = ["ArchiveError", "export_dataset", "import_dataset", "read_zip_entries", "write_model", "write_zip"]
+__all__ = [
+    "ArchiveError",
+    "export_dataset",
+    "import_dataset",
+    "open_image_zip",
+    "read_zip_entries",
+    "write_model",
+    "write_zip",
+]
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 MODEL_KINDS = ("onnx", "pt")
@@ -98,3 +107,9 @@ def import_dataset(source) -> tuple[str, list[bytes]]:
         ],
     }
     return json.dumps(description), [s.data for s in dataset.samples]
+
+
+def open_image_zip(source) -> ImageZip:
+    """A zip of images to predict, open: .name, .paths, .read_many(indices) -> [(bytes | None, MIME type
+    or reason)], .close(). ArchiveError (naming the archive) when the core refuses it whole."""
+    return ImageZip(source)
