@@ -11,7 +11,7 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .core.db import session_scope
-from .models import Blob, Job, PurgedProject, Record, User, UserBlob
+from .models import Blob, Job, Prediction, PurgedProject, Record, User, UserBlob
 from .storage import BlobStore
 
 log = logging.getLogger("tejas.retention")
@@ -22,6 +22,7 @@ class PurgeReport:
     projects: int = 0
     records: int = 0
     blobs: int = 0
+    predictions: int = 0
 
 
 def forget_project(session: Session, user_id: str, project_id: str) -> int:
@@ -85,10 +86,16 @@ def purge(sessions: sessionmaker[Session], store: BlobStore, now: datetime, rete
                 ~exists().where(Record.user_id == UserBlob.user_id, Record.blob == UserBlob.sha256),
             )
         )
+        # stream results are kept as long as a project's copy (dead letters: the stream workers trim them)
+        report.predictions = session.execute(delete(Prediction).where(Prediction.created_at < cutoff)).rowcount
     report.blobs = collect_blobs(sessions, store, now)
-    if report.projects or report.blobs:
+    if report.projects or report.blobs or report.predictions:
         log.warning(
-            "retention: deleted %d project(s), %d record(s), %d blob(s)", report.projects, report.records, report.blobs
+            "retention: deleted %d project(s), %d record(s), %d blob(s), %d stream result(s)",
+            report.projects,
+            report.records,
+            report.blobs,
+            report.predictions,
         )
     return report
 

@@ -69,7 +69,7 @@ SETUP = """async ([names, items]) => {
   return project.id;
 }"""
 
-SCREENS = ["projects", "data", "train", "predict", "evaluate", "export", "sync", "about"]
+SCREENS = ["projects", "data", "train", "predict", "predict-many", "evaluate", "export", "sync", "about"]
 
 
 def show(page, screen: str, project_id: str, query) -> None:
@@ -80,11 +80,19 @@ def show(page, screen: str, project_id: str, query) -> None:
         if screen == "projects"
         else f"{url}#/{screen}"
         if screen in ("about", "sync")
+        else f"{url}#/p/{project_id}/predict/many"
+        if screen == "predict-many"
         else f"{url}#/p/{project_id}/{screen}"
     )
     page.reload()  # a fresh render at this viewport
-    wait_screen(page, screen)
-    if screen == "predict":
+    wait_screen(page, screen.removesuffix("-many"))
+    if screen == "predict-many":  # Predict → Many images, with a few results in its table
+        copies = [query.with_name(f"{query.stem}-{i}.png") for i in range(3)]
+        for copy in copies:
+            copy.write_bytes(query.read_bytes())
+        page.set_input_files("#many-files", [str(c) for c in copies])
+        page.wait_for_selector("main[data-many-state=done]")
+    elif screen == "predict":
         page.set_input_files("#predict-file", str(query))
         page.wait_for_selector("#prediction li.best")
     elif screen == "evaluate":

@@ -182,6 +182,15 @@ def _worker(argv: list[str]) -> int:
     return 0
 
 
+@command("stream-worker", "classify the images of prediction streams (TEJAS_REDIS_URL; docs/predictions.md)")
+def _stream_worker(argv: list[str]) -> int:
+    try:
+        from sync_server.prediction.worker import main
+    except ImportError as exc:
+        return missing_extra("stream-worker", "server", "the stream worker", exc)
+    return main(argv)
+
+
 def usage() -> str:
     lines = [f"usage: tejas {{{','.join(COMMANDS)}}} [options]   (tejas COMMAND --help for more)", ""]
     lines += [f"  {name:<10}{help}" for name, (_, help) in COMMANDS.items()]
