@@ -14,8 +14,8 @@ class _TooLarge(HTTPException):
 
 
 class BodyLimit:
-    """413 for an /api request body over `limit` bytes; blob uploads (`PUT /api/blobs/…`) and training
-    zips (`POST /api/jobs/upload`) check their own."""
+    """413 for an /api request body over `limit` bytes; blob uploads (`PUT /api/blobs/…`) training zips
+    (`POST /api/jobs/upload`) and zips to predict (`POST /api/batches`) check their own."""
 
     def __init__(self, app: ASGIApp, limit: int):
         self.app, self.limit = app, limit
@@ -27,7 +27,7 @@ class BodyLimit:
             scope["type"] != "http"
             or not path.startswith("/api/")
             or (scope["method"] == "PUT" and path.startswith("/api/blobs/"))
-            or (scope["method"] == "POST" and path == "/api/jobs/upload")
+            or (scope["method"] == "POST" and path in ("/api/jobs/upload", "/api/batches"))
         ):
             await self.app(scope, receive, send)
             return

@@ -80,11 +80,13 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
     with session_scope(sessions) as session:
         job = session.get(Job, job_id)
         user_id, project_id, options = job.user_id, job.project_id, dict(job.options)
-        upload, checkpoint_sha = job.upload_sha256, job.checkpoint_sha256
+        upload, checkpoint_sha, kind = job.upload_sha256, job.checkpoint_sha256, job.kind
     work = settings.data_dir / "work" / f"{job_id}-{attempt}"  # a late-dying older attempt cleans up only its own
     work.mkdir(parents=True, exist_ok=True)
     beat = _Heartbeat(sessions, job_id, attempt, settings.job_heartbeat_seconds, parent)
     beat.start()
+    if kind == "predict":
+        return _run_prediction(settings, sessions, job_id, attempt, beat, work)
     # torch takes seconds to import: the heartbeat runs meanwhile, so the claim is not taken for a dead worker
     from ..training.data import DataError, from_archive, from_project
     from ..training.results import ResultError
@@ -199,6 +201,24 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
     except Exception as exc:  # a bug or the machine: say so, keep the trace in the log
         log.error("job %s failed:\n%s", job_id, traceback.format_exc())
         reason = f"The training stopped with an internal error ({type(exc).__name__}: {exc})."
+        state.fail(sessions, job_id, attempt, reason, settings.retention_days)
+        return "failed"
+    finally:
+        beat.done.set()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_prediction(
+    settings: Settings, sessions, job_id: str, attempt: int, beat: _Heartbeat, work: Path
+) -> str | None:
+    """A batch prediction job (no torch in this process: onnxruntime only)."""
+    from ..prediction.job import run_prediction_job
+
+    try:
+        return run_prediction_job(settings, sessions, job_id, attempt, beat, work, _download)
+    except Exception as exc:
+        log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+        reason = f"The prediction stopped with an internal error ({type(exc).__name__}: {exc})."
         state.fail(sessions, job_id, attempt, reason, settings.retention_days)
         return "failed"
     finally:

@@ -35,6 +35,7 @@ def emit(session: Session, job: Job, kind: str, data: dict) -> int:
 def job_out(job: Job) -> dict:
     return {
         "id": job.id,
+        "kind": job.kind,
         "project": job.project_id,
         "name": job.name,
         "source": job.source,

@@ -46,8 +46,9 @@ def predict_source(
                 yield {"file": f.path, "sha256": None, "top": [], "error": f.reason}
 
 
-def write_reports(rows: list[dict], classifier: Classifier, top_k: int, json_path: Path | None, csv_path: Path | None,
-                  **extra) -> None:
+def write_reports(
+    rows: list[dict], classifier: Classifier, top_k: int, json_path: Path | None, csv_path: Path | None, **extra
+) -> None:
     """report.json and/or report.csv of finished rows."""
     k = max(1, min(top_k, len(classifier.classes)))
     if json_path is not None:

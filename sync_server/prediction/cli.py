@@ -12,7 +12,9 @@ PROG = "tejas predict"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Predict every image of a folder or zip with a Tejas ONNX model.")
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Predict every image of a folder or zip with a Tejas ONNX model."
+    )
     p.add_argument("model", type=Path, help="a classifier exported by the app, `tejas train` or a server job (.onnx)")
     p.add_argument("source", type=Path, help="a folder or zip of images (any layout)")
     p.add_argument("--out", type=Path, default=None, help="report.csv or report.json (default: CSV on stdout)")
@@ -52,8 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     speed = Throughput()
     try:
         with Progress(
-            TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(), console=console, transient=args.out is None,
+            TextColumn("predicting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=args.out is None,
         ) as progress:
             task = progress.add_task("predict", total=total, info="")
             for row in predict_source(classifier, args.source, top_k=args.top_k, batch_size=args.batch_size):
@@ -70,8 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         write_csv(rows, max(1, min(args.top_k, len(classifier.classes))), sys.stdout)
     else:
         suffix = args.out.suffix.lower()
-        write_reports(rows, classifier, args.top_k, args.out if suffix == ".json" else None,
-                      args.out if suffix == ".csv" else None)
+        write_reports(
+            rows,
+            classifier,
+            args.top_k,
+            args.out if suffix == ".json" else None,
+            args.out if suffix == ".csv" else None,
+        )
     for row in failed[:10]:
         console.print(f"could not read {row['file']}: {row['error']}")
     more = f" (and {len(failed) - 10} more)" if len(failed) > 10 else ""

@@ -176,8 +176,14 @@ def list_models(session: Session, user_id: str) -> list[dict]:
     )
     for job in jobs:
         out.append(
-            {"ref": f"job:{job.id}", "source": "job", "name": job.name, "project": job.project_id,
-             "classes": job.classes or [], "created": job.finished_at.isoformat() + "Z" if job.finished_at else None}
+            {
+                "ref": f"job:{job.id}",
+                "source": "job",
+                "name": job.name,
+                "project": job.project_id,
+                "classes": job.classes or [],
+                "created": job.finished_at.isoformat() + "Z" if job.finished_at else None,
+            }
         )
     heads = {
         (data or {}).get("modelId"): record_id
@@ -195,9 +201,15 @@ def list_models(session: Session, user_id: str) -> list[dict]:
     for record_id, project_id, data in rows:
         data = data or {}
         out.append(
-            {"ref": f"model:{record_id}", "source": "synced", "name": data.get("name") or "model trained in the app",
-             "project": project_id, "classes": [c.get("name") for c in data.get("classes") or []],
-             "created": data.get("created"), "current": heads.get(record_id) == project_id}
+            {
+                "ref": f"model:{record_id}",
+                "source": "synced",
+                "name": data.get("name") or "model trained in the app",
+                "project": project_id,
+                "classes": [c.get("name") for c in data.get("classes") or []],
+                "created": data.get("created"),
+                "current": heads.get(record_id) == project_id,
+            }
         )
     return out
 

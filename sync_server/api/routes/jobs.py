@@ -64,6 +64,7 @@ class JobIn(Options):
 
 class JobOut(BaseModel):
     id: str
+    kind: str = Field(description="train, or predict (a batch from POST /api/batches)")
     project: str | None
     name: str
     source: str
@@ -120,7 +121,10 @@ def capabilities(user: CurrentUser, db: ReadSessionDep, settings: SettingsDep) -
     best = next((w for w in workers if w.device == "cuda"), workers[0] if workers else None)
     throughput = {}
     for job in db.scalars(
-        select(Job).where(Job.user_id == user.id, Job.status == "done").order_by(Job.finished_at.desc()).limit(50)
+        select(Job)
+        .where(Job.user_id == user.id, Job.kind == "train", Job.status == "done")
+        .order_by(Job.finished_at.desc())
+        .limit(50)
     ):
         rate = (job.result or {}).get("images_per_second")
         mode = job.options.get("mode")
