@@ -90,8 +90,8 @@ def redacted(url: str) -> str:
 
 def unavailable(settings: Settings, exc: Exception) -> RedisUnavailable:
     return RedisUnavailable(
-        f"Prediction streams need Redis at TEJAS_REDIS_URL ({redacted(settings.redis_url)}), which does not answer "
-        f"({type(exc).__name__}). Start redis-server there or set TEJAS_REDIS_URL."
+        f"Prediction streams: this needs Redis at TEJAS_REDIS_URL ({redacted(settings.redis_url)}), which does not "
+        f"answer ({type(exc).__name__}); start redis-server there or set TEJAS_REDIS_URL."
     )
 
 

@@ -130,9 +130,12 @@ class StreamWorker:
                     claim_cursor, entries = self.queue.claim(self.name, claim_cursor, batch)
                     if claim_cursor == "0-0" or not entries:
                         next_claim = now + max(0.5, self.settings.stream_claim_idle_seconds / 3)
-                    self.process(entries)
+                    if entries:
+                        self.process(entries)
                 else:
-                    self.process(self.queue.read(self.name, ">", batch, BLOCK_MS))
+                    entries = self.queue.read(self.name, ">", batch, BLOCK_MS)
+                    if entries:
+                        self.process(entries)
                 failures = 0
             except Exception as exc:  # Redis or the database away: wait and go on
                 failures += 1

@@ -205,17 +205,10 @@ def _percentile(sorted_values: list[float], q: float) -> float | None:
 
 def _summaries(request: Request, db, streams: list[Stream]) -> list[StreamSummary]:
     ids = [s.id for s in streams]
-    predicted = (
-        dict(
-            db.execute(
-                select(Prediction.stream_id, func.count())
-                .where(Prediction.stream_id.in_(ids))
-                .group_by(Prediction.stream_id)
-            ).tuples()
-        )
-        if ids
-        else {}
-    )
+    predicted: dict[str, int] = {}
+    if ids:
+        query = select(Prediction.stream_id, func.count()).where(Prediction.stream_id.in_(ids))
+        predicted = {sid: n for sid, n in db.execute(query.group_by(Prediction.stream_id))}
     counts = _queue(request).counts(ids)
     return [
         StreamSummary(
@@ -336,6 +329,7 @@ def list_streams(request: Request, user: CurrentUser, db: ReadSessionDep, settin
     """Your streams (by name) with their counts."""
     streams = list(db.scalars(select(Stream).where(Stream.user_id == user.id).order_by(Stream.name)))
     with _redis(settings):
+        _queue(request).ping()
         return StreamsOut(streams=_summaries(request, db, streams))
 
 
