@@ -33,22 +33,26 @@ def main(argv: list[str] | None = None) -> int:
     from .batch import Throughput, predict_source, write_reports
     from .model import Classifier, ModelError
 
-    console = Console(stderr=True)
+    console = Console(stderr=True)  # the progress bar; messages are plain lines (rich would wrap them)
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
     if args.top_k < 1 or args.batch_size < 1:
-        console.print(f"{PROG}: error: --top-k and --batch-size must be at least 1")
+        say(f"{PROG}: error: --top-k and --batch-size must be at least 1")
         return 2
     if args.out is not None and args.out.suffix.lower() not in (".csv", ".json"):
-        console.print(f"{PROG}: error: --out {args.out}: name a .csv or .json file")
+        say(f"{PROG}: error: --out {args.out}: name a .csv or .json file")
         return 2
     for path in (args.model, args.source):
         if not path.exists():
-            console.print(f"{PROG}: error: {path}: no such file or folder")
+            say(f"{PROG}: error: {path}: no such file or folder")
             return 2
     try:
         classifier = Classifier(args.model, args.threads)
         total = count_images(args.source)
     except (ModelError, ArchiveError) as exc:
-        console.print(f"{PROG}: error: {exc}")
+        say(f"{PROG}: error: {exc}")
         return 1
     rows = []
     speed = Throughput()
@@ -67,10 +71,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 progress.update(task, completed=len(rows), info=f"{speed.rate(len(rows)):.0f} img/s")
     except ArchiveError as exc:
-        console.print(f"{PROG}: error: {exc}")
+        say(f"{PROG}: error: {exc}")
         return 1
     except KeyboardInterrupt:
-        console.print(f"{PROG}: interrupted after {len(rows)} of {total} images; nothing written")
+        say(f"{PROG}: interrupted after {len(rows)} of {total} images; nothing written")
         return 130
     failed = [r for r in rows if r["error"]]
     if args.out is None:
@@ -85,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             args.out if suffix == ".csv" else None,
         )
     for row in failed[:10]:
-        console.print(f"could not read {row['file']}: {row['error']}")
+        say(f"could not read {row['file']}: {row['error']}")
     more = f" (and {len(failed) - 10} more)" if len(failed) > 10 else ""
-    console.print(
+    say(
         f"{len(rows) - len(failed)} of {len(rows)} images predicted at {speed.rate(len(rows)):.0f} img/s"
         + (f"; {len(failed)} could not be read{more}" if failed else "")
         + (f" → {args.out}" if args.out else "")
