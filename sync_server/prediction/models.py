@@ -39,9 +39,7 @@ class ModelNotFound(LookupError):
 
 def parse_reference(ref: str) -> tuple[str, str]:
     if not _REFERENCE.match(ref or ""):
-        raise ModelNotFound(
-            f"model {ref!r}: name a model as job:<job id>, model:<synced model id> or project:<synced project id>"
-        )
+        raise ModelNotFound("name a model as job:<job id>, model:<synced model id> or project:<synced project id>")
     kind, _, ident = ref.partition(":")
     return kind, ident
 
@@ -58,10 +56,10 @@ def _record(session: Session, user_id: str, kind: str, record_id: str) -> dict |
 def _job_model(session: Session, user_id: str, job_id: str) -> JobFile:
     job = session.scalar(select(Job).where(Job.id == job_id, Job.user_id == user_id))
     if job is None:
-        raise ModelNotFound(f"model job:{job_id}: no such training job among yours")
+        raise ModelNotFound("model job:…: no training job of yours has that id")
     row = session.get(JobFile, (job.id, "model.onnx"))
     if job.kind != "train" or job.status != "done" or row is None:
-        raise ModelNotFound(f"model job:{job_id}: that job has no trained model (status {job.status})")
+        raise ModelNotFound(f"model job:…: that job has no trained model (it is {job.status})")
     return row
 
 
@@ -95,7 +93,7 @@ def _floats(data: bytes) -> array:
     return values
 
 
-def _from_synced(model: dict, ref: str, blobs: BlobStore, settings: Settings, cache: Path) -> Path:
+def _from_synced(model: dict, kind: str, blobs: BlobStore, settings: Settings, cache: Path) -> Path:
     from tejas.artifacts import read_manifest, sha256_file
     from tejas.onnx_writer import write_classifier_onnx
 
@@ -105,7 +103,7 @@ def _from_synced(model: dict, ref: str, blobs: BlobStore, settings: Settings, ca
     have = manifest["files"]["backbone.onnx"]["sha256"]
     if wanted and wanted != have:
         raise ModelNotFound(
-            f"model {ref}: trained with other artifacts than this server has; retrain it in the app and sync"
+            f"model {kind}:…: trained with other artifacts than this server has; retrain it in the app and sync"
         )
     parameters = model.get("parameters") or {}
     classes = [c["name"] for c in model.get("classes") or []]
@@ -119,7 +117,7 @@ def _from_synced(model: dict, ref: str, blobs: BlobStore, settings: Settings, ca
     try:
         data = b"".join(blobs.open(parameters["sha256"]))
     except (KeyError, FileNotFoundError):
-        raise ModelNotFound(f"model {ref}: its parameters were not synced yet; sync the project again") from None
+        raise ModelNotFound(f"model {kind}:…: its parameters were not synced yet; sync the project again") from None
     values = _floats(data)
     layout = {p["name"]: p for p in model["layout"]}
     f, k = int(manifest["feature_size"]), len(classes)
@@ -155,15 +153,15 @@ def model_file(
     if kind == "project":
         head = _record(session, user_id, "head", ident)
         if not head or not head.get("modelId"):
-            raise ModelNotFound(f"model {ref}: no synced project with a trained model by that id")
+            raise ModelNotFound("model project:…: no synced project of yours with a trained model has that id")
         ident = head["modelId"]
     model = _record(session, user_id, "model", ident)
     if model is None:
-        raise ModelNotFound(f"model {ref}: no such synced model among yours")
+        raise ModelNotFound(f"model {kind}:…: no synced model of yours has that id")
     job = (model.get("server") or {}).get("job")
     if job and (model.get("artifacts") or {}).get("kind") == "job":
         return _from_job(_job_model(session, user_id, job), jobs_store, cache)
-    return _from_synced(model, ref, blobs, settings, cache)
+    return _from_synced(model, kind, blobs, settings, cache)
 
 
 def list_models(session: Session, user_id: str) -> list[dict]:

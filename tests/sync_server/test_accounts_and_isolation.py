@@ -138,6 +138,12 @@ def bodies(project: str, image: bytes, bob_device: str):
         ("post", "/api/sync/push"): {"json": {"device": bob_device, "changes": [foreign_change]}},
         ("post", "/api/jobs"): {"json": {"project": project, "mode": "head", "epochs": 1}},
         ("post", "/api/jobs/upload"): {"content": two_class_zip(), "headers": {"Content-Type": "application/zip"}},
+        # Alice's project's model, named by Bob: 404 like a model that does not exist
+        ("post", "/api/predictions"): {
+            "data": {"model": f"project:{project}"},
+            "files": [("images", ("a.png", image, "image/png"))],
+        },
+        ("post", "/api/batches"): {"content": two_class_zip(), "params": {"model": f"project:{project}"}},
     }
 
 

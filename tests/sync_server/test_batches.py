@@ -99,7 +99,7 @@ def test_a_few_images_are_answered_directly(predict_server, tmp_path):
     response = account.post("/api/predictions", data={"model": ref}, files=too_many)
     assert response.status_code == 413 and "at most 32" in response.json()["detail"]
     response = account.post("/api/predictions", data={"model": "model:nope"}, files=files[:1])
-    assert response.status_code == 404 and "no such synced model" in response.json()["detail"]
+    assert response.status_code == 404 and "no synced model of yours has that id" in response.json()["detail"]
     response = account.post("/api/predictions", data={"model": "../etc"}, files=files[:1])
     assert response.status_code == 422
 
@@ -229,7 +229,7 @@ def test_hostile_zips_are_refused_whole_and_leave_nothing(predict_server, tmp_pa
     response = account.post("/api/batches", params={"model": ref}, content=empty.getvalue())
     assert response.status_code == 400 and "no files" in response.json()["detail"]
     response = account.post("/api/batches", params={"model": "job:" + "0" * 32}, content=empty.getvalue())
-    assert response.status_code == 404 and "no such training job" in response.json()["detail"]
+    assert response.status_code == 404 and "no training job of yours has that id" in response.json()["detail"]
     # declared too large: refused before a byte of the body is read (http.client sends what it is told)
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     connection.putrequest("POST", f"/api/batches?model={ref}")
