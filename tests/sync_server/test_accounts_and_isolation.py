@@ -12,6 +12,7 @@ import zipfile
 import httpx
 import pytest
 
+from ..services import redis_server  # noqa: F401 (fixture)
 from .conftest import PASSWORD, Account, png_bytes, project_changes, sample_change, sha
 
 OPEN_ROUTES = {("get", "/api/health"), ("post", "/api/auth/signup"), ("post", "/api/auth/signin")}
@@ -144,14 +145,20 @@ def bodies(project: str, image: bytes, bob_device: str):
             "files": [("images", ("a.png", image, "image/png"))],
         },
         ("post", "/api/batches"): {"content": two_class_zip(), "params": {"model": f"project:{project}"}},
+        ("put", "/api/streams/{name}"): {"json": {"model": f"project:{project}"}},
+        ("post", "/api/streams/{name}/images"): {"content": image, "params": {"key": "k"}},
     }
 
 
-def test_another_user_can_never_reach_alices_data(embedded_server):
+def test_another_user_can_never_reach_alices_data(embedded_server, redis_server):  # noqa: F811
     """Bob walks every route with Alice's ids: 404 wherever an id is in the path; elsewhere nothing of
     Alice's appears in the answer; afterwards Alice's data is exactly as it was."""
-    server = embedded_server()
+    server = embedded_server(TEJAS_REDIS_URL=redis_server.url)
     alice, project, image, parameters = make_alice(server)
+    # a stream named like the job file the walk asks for (both path parameters are `name`)
+    stream = alice.put("/api/streams/model.onnx", json={"model": f"project:{project}"})
+    assert stream.status_code == 201, stream.text
+    assert alice.post("/api/streams/model.onnx/images", params={"key": "k"}, content=image).status_code == 202
     job = alice.post(
         "/api/jobs/upload",
         content=two_class_zip(),
@@ -192,6 +199,12 @@ def test_another_user_can_never_reach_alices_data(embedded_server):
     assert alice.get(f"/api/blobs/{sha(parameters)}").content == parameters
     assert [p["id"] for p in alice.get("/api/projects").json()] == [project]
     assert alice.get(f"/api/jobs/{job['id']}").status_code == 200  # Bob's DELETE did not reach it
+    assert alice.get("/api/streams/model.onnx").json()["appended"] == 1  # nor his DELETE and POST of her stream
+    assert {
+        ("put", "/api/streams/{name}"),
+        ("delete", "/api/streams/{name}"),
+        ("get", "/api/streams/{name}/events"),
+    } <= seen
     assert {("post", "/api/jobs"), ("delete", "/api/jobs/{job_id}"), ("get", "/api/jobs/{job_id}/events")} <= seen
 
 
