@@ -29,8 +29,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 IMAGES = 500
 TOP_K = 3
-HEADER = ["file", "predicted", "confidence"] + [f"{c}_{i}" for i in range(1, TOP_K + 1) for c in ("class", "probability")]
-HEADER.append("error")
+RANKS = [f"{c}_{i}" for i in range(1, TOP_K + 1) for c in ("class", "probability")]
+HEADER = ["file", "predicted", "confidence", *RANKS, "error"]
 
 
 def query_images(count: int) -> list[bytes]:
@@ -67,15 +67,15 @@ def test_csv_neutralises_formulas_and_quotes_per_rfc4180(app):
     assert parsed[4][0] == "'-1+2.png"
 
 
-PREDICT_EACH = """async ([projectId, images]) => {
+PREDICT_EACH = """async ([projectId, images, topK]) => {
   const t = await import('/tejas.js');
   const out = {};
   for (const [name, b64] of images) {
-    const top = await t.predict(projectId, fileFrom(b64, name), { topK: %d });
+    const top = await t.predict(projectId, fileFrom(b64, name), { topK });
     out[name] = top.map((c) => [c.name, c.probability]);
   }
   return out;
-}""" % TOP_K
+}"""
 
 
 def test_many_images_offline_through_the_ui(app_copy, serve, tmp_path, browser_type, browser_type_launch_args):
@@ -95,7 +95,9 @@ def test_many_images_offline_through_the_ui(app_copy, serve, tmp_path, browser_t
     with zipfile.ZipFile(hostile, "w") as z:
         z.writestr("../evil.png", queries[0])
 
-    context = browser_type.launch_persistent_context(tmp_path / "profile", accept_downloads=True, **browser_type_launch_args)
+    context = browser_type.launch_persistent_context(
+        tmp_path / "profile", accept_downloads=True, **browser_type_launch_args
+    )
     timings = {}
     try:
         page = context.new_page()
@@ -129,7 +131,9 @@ def test_many_images_offline_through_the_ui(app_copy, serve, tmp_path, browser_t
         status = page.inner_text("#many-status")
         assert f"Predicted {IMAGES + 1} images" in status and "1 could not be read" in status, status
         assert page.locator("#many-table tbody tr").count() == 50  # a page of rows, not 501
-        assert page.evaluate("[...document.querySelectorAll('#many-table tbody img')].every((i) => i.src.startsWith('blob:'))")
+        assert page.evaluate(
+            "[...document.querySelectorAll('#many-table tbody img')].every((i) => i.src.startsWith('blob:'))"
+        )
         page.select_option("#many-filter", value="errors")
         failed_row = page.locator("#many-table tbody tr")
         assert failed_row.count() == 1
@@ -172,7 +176,8 @@ def test_many_images_offline_through_the_ui(app_copy, serve, tmp_path, browser_t
         # every row equals predict() on the same image, one by one
         started = time.perf_counter()
         singles = page.evaluate(
-            PREDICT_EACH, [project_id, [(n, base64.b64encode(d).decode()) for n, d in zip(names, queries, strict=True)]]
+            PREDICT_EACH,
+            [project_id, [(n, base64.b64encode(d).decode()) for n, d in zip(names, queries, strict=True)], TOP_K],
         )
         timings[f"predict() {IMAGES} images one by one"] = time.perf_counter() - started
     finally:
@@ -185,7 +190,9 @@ def test_many_images_offline_through_the_ui(app_copy, serve, tmp_path, browser_t
     assert parsed[0] == HEADER
     rows = {r[0]: r for r in parsed[1:]}
     assert len(parsed) - 1 == len(rows) == IMAGES + 1
-    assert rows["photos/notes.txt"][1:-1] == [""] * (len(HEADER) - 2) and rows["photos/notes.txt"][-1].startswith("not an image")
+    assert rows["photos/notes.txt"][1:-1] == [""] * (len(HEADER) - 2) and rows["photos/notes.txt"][-1].startswith(
+        "not an image"
+    )
     for name in names:
         row = rows[name]
         expected = singles[name]
