@@ -3,6 +3,7 @@ not, the server answers without a 5xx."""
 
 from __future__ import annotations
 
+import atexit
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -17,10 +18,21 @@ from sync_server.jobs import make_queue
 from sync_server.main import create_app
 from sync_server.storage import make_store
 
+from ..services import REDIS_SERVER, start_redis
+
 DATA = Path(tempfile.mkdtemp(prefix="tejas-fuzz-"))
+# the stream routes run against a real Redis (without one they answer their documented 503)
+REDIS = start_redis() if REDIS_SERVER.exists() else None
+if REDIS is not None:
+    atexit.register(REDIS.stop)
 APP = create_app(
     Settings(
-        data_dir=DATA, artifacts_dir=DATA / "artifacts", argon2_time_cost=1, argon2_memory_kib=8, argon2_parallelism=1
+        data_dir=DATA,
+        artifacts_dir=DATA / "artifacts",
+        argon2_time_cost=1,
+        argon2_memory_kib=8,
+        argon2_parallelism=1,
+        redis_url=REDIS.url if REDIS else "redis://127.0.0.1:1/0",
     )
 )
 # what the lifespan does when uvicorn starts the app (schemathesis calls it without one)
@@ -52,4 +64,6 @@ def test_no_server_errors(case):
         else {"Authorization": f"Bearer {token()}"}
     )
     response = case.call(headers=headers)
+    if REDIS is None and case.path.startswith("/api/streams") and response.status_code == 503:
+        return  # documented: the stream routes need Redis
     assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:500])
