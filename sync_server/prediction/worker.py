@@ -85,6 +85,10 @@ class StreamWorker:
         self.settings, self.name = settings, name
         self.engine = make_engine(settings)
         self.sessions = make_sessionmaker(self.engine)
+        # on SQLite, lookups in a plain BEGIN: they need not queue for the write lock behind the server's appends
+        sqlite = self.engine.dialect.name == "sqlite"
+        self.read_engine = make_engine(settings, readonly=True) if sqlite else self.engine
+        self.readers = make_sessionmaker(self.read_engine)
         self.insert = insert_ignoring_duplicates(self.engine.dialect.name)
         self.queue = StreamQueue(settings, block_s=BLOCK_MS / 1000)
         self.images = make_store(settings, "streams")
@@ -205,7 +209,7 @@ class StreamWorker:
         """The entries' streams (id -> row) and which (stream, key) already have a result."""
         stream_ids = {e.stream for e in entries if e.stream}
         pairs = [(e.stream, e.key) for e in entries if e.stream]
-        with session_scope(self.sessions) as session:
+        with session_scope(self.readers) as session:
             streams = {s.id: s for s in session.scalars(select(Stream).where(Stream.id.in_(stream_ids)))}
             done = set()
             if pairs:
@@ -226,7 +230,7 @@ class StreamWorker:
         for stream_id, group in by_stream.items():
             stream = streams[stream_id]
             try:
-                with session_scope(self.sessions) as session:
+                with session_scope(self.readers) as session:
                     path = model_file(session, stream.user_id, stream.model, self.settings, self.jobs_store, self.blobs)
                 classifier = self.models.get(path)
             except ModelNotFound as exc:
