@@ -12,14 +12,15 @@ from collections.abc import Iterable
 
 from .archive_source import ArchiveError, Entry, list_entries
 from .dataset import _is_junk, _read_entry
-from .images import ImageError, sniff_image
+from .images import ImageError, ImageInfo, sniff_image
 from .limits import DEFAULT_LIMITS, Limits
 
 __all__ = ["ArchiveError", "ImageZip"]
 
 
 class ImageZip:
-    """The files of a zip (folders and OS litter left out), in archive order; close() when done."""
+    """The files of a zip (or, on CPython, a folder: `tejas predict`) with folders and OS litter left out,
+    in archive order; close() when done."""
 
     def __init__(self, source, limits: Limits = DEFAULT_LIMITS):
         entries, self._close, self.name = list_entries(source, limits)
@@ -29,6 +30,11 @@ class ImageZip:
 
     def read(self, index: int) -> tuple[bytes, str]:
         """(bytes, MIME type) of entry `index`; ImageError says why it is no usable image."""
+        data, info = self.read_image(index)
+        return data, info.mime_type
+
+    def read_image(self, index: int) -> tuple[bytes, ImageInfo]:
+        """(bytes, what its header says) of entry `index`; ImageError says why it is no usable image."""
         entry = self._entries[index]
         if not entry.name_ok:
             raise ImageError("file name is not valid UTF-8")
@@ -37,7 +43,7 @@ class ImageZip:
         if entry.encrypted:
             raise ImageError("encrypted (password-protected entries are not supported)")
         data = _read_entry(entry, self.limits)
-        return data, sniff_image(data, self.limits.max_pixels).mime_type
+        return data, sniff_image(data, self.limits.max_pixels)
 
     def read_many(self, indices: Iterable[int]) -> list[tuple[bytes | None, str]]:
         """For each index, (bytes, MIME type) or (None, why it is no usable image)."""

@@ -15,9 +15,9 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from .archive_source import ArchiveError, list_entries
-from .dataset import _is_junk, _read_entry
-from .images import ImageError, ImageInfo, sniff_image
+from .archive_source import ArchiveError
+from .image_zip import ImageZip
+from .images import ImageError, ImageInfo
 from .limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
@@ -52,40 +52,24 @@ class Unreadable:
         return f"{self.path}: {self.reason}"
 
 
-def _files(entries) -> list:
-    return sorted((e for e in entries if not e.is_dir and not _is_junk(e.path)), key=lambda e: e.path)
-
-
 def count_images(source, limits: Limits = DEFAULT_LIMITS) -> int:
     """How many files `iter_images` will yield (junk and folders left out); ArchiveError as it would."""
-    entries, close, _ = list_entries(source, limits)
-    try:
-        return len(_files(entries))
-    finally:
-        close()
+    with ImageZip(source, limits) as files:
+        return len(files.paths)
 
 
 def iter_images(source, limits: Limits = DEFAULT_LIMITS) -> Iterator[ImageFile | Unreadable]:
     """Every file of a zip or folder in path order: an ImageFile, or Unreadable with the reason
     (symbolic link, encrypted, too large, corrupt, not an image). ArchiveError for an archive refused whole."""
-    entries, close, name = list_entries(source, limits)
-    try:
-        for entry in _files(entries):
+    with ImageZip(source, limits) as files:
+        for index in sorted(range(len(files.paths)), key=files.paths.__getitem__):
+            path = files.paths[index]
             try:
-                if not entry.name_ok:
-                    raise ImageError("file name is not valid UTF-8")
-                if entry.is_symlink:
-                    raise ImageError("symbolic link (not followed)")
-                if entry.encrypted:
-                    raise ImageError("encrypted (password-protected entries are not supported)")
-                data = _read_entry(entry, limits)
-                info = sniff_image(data, limits.max_pixels)
+                data, info = files.read_image(index)
             except ImageError as reason:
-                yield Unreadable(entry.path, str(reason))
+                yield Unreadable(path, str(reason))
                 continue
-            yield ImageFile(entry.path, data, info, hashlib.sha256(data).hexdigest())
-    finally:
-        close()
+            yield ImageFile(path, data, info, hashlib.sha256(data).hexdigest())
 
 
 def neutralise_cell(value) -> str:
