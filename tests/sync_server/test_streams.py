@@ -226,6 +226,8 @@ def _scenario(s: Stack, tmp_path: Path) -> None:
     s.workers["worker-a"].wait(30)
     at_kill = s.sql("SELECT count(*) FROM predictions")[0][0]
     assert at_kill < IMAGES
+    r = s.redis()
+    held = len(r.xpending_range("tejas:predict", "tejas-predict", "-", "+", 1000, consumername="worker-a"))
     appender.join(RUN_S)
     assert not appender.is_alive() and not failures, failures
 
@@ -276,8 +278,9 @@ def _scenario(s: Stack, tmp_path: Path) -> None:
     listed = account.get("/api/streams").json()["streams"]
     assert [(x["name"], x["predicted"], x["dead"], x["pending"]) for x in listed] == [("cam-1", IMAGES, 1, 0)]
 
-    # nothing left behind: acknowledged entries deleted, no errors remembered, no in-flight markers, no bytes
-    r = s.redis()
+    # nothing left behind: what worker-a held was taken over; acknowledged entries deleted, no errors
+    # remembered, no in-flight markers, no image bytes
+    assert not r.xpending_range("tejas:predict", "tejas-predict", "-", "+", 1000, consumername="worker-a")
     assert r.xlen("tejas:predict") == 0
     assert not r.exists("tejas:predict:errors", "tejas:predict:inflight")
     assert not list(r.scan_iter("tejas:predict:key:*"))
@@ -289,7 +292,7 @@ def _scenario(s: Stack, tmp_path: Path) -> None:
     assert survivor.wait(60) == 0, _tail(s.logs["worker-b"])
     assert not s.sql("SELECT name FROM workers WHERE name = 'worker-b'")
     print(
-        f"\n{IMAGES} images through 2 workers (one killed after {at_kill} rows) in {elapsed:.1f} s "
+        f"\n{IMAGES} images through 2 workers (one killed after {at_kill} rows, holding {held}) in {elapsed:.1f} s "
         f"({IMAGES / elapsed:.1f} img/s); rows: {writers}; latency p50 {stats['latency_p50_ms']} ms, "
         f"p95 {stats['latency_p95_ms']} ms"
     )
