@@ -15,7 +15,8 @@ class _TooLarge(HTTPException):
 
 class BodyLimit:
     """413 for an /api request body over `limit` bytes; blob uploads (`PUT /api/blobs/…`) training zips
-    (`POST /api/jobs/upload`) and zips to predict (`POST /api/batches`) check their own."""
+    (`POST /api/jobs/upload`), zips to predict (`POST /api/batches`) and stream images (`POST
+    /api/streams/{name}/images`) check their own."""
 
     def __init__(self, app: ASGIApp, limit: int):
         self.app, self.limit = app, limit
@@ -28,6 +29,7 @@ class BodyLimit:
             or not path.startswith("/api/")
             or (scope["method"] == "PUT" and path.startswith("/api/blobs/"))
             or (scope["method"] == "POST" and path in ("/api/jobs/upload", "/api/batches"))
+            or (scope["method"] == "POST" and path.startswith("/api/streams/") and path.endswith("/images"))
         ):
             await self.app(scope, receive, send)
             return

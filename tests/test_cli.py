@@ -14,7 +14,8 @@ def tejas(*args):
 def test_usage_and_unknown_command():
     assert tejas("--help").returncode == 0
     result = tejas("frobnicate")
-    assert result.returncode == 2 and "usage: tejas {serve,server,export,verify,train,worker}" in result.stderr
+    usage = "usage: tejas {serve,server,export,verify,train,predict,worker,stream-worker}"
+    assert result.returncode == 2 and usage in result.stderr
 
 
 def test_verify_ok_and_missing(resnet18_random, tmp_path):

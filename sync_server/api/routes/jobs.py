@@ -117,7 +117,8 @@ def _owned(db, user_id: str, job_id: str) -> Job:
 @router.get("/capabilities")
 def capabilities(user: CurrentUser, db: ReadSessionDep, settings: SettingsDep) -> CapabilitiesOut:
     """The devices the server's workers have, and images/s measured by your own finished jobs per mode."""
-    workers = live_workers(db, max(30.0, settings.job_heartbeat_seconds * 6))
+    # stream workers (`tejas stream-worker`) classify; they train nothing
+    workers = [w for w in live_workers(db, max(30.0, settings.job_heartbeat_seconds * 6)) if w.queue != "stream"]
     best = next((w for w in workers if w.device == "cuda"), workers[0] if workers else None)
     throughput = {}
     for job in db.scalars(

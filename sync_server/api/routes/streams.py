@@ -448,8 +448,11 @@ async def append_image(
     stream, done = await run_in_threadpool(_lookup, state.readers, user.id, name, key)
     queue = _queue(request)
     if blob is not None:
-        if await request.body():
-            raise HTTPException(400, "Send either the image's bytes or ?blob=<sha256> with an empty body, not both.")
+        async for chunk in request.stream():  # the first chunk tells; the rest is never read
+            if chunk:
+                raise HTTPException(
+                    400, "Send either the image's bytes or ?blob=<sha256> with an empty body, not both."
+                )
         if not await run_in_threadpool(_holds_image, state.readers, user.id, blob):
             raise HTTPException(404, "No such image among the blobs you uploaded (PUT /api/blobs/{sha256}?kind=image).")
         key = key or blob
