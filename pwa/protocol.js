@@ -13,6 +13,9 @@ export const MESSAGE = Object.freeze({
   IMPORT_DATASET: 'import-dataset',
   WRITE_ZIP: 'write-zip',
   READ_ZIP: 'read-zip',
+  IMAGE_ZIP_OPEN: 'image-zip-open', // {file} → {handle, name, paths}; rejects with the core's reason for a refused zip
+  IMAGE_ZIP_READ: 'image-zip-read', // {handle, indices} → [{blob} | {error}] in the order asked
+  IMAGE_ZIP_CLOSE: 'image-zip-close', // {handle} → null
   SYNC_NOW: 'sync-now',
   SYNC_STATUS: 'sync-status',
   SIGN_IN: 'sign-in',

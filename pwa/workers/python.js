@@ -2,7 +2,6 @@
 // the core does the same way in the browser and on the server — model files and dataset zips.
 import { backboneId, fetchManifest, headOf, parameterViews } from '../features/artifacts.js';
 import { MESSAGE, serveRequests } from '../protocol.js';
-import { IMAGE_ZIP } from '../features/predict/messages.js';
 
 const VENDOR = new URL('../vendor/', import.meta.url);
 let ready = null;
@@ -119,10 +118,10 @@ function unmount(pyodide, mount) {
 }
 
 serveRequests(self, {
-  [IMAGE_ZIP.OPEN]: ({ file }) => openImageZip(file),
+  [MESSAGE.IMAGE_ZIP_OPEN]: ({ file }) => openImageZip(file),
 
   /** The entries asked for, each as {blob} (typed by its bytes) or {error} (why it is no usable image). */
-  async [IMAGE_ZIP.READ]({ handle, indices }) {
+  async [MESSAGE.IMAGE_ZIP_READ]({ handle, indices }) {
     const open = imageZips.get(handle);
     if (!open) throw new Error('This zip is closed; choose it again.');
     const { pyodide } = await python();
@@ -142,7 +141,7 @@ serveRequests(self, {
     }
   },
 
-  async [IMAGE_ZIP.CLOSE]({ handle }) {
+  async [MESSAGE.IMAGE_ZIP_CLOSE]({ handle }) {
     const open = imageZips.get(handle);
     if (!open) return null;
     imageZips.delete(handle);

@@ -1,6 +1,6 @@
 // What a batch prediction reads: image Files (picked, or from a folder), or a zip read entry by entry
 // in the Python worker under the core's archive rules. Either way only the batch at hand is read.
-import { IMAGE_ZIP } from './messages.js';
+import { MESSAGE } from '../../protocol.js';
 
 /** Whether `source` is a zip (one Blob/File) rather than a list of image Files. */
 export const isZip = (source) => source instanceof Blob;
@@ -11,13 +11,13 @@ export const isZip = (source) => source instanceof Blob;
  */
 export async function openImages(source, callPython, { signal } = {}) {
   if (isZip(source)) {
-    const { handle, paths } = await callPython(IMAGE_ZIP.OPEN, { file: source }, { signal });
+    const { handle, paths } = await callPython(MESSAGE.IMAGE_ZIP_OPEN, { file: source }, { signal });
     return {
       kind: 'zip',
       total: paths.length,
       names: paths,
-      read: (indices, readSignal) => callPython(IMAGE_ZIP.READ, { handle, indices }, { signal: readSignal }),
-      close: () => callPython(IMAGE_ZIP.CLOSE, { handle }).catch(() => null),
+      read: (indices, readSignal) => callPython(MESSAGE.IMAGE_ZIP_READ, { handle, indices }, { signal: readSignal }),
+      close: () => callPython(MESSAGE.IMAGE_ZIP_CLOSE, { handle }).catch(() => null),
     };
   }
   const files = [...(source ?? [])];
