@@ -1,28 +1,34 @@
 // Prediction: an image from a file, the clipboard, the camera (live, continuously) or a drawing → top-k
 // classes with confidence. "Wrong?" puts the image into the right class (always trained on) and can
 // retrain at once, then predicts the same image again. "Many images" (#/p/<id>/predict/many) is
-// predict_many.js.
+// predict_many.js; "Live stream" (#/p/<id>/predict/stream, on the server) is predict_stream.js.
 import * as tejas from '../../tejas.js';
 import * as manyImages from './predict_many.js';
+import * as liveStream from './predict_stream.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
 import { append, filePicker, formatSeconds, h, panelToggle, percent, projectUrl, showError, toast } from './dom.js';
 import { artifactsChangedNotice, deviceOptions, startTraining, trainingRun } from './train.js';
 
-/** Whether the address asks for the "Many images" mode (#/p/<id>/predict/many). */
-const manyMode = () => location.hash.replace(/^#\/?/, '').split('/')[3] === 'many';
+/** The mode the address asks for: 'one', 'many' (#/p/<id>/predict/many) or 'stream' (…/predict/stream). */
+function modeOf() {
+  const mode = location.hash.replace(/^#\/?/, '').split('/')[3];
+  return ['many', 'stream'].includes(mode) ? mode : 'one';
+}
 
-function modeSwitch(project, many) {
+function modeSwitch(project, mode) {
   const link = (label, href, current) => h('a', { href, 'aria-current': current ? 'page' : null }, label);
+  const base = projectUrl(project.id, 'predict');
   return h('nav', { class: 'mode-switch', 'aria-label': 'Prediction mode' },
-    link('One image', projectUrl(project.id, 'predict'), !many),
-    link('Many images', `${projectUrl(project.id, 'predict')}/many`, many));
+    link('One image', base, mode === 'one'),
+    link('Many images', `${base}/many`, mode === 'many'),
+    link('Live stream', `${base}/stream`, mode === 'stream'));
 }
 
 export async function render(view, { project }) {
   const status = await tejas.modelStatus(project.id);
-  const many = manyMode();
-  append(view, h('div', { class: 'title-row' }, h('h1', {}, 'Predict'), modeSwitch(project, many)));
+  const mode = modeOf();
+  append(view, h('div', { class: 'title-row' }, h('h1', {}, 'Predict'), modeSwitch(project, mode)));
   if (!status.model) {
     append(view, h('section', { class: 'card' }, h('p', {}, 'Train a model first, then try it on new images here.'),
       h('a', { class: 'button primary', href: projectUrl(project.id, 'train') }, 'Go to Train')));
@@ -32,7 +38,8 @@ export async function render(view, { project }) {
     append(view, h('section', { class: 'card' }, artifactsChangedNotice(project, status)));
     return null;
   }
-  if (many) return manyImages.render(view, { project, status });
+  if (mode === 'many') return manyImages.render(view, { project, status });
+  if (mode === 'stream') return liveStream.render(view, { project, status });
   let current = null; // {blob, name, url}
   let live = false;
   const preview = h('img', { class: 'preview', alt: '', hidden: true });
