@@ -6,16 +6,18 @@ import * as api from './api.js';
 const MAX_DELAY_MS = 15_000;
 const SENDERS = 2; // images in flight at once
 
-/** Wait `ms`, or less: the network coming back or `signal` aborting ends the wait at once. */
+/** Wait `ms`, or less: the network coming or going, or `signal` aborting, ends the wait at once. */
 const pause = (ms, signal) => new Promise((resolve) => {
   const timer = setTimeout(done, ms);
   function done() {
     clearTimeout(timer);
     removeEventListener('online', done);
+    removeEventListener('offline', done);
     signal.removeEventListener('abort', done);
     resolve();
   }
   addEventListener('online', done);
+  addEventListener('offline', done);
   signal.addEventListener('abort', done);
 });
 

@@ -134,8 +134,8 @@ export async function render(view, { project, status }) {
   const hideRedis = () => { redis.hidden = true; delete root.dataset.redis; };
   const failed = (error, prefix) => {
     if (api.noRedis(error)) showRedis(error);
-    else if (error.status === 0) showConnection(navigator.onLine ? 'unreachable' : 'offline');
-    else showError(error, prefix);
+    else if (error.status !== 0) showError(error, prefix);
+    else if (!state.follower) showConnection(navigator.onLine ? 'unreachable' : 'offline'); // else the follower says so
   };
 
   // Rows arriving: drawn a few times a second, newest first, at most ROWS kept
@@ -261,8 +261,7 @@ export async function render(view, { project, status }) {
       hideRedis();
     } catch (error) {
       failed(error, 'Could not list your streams: ');
-      if (error.status !== 0 && !api.noRedis(error)) return;
-      pick.replaceChildren(h('option', { value: '' }, 'Unavailable'));
+      if (!streams.length) pick.replaceChildren(h('option', { value: '' }, 'Unavailable'));
       return;
     }
     pick.replaceChildren(h('option', { value: '' }, streams.length ? 'Choose a stream…' : 'No streams yet'),
