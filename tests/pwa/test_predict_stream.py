@@ -3,10 +3,10 @@
 a stream on the Predict screen, sends 20 images (and one that cannot be decoded) through the file chooser
 before any worker runs — the lag shows 21 — then a worker starts: 20 rows whose classes and confidences are
 `tejas.predict()`'s on the same images, the throughput shown, the lag falling to 0, one dead letter with
-its error. The server
-is then killed (SIGKILL): the view says it is retrying and nothing throws; while the browser is offline the
-server comes back and a result is written — after the network returns the view resumes after its last
-event (Last-Event-ID) and shows it, and an image sent from the UI while offline is sent and arrives.
+its error. The server is then killed (SIGKILL): the view says it is retrying and nothing throws; while the
+browser is offline the server comes back and a result is written — after the network returns the view
+resumes after its last event (Last-Event-ID) and shows it, and an image sent from the UI while offline is sent and arrives; the
+camera sends a frame every second; the stream is deleted; without Redis the view says streaming needs it.
 Axe-core, dark mode and a 360 px phone are checked on the view with its results in it."""
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 EMAIL, PASSWORD = "stream@example.org", "correct horse battery"
 PER_CLASS, IMAGES = 6, 20
 RESULT_TIMEOUT_MS = 180_000  # the worker loads its model on the first image (ResNet18 on two slow shared cores)
+
+CAMERA_ROWS = (
+    "[...view.querySelectorAll('#stream-table tr')].filter((r) => r.dataset.key?.startsWith('camera-')).length"
+)
 
 # Every figure the view shows while it runs, for the assertions after the fact.
 OBSERVE_FIGURES = """() => {
@@ -76,7 +80,7 @@ def stack(app_copy, serve, tmp_path, redis_server):  # noqa: F811
             )
         return log
 
-    yield server, start_worker
+    yield server, start_worker, redis_server
     for worker in workers:
         stop_process(worker, timeout=30)
 
@@ -143,7 +147,7 @@ def table_rows(page) -> list[dict]:
 
 
 def test_live_stream_results_figures_and_a_server_restart(stack, browser, tmp_path):
-    server, start_worker = stack
+    server, start_worker, redis = stack
     animals = unique_animals(PER_CLASS)
     items = [(base64.b64encode(png(rgb)).decode(), label) for label in range(5) for rgb in animals[label]]
     queries = query_pngs(IMAGES + 2)
@@ -306,11 +310,29 @@ def test_live_stream_results_figures_and_a_server_restart(stack, browser, tmp_pa
             == "Live: results appear as the server's workers write them."
         )
 
+        # The camera (Chromium's fake one): a frame every second while the toggle is on
+        page.get_by_role("button", name="Camera").click()
+        page.fill("#stream-every", "1")
+        page.locator("#stream-camera").get_by_role("button", name="Turn camera on").click()
+        page.wait_for_selector("#stream-camera .webcam[data-camera=on]")
+        page.click("#stream-frames")
+        assert page.get_attribute("#stream-frames", "aria-pressed") == "true"
+        wait_view(page, server, logs, f"{CAMERA_ROWS} >= 2", 60_000)
+        page.click("#stream-frames")
+        assert page.get_attribute("#stream-frames", "aria-pressed") == "false"
+
         # Delete (confirmed): the server no longer lists it
         page.click("#stream-delete")
         page.click("#dialog button[value=ok]")
         page.wait_for_function("!document.querySelector('#stream-view').dataset.stream")
         assert httpx.get(f"{server.url}/api/streams", headers=auth).json()["streams"] == []
+
+        # Redis gone: the view says what streaming needs (the server's 503), and nothing throws
+        redis.stop()
+        page.reload()
+        wait_screen(page, "predict")
+        page.wait_for_selector("#stream-redis:visible")
+        assert page.inner_text("#stream-redis").startswith("Streaming needs Redis on the server.")
         assert errors == [], errors
         print(f"\nfigures seen: pending {seen['pending']}, images/s {seen['rates']}")
     finally:

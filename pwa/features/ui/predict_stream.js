@@ -102,7 +102,7 @@ export async function render(view, { project, status }) {
   const historyBox = h('details', { id: 'stream-all' }, h('summary', {}, 'All results (oldest first)'), history.element,
     h('div', { class: 'row wrap pager' }, first, historyText, next));
   const deadList = h('ul', { id: 'stream-dead', class: 'dead-letters' });
-  const body = h('div', { class: 'stack', id: 'stream-body', hidden: true },
+  const body = h('div', { id: 'stream-body', hidden: true },
     h('section', { class: 'card', 'aria-labelledby': 'stream-send-title' },
       h('h2', { id: 'stream-send-title' }, 'Send images'),
       h('div', { class: 'row wrap' }, choose, files, panelToggle('Camera', cameraPanel, { onClose: () => { stopFrames(); webcam.stop(); } })),
@@ -181,7 +181,7 @@ export async function render(view, { project, status }) {
       if (state.name !== name) return;
       state.dead = entries.length;
       deadList.replaceChildren(...(entries.length ? entries.map((d) => h('li', {},
-        h('strong', {}, d.key), `: ${d.error}`, h('small', { class: 'muted' }, ` (${plural(d.deliveries, 'delivery', 'deliveries')}${d.at ? `, ${new Date(d.at).toLocaleString()}` : ''})`)))
+        h('strong', {}, d.key), `: ${d.error.startsWith(`${d.key}: `) ? d.error.slice(d.key.length + 2) : d.error}`, h('small', { class: 'muted' }, ` (${plural(d.deliveries, 'delivery', 'deliveries')}${d.at ? `, ${new Date(d.at).toLocaleString()}` : ''})`)))
         : [h('li', { class: 'muted' }, 'None.')]));
     } catch (error) {
       if (api.noRedis(error)) showRedis(error);
@@ -265,7 +265,7 @@ export async function render(view, { project, status }) {
       return;
     }
     pick.replaceChildren(h('option', { value: '' }, streams.length ? 'Choose a stream…' : 'No streams yet'),
-      ...streams.map((s) => h('option', { value: s.name }, `${s.name}${s.model === model ? '' : ' (another model)'} · ${s.predicted} results`)));
+      ...streams.map((s) => h('option', { value: s.name }, `${s.name}${s.model === model ? '' : ' (another model)'}`)));
     const chosen = streams.find((s) => s.name === (select ?? state.name)) ?? (state.name ? null : streams.find((s) => s.model === model));
     if (chosen && chosen.name !== state.name) open(chosen);
     else if (!chosen) close();
