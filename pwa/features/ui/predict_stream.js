@@ -56,7 +56,7 @@ export async function render(view, { project, status }) {
   }
   const model = api.projectModel(project.id);
   const numClasses = status.model.classes.length;
-  const state = { name: null, follower: null, sender: null, ids: new Set(), buffer: [], flush: null, stats: null, dead: -1 };
+  const state = { name: null, follower: null, sender: null, lastId: 0, buffer: [], flush: null, stats: null, dead: -1 };
   const root = h('div', { class: 'stream-view', id: 'stream-view', dataset: { connection: 'idle', rows: '0', stats: '0' } });
 
   // Choosing and creating streams
@@ -77,7 +77,7 @@ export async function render(view, { project, status }) {
   const waitNote = synced.pending ? h('p', { class: 'warning' }, `${plural(synced.pending, 'change')} of this project wait to sync: the server uses the model it last received.`) : null;
 
   // Sending
-  const sendStatus = h('p', { id: 'stream-send-status', role: 'status', 'aria-live': 'polite' });
+  const sendStatus = h('p', { id: 'stream-send-status' }); // not live: `announce` says when a batch is all sent
   const sendFailed = h('ul', { id: 'stream-send-failed', class: 'error-list' });
   const files = filePicker('Images to send to the stream', { accept: 'image/*', multiple: true, id: 'stream-files' },
     (picked) => state.sender?.add(picked.map((file) => ({ blob: file, key: file.name || `image-${crypto.randomUUID()}` }))));
@@ -168,8 +168,8 @@ export async function render(view, { project, status }) {
   };
   const onEvent = ({ event, data }) => {
     if (event === 'stats') showStats(data);
-    if (event !== 'prediction' || state.ids.has(data.id)) return;
-    state.ids.add(data.id);
+    if (event !== 'prediction' || data.id <= state.lastId) return; // ids grow: a replayed one is not shown twice
+    state.lastId = data.id;
     state.buffer.push(data);
     state.flush ??= setTimeout(flush, FLUSH_MS);
   };
@@ -207,6 +207,7 @@ export async function render(view, { project, status }) {
     if (c.duplicates) parts.push(`${c.duplicates} already in the stream`);
     if (c.queued || c.sending) parts.push(`${c.queued + c.sending} to send${c.waiting ? `: ${WAITING[c.waiting]}` : ''}`);
     sendStatus.textContent = `${parts.join(' · ')}.`;
+    if (c.queued + c.sending === 0 && Number(root.dataset.toSend) > 0) announce.textContent = `All sent: ${sendStatus.textContent}`;
     root.dataset.sent = String(c.sent);
     root.dataset.toSend = String(c.queued + c.sending);
     if (c.waiting === 'no-redis') showRedis(null);
@@ -217,7 +218,7 @@ export async function render(view, { project, status }) {
     state.follower?.stop();
     state.sender?.stop();
     clearTimeout(state.flush);
-    Object.assign(state, { name: null, follower: null, sender: null, ids: new Set(), buffer: [], flush: null, stats: null, dead: -1 });
+    Object.assign(state, { name: null, follower: null, sender: null, lastId: 0, buffer: [], flush: null, stats: null, dead: -1 });
     body.hidden = true;
     remove.disabled = choose.disabled = frames.disabled = true;
     stopFrames();
@@ -280,7 +281,12 @@ export async function render(view, { project, status }) {
     event.preventDefault();
     if (!form.reportValidity()) return;
     const name = nameInput.value.trim();
+    const existing = streams.find((s) => s.name === name);
+    if (existing?.model === model) { if (state.name !== name) open(existing); return; }
     busy(create, 'Creating…', async () => {
+      if (existing && !await confirmDialog(`Switch "${name}" to this project's model?`,
+        `You already have a stream "${name}" (using ${existing.model}); from its next image on it would use this project's model.`,
+        { confirm: 'Switch model', danger: false })) return;
       try {
         await api.putStream(await api.account(), name, { model, topK: Number(topK.value) });
         toast(`Stream "${name}" uses this project's model.`);
