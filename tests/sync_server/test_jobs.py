@@ -134,6 +134,38 @@ def check_results_agree(account: Account, job: dict, pngs: list[bytes], architec
     assert job["result"]["checks"]["onnx_max_abs_diff"] <= 1e-4
 
 
+def check_server_predictions(account: Account, job: dict, pngs: list[bytes], tmp_path: Path) -> None:
+    """The job's model predicts on the server by its job reference, and so does the same model synced back
+    as the app syncs one (app_model.json + parameters.bin: the server writes its ONNX from the artifacts,
+    here in last-block mode), both equal to model.onnx run locally."""
+    from sync_server.prediction.model import Classifier
+
+    local = tmp_path / "job-model.onnx"
+    local.write_bytes(account.get(f"/api/jobs/{job['id']}/files/model.onnx").content)
+    expected = Classifier(local).predict(pngs, 3)
+    app_model = json.loads(account.get(f"/api/jobs/{job['id']}/files/app_model.json").content)
+    parameters = account.get(f"/api/jobs/{job['id']}/files/parameters.bin").content
+    account.upload(parameters, kind="model")
+    device = account.device()
+    project = "synced-back"
+    changes = project_changes(device, project, "synced back", {c["name"]: c["id"] for c in app_model["classes"]})
+    record = {k: app_model[k] for k in ("mode", "classes", "layout", "artifacts")}
+    record["parameters"] = {"sha256": sha(parameters), "length": app_model["parameters"]["length"]}
+    changes.append(device.change("model", "m-synced", project, record))
+    changes.append(device.change("head", project, project, {"modelId": "m-synced"}))
+    device.push(changes)
+    files = [("images", (f"{i}.png", p, "image/png")) for i, p in enumerate(pngs)]
+    for ref in (f"job:{job['id']}", "model:m-synced", f"project:{project}"):
+        response = account.post("/api/predictions", data={"model": ref, "top_k": "3"}, files=files)
+        assert response.status_code == 200, (ref, response.text)
+        for row, want in zip(response.json()["rows"], expected, strict=True):
+            assert [t["class"] for t in row["top"]] == [t["class"] for t in want["top"]], ref
+            got = [t["probability"] for t in row["top"]]
+            assert np.allclose(got, [t["probability"] for t in want["top"]], atol=1e-4), ref
+    refs = {m["ref"] for m in account.get("/api/models").json()["models"]}
+    assert {f"job:{job['id']}", "model:m-synced"} <= refs
+
+
 def test_an_uploaded_zip_trains_streams_its_events_and_gives_results_that_agree(job_server, tmp_path):
     server = job_server()
     alice = Account(server.url)
@@ -161,6 +193,7 @@ def test_an_uploaded_zip_trains_streams_its_events_and_gives_results_that_agree(
     app_model = job["result"]["app_model"]
     assert app_model["mode"] == "last_block" and app_model["artifacts"]["kind"] == "default"
     assert alice.get("/api/jobs").json()["jobs"][0]["id"] == job["id"]
+    check_server_predictions(alice, job, pngs[:4], tmp_path)
     # Deleting a finished job deletes its results.
     assert alice.delete(f"/api/jobs/{job['id']}").status_code == 204
     assert alice.get(f"/api/jobs/{job['id']}").status_code == 404
