@@ -415,7 +415,11 @@ def test_routes_refuse_what_they_must(stack, tmp_path):
     assert s.sql("SELECT count(*) FROM predictions WHERE image_key = 'same'")[0][0] == 1
     stats = alice.get("/api/streams/door").json()
     assert (stats["appended"], stats["predicted"], stats["pending"], stats["top_k"]) == (3, 3, 0, 1)
-    assert all(len(r["top"]) == 1 for r in all_results(alice, "door"))
+    oldest_first = all_results(alice, "door")
+    assert all(len(r["top"]) == 1 for r in oldest_first)
+    newest = alice.get("/api/streams/door/results", params={"newest": "true", "limit": 2}).json()
+    assert [r["id"] for r in newest["results"]] == [r["id"] for r in oldest_first[::-1][:2]]
+    assert newest["next"] == oldest_first[-1]["id"] and newest["more"]
     assert s.sql("SELECT count(*) FROM user_blobs WHERE sha256 = :d", d=digest)[0][0] == 1
 
     # events: results replayed after an id, resumable with Last-Event-ID, and stats

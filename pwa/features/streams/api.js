@@ -29,9 +29,12 @@ export const deleteStream = ({ server, token }, name) => call(server, streamPath
 export const appendImage = ({ server, token }, name, blob, key, { signal } = {}) =>
   call(server, streamPath(name, `/images?key=${encodeURIComponent(key)}`), { method: 'POST', token, body: blob, signal });
 
-/** A page of results, oldest first: {results, next, more} (pass `next` as `after` for the page that follows). */
-export const results = ({ server, token }, name, { after = 0, limit = 50 } = {}) =>
-  call(server, streamPath(name, `/results?after=${after}&limit=${limit}`), { token });
+/**
+ * A page of results, oldest first: {results, next, more} (pass `next` as `after` for the page that follows);
+ * with `newest`, the `limit` newest results, newest first (`next`: the newest id, to follow events after).
+ */
+export const results = ({ server, token }, name, { after = 0, limit = 50, newest = false } = {}) =>
+  call(server, streamPath(name, `/results?after=${after}&limit=${limit}${newest ? '&newest=true' : ''}`), { token });
 
 /** Dead letters, oldest first: [{key, error, deliveries, at}]. */
 export const deadLetters = ({ server, token }, name, { limit = 100 } = {}) =>

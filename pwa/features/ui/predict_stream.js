@@ -233,6 +233,20 @@ export async function render(view, { project, status }) {
     delete root.dataset.pending;
   };
 
+  /** A long stream: its newest results first (one page), then its events after the newest of them. */
+  const followNewest = async (name) => {
+    let after = null; // the server unreachable now: follow new results; the newest come with the history
+    try {
+      const page = await api.results(await api.account(), name, { newest: true, limit: ROWS });
+      if (state.name !== name) return;
+      page.results.slice().reverse().forEach((data) => onEvent({ event: 'prediction', data }));
+      after = page.next;
+    } catch (error) {
+      if (state.name !== name) return;
+    }
+    state.follower = followStream(name, { after, onEvent, onState: showConnection });
+  };
+
   /** Follow stream `summary.name`: its events (replayed from the start when it is small), a sender, its dead letters. */
   const open = (summary) => {
     close();
@@ -243,7 +257,7 @@ export async function render(view, { project, status }) {
     remove.disabled = choose.disabled = false;
     frames.disabled = !webcam.started();
     const replay = summary.predicted <= ROWS;
-    liveHint.textContent = replay ? '' : `Showing results from now on; the ${plural(summary.predicted, 'earlier result')} are under "All results".`;
+    liveHint.textContent = replay ? '' : `Showing the ${ROWS} newest of ${plural(summary.predicted, 'result')}; all of them are under "All results".`;
     modelNote.replaceChildren(summary.model === model ? 'Uses this project\'s model.' : `Uses another model (${summary.model}). `,
       summary.model === model ? '' : h('button', { type: 'button', class: 'link', id: 'stream-use-model', onclick: (e) => busy(e.target, 'Switching…',
         () => api.account().then((c) => api.putStream(c, summary.name, { model, topK: summary.top_k }))
@@ -251,7 +265,8 @@ export async function render(view, { project, status }) {
       'Use this project\'s model'));
     state.sender = createSender(summary.name, { onChange: showSend });
     showSend(state.sender.counts());
-    state.follower = followStream(summary.name, { after: replay ? 0 : null, onEvent, onState: showConnection });
+    if (replay) state.follower = followStream(summary.name, { after: 0, onEvent, onState: showConnection });
+    else followNewest(summary.name);
     loadDead();
   };
 

@@ -496,18 +496,24 @@ def results(
     db: ReadSessionDep,
     after: Annotated[int, Query(ge=0, le=2**62, description="results after this id (the previous page's next)")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    newest: Annotated[
+        bool, Query(description="the `limit` newest results after `after`, newest first (`next`: the newest id)")
+    ] = False,
 ) -> ResultsOut:
-    """The stream's results, oldest first (read from the database: Redis not needed)."""
+    """The stream's results, oldest first, or the newest ones first (read from the database: Redis not
+    needed). A view that shows the latest results and then follows /events passes `next` as `after`."""
     stream = _owned(db, user.id, name)
+    order = Prediction.id.desc() if newest else Prediction.id
     rows = list(
         db.scalars(
             select(Prediction)
             .where(Prediction.stream_id == stream.id, Prediction.id > after)
-            .order_by(Prediction.id)
+            .order_by(order)
             .limit(limit)
         )
     )
-    return ResultsOut(results=[_result(r) for r in rows], next=rows[-1].id if rows else after, more=len(rows) == limit)
+    last = max((r.id for r in rows), default=after)
+    return ResultsOut(results=[_result(r) for r in rows], next=last, more=len(rows) == limit)
 
 
 def _events_after(request: Request, user_id: str, name: str, stream_id: str, after: int, stats: bool):
