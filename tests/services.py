@@ -69,6 +69,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(condition, timeout: float, what: str, every: float = 0.25):
+    """Poll `condition()` until it returns something truthy (returned), or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        time.sleep(every)  # a poll interval, not a stand-in for the condition
+
+
 def _poll(check, deadline_s: float, what: str, alive=lambda: True, log: Path | None = None):
     """Call `check()` until it returns without raising OSError-like errors, or fail after `deadline_s`."""
     deadline = time.monotonic() + deadline_s

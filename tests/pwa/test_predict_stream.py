@@ -5,9 +5,9 @@ before any worker runs — the lag shows 21 — then a worker starts: 20 rows wh
 `tejas.predict()`'s on the same images, the throughput shown, the lag falling to 0, one dead letter with
 its error. The server is then killed (SIGKILL): the view says it is retrying and nothing throws; while the
 browser is offline the server comes back and a result is written — after the network returns the view
-resumes after its last event (Last-Event-ID) and shows it, and an image sent from the UI while offline is sent and arrives; the
-camera sends a frame every second; the stream is deleted; without Redis the view says streaming needs it.
-Axe-core, dark mode and a 360 px phone are checked on the view with its results in it."""
+resumes after its last event (Last-Event-ID) and shows it, and an image sent from the UI while offline is
+sent and arrives; the camera sends a frame every second; the stream is deleted; without Redis the view
+says streaming needs it. Axe-core, dark mode and a 360 px phone are checked on the view with its results in it."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from ..services import (  # noqa: F401 (fixtures)
     postgres_url,
     redis_server,
     stop_process,
+    wait_for,
 )
 from ..training.animals import animal_pngs, write_zip
 from .conftest import Account
@@ -91,18 +92,6 @@ def follow(account: Account, job_id: str, until=None, timeout: float = JOB_S, af
     if until is None and seen and seen[-1].kind in ("done", "failed", "cancelled"):
         return seen
     raise AssertionError(f"job {job_id}: condition not met in {timeout:g} s; events: {[e.kind for e in seen]}")
-
-
-def wait_for(condition, timeout: float, what: str, every: float = 0.25):
-    """Poll `condition()` until it returns something truthy (returned), or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        time.sleep(every)  # a poll interval, not a stand-in for the condition
 
 
 def _tail(path: Path, lines: int = 40) -> str:

@@ -33,6 +33,7 @@ from ..services import (  # noqa: F401 (fixtures)
     postgres_url,
     redis_server,
     stop_process,
+    wait_for,
 )
 from .conftest import Account
 from .predict_support import image_bytes, synced_model
@@ -48,18 +49,6 @@ RUN_S = 900  # 2,000 MobileNetV2 predictions on two slow shared cores, with a wo
 
 
 # ------------------------------------------------------------------------------------------- helpers
-
-
-def wait_for(condition, timeout: float, what: str, every: float = 0.25):
-    """Poll `condition()` until it returns something truthy (returned), or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g} s: {what}")
-        time.sleep(every)  # a poll interval, not a stand-in for the condition
 
 
 def poisoned_png() -> bytes:
