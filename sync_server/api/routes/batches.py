@@ -12,9 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ...core.db import session_scope
 from ...prediction.models import REFERENCE, ModelCache, ModelNotFound, list_models, model_file
-from ...uploads import received
 from ..deps import CurrentUser, ReadSessionDep, SettingsDep
-from .jobs import JobOut, _check_quota, _create
+from .jobs import JobOut, create_from_upload
 
 router = APIRouter(tags=["predictions"])
 
@@ -168,28 +167,14 @@ async def batch(
     """Predict every image of a zip as a job: streamed to the blob store, never held in memory; follow it
     at /api/jobs/{id}/events, download /api/jobs/{id}/files/report.csv (or report.json)."""
     await run_in_threadpool(_model_path, request, user.id, model)
-    with session_scope(request.app.state.readers) as db:
-        _check_quota(db, user.id, settings)
-    limit = settings.max_upload_bytes
-    too_large = HTTPException(413, f"Too large: a zip to predict may be at most {limit / 2**20:g} MiB.")
-    async with received(request, settings.data_dir / "uploads", limit, too_large) as (path, sha, _):
-        count = await run_in_threadpool(_check_zip, path)
-        await run_in_threadpool(request.app.state.jobs_store.put_file, sha, path)
-
-    def create_job() -> JobOut:
-        with session_scope(request.app.state.sessions) as db:
-            return _create(
-                request,
-                db,
-                user.id,
-                kind="predict",
-                project_id=None,
-                name=(name or "batch prediction")[:200],
-                source="upload",
-                upload_sha256=sha,
-                options={"model": model, "top_k": top_k},
-                epochs=0,
-                images=count,
-            )
-
-    return await run_in_threadpool(create_job)
+    return await create_from_upload(
+        request,
+        user.id,
+        settings,
+        "a zip to predict",
+        lambda path: {"images": _check_zip(path)},
+        kind="predict",
+        name=(name or "batch prediction")[:200],
+        options={"model": model, "top_k": top_k},
+        epochs=0,
+    )

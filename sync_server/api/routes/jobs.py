@@ -245,27 +245,34 @@ async def upload(
 ) -> JobOut:
     """Train on an ImageFolder zip (<class>/<image>), streamed to the blob store, never held in memory."""
     _check_options(options, settings)
+    return await create_from_upload(
+        request,
+        user.id,
+        settings,
+        "a training zip",
+        lambda path: {"classes": _check_archive(path)},
+        name=(options.name or "uploaded zip")[:200],
+        options=options.model_dump(exclude={"name"}),
+        epochs=options.epochs,
+    )
+
+
+async def create_from_upload(request: Request, user_id: str, settings, what: str, check, **fields) -> JobOut:
+    """A job on the request's body (a zip): the user's quota first, then the body streamed to a file (at
+    most TEJAS_MAX_UPLOAD_BYTES, never held in memory), `check(path)` (raises the 4xx, returns more of the
+    job's fields), stored in the jobs area of the blob store, a queued job; the file goes however it ends."""
     limit = settings.max_upload_bytes
-    too_large = HTTPException(413, f"Too large: a training zip may be at most {limit / 2**20:g} MiB.")
+    too_large = HTTPException(413, f"Too large: {what} may be at most {limit / 2**20:g} MiB.")
     with session_scope(request.app.state.readers) as db:
-        _check_quota(db, user.id, settings)
+        _check_quota(db, user_id, settings)
     async with received(request, settings.data_dir / "uploads", limit, too_large) as (path, sha, _):
-        classes = await run_in_threadpool(_check_archive, path)
+        checked = await run_in_threadpool(check, path)
         await run_in_threadpool(request.app.state.jobs_store.put_file, sha, path)
 
     def create_job() -> JobOut:
         with session_scope(request.app.state.sessions) as db:
             return _create(
-                request,
-                db,
-                user.id,
-                project_id=None,
-                name=(options.name or "uploaded zip")[:200],
-                source="upload",
-                upload_sha256=sha,
-                options=options.model_dump(exclude={"name"}),
-                epochs=options.epochs,
-                classes=classes,
+                request, db, user_id, project_id=None, source="upload", upload_sha256=sha, **fields, **checked
             )
 
     return await run_in_threadpool(create_job)
