@@ -241,3 +241,20 @@ def axe_violations(page) -> list[dict]:
         for v in results["violations"]
         if v["impact"] in ("serious", "critical")
     ]
+
+
+def query_images(count: int) -> list[bytes]:
+    """`count` distinct 64×64 PNGs: Animal-MNIST drawings, mirrored and shifted (none in the training set,
+    which holds 112×112 ones)."""
+    base, validation = animal_images(64)
+    seen, out = set(), []
+    for variant in range(4):
+        for rgb, _ in base + validation:
+            image = np.roll(rgb[:, ::-1] if variant % 2 else rgb, 3 * (variant // 2), axis=1)
+            data = png(np.ascontiguousarray(image))
+            if data not in seen:
+                seen.add(data)
+                out.append(data)
+            if len(out) == count:
+                return out
+    raise AssertionError(f"only {len(out)} distinct images")

@@ -12,15 +12,14 @@ import json
 import time
 import zipfile
 
-import numpy as np
 import pytest
 
 from .conftest import (
     ANIMAL_NAMES,
     PAGE_HELPERS,
     WAIT_FOR_SERVICE_WORKER,
-    animal_images,
     png,
+    query_images,
     unique_animals,
     wait_screen,
 )
@@ -31,23 +30,6 @@ IMAGES = 500
 TOP_K = 3
 RANKS = [f"{c}_{i}" for i in range(1, TOP_K + 1) for c in ("class", "probability")]
 HEADER = ["file", "predicted", "confidence", *RANKS, "error"]
-
-
-def query_images(count: int) -> list[bytes]:
-    """`count` distinct 64×64 PNGs: Animal-MNIST drawings, mirrored and shifted (none in the training set,
-    which holds 112×112 ones)."""
-    base, validation = animal_images(64)
-    seen, out = set(), []
-    for variant in range(4):
-        for rgb, _ in base + validation:
-            image = np.roll(rgb[:, ::-1] if variant % 2 else rgb, 3 * (variant // 2), axis=1)
-            data = png(np.ascontiguousarray(image))
-            if data not in seen:
-                seen.add(data)
-                out.append(data)
-            if len(out) == count:
-                return out
-    raise AssertionError(f"only {len(out)} distinct images")
 
 
 def test_csv_neutralises_formulas_and_quotes_per_rfc4180(app):

@@ -27,9 +27,9 @@ from .conftest import (
     ANIMAL_NAMES,
     PAGE_HELPERS,
     SCREENSHOTS,
-    animal_images,
     axe_violations,
     png,
+    query_images,
     unique_animals,
     wait_screen,
 )
@@ -85,20 +85,6 @@ def stack(app_copy, serve, tmp_path, redis_server):  # noqa: F811
         stop_process(worker, timeout=30)
 
 
-def query_pngs(count: int) -> list[bytes]:
-    """`count` distinct 64×64 Animal-MNIST PNGs (the project trains on 112×112 ones)."""
-    train, validation = animal_images(64)
-    out, seen = [], set()
-    for rgb, _ in validation + train:
-        data = png(rgb)
-        if data not in seen:
-            seen.add(data)
-            out.append(data)
-        if len(out) == count:
-            return out
-    raise AssertionError(f"only {len(out)} distinct images")
-
-
 def poisoned_png() -> bytes:
     """A PNG whose signature, IHDR and IEND are valid (the server's content check passes) but whose IDAT is
     garbage: a worker cannot decode it."""
@@ -150,7 +136,7 @@ def test_live_stream_results_figures_and_a_server_restart(stack, browser, tmp_pa
     server, start_worker, redis = stack
     animals = unique_animals(PER_CLASS)
     items = [(base64.b64encode(png(rgb)).decode(), label) for label in range(5) for rgb in animals[label]]
-    queries = query_pngs(IMAGES + 2)
+    queries = query_images(IMAGES + 2)
     folder = tmp_path / "send"
     folder.mkdir()
     paths = []
