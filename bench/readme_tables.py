@@ -454,6 +454,88 @@ def server_train_block(results: Path) -> str:
     return "\n".join(lines)
 
 
+NATIVE_MOVED = 1.25  # native before ÷ after (or after ÷ before) beyond which a row's ratio is marked
+PREDICT_NOTES = {"app": "the app", "cli": "`tejas predict`", "batch": "the server's batch job"}
+
+
+def predict_block(results: Path) -> str:
+    """Every way of classifying many images, each beside native onnxruntime measured in the same run."""
+    report = load("predict_throughput", results)
+    if not report.get("ok") or report.get("errors"):
+        failed = ", ".join(e["path"] for e in report.get("errors", []))
+        raise ResultsError(f"bench/results/predict_throughput.json records a failed path ({failed}): rerun")
+    c, m = report["config"], report["model"]
+    w, h = c["image_size"]
+    formats = " and ".join(f"{n} {kind}" for kind, n in c["formats"].items() if n)
+    load_start = report.get("load_average_start")
+    lines = [
+        f"{c['images']} photo-like images ({w}×{h}, {formats}, {c['mean_file_bytes'] / 1000:.0f} KB on average; "
+        f"a {c['zip_bytes'] / 1e6:.1f} MB zip of them), top-{c['top_k']}, through one model: "
+        f"{backbone(m)} with a {len(m['classes'])}-class head trained in the "
+        "app, the same weights in every path (the app's project, an ONNX file written by the core's writer, a "
+        "model synced to the server). Each path runs between two windows of native onnxruntime "
+        f"({c['native_seconds_per_window']:g} s each) on the same ONNX file with the path's threads × batch, fed "
+        "the same images decoded and preprocessed beforehand; ÷ native is the path's images/s over the two "
+        "windows' mean. Native with decoding: the Classifier that `tejas predict`, batch jobs and stream workers run, "
+        "called in-process on the image bytes (Pillow decoding and resizing included), in the same windows. "
+        "Top-1 = native: images whose top class is native onnxruntime's. "
+        + provenance(report, results)
+        + (f" Load average {load_start[0]:g} at the start" if load_start else "")
+        + (f", the run at nice {report['nice']}" if report.get("nice") else "")
+        + ".",
+        "",
+        "| path | what is timed | threads × batch | images/s | native images/s | ÷ native | native with decoding "
+        "| ÷ native with decoding | latency p50 / p95 | top-1 = native |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    unsteady = []
+    for r in report["results"]:
+        threads = (
+            f"{r['threads']} ({r['threads_per_worker']} per worker) × {r['batch']}"
+            if r.get("workers", 1) > 1
+            else f"{r['threads']} × {r['batch']}"
+        )
+        latency = f"{fmt(r['latency_p50_ms'], 0)} / {fmt(r['latency_p95_ms'], 0)} ms" if "latency_p50_ms" in r else "—"
+        agree = f"{r['top1_same_as_native']}/{c['images']}"
+        native = fmt(r["native_images_per_second"])
+        moved = max(r["native_before"], r["native_after"]) / min(r["native_before"], r["native_after"])
+        mark = ""
+        if moved > NATIVE_MOVED:
+            mark = "†"
+            unsteady.append(f"{r['label']} {fmt(r['native_before'])} → {fmt(r['native_after'])}")
+        decoded = r["native_with_decode_images_per_second"]
+
+        def cells(rate: float, r=r, native=native, mark=mark, decoded=decoded) -> str:
+            return (
+                f"{fmt(rate)} | {native} | {rate / r['native_images_per_second']:.2f}{mark} | {fmt(decoded)} | "
+                f"{rate / decoded:.2f}{mark}"
+            )
+
+        rate = cells(r["images_per_second"])
+        lines.append(f"| {r['label']} | {r['timed']} | {threads} | {rate} | {latency} | {agree} |")
+        if r.get("own_images_per_second"):
+            lines.append(
+                f"| {r['label']}: its own rate | from its first image to its last, as it reports (model loaded) | "
+                f"{threads} | {cells(r['own_images_per_second'])} | — | {agree} |"
+            )
+    if unsteady:
+        lines += [
+            "",
+            f"† native onnxruntime's speed moved by more than {100 * (NATIVE_MOVED - 1):.0f}% between the windows "
+            f"before and after the path (native img/s before → after: {'; '.join(unsteady)}): other work on the "
+            "machine changed meanwhile, so those ratios are rougher than the others.",
+        ]
+    lines += [
+        "",
+        "**What limits each path (same run):**",
+        "",
+    ]
+    for key, text in report["notes"].items():
+        name = PREDICT_NOTES.get(key) or f"the stream, {key.rsplit('_', 1)[1]} worker{'s' * (key[-1] != '1')}"
+        lines.append(f"- {name[:1].upper() + name[1:]}: {text}")
+    return "\n".join(lines)
+
+
 BLOCKS = {
     "pycore": pycore_block,
     "browser-embed": browser_embed_block,
@@ -462,6 +544,7 @@ BLOCKS = {
     "native": native_block,
     "sync-load": sync_load_block,
     "server-train": server_train_block,
+    "predict": predict_block,
 }
 
 
