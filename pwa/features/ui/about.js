@@ -29,6 +29,10 @@ export async function render(view) {
         h('li', {}, 'model parameters and metrics: each trained model’s weights, its validation metrics, training history '
           + 'and settings, and which model is current;'),
         h('li', {}, 'ids of these records, the time of each change and a random id of this device.')),
+      h('p', { id: 'stream-privacy' }, 'Predict → “Many images” runs here, on this device: those images are never sent. '
+        + 'Predict → “Live stream” sends the server each image you choose to send to a stream (files, or camera frames '
+        + 'while “send a frame” is on); the server deletes an image once it is classified and keeps its result (the class '
+        + 'and confidence) like a project’s data, until the stream is deleted or the retention period below has passed.'),
       h('p', {}, 'Creating an account or signing in sends your email and password (the server keeps only a hash of the password). '
         + 'Signing out, or switching a project’s sync off, keeps everything on this device.'),
       h('p', { id: 'retention' }, 'How long the server keeps it: a project’s copy is deleted ',
