@@ -1,6 +1,8 @@
-"""Tejas' export module: a pretrained backbone as ONNX and its trainable head as onnxruntime-training artifacts.
+"""Tejas' export module: a pretrained image backbone or sentence encoder as ONNX and its trainable head as
+onnxruntime-training artifacts.
 
-Needs the `[export]` extra (torch, torchvision, onnx, onnxruntime-training). Public surface:
+Needs the `[export]` extra (torch, torchvision, onnx, onnxruntime-training; transformers, tokenizers for text).
+Public surface:
 `export_artifacts(ExportConfig(...))`, `ExportConfig`, `ExportError`, `read_manifest`, `main` (CLI).
 """
 

@@ -1,4 +1,5 @@
-"""Checks every export runs: ONNX equals PyTorch, one ORT training step equals one torch step, ImageNet sanity."""
+"""Checks every export runs: ONNX equals PyTorch (images and texts), one ORT training step equals one torch step,
+ImageNet sanity."""
 
 from __future__ import annotations
 
@@ -187,4 +188,49 @@ def check_train_step(
         "weights_max_update": moved,
         "near_zero_gradients": ill_count,
         "near_zero_gradients_max_abs_diff": ill_diff,
+    }
+
+
+TEXT_MIN_COSINE = 0.9999
+
+
+def pad_batch(token_ids: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pad texts' token ids to the longest of them: (input_ids, attention_mask) int64, as the browser does."""
+    length = max(len(ids) for ids in token_ids)
+    input_ids = np.full((len(token_ids), length), pad_id, np.int64)
+    attention_mask = np.zeros((len(token_ids), length), np.int64)
+    for row, ids in enumerate(token_ids):
+        input_ids[row, : len(ids)] = ids
+        attention_mask[row, : len(ids)] = 1
+    return input_ids, attention_mask
+
+
+def check_text_encoder(
+    encoder: torch.nn.Module, onnx_path: Path, token_ids: list[list[int]], pad_id: int, batch_size: int = 8
+) -> dict:
+    """The ONNX encoder on padded batches vs PyTorch on each text alone (no padding, so padding and
+    the attention mask are checked too): cosine of every text's features; raises below TEXT_MIN_COSINE."""
+    onnx_session = session(onnx_path)
+    got = []
+    for start in range(0, len(token_ids), batch_size):
+        input_ids, attention_mask = pad_batch(token_ids[start : start + batch_size], pad_id)
+        got.append(onnx_session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0])
+    got = np.concatenate(got)
+    with torch.no_grad():
+        expected = np.concatenate(
+            [encoder(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.int64)).numpy() for ids in token_ids]
+        )
+    cosines = np.sum(got * expected, 1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1))
+    worst = int(np.argmin(cosines))
+    if not cosines[worst] >= TEXT_MIN_COSINE:
+        raise ExportError(
+            f"{onnx_path.name}: ONNX features differ from PyTorch (cosine {cosines[worst]:.6f} on text {worst}, "
+            f"need {TEXT_MIN_COSINE}); the export is broken, please report it"
+        )
+    return {
+        "texts": len(token_ids),
+        "batch_size": batch_size,
+        "min_cosine": float(cosines[worst]),
+        "max_abs_diff": float(np.max(np.abs(got - expected))),
+        "max_norm_error": float(np.max(np.abs(np.linalg.norm(got, axis=1) - 1.0))),
     }

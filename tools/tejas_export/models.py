@@ -1,4 +1,4 @@
-"""The torch modules that get exported: feature extractor, trunk, trainable head and last block."""
+"""The torch modules that get exported: feature extractor, trunk, trainable head, last block, sentence encoder."""
 
 from __future__ import annotations
 
@@ -65,6 +65,25 @@ class LastBlockFeatures(nn.Module):
         return pooled(self.last_block(block_input))
 
 
+class SentenceEncoder(nn.Module):
+    """(input_ids, attention_mask) int64 [B,T] -> L2-normalised mean of the token embeddings [B,F],
+    as sentence-transformers' Pooling(mean) + Normalize: padding (mask 0) takes no part.
+
+    token_type_ids are not an input: a text is one segment, whose type ids are all zero."""
+
+    def __init__(self, bert: nn.Module):
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, input_ids, attention_mask):
+        tokens = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
+        ).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+        mean = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return nn.functional.normalize(mean, p=2.0, dim=1)
+
+
 def make_head(feature_size: int, max_classes: int, seed: int) -> MaskedHead:
     """A freshly initialised head; the same seed gives byte-identical artifacts."""
     generator_state = torch.random.get_rng_state()
@@ -126,8 +145,10 @@ def export_onnx(
     *,
     trainable: bool = False,
     parameters_as_inputs: bool = False,
+    sequence_inputs: tuple[str, ...] = (),
 ) -> None:
-    """Export `module` with a dynamic batch axis on `batch_inputs` and on every output.
+    """Export `module` with a dynamic batch axis on `batch_inputs` and on every output, and a dynamic
+    axis 1 ("sequence") on `sequence_inputs` (token ids and masks).
 
     Inference models are folded (batch-norm into conv, constants computed). Trainable models are
     exported in training mode without folding, so every parameter stays an initializer with its
@@ -136,6 +157,8 @@ def export_onnx(
     every parameter becomes a graph input named as in torch (the caller feeds them).
     """
     dynamic_axes = {name: {0: "batch"} for name in [*batch_inputs, *output_names]}
+    for name in sequence_inputs:
+        dynamic_axes[name] = {**dynamic_axes.get(name, {}), 1: "sequence"}
     with torch.no_grad():
         torch.onnx.export(
             module,

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import copy
 import datetime
-import json
-import sys
 from pathlib import Path
 
 import onnx
 import torch
-from tejas.artifacts import sha256_file
 
 from . import checks
 from .backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, WeightsSource
+from .manifest import class_mask, describe_model, file_list, schema_id, training_set, versions
 from .models import (
-    MASK_PENALTY,
     OPSET,
     FeatureExtractor,
     LastBlockFeatures,
@@ -26,78 +23,7 @@ from .models import (
     make_head,
 )
 from .photos import load_photos
-from .training import ORT_DEFAULT_LEARNING_RATE, OptimizerConfig, generate_training_artifacts, optimizer_manifest
-
-
-def _schema_id() -> str:
-    from tejas.artifacts import SCHEMA_PATH
-
-    return json.loads(SCHEMA_PATH.read_text())["$id"]
-
-
-def _io(values) -> list[dict]:
-    """Name, dtype and shape of graph inputs/outputs; the optimizer's inputs are tensor sequences."""
-
-    def describe(value):
-        kind = value.type.WhichOneof("value")
-        tensor = value.type.sequence_type.elem_type.tensor_type if kind == "sequence_type" else value.type.tensor_type
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
-        entry = {"name": value.name, "dtype": f"sequence<{dtype}>" if kind == "sequence_type" else dtype}
-        if kind == "tensor_type":
-            entry["shape"] = [d.dim_param or d.dim_value for d in tensor.shape.dim]
-        return entry
-
-    return [describe(v) for v in values]
-
-
-def _describe_model(path: Path, root: Path, trainable: set | frozenset = frozenset()) -> dict:
-    """File name, IR version and graph inputs/outputs (parameters as graph inputs left out)."""
-    model = onnx.load(str(path), load_external_data=False)
-    return {
-        "file": path.relative_to(root).as_posix(),
-        "ir_version": model.ir_version,
-        "opset": next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
-        "inputs": _io(i for i in model.graph.input if i.name not in trainable),
-        "outputs": _io(o for o in model.graph.output if not o.name.endswith("_grad.accumulation.out")),
-    }
-
-
-def _training_set(name, module, example, root, max_classes, optimizer, check, what):
-    art_dir = root / name
-    spec = generate_training_artifacts(
-        module, example, "features" if example.dim() == 2 else "block_input", max_classes, art_dir, optimizer
-    )
-    names = [n for n, _ in spec.parameters]
-    layout = checks.parameter_layout(art_dir, names)
-    entry = {
-        "trains": what,
-        "input": {"name": spec.input_name, "shape": ["batch", *spec.input_shape]},
-        "models": {
-            kind: _describe_model(art_dir / f"{kind}.onnx", root, set(names))
-            for kind in ("training_model", "eval_model", "optimizer_model")
-        },
-        "checkpoint": f"{name}/checkpoint",
-        "parameters": layout,
-        "parameter_count": sum(int(torch.tensor(p["shape"]).prod()) for p in layout),
-        "optimizer": {
-            **optimizer_manifest(optimizer),
-            "learning_rate_scale": {
-                "file": f"{name}/optimizer_model.onnx",
-                "offset": spec.learning_rate_scale_offset,
-                "dtype": "float32",
-                "runtime_default_learning_rate": ORT_DEFAULT_LEARNING_RATE,
-            },
-            "weight_decay_value": {
-                "file": f"{name}/optimizer_model.onnx",
-                "offset": spec.weight_decay_offset,
-                "dtype": "float32",
-            },
-        },
-    }
-    if check:
-        entry["check"] = checks.check_train_step(module, art_dir, spec.input_shape, max_classes, optimizer)
-    return entry
-
+from .training import OptimizerConfig
 
 STATE_FILE = "backbone_state.safetensors"
 _SAFETENSORS_DTYPES = {torch.float32: "F32", torch.int64: "I64"}
@@ -164,7 +90,7 @@ def _export_last_block(folded, block_input, root: Path, parameter_names: list[st
         node.output[:] = [scoped(n) for n in node.output]
     del graph.value_info[:]
     onnx.save(model, str(path))
-    entry = _describe_model(path, root, set(parameter_names))
+    entry = describe_model(path, root, set(parameter_names))
     entry["parameters"] = parameter_names
     return entry
 
@@ -210,11 +136,11 @@ def run_pipeline(
     step("exporting backbone.onnx")
     dummy = torch.zeros(1, 3, crop, crop)
     export_onnx(extractor, (dummy,), root / "backbone.onnx", ["image"], ["features"], ["image"])
-    models = {"backbone": _describe_model(root / "backbone.onnx", root)}
+    models = {"backbone": describe_model(root / "backbone.onnx", root)}
     if config.train == "last-block":
         step("exporting backbone_trunk.onnx")
         export_onnx(trunk, (dummy,), root / "backbone_trunk.onnx", ["image"], ["block_input"], ["image"])
-        models["backbone_trunk"] = _describe_model(root / "backbone_trunk.onnx", root)
+        models["backbone_trunk"] = describe_model(root / "backbone_trunk.onnx", root)
 
     result_checks = {}
     if config.checks:
@@ -245,7 +171,7 @@ def run_pipeline(
     head = make_head(backbone.feature_size, config.max_classes, config.seed)
     step("building head training artifacts")
     training = {
-        "head": _training_set(
+        "head": training_set(
             "training",
             head,
             torch.zeros(2, backbone.feature_size),
@@ -262,7 +188,7 @@ def run_pipeline(
             block_input = trunk(torch.zeros(2, 3, crop, crop))
         folded = fold_batch_norm(last_block)
         trainable = LastBlockHead(folded, copy.deepcopy(head))
-        training["last_block"] = _training_set(
+        training["last_block"] = training_set(
             "training_last_block",
             trainable,
             block_input,
@@ -279,14 +205,11 @@ def run_pipeline(
             folded, block_input, root, [n for n in names if n.startswith("last_block.")]
         )
 
-    files = {
-        p.relative_to(root).as_posix(): {"sha256": sha256_file(p), "size": p.stat().st_size}
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+    files = file_list(root)
     return {
-        "$schema": _schema_id(),
+        "$schema": schema_id(),
         "schema_version": 1,
+        "modality": "image",
         "created": datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat(),
         "architecture": backbone.name,
         "weights": {
@@ -314,7 +237,7 @@ def run_pipeline(
         },
         "feature_size": backbone.feature_size,
         "max_classes": config.max_classes,
-        "class_mask": {"input": "class_mask", "active": 1.0, "inactive": 0.0, "penalty": MASK_PENALTY},
+        "class_mask": class_mask(),
         "opset": OPSET,
         "models": models,
         "state_dict": state_dict,
@@ -329,25 +252,3 @@ def _imagenet_categories() -> list[str]:
     import torchvision
 
     return torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
-
-
-def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    import onnx
-    import onnxruntime
-    import torch
-    import torchvision
-
-    try:
-        tejas = version("tejas")
-    except PackageNotFoundError:
-        tejas = "unknown"
-    return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime_training": onnxruntime.__version__,
-        "tejas": tejas,
-    }

@@ -8,6 +8,7 @@ from pathlib import Path
 
 MANIFEST = "manifest.json"
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "manifest.schema.json"
+MODALITIES = ("image", "text")
 
 __all__ = ["ArtifactError", "MANIFEST", "SCHEMA_PATH", "read_manifest", "sha256_file", "verify_artifacts"]
 
@@ -29,6 +30,15 @@ def read_manifest(folder) -> dict:
     return manifest
 
 
+def _required_keys(schema: dict, modality: str) -> list[str]:
+    """Top-level keys the schema requires of a manifest: the common ones, then its modality's (the
+    schema's allOf holds one if/then/else: `then` for text, `else` for image)."""
+    required = list(schema["required"])
+    for rule in schema.get("allOf", []):
+        required += rule["then" if modality == "text" else "else"].get("required", [])
+    return required
+
+
 def sha256_file(path) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
@@ -43,7 +53,10 @@ def verify_artifacts(folder) -> dict:
     recorded size and sha256; return the manifest."""
     folder = Path(folder)
     manifest = read_manifest(folder)
-    required = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))["required"]
+    modality = manifest.get("modality", "image")  # manifests from before text artifacts have none
+    if modality not in MODALITIES:
+        raise ArtifactError(f"{folder / MANIFEST}: unknown modality {modality!r} (expected image or text)")
+    required = _required_keys(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")), modality)
     missing = [key for key in required if key not in manifest]
     if missing:
         raise ArtifactError(
