@@ -35,6 +35,7 @@ from ..pycore.test_writers import (
 from .test_in_pyodide import pyodide_report  # noqa: F401
 
 ONNX_TOLERANCE = 1e-5
+LOGIT_RTOL = 1e-6
 TORCH_TOLERANCE = 1e-4
 TORCH_DTYPES = {"F32": torch.float32, "I64": torch.int64}
 
@@ -101,7 +102,11 @@ def test_real_artifacts_make_matching_onnx_and_pt(artifacts, num_classes, photo_
     probabilities, logits = _session(onnx_path).run(["probabilities", "logits"], {"image": images})
     features = _session(artifacts / "backbone.onnx").run(["features"], {"image": images})[0]
     expected_logits = features @ weight.T + bias
-    assert np.abs(logits - expected_logits).max() <= ONNX_TOLERANCE
+    # With random weights the 512 products summed into a logit reach tens, where float32's spacing is ~4e-6:
+    # onnxruntime's GEMM and numpy's BLAS sum them in different orders, so the rounding bound scales with the
+    # sum of the products' magnitudes (a dot product's classic error bound), absolute only near zero.
+    scale = np.abs(features) @ np.abs(weight).T + np.abs(bias)
+    assert (np.abs(logits - expected_logits) <= ONNX_TOLERANCE + LOGIT_RTOL * scale).all()
     assert np.abs(probabilities - _softmax(expected_logits)).max() <= ONNX_TOLERANCE
     assert probabilities.max() > 0.5, "head too weak to make this comparison meaningful"
 
