@@ -55,6 +55,10 @@ async def lifespan(app: FastAPI):
     await run_in_threadpool(migrate, state.engine)
     state.store = await run_in_threadpool(make_store, state.settings)
     state.jobs_store = await run_in_threadpool(make_store, state.settings, "jobs")
+    # copies into the local blob folders cut by a crash (the S3 API has no partial objects)
+    for store in (state.store, state.jobs_store, make_store(state.settings, "streams")):
+        if hasattr(store, "sweep_partials"):
+            await run_in_threadpool(store.sweep_partials)
     state.queue = make_queue(state.settings, state.sessions)
     state.queue.start()
     timer = asyncio.create_task(_purge_timer(app))

@@ -23,7 +23,8 @@ class LocalStore:
         target = self._path(sha256)
         target.parent.mkdir(exist_ok=True)
         # a name of its own: two requests may store the same blob at once (the last rename wins, same bytes)
-        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{sha256[:8]}.", suffix=".partial")
+        # the writer's pid in the name: a copy cut by a crash is told from one still being written (sweep_partials)
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{sha256[:8]}.{os.getpid()}.", suffix=".partial")
         os.close(fd)
         try:
             shutil.copyfile(path, partial)
@@ -31,6 +32,19 @@ class LocalStore:
         except BaseException:
             Path(partial).unlink(missing_ok=True)
             raise
+
+    def sweep_partials(self) -> int:
+        """Delete the partial copies of writers that died mid-copy (SIGKILL, power): those whose pid no longer
+        runs on this machine; copies of live writers (other processes sharing the folder) are left alone."""
+        removed = 0
+        for partial in self.root.glob("??/.*.partial"):
+            parts = partial.name.split(".")  # "", sha prefix, pid, random + "", "partial"
+            pid = int(parts[2]) if len(parts) >= 5 and parts[2].isdigit() else None
+            if pid is not None and _running(pid):
+                continue
+            partial.unlink(missing_ok=True)
+            removed += 1
+        return removed
 
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).is_file()
@@ -47,3 +61,13 @@ class LocalStore:
 
     def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import threading
@@ -148,3 +149,29 @@ def test_server_killed_mid_upload_loses_and_duplicates_nothing(embedded_server):
     assert not list((server.data_dir / "uploads").glob("*"))
     for image in images[::37]:
         assert alice.get(f"/api/blobs/{sha(image)}").content == image
+
+
+def test_partial_copies_of_dead_writers_are_swept_and_live_ones_kept(tmp_path):
+    """A SIGKILL during the local store's copy leaves `.<sha>.<pid>.<random>.partial`; the server's start
+    deletes those whose writer is gone, never a live writer's (a worker sharing the folder)."""
+    import subprocess
+    import sys
+
+    from sync_server.storage.local import LocalStore
+
+    store = LocalStore(tmp_path / "blobs")
+    source = tmp_path / "image.bin"
+    source.write_bytes(b"bytes")
+    digest = sha(b"bytes")
+    store.put_file(digest, source)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid, live_pid = int(gone.stdout), os.getpid()
+    folder = tmp_path / "blobs" / digest[:2]
+    dead = folder / f".{digest[:8]}.{dead_pid}.x1.partial"
+    live = folder / f".{digest[:8]}.{live_pid}.x2.partial"
+    old_style = folder / f".{digest[:8]}.x3.partial"  # written before the pid was in the name
+    for path in (dead, live, old_style):
+        path.write_bytes(b"half")
+    assert store.sweep_partials() == 2
+    assert sorted(p.name for p in folder.iterdir()) == sorted([digest, live.name])
+    assert b"".join(store.open(digest)) == b"bytes"
