@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.report import _git, machine_facts, new_report, vendored_npm, write_report  # noqa: E402
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, TEJAS, Server  # noqa: E402
-from tests.services import REDIS_SERVER, RedisServer, stop_process  # noqa: E402
+from tests.services import REDIS_SERVER, RedisServer, stop_process, wait_for  # noqa: E402
 
 # Code the numbers depend on besides bench/ and pwa/ (report.py's list covers bench/, pwa/, tools/).
 SERVER_PATHS = ("sync_server",)
@@ -170,18 +170,6 @@ def b64(data: bytes) -> str:
 
 
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def wait_for(condition, timeout: float, what: str, every: float = 0.05):
-    """Poll `condition()` until it returns something truthy (returned), or raise naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not within {timeout:g} s: {what}")
-        time.sleep(every)  # a poll interval, not a stand-in for the condition
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -408,6 +396,7 @@ def run_batch(account, engine, archive: Path, ref: str, top_k: int) -> dict:
         lambda: (j := account.get(f"/api/jobs/{job_id}").json())["status"] in ("done", "failed", "cancelled") and j,
         PATH_TIMEOUT_S,
         "the batch job's end",
+        0.05,
     )
     if job["status"] != "done":
         raise RuntimeError(f"batch job {job['status']}: {job.get('error')}")
@@ -556,7 +545,7 @@ class StreamRun:
         wait_for(registered, START_S, f"{self.count} stream worker(s) registered", every=0.2)
         for i, item in enumerate(warm_images):
             append_all(self.base_url, self.headers, warm, [item], 1)
-            wait_for(lambda i=i: len(stream_rows(self.engine, warm)) > i, START_S, f"warm-up row {i + 1}")
+            wait_for(lambda i=i: len(stream_rows(self.engine, warm)) > i, START_S, f"warm-up row {i + 1}", 0.05)
             if len({r.worker for r in stream_rows(self.engine, warm)}) >= self.count:
                 return
         raise RuntimeError(f"not every one of {self.count} workers wrote a warm-up row")
@@ -571,7 +560,7 @@ class StreamRun:
         finally:
             if mode == "backlog":
                 self.workers.resume()
-        wait_for(lambda: len(stream_rows(self.engine, name)) >= len(images), PATH_TIMEOUT_S, f"{name}: all rows")
+        wait_for(lambda: len(stream_rows(self.engine, name)) >= len(images), PATH_TIMEOUT_S, f"{name}: all rows", 0.05)
         measured = stream_measure(stream_rows(self.engine, name))
         measured.update(
             append_clients=1 if rate else clients,

@@ -199,13 +199,18 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
         )
         return "failed"
     except Exception as exc:  # a bug or the machine: say so, keep the trace in the log
-        log.error("job %s failed:\n%s", job_id, traceback.format_exc())
-        reason = f"The training stopped with an internal error ({type(exc).__name__}: {exc})."
-        state.fail(sessions, job_id, attempt, reason, settings.retention_days)
-        return "failed"
+        return _internal_error(settings, sessions, job_id, attempt, "training", exc)
     finally:
         beat.done.set()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _internal_error(settings: Settings, sessions, job_id: str, attempt: int, what: str, exc: Exception) -> str:
+    """Fail the job with a sentence naming the error; its trace goes to the log."""
+    log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+    reason = f"The {what} stopped with an internal error ({type(exc).__name__}: {exc})."
+    state.fail(sessions, job_id, attempt, reason, settings.retention_days)
+    return "failed"
 
 
 def _run_prediction(
@@ -217,10 +222,7 @@ def _run_prediction(
     try:
         return run_prediction_job(settings, sessions, job_id, attempt, beat, work, _download)
     except Exception as exc:
-        log.error("job %s failed:\n%s", job_id, traceback.format_exc())
-        reason = f"The prediction stopped with an internal error ({type(exc).__name__}: {exc})."
-        state.fail(sessions, job_id, attempt, reason, settings.retention_days)
-        return "failed"
+        return _internal_error(settings, sessions, job_id, attempt, "prediction", exc)
     finally:
         beat.done.set()
         shutil.rmtree(work, ignore_errors=True)

@@ -28,14 +28,18 @@ def run_prediction_job(
 ) -> str | None:
     """Predict the job's zip; returns its final status (None: the job is no longer ours)."""
     jobs_store = make_store(settings, "jobs")
+    refused = None
     with session_scope(sessions) as session:
         job = session.get(Job, job_id)
-        user_id, options, upload = job.user_id, dict(job.options), job.upload_sha256
+        # the zip's file count was taken when it was accepted (POST /api/batches)
+        options, upload, total = dict(job.options), job.upload_sha256, job.images
         try:
-            path = model_file(session, user_id, options["model"], settings, jobs_store, make_store(settings))
+            path = model_file(session, job.user_id, options["model"], settings, jobs_store, make_store(settings))
         except ModelNotFound as exc:
-            state.fail(sessions, job_id, attempt, f"{exc}.", settings.retention_days)
-            return "failed"
+            refused = f"{exc}."
+    if refused:
+        state.fail(sessions, job_id, attempt, refused, settings.retention_days)
+        return "failed"
     top_k = int(options.get("top_k", 3))
     try:
         classifier = Classifier(path, settings.prediction_threads)
@@ -43,14 +47,10 @@ def run_prediction_job(
         state.fail(sessions, job_id, attempt, str(exc), settings.retention_days)
         return "failed"
     archive = download(jobs_store, upload, work / "batch.zip")
-    total = job_images = None
     rows: list[dict] = []
     speed = Throughput()
     try:
-        from tejas.predictions import count_images
-
-        total = job_images = count_images(archive)
-        if not state.record(sessions, job_id, attempt, "started", {"images": total}, images=job_images):
+        if not state.record(sessions, job_id, attempt, "started", {"images": total}):
             return None
         last = time.monotonic()
         failed = 0

@@ -4,6 +4,7 @@ and report go through the job routes (/api/jobs/{id}/events, /files/report.csv).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
@@ -94,6 +95,7 @@ async def predict(
 ) -> PredictionsOut:
     """Classify up to TEJAS_MAX_PREDICTION_IMAGES images at once; a file that is no image gets its error row."""
     from tejas.images import ImageError, sniff_image
+    from tejas.limits import DEFAULT_LIMITS
 
     if len(images) > settings.max_prediction_images:
         raise HTTPException(
@@ -113,13 +115,11 @@ async def predict(
     readable = []
     for i, data in enumerate(datas):
         try:
-            sniff_image(data, 64_000_000)
+            sniff_image(data, DEFAULT_LIMITS.max_pixels)
             readable.append(i)
         except ImageError as exc:
             rows[i] = {"file": files[i], "sha256": None, "top": [], "error": str(exc)}
     predicted = await run_in_threadpool(classifier.predict, [datas[i] for i in readable], top_k)
-    import hashlib
-
     for i, result in zip(readable, predicted, strict=True):
         rows[i] = {"file": files[i], "sha256": hashlib.sha256(datas[i]).hexdigest(), **result}
     k = max(1, min(top_k, len(classifier.classes)))
