@@ -5,12 +5,15 @@
 export const MESSAGE = Object.freeze({
   SELFCHECK: 'selfcheck',
   EMBED: 'embed',
+  EMBED_TEXT: 'embed-text', // {artifacts, texts: string[], batchSize?, threads?} → {featureSize, features, ...} (text projects)
   RUN_BLOCK: 'run-block',
   TRAIN_HEAD: 'train-head',
   EXPORT_ONNX: 'export-onnx',
   EXPORT_PT: 'export-pt',
   EXPORT_DATASET: 'export-dataset',
   IMPORT_DATASET: 'import-dataset',
+  READ_TEXT_CSV: 'read-text-csv', // {bytes, name} → {rows: [{text, label, row}], skipped: [{row, reason}], notes: string[], ...}
+  WRITE_TEXT_CSV: 'write-text-csv', // {rows: [{text, label}]} → Uint8Array: the dataset as CSV, formula cells neutralised
   WRITE_ZIP: 'write-zip',
   READ_ZIP: 'read-zip',
   IMAGE_ZIP_OPEN: 'image-zip-open', // {file} → {handle, name, paths}; rejects with the core's reason for a refused zip

@@ -90,6 +90,14 @@ ensure_default_artifacts() {
   fi
 }
 
+# The sentence encoder text projects use (artifacts/text), exported again when missing or stale.
+ensure_text_artifacts() {
+  if ! "$VENV/bin/tejas" verify artifacts/text >/dev/null 2>&1; then
+    say "exporting text artifacts into artifacts/text"
+    "$VENV/bin/tejas" export --modality text --out artifacts/text --force
+  fi
+}
+
 # Everything the tests need: test dependencies, browser libraries, Debian chromium, postgresql and redis,
 # artifacts, precache list.
 setup_tests() {
@@ -99,6 +107,7 @@ setup_tests() {
   ensure_postgres
   ensure_redis
   ensure_default_artifacts
+  ensure_text_artifacts
   "$PY" tools/precache.py
 }
 
@@ -108,6 +117,7 @@ case "${1:-}" in
     setup_python "export,server"
     vendor_browser_libs
     ensure_default_artifacts
+    ensure_text_artifacts
     "$PY" tools/precache.py
     exec "$VENV/bin/tejas" serve "$@"
     ;;
