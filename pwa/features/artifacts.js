@@ -17,8 +17,11 @@ export async function fetchManifest(artifacts) {
 export const wasmThreads = (threads) =>
   (self.crossOriginIsolated ? (threads ?? Math.min(4, navigator.hardwareConcurrency || 1)) : 1);
 
+/** The file that turns an input into features: backbone.onnx (images) or the text encoder (text). */
+export const backboneFile = (manifest) => (manifest.modality === 'text' ? manifest.text.encoder : 'backbone.onnx');
+
 /** Identifies the backbone's weights: embeddings from another backbone are never mixed in. */
-export const backboneId = (manifest) => manifest.files['backbone.onnx'].sha256.slice(0, 16);
+export const backboneId = (manifest) => manifest.files[backboneFile(manifest)].sha256.slice(0, 16);
 
 /** Number of values in a tensor of `shape`. */
 export const numel = (shape) => shape.reduce((a, b) => a * b, 1);
