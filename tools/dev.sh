@@ -95,7 +95,9 @@ ensure_default_artifacts() {
 
 # The sentence encoder text projects use (artifacts/text), exported again when missing or stale.
 ensure_text_artifacts() {
-  if ! "$VENV/bin/tejas" verify artifacts/text >/dev/null 2>&1; then
+  # An export from before the quantised encoder still verifies: re-export one without models.encoder_uint8 too.
+  if ! "$VENV/bin/tejas" verify artifacts/text >/dev/null 2>&1 \
+    || ! grep -q '"encoder_uint8"' artifacts/text/manifest.json; then
     say "exporting text artifacts into artifacts/text"
     "$VENV/bin/tejas" export --modality text --out artifacts/text --force
   fi

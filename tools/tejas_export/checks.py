@@ -210,12 +210,7 @@ def check_text_encoder(
 ) -> dict:
     """The ONNX encoder on padded batches vs PyTorch on each text alone (no padding, so padding and
     the attention mask are checked too): cosine of every text's features; raises below TEXT_MIN_COSINE."""
-    onnx_session = session(onnx_path)
-    got = []
-    for start in range(0, len(token_ids), batch_size):
-        input_ids, attention_mask = pad_batch(token_ids[start : start + batch_size], pad_id)
-        got.append(onnx_session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0])
-    got = np.concatenate(got)
+    got = encode_batches(onnx_path, token_ids, pad_id, batch_size)
     with torch.no_grad():
         expected = np.concatenate(
             [encoder(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.int64)).numpy() for ids in token_ids]
@@ -233,4 +228,42 @@ def check_text_encoder(
         "min_cosine": float(cosines[worst]),
         "max_abs_diff": float(np.max(np.abs(got - expected))),
         "max_norm_error": float(np.max(np.abs(np.linalg.norm(got, axis=1) - 1.0))),
+    }
+
+
+TEXT_UINT8_MIN_COSINE = 0.95
+TEXT_UINT8_MEAN_COSINE = 0.98
+
+
+def encode_batches(onnx_path: Path, token_ids: list[list[int]], pad_id: int, batch_size: int = 8) -> np.ndarray:
+    """Features of texts from an ONNX encoder, `batch_size` texts at a time padded to their longest."""
+    onnx_session = session(onnx_path)
+    got = []
+    for start in range(0, len(token_ids), batch_size):
+        input_ids, attention_mask = pad_batch(token_ids[start : start + batch_size], pad_id)
+        got.append(onnx_session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0])
+    return np.concatenate(got)
+
+
+def check_quantised_encoder(
+    reference_path: Path, quantised_path: Path, token_ids: list[list[int]], pad_id: int, batch_size: int = 8
+) -> dict:
+    """The quantised encoder vs the float32 one on the same padded batches: cosine of every text's features;
+    raises when the worst or the mean falls below TEXT_UINT8_MIN_COSINE / TEXT_UINT8_MEAN_COSINE."""
+    expected = encode_batches(reference_path, token_ids, pad_id, batch_size)
+    got = encode_batches(quantised_path, token_ids, pad_id, batch_size)
+    cosines = np.sum(got * expected, 1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1))
+    worst = int(np.argmin(cosines))
+    if not (cosines[worst] >= TEXT_UINT8_MIN_COSINE and cosines.mean() >= TEXT_UINT8_MEAN_COSINE):
+        raise ExportError(
+            f"{quantised_path.name}: quantised features differ from {reference_path.name} (cosine "
+            f"{cosines[worst]:.4f} on text {worst}, mean {cosines.mean():.4f}; need {TEXT_UINT8_MIN_COSINE} and "
+            f"{TEXT_UINT8_MEAN_COSINE}); onnxruntime's quantize_dynamic changed, please report it"
+        )
+    return {
+        "texts": len(token_ids),
+        "batch_size": batch_size,
+        "reference": reference_path.name,
+        "min_cosine": float(cosines[worst]),
+        "mean_cosine": float(cosines.mean()),
     }

@@ -138,6 +138,8 @@ def main(argv=None, prog: str = PROG) -> int:
         summary = [f"{manifest['architecture']} ({manifest['weights']['kind']} weights) → {args.out}"]
         if "encoder" in checks:
             summary.append(f"encoder ONNX vs PyTorch min cosine {checks['encoder']['min_cosine']:.7f}")
+        if "encoder_uint8" in checks:
+            summary.append(f"uint8 encoder vs float32 mean cosine {checks['encoder_uint8']['mean_cosine']:.4f}")
         if "backbone_max_abs_diff" in checks:
             summary.append(f"backbone ONNX vs PyTorch max diff {checks['backbone_max_abs_diff']:.1e}")
         if isinstance(checks.get("imagenet"), dict):
