@@ -6,6 +6,7 @@ import { h, projectUrl, showError } from './features/ui/dom.js';
 import { REMOTE_CHANGES_CHANNEL } from './protocol.js';
 import * as projectsScreen from './features/ui/projects.js';
 import * as dataScreen from './features/ui/data.js';
+import * as textDataScreen from './features/ui/data_text.js';
 import * as trainScreen from './features/ui/train.js';
 import * as predictScreen from './features/ui/predict.js';
 import * as evaluateScreen from './features/ui/evaluate.js';
@@ -17,7 +18,7 @@ import { watchServerJobs } from './features/ui/server_train.js';
 
 const $ = (id) => document.getElementById(id);
 
-/** The screens of a project, in tab order. */
+/** The screens of a project, in tab order (a text project's Data screen is data_text.js). */
 const TABS = [
   ['data', 'Data', dataScreen],
   ['train', 'Train', trainScreen],
@@ -61,6 +62,7 @@ async function render() {
     tabs.replaceChildren(
       h('a', { href: '#/', class: 'back' }, h('span', { 'aria-hidden': 'true' }, '←'), ' Projects'),
       h('span', { class: 'project-name', title: project.name }, project.name),
+      project.kind === 'text' ? h('span', { class: 'badge kind-badge' }, 'Text') : null,
       h('ul', {}, TABS.map(([name, label]) => h('li', {}, h('a', {
         href: projectUrl(project.id, name), 'aria-current': name === route.screen ? 'page' : null,
       }, label)))));
@@ -71,8 +73,9 @@ async function render() {
   }
   view.replaceChildren();
   document.title = project ? `${route.title} · ${project.name} · Tejas` : `${route.title} · Tejas`;
+  const module = route.screen === 'data' && project?.kind === 'text' ? textDataScreen : route.module;
   try {
-    cleanup = (await route.module.render(view, { project, projectId: project?.id })) ?? null;
+    cleanup = (await module.render(view, { project, projectId: project?.id })) ?? null;
   } catch (error) {
     view.append(h('p', { class: 'error', role: 'alert' }, `This screen failed to load: ${error.message}`));
   }

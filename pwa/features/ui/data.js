@@ -6,8 +6,8 @@ import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
 import { append, confirmDialog, field, filePicker, h, panelToggle, plural, projectUrl, promptDialog, showError, thumbnail, toast } from './dom.js';
 
-const MIN_TO_TRAIN = 2;
-const RECOMMENDED = 10;
+export const MIN_TO_TRAIN = 2;
+export const RECOMMENDED = 10;
 const SHOWN = 60; // thumbnails per class before "show all"
 const CHUNK = 25; // images per save, so progress shows and a failure loses little
 
@@ -123,26 +123,10 @@ export async function render(view, { project }) {
     },
   };
 
-  // Add a class
-  const { field: nameField, input: className } = field('New class', h('input', {
-    type: 'text', required: true, maxlength: 100, placeholder: 'e.g. cat', autocomplete: 'off', 'aria-describedby': 'class-error',
-  }));
-  const classError = h('p', { class: 'error', id: 'class-error', role: 'alert' });
-  const addClassForm = h('form', { class: 'row wrap add-class', onsubmit: async (event) => {
-    event.preventDefault();
-    classError.textContent = '';
-    try {
-      const cls = await tejas.addClass(project.id, className.value.trim());
-      targets.set(project.id, cls.id);
-      className.value = '';
-      await refresh();
-    } catch (error) {
-      classError.textContent = error.message;
-      className.setAttribute('aria-invalid', 'true');
-      return;
-    }
-    className.removeAttribute('aria-invalid');
-  } }, nameField, h('button', { class: 'primary' }, 'Add class'));
+  const addClassForm = classForm(project.id, async (cls) => {
+    targets.set(project.id, cls.id);
+    await refresh();
+  });
 
   // Capture tools, all adding to the target class
   const filesInput = filePicker('Image files', { accept: 'image/*', multiple: true, id: 'add-files' }, async (files) => {
@@ -179,7 +163,7 @@ export async function render(view, { project }) {
 
   append(view, 
     h('div', { class: 'title-row' }, h('h1', {}, 'Data'), summary),
-    h('section', { class: 'card' }, addClassForm, classError),
+    h('section', { class: 'card' }, addClassForm),
     capture, warnings, classesBox, selectionBar,
     h('p', { class: 'next' }, h('a', { href: projectUrl(project.id, 'train'), class: 'button primary' }, 'Next: train →')));
 
@@ -240,6 +224,30 @@ export async function render(view, { project }) {
     webcam.stop();
     document.removeEventListener('paste', onPaste);
   };
+}
+
+/** The "New class" form (class-name rules shown under the field); `onAdded(cls)` runs after a class is made. */
+export function classForm(projectId, onAdded, { placeholder = 'e.g. cat' } = {}) {
+  const { field: nameField, input: className } = field('New class', h('input', {
+    type: 'text', required: true, maxlength: 100, placeholder, autocomplete: 'off', 'aria-describedby': 'class-error',
+  }));
+  const classError = h('p', { class: 'error', id: 'class-error', role: 'alert' });
+  const form = h('form', { class: 'row wrap add-class', onsubmit: async (event) => {
+    event.preventDefault();
+    classError.textContent = '';
+    let cls;
+    try {
+      cls = await tejas.addClass(projectId, className.value.trim());
+    } catch (error) {
+      classError.textContent = error.message;
+      className.setAttribute('aria-invalid', 'true');
+      return;
+    }
+    className.removeAttribute('aria-invalid');
+    className.value = '';
+    await onAdded(cls);
+  } }, nameField, h('button', { class: 'primary' }, 'Add class'));
+  return h('div', {}, form, classError);
 }
 
 const clearDropTargets = () => document.querySelectorAll('.class-card.drop-target').forEach((el) => el.classList.remove('drop-target'));
@@ -304,17 +312,17 @@ function fillTarget(select, classes, projectId) {
   select.disabled = !classes.length;
 }
 
-function fillWarnings(box, { classes, samples }) {
+export function fillWarnings(box, { classes, samples }, noun = 'image') {
   const counts = new Map(classes.map((c) => [c.id, 0]));
   samples.forEach((s) => counts.set(s.classId, (counts.get(s.classId) ?? 0) + 1));
   const notes = [];
   if (classes.length < 2) notes.push(`Training needs at least 2 classes; this project has ${classes.length}.`);
   const small = classes.filter((c) => counts.get(c.id) < MIN_TO_TRAIN);
-  if (small.length) notes.push(`${small.map((c) => `"${c.name}"`).join(', ')} ${small.length === 1 ? 'has' : 'have'} fewer than ${MIN_TO_TRAIN} images: add more to train.`);
+  if (small.length) notes.push(`${small.map((c) => `"${c.name}"`).join(', ')} ${small.length === 1 ? 'has' : 'have'} fewer than ${MIN_TO_TRAIN} ${noun}s: add more to train.`);
   const few = classes.filter((c) => counts.get(c.id) >= MIN_TO_TRAIN && counts.get(c.id) < RECOMMENDED);
   box.replaceChildren(
     ...notes.map((n) => h('p', { class: 'warning', role: 'status' }, h('strong', {}, 'Not ready to train: '), n)),
-    ...(few.length ? [h('p', { class: 'tip' }, `Tip: ${few.map((c) => `"${c.name}"`).join(', ')} would do better with ${RECOMMENDED} or more images.`)] : []));
+    ...(few.length ? [h('p', { class: 'tip' }, `Tip: ${few.map((c) => `"${c.name}"`).join(', ')} would do better with ${RECOMMENDED} or more ${noun}s.`)] : []));
 }
 
 function fillClasses(box, state, actions) {

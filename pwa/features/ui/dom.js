@@ -171,3 +171,42 @@ export function panelToggle(label, panel, { onClose = null } = {}) {
   } }, label);
   return button;
 }
+
+/** Ask for a longer text (editing a text sample). Resolves the text, or null when cancelled. */
+export function textDialog(title, label, value = '') {
+  const dialog = document.getElementById('dialog');
+  const { field: row, input } = field(label, h('textarea', { rows: 6, required: true, maxlength: 5000, class: 'text-input' }));
+  input.value = value;
+  dialog.replaceChildren(h('form', { method: 'dialog', class: 'stack' }, h('h2', { id: 'dialog-title' }, title), row,
+    h('div', { class: 'row end' },
+      h('button', { value: 'cancel', class: 'secondary', formnovalidate: true }, 'Cancel'),
+      h('button', { value: 'ok', class: 'primary' }, 'Save'))));
+  dialog.returnValue = '';
+  dialog.showModal();
+  input.focus();
+  return new Promise((resolve) => dialog.addEventListener('close',
+    () => resolve(dialog.returnValue === 'ok' ? input.value : null), { once: true }));
+}
+
+/** Fill an <ol class="bars"> with top-k classes: name, a bar and the probability. */
+export function probabilityBars(list, top) {
+  list.replaceChildren(...top.map((t, i) => h('li', { class: i === 0 ? 'best' : '' },
+    h('span', { class: 'name' }, t.name),
+    h('span', { class: 'bar', 'aria-hidden': 'true' }, h('span', { style: `width: ${(t.probability * 100).toFixed(1)}%` })),
+    h('span', { class: 'value' }, percent(t.probability, t.probability < 0.1 ? 1 : 0)))));
+}
+
+/** A <pre> of code with a Copy button (the clipboard, or a selection to copy by hand). */
+export function codeBlock(id, code, label) {
+  const pre = h('pre', { id, tabindex: 0, 'aria-label': label }, h('code', {}, code));
+  const copy = h('button', { type: 'button', class: 'secondary small copy', onclick: async () => {
+    try {
+      await navigator.clipboard.writeText(code);
+      toast('Copied.');
+    } catch {
+      getSelection().selectAllChildren(pre);
+      toast('Selected: press Ctrl+C to copy.');
+    }
+  } }, 'Copy');
+  return h('div', { class: 'code' }, copy, pre);
+}

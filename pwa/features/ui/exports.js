@@ -1,9 +1,10 @@
 // Downloads — the model as standalone ONNX or PyTorch weights (each with a Python snippet that loads
 // it), the dataset as an ImageFolder zip, the whole project as one file — and imports of the last two.
-// All of it runs in this browser.
+// All of it runs in this browser. A text project's downloads are exports_text.js.
 import * as tejas from '../../tejas.js';
-import { append, busy, download, filePicker, fileStem, h, plural, projectUrl, showError, toast } from './dom.js';
+import { append, busy, codeBlock, download, filePicker, fileStem, h, plural, projectUrl, showError, toast } from './dom.js';
 import { artifactsChangedNotice } from './train.js';
+import * as textExports from './exports_text.js';
 
 const py = (value) => JSON.stringify(value);
 
@@ -57,21 +58,8 @@ print(classes[int(probabilities.argmax())], float(probabilities.max()))
 `;
 }
 
-function codeBlock(id, code, label) {
-  const pre = h('pre', { id, tabindex: 0, 'aria-label': label }, h('code', {}, code));
-  const copy = h('button', { type: 'button', class: 'secondary small copy', onclick: async () => {
-    try {
-      await navigator.clipboard.writeText(code);
-      toast('Copied.');
-    } catch {
-      getSelection().selectAllChildren(pre);
-      toast('Selected: press Ctrl+C to copy.');
-    }
-  } }, 'Copy');
-  return h('div', { class: 'code' }, copy, pre);
-}
-
 export async function render(view, { project }) {
+  if (project.kind === 'text') return textExports.render(view, { project });
   const [status, manifest] = await Promise.all([tejas.modelStatus(project.id),
     tejas.manifest().catch(() => null)]);
   const stem = fileStem(project.name);

@@ -1,14 +1,16 @@
 // Prediction: an image from a file, the clipboard, the camera (live, continuously) or a drawing → top-k
 // classes with confidence. "Wrong?" puts the image into the right class (always trained on) and can
 // retrain at once, then predicts the same image again. "Many images" (#/p/<id>/predict/many) is
-// predict_many.js; "Live stream" (#/p/<id>/predict/stream, on the server) is predict_stream.js.
+// predict_many.js; "Live stream" (#/p/<id>/predict/stream, on the server) is predict_stream.js; a text
+// project's screen is predict_text.js.
 import * as tejas from '../../tejas.js';
 import * as manyImages from './predict_many.js';
 import * as liveStream from './predict_stream.js';
+import * as predictText from './predict_text.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
-import { append, filePicker, formatSeconds, h, panelToggle, percent, projectUrl, showError, toast } from './dom.js';
-import { artifactsChangedNotice, deviceOptions, startTraining, trainingRun } from './train.js';
+import { append, filePicker, h, panelToggle, probabilityBars, projectUrl, showError, toast } from './dom.js';
+import { artifactsChangedNotice, retrainThen, trainingRun } from './train.js';
 
 /** The mode the address asks for: 'one', 'many' (#/p/<id>/predict/many) or 'stream' (…/predict/stream). */
 function modeOf() {
@@ -27,10 +29,11 @@ function modeSwitch(project, mode) {
 
 export async function render(view, { project }) {
   const status = await tejas.modelStatus(project.id);
-  const mode = modeOf();
-  append(view, h('div', { class: 'title-row' }, h('h1', {}, 'Predict'), modeSwitch(project, mode)));
+  const text = project.kind === 'text';
+  const mode = text ? 'one' : modeOf(); // "Many images" and "Live stream" are for images
+  append(view, h('div', { class: 'title-row' }, h('h1', {}, 'Predict'), text ? null : modeSwitch(project, mode)));
   if (!status.model) {
-    append(view, h('section', { class: 'card' }, h('p', {}, 'Train a model first, then try it on new images here.'),
+    append(view, h('section', { class: 'card' }, h('p', {}, `Train a model first, then try it on new ${text ? 'texts' : 'images'} here.`),
       h('a', { class: 'button primary', href: projectUrl(project.id, 'train') }, 'Go to Train')));
     return null;
   }
@@ -38,6 +41,7 @@ export async function render(view, { project }) {
     append(view, h('section', { class: 'card' }, artifactsChangedNotice(project, status)));
     return null;
   }
+  if (text) return predictText.render(view, { project, status });
   if (mode === 'many') return manyImages.render(view, { project, status });
   if (mode === 'stream') return liveStream.render(view, { project, status });
   let current = null; // {blob, name, url}
@@ -56,7 +60,7 @@ export async function render(view, { project }) {
       preview.src = current.url;
       preview.alt = `The image predicted: ${name}`;
       preview.hidden = false;
-      showBars(resultList, top);
+      probabilityBars(resultList, top);
       fillCorrection(top);
       view.dataset.predicted = top[0].name;
     } catch (error) {
@@ -88,31 +92,9 @@ export async function render(view, { project }) {
     if (retrain) runRetrain();
   };
 
-  const runRetrain = () => {
-    const model = status.model;
-    const run = startTraining(project.id, deviceOptions(model));
-    const follow = async (r) => {
-      const p = r.progress;
-      if (r.status === 'running') {
-        retrainStatus.textContent = p?.stage === 'training'
-          ? `Retraining: epoch ${p.epoch} of ${r.options.epochs}${p.etaSeconds ? ` · about ${formatSeconds(p.etaSeconds)} left` : ''}`
-          : 'Retraining: reading images…';
-        return;
-      }
-      r.listeners.delete(follow);
-      if (r.status === 'done') {
-        status.model = r.model;
-        retrainStatus.textContent = `Retrained: ${percent(r.model.metrics.accuracy)} validation accuracy. Predicting again…`;
-        if (current) await predictBlob(current.blob, current.name);
-        retrainStatus.textContent = `Retrained: ${percent(r.model.metrics.accuracy)} validation accuracy.`;
-        view.dataset.retrained = 'true';
-      } else {
-        retrainStatus.textContent = r.status === 'cancelled' ? 'Retraining cancelled.' : `Retraining failed: ${r.error.message}`;
-      }
-    };
-    run.listeners.add(follow);
-    follow(run);
-  };
+  const runRetrain = () => retrainThen(project, status, retrainStatus, view, async () => {
+    if (current) await predictBlob(current.blob, current.name);
+  });
 
   // Sources
   const fileInput = filePicker('An image to predict', { accept: 'image/*', id: 'predict-file' }, ([file]) => {
@@ -173,11 +155,4 @@ export async function render(view, { project }) {
     document.removeEventListener('paste', onPaste);
     if (current?.url) URL.revokeObjectURL(current.url);
   };
-}
-
-function showBars(list, top) {
-  list.replaceChildren(...top.map((t, i) => h('li', { class: i === 0 ? 'best' : '' },
-    h('span', { class: 'name' }, t.name),
-    h('span', { class: 'bar', 'aria-hidden': 'true' }, h('span', { style: `width: ${(t.probability * 100).toFixed(1)}%` })),
-    h('span', { class: 'value' }, percent(t.probability, t.probability < 0.1 ? 1 : 0)))));
 }

@@ -1,5 +1,6 @@
-// The projects list: create, open, rename, delete (confirmed), import a project file or an ImageFolder
-// zip; storage used per project and in total, and whether the browser may evict it.
+// The projects list: create (an image or a text project), open, rename, delete (confirmed), import a
+// project file, an ImageFolder zip or a CSV of texts; storage used per project and in total, and
+// whether the browser may evict it.
 import * as tejas from '../../tejas.js';
 import { serverOrigin } from '../jobs/results.js';
 import {
@@ -12,28 +13,35 @@ export async function render(view) {
   const { field: nameField, input: name } = field('Project name', h('input', {
     type: 'text', name: 'name', required: true, maxlength: 100, placeholder: 'e.g. Ripe or not', autocomplete: 'off',
   }));
+  const kindChoice = (value, label, hint) => h('label', { class: 'segment kind' },
+    h('input', { type: 'radio', name: 'kind', value, checked: value === 'image' }),
+    h('span', {}, h('strong', {}, label), h('small', {}, hint)));
+  const kinds = h('fieldset', { class: 'segmented kinds' }, h('legend', {}, 'What it classifies'),
+    kindChoice('image', 'Images', 'photos, drawings, camera'),
+    kindChoice('text', 'Text', 'messages, reviews, CSV rows'));
   const create = h('form', { class: 'row wrap create-project', onsubmit: async (event) => {
     event.preventDefault();
     try {
-      const project = await tejas.createProject(name.value);
+      const project = await tejas.createProject(name.value, { kind: create.elements.kind.value });
       location.hash = projectUrl(project.id);
     } catch (error) {
       showError(error);
     }
-  } }, nameField, h('button', { class: 'primary' }, 'Create project'));
+  } }, nameField, kinds, h('button', { class: 'primary' }, 'Create project'));
 
-  const importInput = filePicker('A project file or dataset zip', { accept: '.zip,application/zip', id: 'import-file' },
-    ([file]) => busy(importButton, 'Importing…', () => importZip(file)));
-  const importButton = h('button', { type: 'button', class: 'secondary', onclick: () => importInput.click() }, 'Import .zip…');
+  const importInput = filePicker('A project file, dataset zip or CSV of texts', { accept: '.zip,application/zip,.csv,.tsv,text/csv', id: 'import-file' },
+    ([file]) => busy(importButton, 'Importing…', () => (/\.(csv|tsv)$/i.test(file.name) ? importCsv(file) : importZip(file))));
+  const importButton = h('button', { type: 'button', class: 'secondary', onclick: () => importInput.click() }, 'Import .zip or .csv…');
 
   append(view, 
     h('div', { class: 'hero' },
       h('h1', {}, 'Your projects'),
-      h('p', { class: 'muted' }, 'Teach your browser to tell images apart: make a class per kind of thing, add examples, '
+      h('p', { class: 'muted' }, 'Teach your browser to tell images or texts apart: make a class per kind of thing, add examples, '
         + 'train, and download the model. Everything stays on this device.')),
     h('section', { class: 'card', 'aria-label': 'New project' }, create,
       h('div', { class: 'row wrap' }, importButton, importInput,
-        h('small', { class: 'muted' }, 'A Tejas project file, or a dataset zip with one folder per class.'))),
+        h('small', { class: 'muted' }, 'A Tejas project file, a dataset zip with one folder per class, '
+          + 'or a CSV of texts with a label column (a new text project).'))),
     storage, list);
   await Promise.all([fillList(list), fillStorage(storage)]);
 }
@@ -50,6 +58,18 @@ async function importZip(file) {
       toast(`Imported "${result.project.name}": ${plural(result.added, 'image')}`
         + `${result.skipped.length ? `, ${result.skipped.length} skipped (${result.skipped[0].name}: ${result.skipped[0].reason})` : ''}.`);
     }
+    location.hash = projectUrl(result.project.id);
+  } catch (error) {
+    showError(error, `Could not import ${file.name}: `);
+  }
+}
+
+async function importCsv(file) {
+  try {
+    const result = await tejas.importTextCsv(file, { name: file.name.replace(/\.(csv|tsv)$/i, '') });
+    const skipped = result.skipped.length
+      ? `, ${result.skipped.length} skipped (row ${result.skipped[0].row}: ${result.skipped[0].reason})` : '';
+    toast(`Imported "${result.project.name}": ${plural(result.added, 'text')}${skipped}.`, { seconds: result.skipped.length ? 12 : 6 });
     location.hash = projectUrl(result.project.id);
   } catch (error) {
     showError(error, `Could not import ${file.name}: `);
@@ -87,8 +107,10 @@ async function fillList(list) {
 }
 
 function card(project, { classes, samples, model, storage }, list) {
+  const text = project.kind === 'text';
+  const items = text ? 'text' : 'image';
   // one image of each of the first classes, then more of them, up to 4
-  const shown = [...classes.flatMap((c) => samples.filter((s) => s.classId === c.id).slice(0, 1)), ...samples]
+  const shown = text ? [] : [...classes.flatMap((c) => samples.filter((s) => s.classId === c.id).slice(0, 1)), ...samples]
     .filter((s, i, all) => all.indexOf(s) === i).slice(0, 4);
   const rename = async () => {
     const name = await promptDialog('Rename project', 'Project name', project.name);
@@ -100,7 +122,7 @@ function card(project, { classes, samples, model, storage }, list) {
   };
   const remove = async () => {
     const ok = await confirmDialog(`Delete "${project.name}"?`,
-      `Its ${plural(samples.length, 'image')}, ${plural(classes.length, 'class', 'classes')} and models will be removed from this device. This cannot be undone; export the project first to keep a copy.`);
+      `Its ${plural(samples.length, items)}, ${plural(classes.length, 'class', 'classes')} and models will be removed from this device. This cannot be undone; export the project first to keep a copy.`);
     if (!ok) return;
     try {
       await tejas.deleteProject(project.id);
@@ -109,13 +131,14 @@ function card(project, { classes, samples, model, storage }, list) {
     } catch (error) { showError(error); }
   };
   return h('li', { class: 'project-card card', dataset: { projectId: project.id } },
-    h('a', { class: 'mosaic', href: projectUrl(project.id), tabindex: -1, 'aria-hidden': 'true' },
-      shown.length ? shown.map((s) => thumbnail(s.contentId, '')) : h('span', { class: 'placeholder' }, 'No images yet')),
+    h('a', { class: `mosaic${text ? ' text-mosaic' : ''}`, href: projectUrl(project.id), tabindex: -1, 'aria-hidden': 'true' },
+      text ? h('span', { class: 'placeholder' }, classes.length ? classes.slice(0, 4).map((c) => c.name).join(' · ') : 'No texts yet')
+        : shown.length ? shown.map((s) => thumbnail(s.contentId, '')) : h('span', { class: 'placeholder' }, 'No images yet')),
     h('div', { class: 'project-body' },
-      h('h2', {}, h('a', { href: projectUrl(project.id) }, project.name)),
+      h('h2', {}, h('a', { href: projectUrl(project.id) }, project.name), text ? [' ', h('span', { class: 'badge kind-badge' }, 'Text')] : null),
       h('p', { class: 'muted' },
-        `${plural(classes.length, 'class', 'classes')} · ${plural(samples.length, 'image')} · ${formatBytes(storage.total)}`),
-      h('p', { class: 'muted project-size' }, `On this device: images ${formatBytes(storage.images)}, `
+        `${plural(classes.length, 'class', 'classes')} · ${plural(samples.length, items)} · ${formatBytes(storage.total)}`),
+      h('p', { class: 'muted project-size' }, `On this device: ${items}s ${formatBytes(storage.images)}, `
         + `cached features ${formatBytes(storage.embeddings)}, models ${formatBytes(storage.models)}`),
       h('p', { class: 'muted' }, model ? `Model: ${percent(model.metrics.accuracy)} validation accuracy${model.server ? ` (${serverOrigin(model)})` : ''}`
         : 'Not trained yet'),

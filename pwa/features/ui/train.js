@@ -42,6 +42,36 @@ export function startTraining(projectId, options) {
   return run;
 }
 
+/**
+ * Retrain the project with its model's settings (after a correction), telling `line` how it goes;
+ * when the run is done, `status.model` becomes the new model, `again()` predicts anew, and
+ * view.dataset.retrained is set.
+ */
+export function retrainThen(project, status, line, view, again) {
+  const run = startTraining(project.id, deviceOptions(status.model));
+  const follow = async (r) => {
+    const p = r.progress;
+    if (r.status === 'running') {
+      line.textContent = p?.stage === 'training'
+        ? `Retraining: epoch ${p.epoch} of ${r.options.epochs}${p.etaSeconds ? ` · about ${formatSeconds(p.etaSeconds)} left` : ''}`
+        : `Retraining: reading ${project.kind === 'text' ? 'texts' : 'images'}…`;
+      return;
+    }
+    r.listeners.delete(follow);
+    if (r.status === 'done') {
+      status.model = r.model;
+      line.textContent = `Retrained: ${percent(r.model.metrics.accuracy)} validation accuracy. Predicting again…`;
+      await again();
+      line.textContent = `Retrained: ${percent(r.model.metrics.accuracy)} validation accuracy.`;
+      view.dataset.retrained = 'true';
+    } else {
+      line.textContent = r.status === 'cancelled' ? 'Retraining cancelled.' : `Retraining failed: ${r.error.message}`;
+    }
+  };
+  run.listeners.add(follow);
+  follow(run);
+}
+
 /** The on-device training options a model was made with (a server model's `full` mode becomes the head). */
 export function deviceOptions(model) {
   if (!model?.server) return { ...DEFAULTS, ...(model?.options ?? {}) };
@@ -59,9 +89,10 @@ function readOptions(form) {
   };
 }
 
-function optionsForm(defaults, manifest) {
+function optionsForm(defaults, manifest, text = false) {
   const number = (name, label, attrs, hint) => field(label, h('input', { type: 'number', name, value: defaults[name], required: true, ...attrs }), hint).field;
-  const canLastBlock = !!manifest?.training?.last_block;
+  const canLastBlock = !text && !!manifest?.training?.last_block;
+  const noun = text ? 'text' : 'image';
   const mode = (value, label, hint, disabled = false) => h('label', { class: 'choice' },
     h('input', { type: 'radio', name: 'mode', value, checked: defaults.mode === value, disabled }),
     h('span', {}, h('strong', {}, label), h('small', { class: 'muted' }, hint)));
@@ -75,28 +106,41 @@ function optionsForm(defaults, manifest) {
         mode('head', 'Classifier only (fast)', 'Trains the last layer on the backbone\'s features.'),
         mode('last_block', 'Classifier + last block (slower)', canLastBlock
           ? 'Also fine-tunes the backbone\'s last block: can be more accurate on unusual images.'
-          : 'Not available: these artifacts were exported without --train last-block.', !canLastBlock)),
-      number('epochs', 'Epochs', { min: 1, max: 500, step: 1 }, 'Passes over the training images.'),
+          : text ? 'Not available for texts: the classifier trains on the sentence encoder\'s features.'
+            : 'Not available: these artifacts were exported without --train last-block.', !canLastBlock)),
+      number('epochs', 'Epochs', { min: 1, max: 500, step: 1 }, `Passes over the training ${noun}s.`),
       number('learningRate', 'Learning rate', { min: 0.00001, max: 1, step: 'any' }, 'Smaller is slower but steadier.'),
       field('Batch size', h('select', { name: 'batchSize' }, [4, 8, 16, 32, 64].map((n) => h('option', { value: n, selected: n === defaults.batchSize }, String(n))))).field,
-      field('Augmentation', h('select', { name: 'augment' }, [[0, 'Off'], [1, '1 extra view per image'], [2, '2 extra views'], [4, '4 extra views']]
-        .map(([n, label]) => h('option', { value: n, selected: n === defaults.augment }, label))), 'Random crops, flips and colour changes of each image.').field,
+      text ? h('input', { type: 'hidden', name: 'augment', value: 0 })
+        : field('Augmentation', h('select', { name: 'augment' }, [[0, 'Off'], [1, '1 extra view per image'], [2, '2 extra views'], [4, '4 extra views']]
+          .map(([n, label]) => h('option', { value: n, selected: n === defaults.augment }, label))), 'Random crops, flips and colour changes of each image.').field,
       h('div', { class: 'field' }, h('label', { for: share.id }, 'Held out for validation'),
-        h('div', { class: 'row' }, share, shareOut), h('small', { class: 'hint' }, 'Images kept aside to measure accuracy honestly.'))));
+        h('div', { class: 'row' }, share, shareOut), h('small', { class: 'hint' }, `${text ? 'Texts' : 'Images'} kept aside to measure accuracy honestly.`))));
+}
+
+/** The manifest of the artifacts a project trains with (a text project's: the sentence encoder's), or null. */
+export function projectManifest(project) {
+  if (project.kind !== 'text') return tejas.manifest().catch(() => null);
+  return tejas.projectArtifacts(project.id).then((artifacts) => tejas.manifest(artifacts)).catch(() => null);
 }
 
 export async function render(view, { project }) {
+  const text = project.kind === 'text';
+  const noun = text ? 'text' : 'image';
   const [classes, samples, initialStatus, manifest] = await Promise.all([
-    tejas.listClasses(project.id), tejas.listSamples(project.id), tejas.modelStatus(project.id),
-    tejas.manifest().catch(() => null)]);
+    tejas.listClasses(project.id), tejas.listSamples(project.id), tejas.modelStatus(project.id), projectManifest(project)]);
   let status = initialStatus;
   const counts = classes.map((c) => samples.filter((s) => s.classId === c.id).length);
   const blockers = [];
-  if (!manifest) blockers.push('The model artifacts are missing: run the README\'s first command (it exports them).');
+  if (!manifest) {
+    blockers.push(text ? 'The text model artifacts are missing: run `tejas export --modality text --out artifacts/text` (the README\'s first command does).'
+      : 'The model artifacts are missing: run the README\'s first command (it exports them).');
+  }
   if (classes.length < 2) blockers.push(`Add at least 2 classes (this project has ${classes.length}).`);
-  classes.forEach((c, i) => { if (counts[i] < 2) blockers.push(`Class "${c.name}" needs at least 2 images (has ${counts[i]}).`); });
+  classes.forEach((c, i) => { if (counts[i] < 2) blockers.push(`Class "${c.name}" needs at least 2 ${noun}s (has ${counts[i]}).`); });
 
   const defaults = deviceOptions(status.model);
+  if (text) Object.assign(defaults, { mode: 'head', augment: 0 });
   const form = h('form', { class: 'train-form', id: 'train-form' });
   const start = h('button', { class: 'primary big', id: 'train-start', disabled: blockers.length > 0 }, 'Train model');
   const cancel = h('button', { type: 'button', class: 'secondary', id: 'train-cancel', hidden: true }, 'Cancel');
@@ -107,10 +151,10 @@ export async function render(view, { project }) {
   const numbers = h('details', { class: 'numbers-box' }, h('summary', {}, 'Numbers per epoch'), historyBox);
   const result = h('div', { id: 'train-result', 'aria-live': 'polite' });
   append(form, 
-    h('p', {}, `${plural(samples.length, 'image')} in ${plural(classes.length, 'class', 'classes')}.`),
+    h('p', {}, `${plural(samples.length, noun)} in ${plural(classes.length, 'class', 'classes')}.`),
     blockers.length ? h('div', { class: 'warning', role: 'status' }, h('strong', {}, 'Not ready to train. '), blockers.join(' '), ' ',
       h('a', { href: projectUrl(project.id, 'data') }, 'Go to Data')) : null,
-    optionsForm(defaults, manifest),
+    optionsForm(defaults, manifest, text),
     h('div', { class: 'row wrap' }, start, cancel));
 
   append(view, 
@@ -138,7 +182,7 @@ export async function render(view, { project }) {
     if (running) {
       if (p?.stage === 'embedding') {
         bar.value = p.done / p.total;
-        stage.textContent = `Reading images: ${p.done} of ${p.total}`;
+        stage.textContent = `Reading ${noun}s: ${p.done} of ${p.total}`;
       } else if (p?.stage === 'training') {
         bar.value = p.step / p.totalSteps;
         const eta = p.etaSeconds ? ` · about ${formatSeconds(p.etaSeconds)} left` : '';
@@ -215,11 +259,14 @@ export function artifactsChangedNotice(project, status, manifest = null) {
 
 function modelSummary(project, model, stale, status = null) {
   const m = model.metrics;
+  const noun = project.kind === 'text' ? 'text' : 'image';
   return h('div', { class: 'summary' },
     status ? artifactsChangedNotice(project, status) : null,
     stale ? h('p', { class: 'warning', id: 'stale' }, 'The data changed since this model was trained: train again to include it.') : null,
     h('p', { class: 'big-number' }, h('span', { id: 'validation-accuracy' }, percent(m.accuracy)), ' validation accuracy'),
-    h('p', { class: 'muted', id: 'model-origin' }, `On ${plural(m.count, 'held-out image')}; trained ${new Date(model.created).toLocaleString()} `
+    m.macro ? h('p', {}, 'Macro F1 ', h('strong', { id: 'macro-f1', dataset: { value: m.macro.f1 } }, percent(m.macro.f1, 1)),
+      ' (the mean of the classes\' F1: a rare class counts as much as a common one)') : null,
+    h('p', { class: 'muted', id: 'model-origin' }, `On ${plural(m.count, `held-out ${noun}`)}; trained ${new Date(model.created).toLocaleString()} `
       + `(${serverOrigin(model) ?? (model.mode === 'last_block' ? 'classifier + last block' : 'classifier only')}, `
       + `${plural(model.options?.epochs ?? model.history.length, 'epoch')}).`),
     h('div', { class: 'row wrap' },

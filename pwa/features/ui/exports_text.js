@@ -1,0 +1,118 @@
+// Downloads of a text project: the model as one ONNX file (sentence encoder + classifier + softmax)
+// with the tokenizer.json it reads, a Python snippet that reproduces the app's probabilities, and the
+// dataset as CSV; texts from a CSV can be added here too. All of it runs in this browser.
+import * as tejas from '../../tejas.js';
+import { append, busy, codeBlock, download, filePicker, fileStem, h, plural, projectUrl, showError, toast } from './dom.js';
+import { artifactsChangedNotice, projectManifest } from './train.js';
+
+const py = (value) => JSON.stringify(value);
+
+/**
+ * Python that classifies texts with the exported ONNX file and tokenizer.json exactly as the app does:
+ * truncation at the encoder's max_length, padding with pad_id to the longest text of each batch.
+ * `text` is the manifest's text section.
+ */
+export function textSnippet(onnxFile, tokenizerFile, text) {
+  return `# pip install onnxruntime tokenizers numpy
+import json
+import sys
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+session = ort.InferenceSession(${py(onnxFile)})
+classes = json.loads(session.get_modelmeta().custom_metadata_map["class_names"])
+tokenizer = Tokenizer.from_file(${py(tokenizerFile)})
+# as the app: cut at ${text.max_length} tokens (keeping [SEP]), pad to the longest text of each batch
+tokenizer.enable_truncation(max_length=${text.max_length})
+tokenizer.enable_padding(pad_id=${text.pad_id}, pad_token=tokenizer.id_to_token(${text.pad_id}))
+
+
+def probabilities(texts, batch_size=32):
+    out = []
+    for start in range(0, len(texts), batch_size):
+        encodings = tokenizer.encode_batch(texts[start : start + batch_size])
+        feed = {
+            "input_ids": np.array([e.ids for e in encodings], np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], np.int64),
+        }
+        out.append(session.run(["probabilities"], feed)[0])
+    return np.concatenate(out)
+
+
+texts = sys.argv[1:] or ["Congratulations! You have won a prize. Call now to claim it."]
+for text, p in zip(texts, probabilities(texts)):
+    top = np.argsort(-p)[:3]
+    print(" | ".join(f"{classes[i]} {p[i]:.6f}" for i in top), "<-", text[:60].replace("\\n", " "))
+`;
+}
+
+export async function render(view, { project }) {
+  const [status, manifest] = await Promise.all([tejas.modelStatus(project.id), projectManifest(project)]);
+  const stem = fileStem(project.name);
+  const model = status.model;
+  const save = (button, text, make, name) => busy(button, text, async () => {
+    try {
+      download(await make(), name);
+    } catch (error) {
+      showError(error, `Could not make ${name}: `);
+    }
+  });
+  const modelSection = h('section', { class: 'card', 'aria-labelledby': 'model-export-title' },
+    h('h2', { id: 'model-export-title' }, 'Model'));
+  if (!model) {
+    append(modelSection, h('p', {}, 'Train a model first; then download it here.'),
+      h('a', { class: 'button primary', href: projectUrl(project.id, 'train') }, 'Go to Train'));
+  } else if (status.artifactsChanged) {
+    append(modelSection, artifactsChangedNotice(project, status, manifest));
+  } else {
+    const classNames = model.classes.map((c) => c.name);
+    const tokenizerName = 'tokenizer.json';
+    const onnxButton = h('button', { type: 'button', class: 'primary', id: 'download-onnx' }, 'Download ONNX');
+    onnxButton.addEventListener('click', () => save(onnxButton, 'Preparing…', () => tejas.exportOnnx(project.id), `${stem}.onnx`));
+    const tokenizerButton = h('button', { type: 'button', class: 'secondary', id: 'download-tokenizer' }, 'Download tokenizer.json');
+    tokenizerButton.addEventListener('click', () => save(tokenizerButton, 'Preparing…', () => tejas.exportTokenizer(project.id), tokenizerName));
+    append(modelSection,
+      status.stale ? h('p', { class: 'warning' }, 'The data changed since this model was trained; ',
+        h('a', { href: projectUrl(project.id, 'train') }, 'train again'), ' to include it in the download.') : null,
+      h('p', { class: 'muted' }, `${manifest?.architecture ?? 'The sentence encoder'} with your ${plural(classNames.length, 'class', 'classes')}: `
+        + `${classNames.join(', ')}. The ONNX file takes token ids (input_ids, attention_mask) and gives each class's probability; `
+        + 'tokenizer.json turns text into those ids. Both run without Tejas.'),
+      h('div', { class: 'export-item' }, h('h3', {}, 'ONNX + tokenizer'),
+        h('p', {}, 'For onnxruntime in Python, C#, C++, Java, JavaScript or on phones, with Hugging Face tokenizers.'),
+        h('div', { class: 'row wrap' }, onnxButton, tokenizerButton),
+        manifest?.text ? codeBlock('onnx-snippet', textSnippet(`${stem}.onnx`, tokenizerName, manifest.text),
+          'Python code that classifies texts with the ONNX file and tokenizer.json') : null,
+        manifest?.text ? h('small', { class: 'hint' }, `Save it as classify.py beside both files and run python classify.py "some text" "another text".`) : null));
+  }
+
+  const csvButton = h('button', { type: 'button', class: 'secondary', id: 'download-csv' }, 'Download dataset as CSV');
+  csvButton.addEventListener('click', () => save(csvButton, 'Preparing…', () => tejas.exportDatasetCsv(project.id), `${stem}.csv`));
+  const csvInput = filePicker('A CSV file of texts and labels', { accept: '.csv,.tsv,text/csv', id: 'import-csv' }, ([file]) => {
+    busy(importButton, 'Importing…', async () => {
+      try {
+        const result = await tejas.addTextCsv(project.id, file);
+        const added = result.added?.length ?? result.added;
+        toast(`Added ${plural(added, 'text')} from ${file.name}${result.skipped.length
+          ? `; skipped ${result.skipped.length} (row ${result.skipped[0].row}: ${result.skipped[0].reason})` : ''}.`);
+      } catch (error) { showError(error, `${file.name}: `); }
+    });
+  });
+  const importButton = h('button', { type: 'button', class: 'secondary', onclick: () => csvInput.click() }, 'Add texts from a CSV…');
+
+  append(view,
+    h('div', { class: 'title-row' }, h('h1', {}, 'Export')),
+    modelSection,
+    h('section', { class: 'card', 'aria-labelledby': 'data-export-title' },
+      h('h2', { id: 'data-export-title' }, 'Data'),
+      h('p', { class: 'muted' }, 'One row per text with its class: a header "text,label", quoted as RFC 4180 says, '
+        + 'cells that a spreadsheet would run as a formula prefixed with \'. Pandas, spreadsheets and this app read it back.'),
+      h('div', { class: 'row wrap' }, csvButton)),
+    h('section', { class: 'card', 'aria-labelledby': 'import-title' },
+      h('h2', { id: 'import-title' }, 'Import'),
+      h('div', { class: 'row wrap' }, importButton, csvInput),
+      h('small', { class: 'hint' }, 'A CSV adds its texts to this project, into classes named after its labels (made when missing). '
+        + 'The Data screen shows a preview first.')));
+  return null;
+}

@@ -1,0 +1,75 @@
+// Prediction for a text project: type or paste a text → top-k classes with probabilities. "Wrong?" puts
+// the text into the right class as a correction (always trained on) and can retrain at once, then
+// predicts the same text again.
+import * as tejas from '../../tejas.js';
+import { append, h, probabilityBars, projectUrl, showError, toast } from './dom.js';
+import { retrainThen, trainingRun } from './train.js';
+
+export async function render(view, { project, status }) {
+  let current = null; // the text last predicted
+  const { model } = status;
+  const topK = Math.min(5, model.classes.length);
+  const input = h('textarea', { id: 'predict-text', rows: 5, maxlength: 5000, class: 'text-input', required: true,
+    placeholder: 'e.g. Congratulations! You have won a prize. Call now to claim it.', 'aria-describedby': 'predict-text-hint' });
+  const resultList = h('ol', { class: 'bars', id: 'prediction', 'aria-label': 'Predicted classes, most likely first' });
+  const predictedText = h('blockquote', { class: 'predicted-text', id: 'predicted-text', hidden: true });
+  const correction = h('div', { class: 'correction', id: 'correction', hidden: true });
+  const retrainStatus = h('p', { id: 'retrain-status', role: 'status', 'aria-live': 'polite' });
+
+  const predict = async (text) => {
+    try {
+      const top = await tejas.predictText(project.id, text, { topK });
+      current = text;
+      predictedText.textContent = text;
+      predictedText.hidden = false;
+      probabilityBars(resultList, top);
+      fillCorrection(top);
+      view.dataset.predicted = top[0].name;
+    } catch (error) {
+      showError(error, 'Prediction failed: ');
+    }
+  };
+
+  const fillCorrection = (top) => {
+    const choice = h('select', { id: 'correct-class' }, model.classes.map((c) => h('option', {
+      value: c.id, selected: c.id !== top[0].classId && c.id === (top[1] ?? top[0]).classId }, c.name)));
+    const retrain = h('input', { type: 'checkbox', id: 'retrain-now', checked: true });
+    correction.replaceChildren(
+      h('details', { id: 'wrong' }, h('summary', {}, 'Wrong? Teach it the right answer'),
+        h('div', { class: 'stack' },
+          h('div', { class: 'row wrap' }, h('label', { for: 'correct-class' }, 'This text is'), choice),
+          h('label', { class: 'row' }, retrain, 'Retrain now'),
+          h('button', { type: 'button', class: 'primary', id: 'add-correction', onclick: () => correct(choice.value, retrain.checked).catch((error) => showError(error)) },
+            'Add to dataset'))));
+    correction.hidden = false;
+  };
+
+  const correct = async (classId, retrain) => {
+    const className = model.classes.find((c) => c.id === classId)?.name;
+    const { moved } = await tejas.addTextCorrection(project.id, classId, current);
+    toast(moved ? `This text was already in the dataset; it is now in "${className}".` : `Added to "${className}".`);
+    if (retrain) retrainThen(project, status, retrainStatus, view, () => predict(current));
+  };
+
+  const form = h('form', { class: 'stack', onsubmit: (event) => {
+    event.preventDefault();
+    if (!input.value.trim()) { showError('Type or paste a text to classify.'); return; }
+    predict(input.value);
+  } },
+  h('label', { for: 'predict-text' }, 'Text to classify'), input,
+  h('small', { class: 'hint', id: 'predict-text-hint' }, 'Type or paste a text; Ctrl+Enter predicts.'),
+  h('div', { class: 'row wrap' }, h('button', { class: 'primary', id: 'predict-button' }, 'Predict')));
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) form.requestSubmit();
+  });
+
+  append(view,
+    status.stale ? h('p', { class: 'warning' }, 'The data changed since this model was trained. ',
+      h('a', { href: projectUrl(project.id, 'train') }, 'Train again'), ' to include it.') : null,
+    h('div', { class: 'predict-layout' },
+      h('section', { class: 'card', 'aria-labelledby': 'source-title' }, h('h2', { id: 'source-title' }, 'Text'), form),
+      h('section', { class: 'card result', 'aria-labelledby': 'result-title' },
+        h('h2', { id: 'result-title' }, 'Prediction'), predictedText, resultList, correction, retrainStatus)));
+  if (trainingRun(project.id)?.status === 'running') retrainStatus.textContent = 'A training run is in progress; predictions use the previous model until it finishes.';
+  return null;
+}
