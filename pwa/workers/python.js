@@ -189,6 +189,23 @@ serveRequests(self, {
     return takeFile('/tmp/dataset.zip');
   },
 
+  /** {bytes, name, layout ('csv' | 'lines'), maxClasses?} → {rows: [{text, label, row}], skipped: [{row, reason}],
+   * notes, encoding, delimiter, header, classes}; rejects with the core's sentence for a file refused whole. */
+  async [MESSAGE.READ_TEXT_CSV]({ bytes, name, layout = 'csv', maxClasses }) {
+    // undefined reaches Python as None (null would be a JsNull)
+    return JSON.parse(await call('read_text_csv', bytes, name, layout, maxClasses ?? undefined));
+  },
+
+  /** {rows: [{text, label}]} → Uint8Array: CSV with header text,label, formula cells neutralised. */
+  async [MESSAGE.WRITE_TEXT_CSV]({ rows }) {
+    const written = await call('write_text_csv', JSON.stringify(rows.map(({ text, label }) => ({ text, label }))));
+    try {
+      return written.toJs();
+    } finally {
+      written.destroy();
+    }
+  },
+
   /** zip bytes → {classes, samples: [{label, name, bytes, metadata}], skipped: [{path, reason}], warnings}. */
   async [MESSAGE.IMPORT_DATASET]({ bytes, name }) {
     const { pyodide } = await python();

@@ -5,12 +5,14 @@ Pyodide's file system, so everything the browser does with Python is here, linte
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import zipfile
 from array import array
 from collections.abc import Iterable
 
+from . import text_csv
 from .dataset import ArchiveError, Sample, read_archive, write_archive
 from .image_zip import ImageZip
 from .images import sniff_image
@@ -20,8 +22,10 @@ __all__ = [
     "export_dataset",
     "import_dataset",
     "open_image_zip",
+    "read_text_csv",
     "read_zip_entries",
     "write_model",
+    "write_text_csv",
     "write_zip",
 ]
 
@@ -113,3 +117,21 @@ def open_image_zip(source) -> ImageZip:
     """A zip of images to predict, open: .name, .paths, .read_many(indices) -> [(bytes | None, MIME type
     or reason)], .close(). ArchiveError (naming the archive) when the core refuses it whole."""
     return ImageZip(source)
+
+
+def read_text_csv(data, name: str, layout: str = "csv", max_classes: int | None = None) -> str:
+    """A text file's table as JSON text ({rows: [{text, label, row}], skipped: [{row, reason}], notes,
+    encoding, delimiter, header, classes}); TextCsvError (naming the file) for a file refused whole.
+    JSON keeps a null label null in JS and moves 100,000 rows in one string instead of a proxy per row."""
+    limits = text_csv.DEFAULT_TEXT_LIMITS
+    if max_classes is not None:
+        limits = dataclasses.replace(limits, max_classes=int(max_classes))
+    table = text_csv.read_text_csv(bytes(data), name, layout or "csv", limits)
+    return json.dumps(table.to_dict(), ensure_ascii=False)
+
+
+def write_text_csv(rows) -> bytes:
+    """rows ([{text, label}], or their JSON text) as the dataset's CSV bytes (UTF-8, formula cells neutralised)."""
+    if isinstance(rows, str):
+        rows = json.loads(rows)
+    return text_csv.write_text_csv(rows)
