@@ -230,7 +230,7 @@ function importReport(result, name) {
     result.notes?.length ? h('ul', { class: 'notes' }, result.notes.map((note) => h('li', {}, note))) : null);
 }
 
-const skipWhere = (s) => (s.row ? `Row ${s.row}` : s.name);
+const skipWhere = (s) => (s.row ? `${s.name ? `${s.name}, ` : ''}row ${s.row}` : s.name);
 
 function toastReport(result, what = null) {
   const added = result.added?.length ?? result.added ?? 0;
