@@ -61,6 +61,14 @@ def blob_of(kind: str, data: dict | None) -> str | None:
     return None
 
 
+def blob_kind(kind: str, data: dict | None) -> str | None:
+    """The kind of blob a live record's data refers to: a text sample's text, another sample's image, a
+    model's parameters ("model")."""
+    if kind == "sample":
+        return "text" if (data or {}).get("format") == "text" else "image"
+    return "model" if kind == "model" else None
+
+
 class Change(Strict):
     mutation: Annotated[int, Field(ge=1, le=2**53 - 1)]
     kind: Kind
@@ -86,7 +94,7 @@ class Change(Strict):
         if self.kind == "sample":
             content, cls = data.get("contentId"), data.get("classId")
             if not (isinstance(content, str) and _match(SHA256, content)):
-                raise ValueError("a sample needs contentId, the sha256 of its image")
+                raise ValueError("a sample needs contentId, the sha256 of its image or text")
             if self.id != f"{self.project}/{content}":
                 raise ValueError("a sample's id must be <project>/<contentId>")
             if not (isinstance(cls, str) and _match(ID, cls)):

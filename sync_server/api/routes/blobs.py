@@ -17,6 +17,7 @@ from tejas.limits import DEFAULT_LIMITS
 from ...core.db import session_scope
 from ...models import Blob, Record, UserBlob
 from ...schemas import SHA256, BlobOut, MissingIn, MissingOut
+from ...texts import MAX_TEXT_BYTES, MAX_TEXT_CHARACTERS, TextError, check_text
 from ...uploads import received
 from ..deps import CurrentUser, ReadSessionDep, SettingsDep
 
@@ -40,6 +41,13 @@ def _check_content(kind: str, path: FilePath, size: int) -> None:
             sniff_image(data, DEFAULT_LIMITS.max_pixels)
         except ImageError as exc:
             raise HTTPException(400, f"Not accepted as an image: {exc}.") from None
+    elif kind == "text":
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            check_text(data)
+        except TextError as exc:
+            raise HTTPException(400, f"Not accepted as a text: {exc}.") from None
     elif size == 0 or size % 4:
         raise HTTPException(
             400, f"Model parameters must be whole float32 values ({size} bytes is not a multiple of 4)."
@@ -78,21 +86,28 @@ def _keep(request: Request, user_id: str, sha: str, kind: str, size: int, path: 
         }
     },
     responses={
-        400: {"description": "Bytes do not match the sha256, or are not an image / float32s."},
+        400: {"description": "Bytes do not match the sha256, or are not an image / a text / float32s."},
         413: {"description": "Larger than the limit for this kind."},
     },
 )
 async def upload(
     sha256: ShaPath,
-    kind: Annotated[Literal["image", "model"], Query()],
+    kind: Annotated[
+        Literal["image", "text", "model"],
+        Query(description="image or text (a sample's bytes: text is UTF-8, see docs/sync.md), model (float32s)"),
+    ],
     request: Request,
     user: CurrentUser,
     settings: SettingsDep,
 ) -> BlobOut:
-    limit = settings.max_image_bytes if kind == "image" else settings.max_model_bytes
-    too_large = HTTPException(
-        413, f"Too large: a{'n image' if kind == 'image' else ' model'} may be at most {limit / 2**20:g} MiB."
-    )
+    if kind == "text":
+        limit = MAX_TEXT_BYTES
+        too_large = HTTPException(413, f"Too large: a text may be at most {MAX_TEXT_CHARACTERS:,} characters.")
+    else:
+        limit = settings.max_image_bytes if kind == "image" else settings.max_model_bytes
+        too_large = HTTPException(
+            413, f"Too large: a{'n image' if kind == 'image' else ' model'} may be at most {limit / 2**20:g} MiB."
+        )
     async with received(request, settings.data_dir / "uploads", limit, too_large) as (path, digest, size):
         if digest != sha256:
             raise HTTPException(

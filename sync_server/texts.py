@@ -1,0 +1,28 @@
+"""What the server accepts as a text sample's bytes (docs/sync.md): UTF-8, not empty, no NUL, at most
+MAX_TEXT_CHARACTERS characters (Unicode code points, so no text the app accepts is refused here)."""
+
+from __future__ import annotations
+
+MAX_TEXT_CHARACTERS = 5000
+MAX_TEXT_BYTES = 4 * MAX_TEXT_CHARACTERS  # a code point takes at most 4 bytes in UTF-8
+
+
+class TextError(ValueError):
+    """The bytes are not an acceptable text; the message says why."""
+
+
+def check_text(data: bytes) -> str:
+    """The text `data` holds; TextError naming the problem when it is not an acceptable text sample."""
+    if not data:
+        raise TextError("it is empty")
+    if len(data) > MAX_TEXT_BYTES:
+        raise TextError(f"{len(data)} bytes is more than {MAX_TEXT_CHARACTERS:,} characters can take")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TextError(f"not UTF-8 (byte {exc.start} is {data[exc.start]:#04x})") from None
+    if "\x00" in text:
+        raise TextError(f"it holds a NUL character (at character {text.index(chr(0))})")
+    if len(text) > MAX_TEXT_CHARACTERS:
+        raise TextError(f"{len(text):,} characters; at most {MAX_TEXT_CHARACTERS:,}")
+    return text
