@@ -252,58 +252,7 @@ def _read_csv(text: str, name: str, limits: TextLimits, notes: list[str]):
         notes.append("no header row")
     labels_note = f"column {label_col + 1} is the label, column {text_col + 1} the text{how}"
 
-    rows, skipped = [], []
-    reasons: dict[str, str | None] = {}  # label -> why it cannot be a class (each label checked once)
-    blank = 0
-    seen_header = not header
-    number = data_rows = 0
-    last = None  # (row, offset where it starts, lines it spans) of the last record
-    consumed = 0
-
-    def lines():
-        nonlocal consumed
-        for line in io.StringIO(text, newline=""):
-            consumed += len(line)
-            yield line
-
-    source = lines()
-    for _ in range(start_line):
-        next(source, None)
-    reader = csv.reader(source, delimiter=delimiter)
-    line_before, offset = start_line, consumed
-    try:
-        for cells in reader:
-            number, line_before = line_before + 1, reader.line_num + start_line
-            last, offset = (number, offset, line_before - number + 1), consumed
-            if not _filled(cells):
-                blank += 1
-                continue
-            if not seen_header:
-                seen_header = True
-                continue
-            data_rows += 1
-            if data_rows > limits.max_rows:
-                raise TextCsvError(_too_many_rows(name, limits))
-            reason = _row_problem(cells, width, text_col, label_col, limits, reasons)
-            if reason:
-                skipped.append({"row": number, "reason": reason})
-            else:
-                row_text = cells[text_col]
-                if "\r" in row_text:
-                    row_text = row_text.replace("\r\n", "\n").replace("\r", "\n")
-                rows.append({"text": row_text, "label": cells[label_col].strip(), "row": number})
-    except csv.Error as error:
-        raise TextCsvError(f"{name}, row {number}: {error}") from None
-    if last is not None and _quote_left_open(text[last[1] :], delimiter):
-        row, _, spans = last
-        if spans > 1:
-            raise TextCsvError(
-                f"{name}: the quote that opens a field in row {row} is never closed, so the rest of the file "
-                f"({spans:,} lines) would be one field; close or remove that quote"
-            )
-        if rows and rows[-1]["row"] == row:
-            rows.pop()
-        skipped = [s for s in skipped if s["row"] != row] + [{"row": row, "reason": "a quote is never closed"}]
+    rows, skipped, blank = _parse(text, delimiter, start_line, header, (width, text_col, label_col), name, limits)
     distinct = len({row["label"] for row in rows})
     if distinct > limits.max_classes:
         raise TextCsvError(
@@ -314,6 +263,76 @@ def _read_csv(text: str, name: str, limits: TextLimits, notes: list[str]):
     if blank:
         notes.append(f"{blank:,} blank {_plural(blank, 'line', 'lines')} ignored")
     return rows, skipped, delimiter, (list(sample[0]) if header else False)
+
+
+def _parse(text: str, delimiter: str, start_line: int, header: bool, columns, name: str, limits: TextLimits):
+    """(rows, skipped, blank lines) of the whole file; the common row takes the short path."""
+    width, text_col, label_col = columns
+    rows, skipped = [], []
+    good_labels: set[str] = set()
+    reasons: dict[str, str | None] = {}  # label -> why it cannot be a class (each label checked once)
+    blank = number = data_rows = 0
+    max_chars, max_rows = limits.max_text_chars, limits.max_rows
+    source = io.StringIO(text, newline="")
+    for _ in range(start_line):
+        source.readline()
+    reader = csv.reader(source, delimiter=delimiter)
+    line_before = start_line
+    try:
+        for cells in reader:
+            number, line_before = line_before + 1, reader.line_num + start_line
+            # the short path: a row like the ones before it (a label already checked, a text within limits)
+            if len(cells) == width:
+                row_text, label = cells[text_col], cells[label_col].strip()
+                fine = label in good_labels and len(row_text) <= max_chars and row_text.strip() and "\0" not in row_text
+            else:
+                fine = False
+            if not fine:
+                if not _filled(cells):
+                    blank += 1
+                    continue
+                if header:
+                    header = False
+                    continue
+                reason = _row_problem(cells, width, text_col, label_col, limits, reasons)
+                if reason:
+                    skipped.append({"row": number, "reason": reason})
+                else:
+                    row_text, label = cells[text_col], cells[label_col].strip()
+                    good_labels.add(label)
+            data_rows += 1
+            if data_rows > max_rows:
+                raise TextCsvError(_too_many_rows(name, limits))
+            if fine or not reason:
+                if "\r" in row_text:
+                    row_text = row_text.replace("\r\n", "\n").replace("\r", "\n")
+                rows.append({"text": row_text, "label": label, "row": number})
+    except csv.Error as error:
+        raise TextCsvError(f"{name}, row {number}: {error}") from None
+    spans = line_before - number + 1
+    if number and _quote_left_open(_last_lines(text, spans), delimiter):
+        if spans > 1:
+            raise TextCsvError(
+                f"{name}: the quote that opens a field in row {number} is never closed, so the rest of the file "
+                f"({spans:,} lines) would be one field; close or remove that quote"
+            )
+        if rows and rows[-1]["row"] == number:
+            rows.pop()
+        skipped = [s for s in skipped if s["row"] != number] + [{"row": number, "reason": "a quote is never closed"}]
+    return rows, skipped, blank
+
+
+def _last_lines(text: str, count: int) -> str:
+    """The last `count` lines of `text`, lines ending in \r\n, \n or \r as io.StringIO(newline="") splits them."""
+    start = len(text)
+    for _ in range(count):
+        end = start
+        if text.endswith("\r\n", 0, end):
+            end -= 2
+        elif end and text[end - 1] in "\r\n":
+            end -= 1
+        start = max(text.rfind("\n", 0, end), text.rfind("\r", 0, end)) + 1
+    return text[start:]
 
 
 def _sample_records(text: str, delimiter: str) -> list[list[str]]:
