@@ -335,6 +335,9 @@ def test_semicolon_tab_and_pipe_files_with_commas_in_their_texts():
         assert (table.delimiter, pairs(table)) == (delimiter, rows), name
         assert table.notes[0] == f"2 columns separated by {name}"
     assert read_text_csv(b"sep=;\ntext;label\na,b;c\n", "excel.csv").rows == [{"text": "a,b", "label": "c", "row": 3}]
+    excel = read_text_csv(b"SEP=\t\r\na,b\tc\r\nd;e\tf\r\n", "excel.tsv")
+    assert (excel.delimiter, pairs(excel)) == ("\t", [("a,b", "c"), ("d;e", "f")])
+    assert excel.notes[0] == "the first line 'sep=\\t' names the delimiter"
 
 
 def test_headers_and_column_order():

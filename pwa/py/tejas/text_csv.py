@@ -227,7 +227,7 @@ def _read_csv(text: str, name: str, limits: TextLimits, notes: list[str]):
     if csv.field_size_limit() < limits.max_file_bytes:
         csv.field_size_limit(limits.max_file_bytes)
     start_line = 0
-    first = text[:64].split("\n", 1)[0].strip().lower()
+    first = re.split(r"\r\n|\n|\r", text[:64], maxsplit=1)[0].strip(" ").lower()
     if re.fullmatch(r"sep=[,;|\t]", first):  # Excel's hint line
         delimiter, width = first[4], None
         start_line = 1
@@ -238,7 +238,7 @@ def _read_csv(text: str, name: str, limits: TextLimits, notes: list[str]):
     if not sample:
         raise TextCsvError(f"{name} has no rows")
     if width is None:
-        width = Counter(len(r) for r in sample).most_common(1)[0][0] if sample else 1
+        width = Counter(len(r) for r in sample).most_common(1)[0][0]
     if width < 2:
         raise TextCsvError(_one_column(name))
     header, text_col, label_col, how = _columns(sample[0], sample[1:], width, name)
