@@ -136,8 +136,9 @@ def test_text_data_screen_import_type_edit_relabel_delete_and_csv(text_ui, tmp_p
     )
     assert {row for row, _ in listed} == bad_rows, listed
     assert all(text.startswith(f"Row {row}: ") for row, text in listed)
-    reasons = " ".join(text for _, text in listed)
-    assert "empty" in reasons and "too long" in reasons and "label" in reasons, reasons
+    reasons = dict(listed)
+    empty, unlabelled, long = sorted(bad_rows)
+    assert "empty" in reasons[empty] and "label" in reasons[unlabelled] and "5,000" in reasons[long], reasons
     classes = page.eval_on_selector_all(
         "#csv-classes tbody tr", "rows => rows.map((r) => [r.cells[0].textContent, r.cells[1].textContent])"
     )

@@ -29,9 +29,12 @@ export async function render(view) {
     }
   } }, nameField, kinds, h('button', { class: 'primary' }, 'Create project'));
 
-  const importInput = filePicker('A project file, dataset zip or CSV of texts', { accept: '.zip,application/zip,.csv,.tsv,text/csv', id: 'import-file' },
-    ([file]) => busy(importButton, 'Importing…', () => (/\.(csv|tsv)$/i.test(file.name) ? importCsv(file) : importZip(file))));
-  const importButton = h('button', { type: 'button', class: 'secondary', onclick: () => importInput.click() }, 'Import .zip or .csv…');
+  const importInput = filePicker('A project file or dataset zip', { accept: '.zip,application/zip', id: 'import-file' },
+    ([file]) => busy(importButton, 'Importing…', () => importZip(file)));
+  const importButton = h('button', { type: 'button', class: 'secondary', onclick: () => importInput.click() }, 'Import .zip…');
+  const csvInput = filePicker('A CSV of texts and labels', { accept: '.csv,.tsv,text/csv,text/tab-separated-values', id: 'import-csv-project' },
+    ([file]) => busy(csvButton, 'Importing…', () => importCsv(file)));
+  const csvButton = h('button', { type: 'button', class: 'secondary', onclick: () => csvInput.click() }, 'Import .csv…');
 
   append(view, 
     h('div', { class: 'hero' },
@@ -39,7 +42,7 @@ export async function render(view) {
       h('p', { class: 'muted' }, 'Teach your browser to tell images or texts apart: make a class per kind of thing, add examples, '
         + 'train, and download the model. Everything stays on this device.')),
     h('section', { class: 'card', 'aria-label': 'New project' }, create,
-      h('div', { class: 'row wrap' }, importButton, importInput,
+      h('div', { class: 'row wrap' }, importButton, importInput, csvButton, csvInput,
         h('small', { class: 'muted' }, 'A Tejas project file, a dataset zip with one folder per class, '
           + 'or a CSV of texts with a label column (a new text project).'))),
     storage, list);
