@@ -402,7 +402,11 @@ def _columns(first: list[str], later: list[list[str]], width: int, name: str) ->
         and len(first[1 - label_col]) <= 40
     )
     fewer, more = distinct[label_col], distinct[1 - label_col]
-    how = f" (it has fewer distinct values in the first rows: {fewer:,} against {more:,})"
+    how = (
+        f" (it has fewer distinct values in the first rows: {fewer:,} against {more:,})"
+        if fewer < more
+        else " (its values are shorter)"
+    )
     return header, 1 - label_col, label_col, how
 
 
