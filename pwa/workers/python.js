@@ -69,7 +69,14 @@ async function artifactsDir(pyodide, artifacts, files) {
 async function writeModel(kind, { artifacts, parameters, layout, numClasses, classNames, mode = 'head' }) {
   const { pyodide } = await python();
   const lastBlock = mode === 'last_block';
-  const files = kind === 'pt' ? ['backbone_state.safetensors'] : lastBlock ? ['backbone_trunk.onnx', 'last_block.onnx'] : ['backbone.onnx'];
+  const { manifest: described } = await fetchManifest(artifacts);
+  const text = described.modality === 'text';
+  if (text && kind === 'pt') {
+    throw new Error('A text model has no PyTorch export in the app: download its ONNX model instead, or train it on a server, whose job writes a .pt.');
+  }
+  // The text encoder is the one file the app loads too (manifest.text.encoder); tokenizer.json goes into the metadata.
+  const files = text ? [described.text.encoder, described.text.tokenizer]
+    : kind === 'pt' ? ['backbone_state.safetensors'] : lastBlock ? ['backbone_trunk.onnx', 'last_block.onnx'] : ['backbone.onnx'];
   const { dir, manifest } = await artifactsDir(pyodide, artifacts, files);
   const f = manifest.feature_size;
   const { weight, bias } = headOf(layout);

@@ -69,7 +69,8 @@ def write_model(
     """Write a trained classifier as ONNX (kind "onnx") or PyTorch (kind "pt") to `dest`.
 
     weight and bias are the head's float32 bytes; last_block maps tensor names to float32 bytes for a
-    model trained in last-block mode (None or empty for a head-only model). Returns the model's metadata.
+    model trained in last-block mode (None or empty for a head-only model). Text artifacts (manifest modality
+    "text") write ONNX only: their encoder + head; "pt" is refused with a sentence. Returns the model's metadata.
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r} (expected one of {', '.join(MODEL_KINDS)})")

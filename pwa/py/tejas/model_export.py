@@ -6,6 +6,9 @@ file loads with `torchvision.models.<architecture>(num_classes=N).load_state_dic
 weights_only=True))`. Class names and preprocessing travel inside the archive as `extra/tejas.json`
 (torch.load ignores it; read it with `read_pt_metadata`).
 
+Text artifacts have no PyTorch path here (a server training job writes a text model's .pt); their ONNX
+classifier is the encoder + head (onnx_writer), described by `text_metadata`.
+
 A model trained in last-block mode also replaces the last block's tensors. They were trained with
 batch norm folded into the convolutions, so each folded bias goes into the batch norm that follows
 (weight 1, running_mean 0, running_var 1 - eps): torchvision's unchanged module computes the same.
@@ -32,6 +35,7 @@ __all__ = [
     "last_block_tensors",
     "model_metadata",
     "read_pt_metadata",
+    "text_metadata",
     "write_classifier_pt",
 ]
 
@@ -71,19 +75,65 @@ def check_head(artifacts_dir, head_weight, head_bias, class_names) -> tuple[dict
     return manifest, digest, Head(head_weight, head_bias, class_names, int(manifest["feature_size"]))
 
 
-def model_metadata(manifest: dict, digest: str, head: Head, last_block=None) -> dict:
-    """What a written model says about itself: classes, architecture, preprocessing, provenance, and
-    what was trained (the head, or with `last_block` tensors given, the last block too)."""
-    return {
+def is_text(manifest: dict) -> bool:
+    return manifest.get("modality", "image") == "text"
+
+
+def model_metadata(manifest: dict, digest: str, head: Head, last_block=None, text=None) -> dict:
+    """What a written model says about itself: classes, architecture, preprocessing (an image's `input`,
+    or `text` from text_metadata), provenance, and what was trained (the head, or with `last_block`
+    tensors given, the last block too)."""
+    info = {
         "class_names": head.class_names,
         "num_classes": head.num_classes,
+        "modality": "text" if is_text(manifest) else "image",
         "architecture": manifest["architecture"],
         "feature_size": manifest["feature_size"],
-        "input": manifest["input"],
         "tejas_manifest_sha256": digest,
         "artifacts": manifest.get("name"),
         "trained": "last_block" if last_block else "head",
     }
+    if text is not None:
+        info["text"] = text
+    else:
+        info["input"] = manifest["input"]
+    return info
+
+
+def text_metadata(artifacts_dir, manifest: dict) -> dict:
+    """How to turn texts into a text model's inputs: the manifest's text section (tokenizer file name,
+    max_length, padding, pad_id, ...) plus the encoder's input names, whether the tokenizer lowercases,
+    and tokenizer.json's sha256 (the model works only with that tokenizer). Reads tokenizer.json."""
+    folder = Path(artifacts_dir)
+    text = dict(manifest["text"])
+    path = folder / text["tokenizer"]
+    try:
+        data = path.read_bytes()
+        tokenizer = json.loads(data)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing; re-export with `tejas export --modality text --force`") from None
+    except ValueError as exc:
+        raise ArtifactError(
+            f"{path}: not valid JSON ({exc}); re-export with `tejas export --modality text --force`"
+        ) from None
+    encoder = next((m for m in manifest["models"].values() if m.get("file") == text["encoder"]), None)
+    if encoder is None:
+        raise ArtifactError(f"{folder / MANIFEST}: text.encoder {text['encoder']!r} is not among its models")
+    text["inputs"] = [i["name"] for i in encoder["inputs"]]
+    text["lowercase"] = _lowercases(tokenizer.get("normalizer"))
+    text["tokenizer_sha256"] = hashlib.sha256(data).hexdigest()
+    text["truncation"] = "a longer text keeps its first max_length - 1 tokens and its final [SEP]"
+    return text
+
+
+def _lowercases(normalizer) -> bool:
+    """Whether a tokenizer.json normalizer lowercases (BertNormalizer's flag, Lowercase, or in a Sequence)."""
+    if not isinstance(normalizer, dict):
+        return False
+    kind = normalizer.get("type")
+    if kind == "Sequence":
+        return any(_lowercases(n) for n in normalizer.get("normalizers", []))
+    return kind == "Lowercase" or (kind == "BertNormalizer" and bool(normalizer.get("lowercase")))
 
 
 def last_block_tensors(manifest: dict, values: dict) -> dict[str, Tensor]:
@@ -166,6 +216,11 @@ def write_classifier_pt(artifacts_dir, head_weight, head_bias, class_names, dest
     extra/tejas.json.
     """
     manifest, digest, head = check_head(artifacts_dir, head_weight, head_bias, class_names)
+    if is_text(manifest):
+        raise ArtifactError(
+            "a text model has no PyTorch export here: download its ONNX model instead (encoder, head and "
+            "softmax in one file), or train it on a server, whose job writes a .pt"
+        )
     replacements = last_block_state(manifest, last_block_tensors(manifest, last_block)) if last_block else None
     state = classifier_state(artifacts_dir, manifest, head, replacements)
     metadata = model_metadata(manifest, digest, head, last_block)

@@ -1,6 +1,7 @@
 """Build an inference classifier ONNX (backbone + trained head + softmax) with the stdlib only.
 
-`write_classifier_onnx` takes the artifacts' backbone.onnx (image -> features), appends
+`write_classifier_onnx` takes the artifacts' backbone.onnx (image -> features) — or for text artifacts the
+encoder their manifest's text.encoder names (input_ids, attention_mask -> features) — appends
 Gemm(features, W, b) -> "logits" and Softmax(axis=1) -> "probabilities", and stores the class names
 in the model's metadata_props. Only the top-level fields of ModelProto and GraphProto are parsed
 (tejas.protobuf); everything else, including the backbone's initializers, is copied through as
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from . import protobuf as pb
 from .artifacts import ArtifactError
-from .model_export import check_head, last_block_tensors, model_metadata
+from .model_export import check_head, is_text, last_block_tensors, model_metadata, text_metadata
 from .safetensors import Tensor
 
 __all__ = [
@@ -247,7 +248,10 @@ def _read_model(folder: Path, manifest: dict, key: str) -> tuple[Path, bytes]:
     entry = manifest["models"].get(key)
     if entry is None:
         raise ArtifactError(f"{folder}: no {key} model; re-export with `tejas export --train last-block --force`")
-    path = folder / entry["file"]
+    return _read_file(folder / entry["file"])
+
+
+def _read_file(path: Path) -> tuple[Path, bytes]:
     try:
         return path, path.read_bytes()
     except FileNotFoundError:
@@ -255,17 +259,24 @@ def _read_model(folder: Path, manifest: dict, key: str) -> tuple[Path, bytes]:
 
 
 def write_classifier_onnx(artifacts_dir, head_weight, head_bias, class_names, dest, last_block=None) -> dict:
-    """Write backbone.onnx + the trained head (N = len(class_names) classes) as one model to `dest`.
+    """Write backbone.onnx + the trained head (N = len(class_names) classes) as one model to `dest`;
+    for text artifacts, the encoder that text.encoder names + the head (inputs input_ids, attention_mask).
 
     head_weight: N*F floats (row-major [N, F], list or array('f')); head_bias: N floats. With
     last_block ({tensor name: floats}, a model trained in last-block mode), the backbone is
     backbone_trunk.onnx + last_block.onnx holding those tensors. Outputs are "probabilities" and
     "logits" [batch, N]; metadata_props hold `class_names` (JSON list) and the artifacts'
-    provenance. Returns the metadata as a dict.
+    provenance (text: `tejas_text`, how to tokenize, instead of `tejas_input`). Returns the metadata as a dict.
     """
     folder = Path(artifacts_dir)
     manifest, digest, head = check_head(folder, head_weight, head_bias, class_names)
-    if last_block:
+    text = None
+    if is_text(manifest):
+        if last_block:
+            raise ArtifactError("a text model trains its head only; it has no last block to write")
+        text = text_metadata(folder, manifest)
+        path, backbone = _read_file(folder / text["encoder"])
+    elif last_block:
         tensors = last_block_tensors(manifest, last_block)
         path, trunk = _read_model(folder, manifest, "backbone_trunk")
         block_path, block = _read_model(folder, manifest, "last_block")
@@ -277,16 +288,20 @@ def write_classifier_onnx(artifacts_dir, head_weight, head_bias, class_names, de
         backbone = composed.getbuffer()
     else:
         path, backbone = _read_model(folder, manifest, "backbone")
-    info = model_metadata(manifest, digest, head, last_block)
+    info = model_metadata(manifest, digest, head, last_block, text)
     metadata = {
         "class_names": json.dumps(head.class_names, ensure_ascii=False),
         "tejas_architecture": str(info["architecture"]),
         "tejas_num_classes": str(head.num_classes),
         "tejas_feature_size": str(info["feature_size"]),
-        "tejas_input": json.dumps(info["input"], sort_keys=True),
-        "tejas_manifest_sha256": digest,
-        "tejas_trained": info["trained"],
     }
+    if text is None:
+        metadata["tejas_input"] = json.dumps(info["input"], sort_keys=True)
+    else:
+        metadata["tejas_modality"] = "text"
+        metadata["tejas_text"] = json.dumps(text, sort_keys=True, ensure_ascii=False)
+    metadata["tejas_manifest_sha256"] = digest
+    metadata["tejas_trained"] = info["trained"]
     try:
         chunks = classifier_onnx_chunks(backbone, head.weight, head.bias, metadata)
     except (ValueError, pb.DecodeError) as exc:
