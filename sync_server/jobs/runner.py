@@ -130,13 +130,16 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
             epochs=options["epochs"],
             learning_rate=options.get("learning_rate"),
             batch_size=options["batch_size"],
-            augment=options["augment"],
+            augment=options.get("augment", False),  # text jobs have none
             seed=options["seed"],
             validation_share=options["validation_share"],
             patience=options["patience"],
             workers=settings.job_loader_workers,
             checkpoint_seconds=settings.job_checkpoint_seconds,
         )
+        if options.get("modality") == "text":
+            hooks = {"on_event": on_event, "on_checkpoint": on_checkpoint, "should_stop": beat.stop_requested}
+            return _run_text(settings, sessions, store, job_id, attempt, work, options, config, checkpoint_sha, hooks)
         cache = work / "images"
         if upload:
             examples = from_archive(_download(store, upload, work / "upload.zip"), cache)
@@ -166,24 +169,7 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
         )
         if beat.stop_requested():
             raise Cancelled()
-        files = {}
-        for name, info in summary["files"].items():
-            store.put_file(info["sha256"], work / "out" / name)
-            files[name] = info
-        result = {
-            "validation_accuracy": summary["validation_accuracy"],
-            "images_per_second": summary["images_per_second"],
-            "checks": summary["checks"],
-            "files": files,
-            "app_model": {k: v for k, v in summary["app_model"].items() if k not in ("metrics", "split")},
-        }
-        with session_scope(sessions) as session:
-            job = session.get(Job, job_id)
-            if job.attempt == attempt and job.status == "running":
-                for name, info in files.items():
-                    session.merge(JobFile(job_id=job_id, name=name, sha256=info["sha256"], size=info["size"]))
-        done = {"validation_accuracy": summary["validation_accuracy"], "files": sorted(files)}
-        return finish("done", done, result=result)
+        return _store_results(sessions, store, job_id, attempt, work / "out", summary, finish)
     except Cancelled:
         if beat.lost.is_set() and not beat.cancelled.is_set():
             return None  # the server died or another worker took the job over: not ours to end
@@ -203,6 +189,68 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
     finally:
         beat.done.set()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _store_results(sessions, store, job_id: str, attempt: int, out: Path, summary: dict, finish) -> str:
+    """Result files into the jobs area of the blob store, their rows, and the job done."""
+    files = {}
+    for name, info in summary["files"].items():
+        store.put_file(info["sha256"], out / name)
+        files[name] = info
+    result = {
+        "validation_accuracy": summary["validation_accuracy"],
+        "images_per_second": summary["images_per_second"],
+        "checks": summary["checks"],
+        "files": files,
+        "app_model": {k: v for k, v in summary["app_model"].items() if k not in ("metrics", "split")},
+    }
+    with session_scope(sessions) as session:
+        job = session.get(Job, job_id)
+        if job.attempt == attempt and job.status == "running":
+            for name, info in files.items():
+                session.merge(JobFile(job_id=job_id, name=name, sha256=info["sha256"], size=info["size"]))
+    done = {"validation_accuracy": summary["validation_accuracy"], "files": sorted(files)}
+    return finish("done", done, result=result)
+
+
+def _run_text(settings: Settings, sessions, store, job_id, attempt, work: Path, options, config, checkpoint_sha, hooks):
+    """A text job: texts from the synced project or the uploaded CSV, the encoder fine-tuned, results
+    stored and the job done (the caller's handlers end it when it fails or is cancelled)."""
+    from ..training.text import train_text_and_write
+    from ..training.text_data import texts_from_csv, texts_from_project
+    from ..training.trainer import Cancelled
+
+    with session_scope(sessions) as session:
+        job = session.get(Job, job_id)
+        user_id, project_id, upload = job.user_id, job.project_id, job.upload_sha256
+    if upload:
+        examples = texts_from_csv(_download(store, upload, work / "upload.csv"), "the uploaded CSV")
+    else:
+        with session_scope(sessions) as session:
+            records = project_records(session, user_id, project_id)
+        examples = texts_from_project(records, make_store(settings).open)
+    state.record(sessions, job_id, attempt, "", {}, classes=examples.classes, epochs=config.epochs)
+    checkpoint = work / "checkpoint.pt"
+    if checkpoint_sha:
+        _download(store, checkpoint_sha, checkpoint)
+    summary, _ = train_text_and_write(
+        examples,
+        config,
+        work / "out",
+        max_length=options.get("max_length", 128),
+        checkpoint=checkpoint,
+        resume=bool(checkpoint_sha),
+        job=job_id,
+        **hooks,
+    )
+    if hooks["should_stop"]():
+        raise Cancelled()
+
+    def finish(status: str, data: dict, **fields) -> str:
+        state.finish(sessions, job_id, attempt, status, data, settings.retention_days, **fields)
+        return status
+
+    return _store_results(sessions, store, job_id, attempt, work / "out", summary, finish)
 
 
 def _internal_error(settings: Settings, sessions, job_id: str, attempt: int, what: str, exc: Exception) -> str:

