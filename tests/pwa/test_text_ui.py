@@ -18,7 +18,16 @@ from pathlib import Path
 import pytest
 
 from ..conftest import ROOT
-from .conftest import PAGE_HELPERS, SIZES, WAIT_FOR_SERVICE_WORKER, open_tab, wait_screen, write_precache
+from .conftest import (
+    PAGE_HELPERS,
+    SCREENSHOTS,
+    SIZES,
+    WAIT_FOR_SERVICE_WORKER,
+    axe_violations,
+    open_tab,
+    wait_screen,
+    write_precache,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -119,6 +128,28 @@ def item(page, text: str):
     return page.locator(".text-item", has=page.locator(".text", has_text=text)).first
 
 
+def check_screen(page, name: str) -> None:
+    """No serious or critical axe violation in light or dark, nothing wider than a 360 px phone; a
+    screenshot of each size (test-results/screenshots/text-<name>-<size>.png)."""
+    problems = {}
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for size, viewport in SIZES.items():
+        page.set_viewport_size(viewport)
+        page.screenshot(
+            path=str(SCREENSHOTS / f"text-{name}-{viewport['width']}x{viewport['height']}.png"), full_page=True
+        )
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        if overflow > 0:
+            problems[f"{size}: wider than the screen by"] = overflow
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            if violations := axe_violations(page):
+                problems[f"{size} {scheme}"] = violations
+        page.emulate_media(color_scheme="light")
+    page.set_viewport_size(SIZES["desktop"])
+    assert problems == {}, (name, problems)
+
+
 def test_text_data_screen_import_type_edit_relabel_delete_and_csv(text_ui, tmp_path):
     page = text_ui
     create_text_project(page, "Spam or not")
@@ -143,6 +174,7 @@ def test_text_data_screen_import_type_edit_relabel_delete_and_csv(text_ui, tmp_p
         "#csv-classes tbody tr", "rows => rows.map((r) => [r.cells[0].textContent, r.cells[1].textContent])"
     )
     assert sorted(classes) == [["ham", "12"], ["spam", "12"]]
+    check_screen(page, "data-preview")
     page.click("#csv-import")
     page.wait_for_selector("#csv-result:has-text('Imported 24 texts')")
     wait_count(page, "ham", 12)
@@ -188,6 +220,7 @@ def test_text_data_screen_import_type_edit_relabel_delete_and_csv(text_ui, tmp_p
     wait_count(page, "spam", 13)
     page.locator(".toast").get_by_role("button", name="Undo").click()
     wait_count(page, "spam", 15)
+    check_screen(page, "data")
 
     # the dataset as CSV: every text with its class
     with page.expect_download(timeout=60_000) as download:
@@ -212,6 +245,7 @@ def test_text_data_screen_import_type_edit_relabel_delete_and_csv(text_ui, tmp_p
     card = page.locator(".project-card", has_text="Spam or not")
     assert card.locator(".kind-badge").inner_text() == "Text"
     assert "2 classes · 26 texts" in card.inner_text()
+    check_screen(page, "projects")
 
 
 TEXT_SETUP = """async ([ham, spam]) => {
@@ -279,6 +313,7 @@ def test_text_project_trains_predicts_corrects_evaluates_exports_and_works_offli
         assert page.locator("#train-chart canvas").count() == 1
         assert "held-out text" in page.inner_text("#model-origin")
         assert re.fullmatch(r"\d+\.\d%", page.inner_text("#macro-f1"))
+        check_screen(page, "train")
 
         # predict a typed text; image-only modes are not offered
         open_tab(page, "Predict")
@@ -304,6 +339,7 @@ def test_text_project_trains_predicts_corrects_evaluates_exports_and_works_offli
             [project_id, query],
         )
         assert corrected == ["correction"]
+        check_screen(page, "predict")
 
         # evaluate: a cell of the confusion matrix lists its texts
         open_tab(page, "Evaluate")
@@ -330,6 +366,7 @@ def test_text_project_trains_predicts_corrects_evaluates_exports_and_works_offli
             shown = page.eval_on_selector_all("#cell-images .cell-text", "items => items.map((i) => i.textContent)")
             assert sorted(shown) == sorted(cells[key]), key
             assert page.locator("#cell-images img").count() == 0  # texts, not thumbnails
+        check_screen(page, "evaluate")
 
         # export: ONNX + tokenizer.json, and the snippet on the page reproduces the browser's probabilities
         open_tab(page, "Export")
@@ -340,6 +377,7 @@ def test_text_project_trains_predicts_corrects_evaluates_exports_and_works_offli
                 page.click(button)
             download.value.save_as(folder / download.value.suggested_filename)
         assert sorted(p.name for p in folder.iterdir()) == ["SMS.onnx", "tokenizer.json"]
+        check_screen(page, "export")
         code = page.inner_text("#onnx-snippet")
         assert "SMS.onnx" in code and "tokenizer.json" in code
         queries = [query, "WINNER! Claim your free prize now", "see you at home later", "ok"]

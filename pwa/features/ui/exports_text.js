@@ -6,11 +6,14 @@ import { append, busy, codeBlock, download, filePicker, fileStem, h, plural, pro
 import { artifactsChangedNotice, projectManifest } from './train.js';
 
 const py = (value) => JSON.stringify(value);
+// Texts per encoder run in the app (workers/embed.js EMBED_TEXT's default batchSize).
+const EMBED_BATCH = 32;
 
 /**
  * Python that classifies texts with the exported ONNX file and tokenizer.json exactly as the app does:
- * truncation at the encoder's max_length, padding with pad_id to the longest text of each batch.
- * `text` is the manifest's text section.
+ * truncation at the encoder's max_length (keeping [SEP]), the texts sorted by token count (longest
+ * first) in batches of EMBED_BATCH, each padded with pad_id to its longest text. The batching matters
+ * for a quantised encoder, whose activations are scaled per batch. `text` is the manifest's text section.
  */
 export function textSnippet(onnxFile, tokenizerFile, text) {
   return `# pip install onnxruntime tokenizers numpy
@@ -24,21 +27,27 @@ from tokenizers import Tokenizer
 session = ort.InferenceSession(${py(onnxFile)})
 classes = json.loads(session.get_modelmeta().custom_metadata_map["class_names"])
 tokenizer = Tokenizer.from_file(${py(tokenizerFile)})
-# as the app: cut at ${text.max_length} tokens (keeping [SEP]), pad to the longest text of each batch
-tokenizer.enable_truncation(max_length=${text.max_length})
-tokenizer.enable_padding(pad_id=${text.pad_id}, pad_token=tokenizer.id_to_token(${text.pad_id}))
+tokenizer.enable_truncation(max_length=${text.max_length})  # keeps [CLS] and [SEP]
+tokenizer.no_padding()
+PAD_ID = ${text.pad_id}
 
 
-def probabilities(texts, batch_size=32):
-    out = []
-    for start in range(0, len(texts), batch_size):
-        encodings = tokenizer.encode_batch(texts[start : start + batch_size])
-        feed = {
-            "input_ids": np.array([e.ids for e in encodings], np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], np.int64),
-        }
-        out.append(session.run(["probabilities"], feed)[0])
-    return np.concatenate(out)
+def probabilities(texts, batch_size=${EMBED_BATCH}):
+    """As the app: longest texts first, in batches of ${EMBED_BATCH}, each padded to its longest text."""
+    ids = [encoding.ids for encoding in tokenizer.encode_batch(texts)]
+    order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
+    out = np.zeros((len(texts), len(classes)), np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        longest = max(len(ids[i]) for i in rows)
+        input_ids = np.full((len(rows), longest), PAD_ID, np.int64)
+        attention_mask = np.zeros((len(rows), longest), np.int64)
+        for k, i in enumerate(rows):
+            input_ids[k, : len(ids[i])] = ids[i]
+            attention_mask[k, : len(ids[i])] = 1
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        out[rows] = session.run(["probabilities"], feed)[0]
+    return out
 
 
 texts = sys.argv[1:] or ["Congratulations! You have won a prize. Call now to claim it."]

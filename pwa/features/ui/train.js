@@ -103,7 +103,7 @@ function optionsForm(defaults, manifest, text = false) {
     h('summary', {}, 'Advanced settings'),
     h('div', { class: 'grid-form' },
       h('fieldset', { class: 'modes' }, h('legend', {}, 'What to train'),
-        mode('head', 'Classifier only (fast)', 'Trains the last layer on the backbone\'s features.'),
+        mode('head', 'Classifier only (fast)', text ? 'Trains a classifier on the sentence encoder\'s features.' : 'Trains the last layer on the backbone\'s features.'),
         mode('last_block', 'Classifier + last block (slower)', canLastBlock
           ? 'Also fine-tunes the backbone\'s last block: can be more accurate on unusual images.'
           : text ? 'Not available for texts: the classifier trains on the sentence encoder\'s features.'
