@@ -54,19 +54,31 @@ def export_text_artifacts(network: TextClassifier, folder: Path, out: Path, seed
     manifest["weights"]["origin"] = (
         f"fine-tuned by Tejas{f' server job {job}' if job else ''} from {manifest['weights']['origin']}"
     )
+    _float_encoder_only(manifest, out)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def _text_metadata(manifest: dict) -> dict:
-    text = manifest["text"]
-    return {
-        "tokenizer": "tokenizer.json",
-        "max_length": text["max_length"],
-        "padding": text["padding"],
-        "pad_id": text["pad_id"],
-        "token_type_ids": text.get("token_type_ids", "zeros"),
-    }
+def _float_encoder_only(manifest: dict, out: Path) -> None:
+    """The app embeds with the float32 encoder of a fine-tuned set: the very model the job checked, so the
+    app's predictions are model.onnx's (a quantised variant the exporter adds is dropped, unmeasured for
+    fine-tuned weights)."""
+    from tejas_export.text import ENCODER_FILE
+
+    for key, model in list(manifest["models"].items()):
+        if key != "encoder":
+            (out / model["file"]).unlink(missing_ok=True)
+            manifest["files"].pop(model["file"], None)
+            manifest["models"].pop(key)
+            manifest.get("checks", {}).pop(key, None)
+    manifest["text"]["encoder"] = ENCODER_FILE
+
+
+def _text_metadata(artifacts: Path, manifest: dict) -> dict:
+    """tejas_text as the app's own text exports write it (the core's text_metadata)."""
+    from tejas.model_export import text_metadata
+
+    return text_metadata(artifacts, manifest)
 
 
 def write_text_onnx(artifacts: Path, manifest: dict, weight, bias, classes: list[str], dest: Path) -> dict:
@@ -81,9 +93,10 @@ def write_text_onnx(artifacts: Path, manifest: dict, weight, bias, classes: list
         "tejas_architecture": manifest["architecture"],
         "tejas_num_classes": str(k),
         "tejas_feature_size": str(features),
+        "tejas_modality": "text",
+        "tejas_text": json.dumps(_text_metadata(artifacts, manifest), sort_keys=True, ensure_ascii=False),
         "tejas_manifest_sha256": sha256_file(artifacts / "manifest.json"),
         "tejas_trained": "full",
-        "tejas_text": json.dumps(_text_metadata(manifest), sort_keys=True),
     }
     chunks = classifier_onnx_chunks(
         encoder, float32_tensor(_floats(weight), (k, features)), float32_tensor(_floats(bias), (k,)), metadata
@@ -93,7 +106,7 @@ def write_text_onnx(artifacts: Path, manifest: dict, weight, bias, classes: list
     return metadata
 
 
-def write_text_pt(network: TextClassifier, manifest: dict, classes: list[str], dest: Path) -> None:
+def write_text_pt(network: TextClassifier, artifacts: Path, manifest: dict, classes: list[str], dest: Path) -> None:
     """model.pt, loadable with torch.load(weights_only=True): docs/jobs.md shows how to run it."""
     weight, bias = _head(network)
     state = {f"bert.{k}": v.detach().clone() for k, v in network.encoder.bert.state_dict().items()}
@@ -105,7 +118,7 @@ def write_text_pt(network: TextClassifier, manifest: dict, classes: list[str], d
             "bert_config": network.encoder.bert.config.to_json_string(),
             "state_dict": state,
             "class_names": list(classes),
-            "text": _text_metadata(manifest),
+            "text": _text_metadata(artifacts, manifest),
             "pooling": "mean, then L2 normalisation; padding (attention_mask 0) excluded",
         },
         dest,
@@ -176,7 +189,7 @@ def write_text_results(
     weight, bias = _head(network)
     progress("writing model.onnx and model.pt")
     write_text_onnx(artifacts, manifest, weight, bias, classes, out / "model.onnx")
-    write_text_pt(network, manifest, classes, out / "model.pt")
+    write_text_pt(network, artifacts, manifest, classes, out / "model.pt")
     progress("checking model.onnx and model.pt against PyTorch")
     examples = (result.validation or result.train)[:CHECK_TEXTS]
     checks = check_text_model(

