@@ -103,7 +103,7 @@ export async function render(view, { project }) {
       return;
     }
     const importButton = h('button', { type: 'button', class: 'primary', id: 'csv-import', disabled: !read.rows.length },
-      `Import ${plural(read.rows.length, 'text')}`);
+      `Import ${count(read.rows.length, 'row')}`);
     const result = h('div', { id: 'csv-result', role: 'status' });
     importButton.addEventListener('click', () => busy(importButton, 'Importing…', async () => {
       try {
@@ -224,11 +224,14 @@ const delimiterName = (d) => ({ ',': 'comma (,)', ';': 'semicolon (;)', '\t': 't
 function importReport(result, name) {
   const added = result.added?.length ?? result.added;
   return h('div', { class: 'stack' },
-    h('p', { class: 'ok' }, `Imported ${plural(added, 'text')} from ${name}.`),
+    h('p', { class: 'ok' }, `Imported ${count(added, 'text')} from ${name}.`),
     result.skipped?.length ? h('details', { id: 'csv-import-skipped' }, h('summary', {}, `${plural(result.skipped.length, 'row')} skipped`),
       h('ul', { class: 'error-list' }, result.skipped.slice(0, LISTED_SKIPS).map((s) => h('li', {}, `${skipWhere(s)}: ${s.reason}`)))) : null,
     result.notes?.length ? h('ul', { class: 'notes' }, result.notes.map((note) => h('li', {}, note))) : null);
 }
+
+/** plural() with thousands separated: 4,534 texts. */
+const count = (n, word) => `${n.toLocaleString('en')} ${n === 1 ? word : `${word}s`}`;
 
 const skipWhere = (s) => (s.row ? `${s.name ? `${s.name}, ` : ''}row ${s.row}` : s.name);
 
