@@ -3,8 +3,8 @@
 // and installs a new version beside the old one, which keeps serving until the new one takes over on
 // reload. Files whose content did not change are copied from the old cache instead of downloaded
 // again; every downloaded file is checked against its sha256, so a version never mixes in a file of
-// another version.
-import { FILES, VERSION } from './precache.js';
+// another version. The text model (ON_DEMAND) joins the same cache the first time the app fetches it.
+import { FILES, ON_DEMAND, VERSION } from './precache.js';
 
 const CACHE = `tejas-${VERSION}`;
 // Artifact sets a server job made (features/jobs/artifacts.js stores them): not versioned with the app,
@@ -13,6 +13,9 @@ const SERVER_ARTIFACTS_CACHE = 'server-artifacts';
 const scope = new URL(self.registration.scope);
 const urlOf = (file) => new URL(file, scope).href;
 const PRECACHED = new Set(Object.keys(FILES).map(urlOf));
+const ON_DEMAND_FILE = new Map(Object.keys(ON_DEMAND).map((file) => [urlOf(file), file]));
+// Every file of this version by name, with its sha256: the precached ones and those kept on first use.
+const ALL_FILES = { ...FILES, ...ON_DEMAND };
 // Each cache records the hashes of what it holds, so the next version knows what it can reuse.
 const INDEX = urlOf('__tejas_precache__.json');
 
@@ -32,7 +35,7 @@ async function reusable() {
     const index = await old.match(INDEX);
     if (!index) continue;
     const hashes = await index.json();
-    for (const [file, hash] of Object.entries(FILES)) {
+    for (const [file, hash] of Object.entries(ALL_FILES)) {
       if (found.has(file) || hashes[file] !== hash) continue;
       const response = await old.match(urlOf(file));
       if (response) found.set(file, response);
@@ -47,7 +50,7 @@ async function download(file) {
   if (!response.ok) throw new Error(`${file}: HTTP ${response.status}`);
   const body = await response.arrayBuffer();
   const hash = await sha256Hex(body);
-  if (hash !== FILES[file]) throw new Error(`${file}: content changed since this version was built (sha256 ${hash.slice(0, 12)}…)`);
+  if (hash !== ALL_FILES[file]) throw new Error(`${file}: content changed since this version was built (sha256 ${hash.slice(0, 12)}…)`);
   return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
 }
 
@@ -59,8 +62,10 @@ self.addEventListener('install', (event) => {
       await Promise.all(Object.keys(FILES).map(async (file) => {
         await cache.put(urlOf(file), old.get(file) ?? await download(file));
       }));
+      // text model files an older version kept come along; the others wait for their first use
+      await Promise.all(Object.keys(ON_DEMAND).filter((file) => old.has(file)).map((file) => cache.put(urlOf(file), old.get(file))));
       // Written last: a cache without its index is never taken for a complete one.
-      await cache.put(INDEX, new Response(JSON.stringify(FILES), { headers: { 'Content-Type': 'application/json' } }));
+      await cache.put(INDEX, new Response(JSON.stringify(ALL_FILES), { headers: { 'Content-Type': 'application/json' } }));
     } catch (error) {
       await caches.delete(CACHE);  // a failed install leaves nothing behind; the running version carries on
       throw error;
@@ -99,9 +104,35 @@ self.addEventListener('fetch', (event) => {
     })());
     return;
   }
+  if (ON_DEMAND_FILE.has(key)) {
+    event.respondWith(keptOnFirstUse(key));
+    return;
+  }
   if (!PRECACHED.has(key)) return;  // not ours: the network as usual
   event.respondWith((async () => {
     const cache = await caches.open(CACHE);
     return (await cache.match(key)) ?? fetch(event.request);
   })());
 });
+
+const downloading = new Map();
+/** An ON_DEMAND file from the cache, or downloaded (once, however many ask), checked and kept there. */
+async function keptOnFirstUse(key) {
+  const cache = await caches.open(CACHE);
+  const hit = await cache.match(key);
+  if (hit) return hit;
+  if (!downloading.has(key)) {
+    downloading.set(key, (async () => {
+      const response = await download(ON_DEMAND_FILE.get(key));
+      await cache.put(key, response.clone());
+      return response;
+    })().finally(() => downloading.delete(key)));
+  }
+  try {
+    return (await downloading.get(key)).clone();
+  } catch (error) {
+    // offline before the first use, or the server has another version's file: say which and why
+    return new Response(`${ON_DEMAND_FILE.get(key)} is not on this device yet and cannot be downloaded now: ${error.message}`,
+      { status: 503, headers: { 'Content-Type': 'text/plain' } });
+  }
+}

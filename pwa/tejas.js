@@ -12,11 +12,13 @@ import { forEachImage } from './features/predict/sources.js';
 import { predictionsCsv, predictionsJson } from './features/predict/report.js';
 import {
   CORRECTION, KEEP_PREVIOUS_MODELS, currentModel, listModels, loadManifest, modelStatus as engineModelStatus, predictImage,
-  saveImportedModels, trainProject, usableModel,
+  predictText as predictTextWith, predictTexts as predictTextsWith, saveImportedModels, trainProject, usableModel,
 } from './features/train/engine.js';
+import * as texts from './features/dataset/texts.js';
+import { addTextRows, datasetCsv, readTextCsv as readTextCsvWith } from './features/text/csv.js';
 
 export {
-  addClass, addCorrection, addSamples, createProject, deleteClass, deleteProject, deleteSamples, getImage, getProject,
+  addClass, addCorrection, addSamples, deleteClass, deleteProject, deleteSamples, getImage, getProject,
   getThumbnail, listChanges, listClasses, listProjects, listSamples, moveSamples, projectStorage, renameClass,
   renameProject, restoreSamples,
 } from './features/dataset/projects.js';
@@ -26,15 +28,49 @@ export {
 } from './features/sync/client.js';
 
 export const DEFAULT_ARTIFACTS = new URL('artifacts/default/', import.meta.url).href;
+/** The text encoder, tokenizer and head-training files of text projects. */
+export const DEFAULT_TEXT_ARTIFACTS = new URL('artifacts/text/', import.meta.url).href;
+export { addTextCorrection, addTexts, editText, getText, listTexts, MAX_TEXT_CHARACTERS } from './features/dataset/texts.js';
 
 /**
  * The artifacts a project's model work uses when the caller names none: those of its current model —
- * the default set, or (a model trained on the server with a fine-tuned backbone) that job's set, kept
- * offline and downloaded on first use. Rejects with what to do when they cannot be had.
+ * the default set of its kind (images or texts), or (a model trained on the server with a fine-tuned
+ * backbone) that job's set, kept offline and downloaded on first use. Rejects with what to do when
+ * they cannot be had.
  */
 export async function projectArtifacts(projectId, artifacts = undefined) {
   if (artifacts) return artifacts;
-  return modelArtifacts(await currentModel(projectId), DEFAULT_ARTIFACTS);
+  const kind = projects.projectKind(await projects.getProject(projectId));
+  return modelArtifacts(await currentModel(projectId), kind === 'text' ? DEFAULT_TEXT_ARTIFACTS : DEFAULT_ARTIFACTS);
+}
+
+/** A new project: {kind: 'image' (default) | 'text'}. A text project makes the text model available offline. */
+export async function createProject(name, { kind = 'image' } = {}) {
+  const project = await projects.createProject(name, { kind });
+  if (kind === 'text') keepTextArtifactsOffline();
+  return project;
+}
+
+let textArtifactsOffline = null;
+/**
+ * Fetch the text artifacts the app loads (manifest, encoder, tokenizer, head training files) once per
+ * page, in the background: the service worker keeps each in its cache on first fetch, so a text project
+ * works offline once it was opened online. Resolves true when all were fetched.
+ */
+export function keepTextArtifactsOffline(artifacts = DEFAULT_TEXT_ARTIFACTS) {
+  if (!globalThis.navigator?.serviceWorker?.controller) return Promise.resolve(false);  // no cache to fill
+  textArtifactsOffline ??= (async () => {
+    const manifest = await loadManifest(artifacts);
+    const head = manifest.training?.head ?? {};
+    const files = [manifest.text.encoder, manifest.text.tokenizer, ...Object.values(head.models ?? {}).map((m) => m.file),
+      head.checkpoint].filter(Boolean);
+    const responses = await Promise.all(files.map((file) => fetch(new URL(file, artifacts)).then((r) => r.arrayBuffer().then(() => r.ok))));
+    return responses.every(Boolean);
+  })().catch(() => {
+    textArtifactsOffline = null;  // offline now: try again on the next use
+    return false;
+  });
+  return textArtifactsOffline;
 }
 
 /** The artifacts' manifest.json (fetched once per page); rejects with the file and the fix when missing. */
@@ -61,6 +97,23 @@ function worker(name, instance = '') {
  */
 export function embedImages(images, { artifacts = DEFAULT_ARTIFACTS, onProgress, signal, ...options } = {}) {
   return callWorker(worker('embed'), MESSAGE.EMBED, { artifacts, images, ...options }, { onProgress, signal });
+}
+
+/**
+ * Sentence features of texts with the text encoder (manifest.text.encoder of `artifacts`), in a worker:
+ * tokenized like Python `tokenizers`, batched by token length (little padding), rows in input order.
+ * @param {string[]} texts
+ * @param {{artifacts?: string, batchSize?: number, threads?: number, sortByLength?: boolean,
+ *          onProgress?: (p: {done: number, total: number}) => void, signal?: AbortSignal}} options
+ * @returns {Promise<{featureSize: number, features: Float32Array, seconds: number, inferenceSeconds: number,
+ *          threads: number, provider: string, tokens: number, paddedTokens: number}>}
+ */
+export function embedTexts(textList, { artifacts = DEFAULT_TEXT_ARTIFACTS, onProgress, signal, ...options } = {}) {
+  if (!Array.isArray(textList) || textList.some((t) => typeof t !== 'string')) {
+    return Promise.reject(new TypeError('embedTexts(texts): texts must be an array of strings'));
+  }
+  if (artifacts === DEFAULT_TEXT_ARTIFACTS) keepTextArtifactsOffline();
+  return callWorker(worker('embed'), MESSAGE.EMBED_TEXT, { artifacts, texts: textList, ...options }, { onProgress, signal });
 }
 
 /**
@@ -130,11 +183,35 @@ export function headProbabilities(parameters, layout, features, featureSize, num
 export async function train(projectId, { artifacts, ...options } = {}) {
   // a project whose model was trained on the server with its own backbone keeps training its head on that backbone
   artifacts = await projectArtifacts(projectId, artifacts);
-  return trainProject(projectId, { artifacts, ...options }, { embedImages, trainHead, headProbabilities, runBlock });
+  return trainProject(projectId, { artifacts, ...options }, { embedImages, embedTexts, trainHead, headProbabilities, runBlock });
+}
+
+async function projectOfKind(projectId, kind, instead) {
+  const project = await projects.getProject(projectId);
+  if (projects.projectKind(project) !== kind) throw new Error(`"${project.name}" is not ${kind === 'text' ? 'a text' : 'an image'} project; ${instead}.`);
+  return project;
+}
+
+/** Top-k [{classId, name, probability}] for a text with the text project's current model. */
+export async function predictText(projectId, text, { artifacts, topK = 3 } = {}) {
+  await projectOfKind(projectId, 'text', 'use predict() for images');
+  artifacts = await projectArtifacts(projectId, artifacts);
+  return predictTextWith(projectId, text, { artifacts, topK, embedTexts, headProbabilities });
+}
+
+/**
+ * Class probabilities of many texts with the text project's current model.
+ * @returns {Promise<{classes: string[], classIds: string[], probabilities: Float32Array}>} [texts.length × classes]
+ */
+export async function predictTexts(projectId, textList, { artifacts, onProgress, signal } = {}) {
+  await projectOfKind(projectId, 'text', 'use predictMany() for images');
+  artifacts = await projectArtifacts(projectId, artifacts);
+  return predictTextsWith(projectId, textList, { artifacts, onProgress, signal, embedTexts, headProbabilities });
 }
 
 /** Top-k [{classId, name, probability}] for an image Blob with the project's current model. */
 export async function predict(projectId, image, { artifacts, topK = 3 } = {}) {
+  await projectOfKind(projectId, 'image', 'use predictText() for texts');
   artifacts = await projectArtifacts(projectId, artifacts);
   return predictImage(projectId, image, { artifacts, topK, embedImages, headProbabilities, runBlock });
 }
@@ -222,15 +299,18 @@ export async function exportProject(projectId) {
   const project = await projects.getProject(projectId);
   const classes = await projects.listClasses(projectId);
   const models = await listModels(projectId);
-  const dataset = new Uint8Array(await (await exportDatasetZip(projectId)).arrayBuffer());
+  const kind = projects.projectKind(project);
   const description = {
-    format: PROJECT_FORMAT, version: 1, name: project.name, created: project.created,
+    format: PROJECT_FORMAT, version: 1, name: project.name, created: project.created, kind,
     classes: classes.map((c) => c.name), currentModel: project.modelId ?? null,
     models: models.map(({ parameters, ...model }) => ({ ...model, parametersFile: `models/${model.id}.f32` })),
   };
+  const dataset = kind === 'text'
+    ? await textProjectEntries(projectId, classes)
+    : [{ name: 'dataset.zip', bytes: new Uint8Array(await (await exportDatasetZip(projectId)).arrayBuffer()) }];
   const entries = [
     { name: 'tejas-project.json', bytes: new TextEncoder().encode(JSON.stringify(description)) },
-    { name: 'dataset.zip', bytes: dataset },
+    ...dataset,
     ...models.map((m) => ({ name: `models/${m.id}.f32`, bytes: new Uint8Array(m.parameters.buffer.slice(0)) })),
   ];
   const bytes = await callWorker(worker('python'), MESSAGE.WRITE_ZIP, { entries });
@@ -248,8 +328,11 @@ export async function importProject(file) {
   if (description.format !== PROJECT_FORMAT || description.version !== 1) {
     throw new Error(`${label}: a project file of an unknown format or newer version`);
   }
-  const files = await read(['dataset.zip', ...description.models.map((m) => m.parametersFile)]);
-  const imported = await importDatasetZip(new File([files['dataset.zip']], 'dataset.zip'), { name: description.name });
+  const text = description.kind === 'text';
+  const files = await read([text ? TEXTS_FILE : 'dataset.zip', ...description.models.map((m) => m.parametersFile)]);
+  const imported = text
+    ? await importTextEntries(files[TEXTS_FILE], description, label)
+    : await importDatasetZip(new File([files['dataset.zip']], 'dataset.zip'), { name: description.name });
   const projectId = imported.project.id;
   const classIds = new Map((await projects.listClasses(projectId)).map((c) => [c.name, c.id]));
   const ids = new Map();
@@ -264,6 +347,37 @@ export async function importProject(file) {
   });
   await saveImportedModels(projectId, models, ids.get(description.currentModel) ?? null);
   return { project: await projects.getProject(projectId), models: models.length, skipped: imported.skipped };
+}
+
+// A text project file holds dataset.csv (the dataset as exportDatasetCsv writes it, for people and other
+// tools) and texts.json, the exact texts with their classes and sources, which importProject reads
+// (a CSV's formula neutralising changes texts that begin with = + - @, and with them their ids).
+const TEXTS_FILE = 'texts.json';
+
+async function textProjectEntries(projectId, classes) {
+  const names = new Map(classes.map((c) => [c.id, c.name]));
+  const samples = await texts.listTexts(projectId);
+  const exact = samples.map((s) => ({ text: s.text, label: names.get(s.classId), source: s.source, added: s.added }));
+  return [
+    { name: 'dataset.csv', bytes: await datasetCsv(callPython, projectId) },
+    { name: TEXTS_FILE, bytes: new TextEncoder().encode(JSON.stringify(exact)) },
+  ];
+}
+
+async function importTextEntries(bytes, description, label) {
+  if (!bytes) throw new Error(`${label}: a text project file without ${TEXTS_FILE}`);
+  const samples = JSON.parse(new TextDecoder().decode(bytes));
+  const project = await createProject(description.name, { kind: 'text' });
+  const skipped = [];
+  for (const name of description.classes) {
+    const cls = await projects.addClass(project.id, name);
+    const members = samples.filter((s) => s.label === name);
+    const result = await texts.addTexts(project.id, cls.id, members.map((s) => s.text), {
+      metadata: members.map((s) => ({ source: s.source, added: s.added })),
+    });
+    skipped.push(...result.skipped.map((s) => ({ name: `${name}/${s.name}`, reason: s.reason })));
+  }
+  return { project, skipped };
 }
 
 async function modelExport(message, projectId, artifacts) {
@@ -285,8 +399,72 @@ export async function exportPytorch(projectId, { artifacts } = {}) {
   return new Blob([await modelExport(MESSAGE.EXPORT_PT, projectId, artifacts)], { type: 'application/octet-stream' });
 }
 
+/** The text project's model's tokenizer.json (beside an exported text ONNX file, for Python `tokenizers`). */
+export async function exportTokenizer(projectId, { artifacts } = {}) {
+  await projectOfKind(projectId, 'text', 'image models need no tokenizer');
+  artifacts = await projectArtifacts(projectId, artifacts);
+  const manifest = await loadManifest(artifacts);
+  const response = await fetch(new URL(manifest.text.tokenizer, artifacts));
+  if (!response.ok) throw new Error(`${manifest.text.tokenizer}: HTTP ${response.status}; the text model files are missing`);
+  return new Blob([await response.arrayBuffer()], { type: 'application/json' });
+}
+
+/** The text project's texts as CSV (header `text,label`, RFC 4180, formula cells neutralised). */
+export async function exportDatasetCsv(projectId) {
+  await projectOfKind(projectId, 'text', 'export its images with exportDatasetZip()');
+  return new Blob([await datasetCsv(callPython, projectId)], { type: 'text/csv' });
+}
+
+/**
+ * A CSV (layout 'csv') or a plain text file of one sample per line (layout 'lines') read by the core:
+ * {rows: [{text, label, row}], skipped: [{row, reason}], notes, encoding, delimiter, header, classes}.
+ */
+export const readTextCsv = (file, options) => readTextCsvWith(callPython, file, options);
+
+const fileLabel = (file) => file.name || 'texts.csv';
+const readSkips = (read, file) => read.skipped.map((s) => ({ row: s.row, name: fileLabel(file), reason: s.reason }));
+
+/**
+ * A new text project from a CSV: a class per label. @returns {Promise<{project, added: number,
+ * skipped: [{row, name, reason}], notes: string[]}>}; a file refused whole rejects and stores nothing.
+ */
+export async function importTextCsv(file, { name } = {}) {
+  const read = await readTextCsv(file);
+  if (!read.rows.length) throw new Error(`${fileLabel(file)}: no usable rows${read.skipped.length ? ` (${read.skipped[0].reason})` : ''}`);
+  const project = await createProject(name || fileLabel(file).replace(/\.(csv|tsv|txt)$/i, ''), { kind: 'text' });
+  const result = await addTextRows(project.id, read.rows, { fileName: fileLabel(file) });
+  return { project, added: result.added, skipped: [...readSkips(read, file), ...result.skipped], notes: read.notes };
+}
+
+/** A CSV's rows added to an existing text project, each into the class of its label (made when missing). */
+export async function addTextCsv(projectId, file) {
+  await projectOfKind(projectId, 'text', 'add images with addSamples()');
+  const read = await readTextCsv(file);
+  const result = await addTextRows(projectId, read.rows, { fileName: fileLabel(file) });
+  return { added: result.added, skipped: [...readSkips(read, file), ...result.skipped], notes: read.notes };
+}
+
+/**
+ * "One file per class": each file's name without its extension is the class, each non-empty line a sample.
+ * @returns {Promise<{added: number, skipped: [{row, name, reason}], notes: string[]}>}
+ */
+export async function addTextFiles(projectId, files) {
+  await projectOfKind(projectId, 'text', 'add images with addSamples()');
+  const out = { added: 0, skipped: [], notes: [] };
+  for (const file of files) {
+    const label = fileLabel(file).replace(/\.[^.]*$/, '');
+    const read = await readTextCsv(file, { layout: 'lines' });
+    const result = await addTextRows(projectId, read.rows.map((r) => ({ ...r, label })), { fileName: fileLabel(file) });
+    out.added += result.added;
+    out.skipped.push(...readSkips(read, file), ...result.skipped);
+    out.notes.push(...read.notes.map((note) => `${fileLabel(file)}: ${note}`));
+  }
+  return out;
+}
+
 /** The project's images as an ImageFolder zip with a tejas.json sidecar (class order, metadata). */
 export async function exportDatasetZip(projectId) {
+  await projectOfKind(projectId, 'image', 'export its texts with exportDatasetCsv()');
   const classes = await projects.listClasses(projectId);
   const names = new Map(classes.map((c) => [c.id, c.name]));
   const samples = await projects.listSamples(projectId);
@@ -345,6 +523,8 @@ if (typeof window !== 'undefined') {
     ...projects, embedImages, trainHead, headProbabilities, headOf, runBlock, validateClassName, requestPersistence, storageStatus,
     train, predict, predictMany, addPredictionsToClass, predictionsCsv, predictionsJson, evaluate, currentModel, listModels, modelStatus, KEEP_PREVIOUS_MODELS, exportOnnx, exportPytorch, exportDatasetZip,
     importDatasetZip, addDatasetZip, exportProject, importProject, manifest, ...sync,
-    DEFAULT_ARTIFACTS, projectArtifacts,
+    DEFAULT_ARTIFACTS, projectArtifacts, createProject,
+    DEFAULT_TEXT_ARTIFACTS, ...texts, embedTexts, predictText, predictTexts, readTextCsv, importTextCsv, addTextCsv,
+    addTextFiles, exportDatasetCsv, exportTokenizer, keepTextArtifactsOffline,
   };
 }

@@ -6,6 +6,7 @@ import { MESSAGE, serveRequests } from '../protocol.js';
 import { fetchManifest, numel, outputSize, parameterViews, wasmThreads } from '../features/artifacts.js';
 import { augment } from '../features/embed/augment.js';
 import { preprocess, rgbaToRgb } from '../features/embed/preprocess.js';
+import { loadTokenizer } from '../features/text/tokenize.js';
 
 const VENDOR = new URL('../vendor/ort/', import.meta.url);
 // Sessions by model name ('backbone', 'backbone_trunk', 'last_block') for one (artifacts, threads, provider).
@@ -35,19 +36,49 @@ async function load(artifacts, { threads, provider: wanted = 'auto', model = 'ba
       ort.env.wasm.wasmPaths = VENDOR.href;
       ort.env.wasm.numThreads = wasmThreads(threads);
       const { base, manifest } = await fetchManifest(artifacts);
-      if (!manifest.models[model]) throw new Error(`these artifacts have no ${model} model; re-export with --train last-block`);
+      if (!manifest.models[model]) {
+        throw new Error(model === 'encoder'
+          ? 'these artifacts have no text encoder; use the text artifacts (tejas export --modality text)'
+          : `these artifacts have no ${model} model; re-export with --train last-block`);
+      }
+      // a text set names the encoder file the app loads (a quantised variant may be the default)
+      const file = model === 'encoder' ? manifest.text.encoder : manifest.models[model].file;
       // The last block gets its tensors as inputs, which the WebGPU path would copy on every run.
       const provider = model === 'last_block' ? 'wasm' : await chooseProvider(ort, wanted);
-      const session = await ort.InferenceSession.create(new URL(manifest.models[model].file, base).href, {
+      const url = new URL(file, base).href;
+      let source = url;
+      let perBatchScales = false;
+      if (model === 'encoder') {
+        source = await fetchModel(url);
+        perBatchScales = containsAscii(source, 'DynamicQuantizeLinear');
+      }
+      const session = await ort.InferenceSession.create(source, {
         executionProviders: [provider],
         graphOptimizationLevel: 'all',
       });
-      return { ort, session, manifest, provider };
+      return { ort, session, manifest, provider, perBatchScales };
     })();
     sessions.byModel.set(model, entry);
     entry.catch(() => sessions.byModel.delete(model));
   }
   return sessions.byModel.get(model);
+}
+
+async function fetchModel(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${new URL(url).pathname}: HTTP ${response.status}; is the text model installed?`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** Whether `bytes` hold the ASCII string `text` (an operator type in an ONNX file). */
+function containsAscii(bytes, text) {
+  const pattern = new TextEncoder().encode(text);
+  for (let i = bytes.indexOf(pattern[0]); i !== -1 && i <= bytes.length - pattern.length; i = bytes.indexOf(pattern[0], i + 1)) {
+    let j = 1;
+    while (j < pattern.length && bytes[i + j] === pattern[j]) j++;
+    if (j === pattern.length) return true;
+  }
+  return false;
 }
 
 /** A small JPEG of a decoded image, fitting in size × size (for lists of many predictions). */
@@ -81,6 +112,29 @@ async function decode(blob, thumbnailSize = 0) {
 }
 
 const cancelled = new Set();
+
+// The tokenizer of a text artifact set, by its URL (loaded once per worker).
+const tokenizers = new Map();
+function tokenizerOf(base, manifest) {
+  const url = new URL(manifest.text.tokenizer, base).href;
+  if (!tokenizers.has(url)) {
+    tokenizers.set(url, loadTokenizer(url));
+    tokenizers.get(url).catch(() => tokenizers.delete(url));
+  }
+  return tokenizers.get(url);
+}
+
+/**
+ * Texts' rows in batches of similar token length (longest first, so the first batch fails early if
+ * memory is short): padding to a batch's longest text then costs little. Without `sort`, input order.
+ */
+function batchesOf(lengths, batchSize, sort) {
+  const order = lengths.map((_, i) => i);
+  if (sort) order.sort((a, b) => lengths[b] - lengths[a] || a - b);
+  const batches = [];
+  for (let start = 0; start < order.length; start += batchSize) batches.push(order.slice(start, start + batchSize));
+  return batches;
+}
 
 serveRequests(self, {
   cancel(_payload, _progress, id) {
@@ -142,6 +196,76 @@ serveRequests(self, {
       threads: ort.env.wasm.numThreads,
       seconds: (performance.now() - started) / 1000,
       inferenceSeconds: inferenceMs / 1000,  // of which the backbone itself (the rest: decode, resize, normalise)
+    };
+  },
+
+  /**
+   * {artifacts, texts: string[], batchSize, threads, provider, sortByLength = true} → {featureSize,
+   *   features [texts.length × featureSize] in input order, seconds, inferenceSeconds, threads, provider,
+   *   batchSize, tokens, paddedTokens}: the text encoder (manifest.text.encoder) on the tokenizer's ids.
+   * batchSize defaults to 32, and to 1 for an encoder quantised dynamically (DynamicQuantizeLinear): its
+   * activation scales are computed over the whole batch, padding included, so a text's features would
+   * depend on the texts it shares a batch with (cosine ~0.98 between batch 8 and alone, measured), and
+   * cached embeddings must be a function of the text alone. Batch 1 costs ~10–25 % there (measured).
+   */
+  async [MESSAGE.EMBED_TEXT]({ artifacts, texts, batchSize, threads, provider, sortByLength = true }, progress, id) {
+    const started = performance.now();
+    const { ort, session, manifest, provider: used, perBatchScales } = await load(artifacts, { threads, provider, model: 'encoder' });
+    batchSize ??= perBatchScales ? 1 : 32;
+    const { base } = await fetchManifest(artifacts);
+    const tokenizer = await tokenizerOf(base, manifest);
+    const maxLength = manifest.text.max_length ?? tokenizer.maxLength;
+    const padId = BigInt(manifest.text.pad_id ?? tokenizer.padId);
+    const encoded = texts.map((text, i) => {
+      try {
+        return tokenizer.encodeOne(text, maxLength).ids;
+      } catch (error) {
+        throw new TypeError(`text ${i}: ${error.message}`);
+      }
+    });
+    const featureSize = outputSize(manifest.models.encoder);
+    const features = new Float32Array(texts.length * featureSize);
+    const wants = new Set(session.inputNames);
+    let inferenceMs = 0;
+    let done = 0;
+    let paddedTokens = 0;
+    for (const rows of batchesOf(encoded.map((ids) => ids.length), batchSize, sortByLength)) {
+      await new Promise((resolve) => setTimeout(resolve, 0));  // let a cancel message in
+      if (cancelled.has(id)) {
+        cancelled.delete(id);
+        throw new DOMException('Cancelled', 'AbortError');
+      }
+      const longest = Math.max(...rows.map((r) => encoded[r].length));
+      const size = rows.length * longest;
+      const ids = new BigInt64Array(size).fill(padId);
+      const mask = new BigInt64Array(size);
+      rows.forEach((r, k) => encoded[r].forEach((token, j) => {
+        ids[k * longest + j] = BigInt(token);
+        mask[k * longest + j] = 1n;
+      }));
+      paddedTokens += size;
+      const dims = [rows.length, longest];
+      const feeds = { input_ids: new ort.Tensor('int64', ids, dims), attention_mask: new ort.Tensor('int64', mask, dims) };
+      if (wants.has('token_type_ids')) feeds.token_type_ids = new ort.Tensor('int64', new BigInt64Array(size), dims);
+      const before = performance.now();
+      const output = await session.run(feeds);
+      inferenceMs += performance.now() - before;
+      const data = output[session.outputNames[0]].data;
+      rows.forEach((r, k) => features.set(data.subarray(k * featureSize, (k + 1) * featureSize), r * featureSize));
+      done += rows.length;
+      progress({ done, total: texts.length });
+    }
+    cancelled.delete(id);
+    return {
+      featureSize,
+      features,
+      provider: used,
+      threads: ort.env.wasm.numThreads,
+      seconds: (performance.now() - started) / 1000,
+      inferenceSeconds: inferenceMs / 1000,
+      batchSize,
+      tokens: encoded.reduce((n, ids) => n + ids.length, 0),
+      paddedTokens,
     };
   },
 

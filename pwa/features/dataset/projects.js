@@ -25,10 +25,17 @@ export async function dropIfUnused(s, contentId) {
   for (const key of await getAllKeysFromIndex(s.embeddings, 'content', contentId)) await remove(s.embeddings, key);
 }
 
-export async function createProject(name) {
+/** What a project's samples are: images, or texts (features/dataset/texts.js). */
+export const PROJECT_KINDS = ['image', 'text'];
+
+/** A project's kind; records made before text projects have none and hold images. */
+export const projectKind = (project) => project?.kind ?? 'image';
+
+export async function createProject(name, { kind = 'image' } = {}) {
   const title = String(name ?? '').trim();
   if (!title) throw new Error('A project needs a name.');
-  let project = { id: newId(), name: title, created: now(), updated: now() };
+  if (!PROJECT_KINDS.includes(kind)) throw new Error(`A project holds images or texts, not "${kind}".`);
+  let project = { id: newId(), name: title, kind, created: now(), updated: now() };
   let first = false;
   await transaction(['projects', ...LOG], 'readwrite', async (s) => {
     first = (await count(s.projects)) === 0;

@@ -42,11 +42,13 @@ export const loadManifest = async (artifacts) => (await loadArtifactSet(artifact
 
 /** What a model records of the artifacts it was trained with. */
 export const artifactsRecord = ({ manifest, id }) => ({
-  id, architecture: manifest.architecture, weights: manifest.weights?.kind ?? null, inputSize: manifest.input.size,
+  id, architecture: manifest.architecture, weights: manifest.weights?.kind ?? null, inputSize: manifest.input?.size ?? null,
   featureSize: manifest.feature_size,
 });
 
-const WEIGHTS = { imagenet: 'ImageNet weights', none: 'random weights', file: 'weights from a file' };
+const WEIGHTS = {
+  imagenet: 'ImageNet weights', none: 'random weights', file: 'weights from a file', pretrained: 'pretrained weights',
+};
 const describeArtifacts = (a) => [a.architecture, WEIGHTS[a.weights] ?? a.weights, a.inputSize?.join('×').concat(' px')]
   .filter(Boolean).join(', ');
 

@@ -2,7 +2,8 @@
 // trained in the train worker, the model stored only when training finished (a cancelled or failed
 // run leaves the previous model in place).
 import { changeWriter, get, getAllFromIndex, put, transaction } from '../../db.js';
-import { CORRECTION, getImage, listClasses, listSamples } from '../dataset/projects.js';
+import { CORRECTION, getImage, getProject, listClasses, listSamples, projectKind } from '../dataset/projects.js';
+import { getTexts } from '../dataset/texts.js';
 import { classificationReport } from './metrics.js';
 import { stratifiedSplit } from './split.js';
 import { AUGMENTATION_VERSION } from '../embed/augment.js';
@@ -50,15 +51,22 @@ export async function usableModel(projectId, artifacts) {
 }
 
 
-/** What the cache stores for a manifest model: 'backbone' features, or 'backbone_trunk' outputs (last-block inputs). */
-const cacheId = (manifest, model) =>
-  (model === 'backbone' ? backboneId(manifest) : `${model}:${manifest.files[manifest.models[model].file].sha256.slice(0, 16)}`);
+/** What the cache stores for a manifest model: 'backbone' (or a text set's 'encoder') features, or
+ * 'backbone_trunk' outputs (last-block inputs). */
+const cacheId = (manifest, model) => (model === 'backbone' || model === 'encoder'
+  ? backboneId(manifest) : `${model}:${manifest.files[manifest.models[model].file].sha256.slice(0, 16)}`);
+
+const TEXT_HEAD_ONLY = 'Text projects train the classifier only: the text encoder stays as it is (choose "classifier", mode head).';
 
 /** Which embedding a training mode needs. */
 const MODEL_OF_MODE = { head: 'backbone', last_block: 'backbone_trunk' };
 
 function modelOfMode(manifest, mode) {
   if (!(mode in MODEL_OF_MODE)) throw new Error(`unknown training mode "${mode}" (head or last_block)`);
+  if (manifest.modality === 'text') {
+    if (mode !== 'head') throw new Error(TEXT_HEAD_ONLY);
+    return 'encoder';
+  }
   if (!manifest.training[mode] || !manifest.models[MODEL_OF_MODE[mode]]) {
     throw new Error('These artifacts cannot train the last block; re-export them with `tejas export --train last-block`.');
   }
@@ -76,7 +84,9 @@ async function viewOf(contentId, seed, view) {
  * `view` = {seed, view}, the features of that augmented view of each sample. `model` 'backbone_trunk'
  * gives the last block's inputs instead.
  */
-export async function ensureEmbeddings(samples, { artifacts, embedImages, onProgress, signal, view = null, model = 'backbone' }) {
+export async function ensureEmbeddings(samples, {
+  artifacts, embedImages, embedTexts, onProgress, signal, view = null, model = 'backbone',
+}) {
   const manifest = await loadManifest(artifacts);
   const backbone = cacheId(manifest, model);
   const views = view ? await Promise.all(samples.map((s) => viewOf(s.contentId, view.seed, view.view))) : null;
@@ -86,7 +96,16 @@ export async function ensureEmbeddings(samples, { artifacts, embedImages, onProg
   const missingRows = samples.map((_, i) => i).filter((i) => !cached[i]);
   const missing = missingRows.map((i) => samples[i]);
   const byContent = new Map(cached.filter(Boolean).map((e) => [e.contentId, e.features]));
-  if (missing.length) {
+  if (missing.length && model === 'encoder') {
+    // text: read the texts and run the text encoder (no augmented views, no per-item failures)
+    const result = await embedTexts(await getTexts(missing.map((s) => s.contentId)), {
+      artifacts, signal, onProgress: (p) => onProgress?.({ stage: 'embedding', ...p }),
+    });
+    await storeEmbeddings(missing.map((s, i) => ({
+      contentId: s.contentId, backboneId: backbone, augmentationId: NO_AUGMENTATION,
+      features: result.features.slice(i * result.featureSize, (i + 1) * result.featureSize),
+    })), byContent);
+  } else if (missing.length) {
     const blobs = await Promise.all(missing.map((s) => getImage(s.contentId)));
     const seeds = views ? missingRows.map((i) => views[i].seed) : [];
     const result = await embedImages(blobs, {
@@ -101,15 +120,19 @@ export async function ensureEmbeddings(samples, { artifacts, embedImages, onProg
       contentId: s.contentId, backboneId: backbone, augmentationId: augmentationOf(missingRows[i]),
       features: result.features.slice(i * f, (i + 1) * f),
     }));
-    await transaction(['embeddings'], 'readwrite', async ({ embeddings }) => {
-      for (const row of rows) await put(embeddings, row);
-    }, `${rows.length} embeddings`);
-    rows.forEach((r) => byContent.set(r.contentId, r.features));
+    await storeEmbeddings(rows, byContent);
   }
   const featureSize = outputSize(manifest.models[model]);
   const out = new Float32Array(samples.length * featureSize);
   samples.forEach((s, i) => out.set(byContent.get(s.contentId), i * featureSize));
   return out;
+}
+
+async function storeEmbeddings(rows, byContent) {
+  await transaction(['embeddings'], 'readwrite', async ({ embeddings }) => {
+    for (const row of rows) await put(embeddings, row);
+  }, `${rows.length} embeddings`);
+  rows.forEach((r) => byContent.set(r.contentId, r.features));
 }
 
 /** The training set plus `count` augmented views of each training image (validation stays unaugmented). */
@@ -133,24 +156,58 @@ function gather(features, featureSize, indices) {
   return out;
 }
 
+/** Why a project of kind `kind` cannot use these artifacts, or null. */
+export function modalityMismatch(kind, manifest) {
+  const modality = manifest.modality ?? 'image';
+  if (modality === kind) return null;
+  return `This ${kind} project cannot use ${modality} model files (${manifest.architecture}); it needs ${kind} artifacts.`;
+}
+
+/**
+ * The fixed split `split` = {train, validation} (content ids) checked against the project's samples:
+ * unknown or doubly listed ids are refused; samples in neither list are left out of this run.
+ */
+function fixedSplit(split, ids) {
+  const known = new Set(ids);
+  const train = [...(split.train ?? [])];
+  const validation = [...(split.validation ?? [])];
+  const unknown = [...train, ...validation].filter((id) => !known.has(id));
+  if (unknown.length) throw new Error(`options.split names ${unknown.length} sample(s) not in this project (e.g. ${unknown[0]}).`);
+  const inTrain = new Set(train);
+  const both = validation.filter((id) => inTrain.has(id));
+  if (both.length || inTrain.size !== train.length || new Set(validation).size !== validation.length) {
+    throw new Error(`options.split lists a sample twice (e.g. ${both[0] ?? 'within one list'}); a sample trains or validates, not both.`);
+  }
+  if (!train.length) throw new Error('options.split has no training samples.');
+  return { train, validation };
+}
+
 /**
  * Train the project's classifier. options: {mode: 'head'|'last_block', epochs, batchSize, learningRate,
- * validationShare, seed, augment, resume, artifacts, onProgress, signal}. Resolves with the stored model record.
+ * validationShare, seed, split: {train, validation} (content ids: this fixed split instead of drawing
+ * one), augment, resume, artifacts, onProgress, signal}. Resolves with the stored model record.
  */
-export async function trainProject(projectId, options, { embedImages, trainHead, headProbabilities, runBlock }) {
+export async function trainProject(projectId, options, { embedImages, embedTexts, trainHead, headProbabilities, runBlock }) {
   const {
-    artifacts, mode = 'head', validationShare = 0.2, seed = 0, resume = false, augment = 0, onProgress, signal, ...trainOptions
+    artifacts, mode = 'head', validationShare = 0.2, seed = 0, resume = false, augment = 0, split: chosenSplit,
+    onProgress, signal, ...trainOptions
   } = options;
+  const kind = projectKind(await getProject(projectId));
+  if (kind === 'text' && mode !== 'head') throw new Error(TEXT_HEAD_ONLY);
   const classes = await listClasses(projectId);
   if (classes.length < 2) throw new Error('Training needs at least 2 classes.');
   const samples = await listSamples(projectId);
   const index = new Map(classes.map((c, i) => [c.id, i]));
+  const noun = (n) => `${kind === 'text' ? 'text' : 'image'}${n === 1 ? '' : 's'}`;
   for (const c of classes) {
     const count = samples.filter((s) => s.classId === c.id).length;
-    if (count < 2) throw new Error(`Class "${c.name}" has ${count} image${count === 1 ? '' : 's'}; add at least 2 to train.`);
+    if (count < 2) throw new Error(`Class "${c.name}" has ${count} ${noun(count)}; add at least 2 to train.`);
   }
   const artifactSet = await loadArtifactSet(artifacts);
   const { manifest } = artifactSet;
+  const wrongKind = modalityMismatch(kind, manifest);
+  if (wrongKind) throw new Error(wrongKind);
+  if (kind === 'text' && augment > 0) throw new Error('Augmentation is for images; train a text project with augment 0.');
   const model = modelOfMode(manifest, mode);
   const f = outputSize(manifest.models[model]);
   let initialParameters;
@@ -161,13 +218,18 @@ export async function trainProject(projectId, options, { embedImages, trainHead,
     if ((previous.mode ?? 'head') !== mode) throw new Error(`Cannot resume: the last model was trained in ${previous.mode ?? 'head'} mode.`);
     initialParameters = previous.parameters;
   }
-  const features = await ensureEmbeddings(samples, { artifacts, embedImages, onProgress, signal, model });
+  const features = await ensureEmbeddings(samples, { artifacts, embedImages, embedTexts, onProgress, signal, model });
   const labels = samples.map((s) => index.get(s.classId));
   const ids = samples.map((s) => s.contentId);
-  // Corrections (images the model got wrong, relabelled by the user) are always trained on.
-  const corrected = samples.map((s) => s.source === CORRECTION);
-  const split = await stratifiedSplit(ids.filter((_, i) => !corrected[i]), labels.filter((_, i) => !corrected[i]), validationShare, seed);
-  split.train.push(...ids.filter((_, i) => corrected[i]));
+  let split;
+  if (chosenSplit) {
+    split = fixedSplit(chosenSplit, ids);
+  } else {
+    // Corrections (samples the model got wrong, relabelled by the user) are always trained on.
+    const corrected = samples.map((s) => s.source === CORRECTION);
+    split = await stratifiedSplit(ids.filter((_, i) => !corrected[i]), labels.filter((_, i) => !corrected[i]), validationShare, seed);
+    split.train.push(...ids.filter((_, i) => corrected[i]));
+  }
   const rowOf = new Map(ids.map((id, i) => [id, i]));
   const pick = (subset) => {
     const rows = subset.map((id) => rowOf.get(id));
@@ -192,7 +254,8 @@ export async function trainProject(projectId, options, { embedImages, trainHead,
     classes: classes.map((c) => ({ id: c.id, name: c.name })), backboneId: backboneId(manifest),
     artifacts: artifactsRecord(artifactSet),
     parameters: result.parameters, layout: result.layout, history: result.history, metrics,
-    split, options: { mode, validationShare, seed, augment, ...trainOptions }, sampleCount: samples.length,
+    split, options: { mode, validationShare, seed, augment, fixedSplit: Boolean(chosenSplit), ...trainOptions },
+    sampleCount: samples.length,
     datasetDigest: await datasetDigest(classes, samples),
   };
   return transaction(['models', 'projects', 'changes', 'meta'], 'readwrite', async (s) => {
@@ -257,6 +320,26 @@ export async function predictImage(projectId, image, { artifacts, topK = 3, embe
   const probabilities = headProbabilities(model.parameters, model.layout, features, features.length, model.classes.length);
   return model.classes
     .map((c, i) => ({ classId: c.id, name: c.name, probability: probabilities[i] }))
+    .sort((a, b) => b.probability - a.probability)
+    .slice(0, topK);
+}
+
+/**
+ * Class probabilities of texts with the project's current model: {classes: names, probabilities
+ * [texts.length × classes]} (the encoder batched by token length, the head here).
+ */
+export async function predictTexts(projectId, texts, { artifacts, onProgress, signal, embedTexts, headProbabilities }) {
+  const model = await usableModel(projectId, artifacts);
+  const result = await embedTexts(texts, { artifacts, onProgress, signal });
+  const probabilities = headProbabilities(model.parameters, model.layout, result.features, result.featureSize, model.classes.length);
+  return { classes: model.classes.map((c) => c.name), classIds: model.classes.map((c) => c.id), probabilities };
+}
+
+/** Top-k classes for one text with the project's current model. */
+export async function predictText(projectId, text, { topK = 3, ...options }) {
+  const { classIds, classes, probabilities } = await predictTexts(projectId, [text], options);
+  return classes
+    .map((name, i) => ({ classId: classIds[i], name, probability: probabilities[i] }))
     .sort((a, b) => b.probability - a.probability)
     .slice(0, topK);
 }
