@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 
 import httpx
 import numpy as np
@@ -224,3 +225,110 @@ def test_full_fine_tune_on_the_server_survives_a_restart_and_works_offline(
     }
     record_property("validation_accuracy", json.dumps(report))
     print(f"validation accuracy on the same split: {json.dumps(report)}")
+
+
+@pytest.fixture
+def text_jobs_app(app_copy, serve, tmp_path, page):
+    """The app's page, controlled by its service worker (which serves job artifact sets from the app's
+    cache), served with the default and text artifacts by a `tejas serve` that runs jobs."""
+    from .test_text_projects import text_artifacts
+
+    pwa, artifacts = app_copy
+    shutil.copytree(text_artifacts(), artifacts / "text")
+    server = serve(artifacts, pwa, data_dir=tmp_path / "server-data", env={"TEJAS_JOB_HEARTBEAT_SECONDS": "1"})
+    page.add_init_script(PAGE_HELPERS)
+    page.goto(server.url + "/")
+    page.evaluate(WAIT_FOR_SERVICE_WORKER)
+    page.reload()
+    return page, server
+
+
+def test_a_text_jobs_fine_tuned_model_is_imported_and_predicts_offline_like_its_onnx(text_jobs_app, context):
+    """A text project made in the browser, its records and texts put on the server as the sync protocol
+    does, fine-tuned there (1 epoch), imported by the app's importJobResult: the app then predicts with the
+    job's encoder and head exactly as the job's model.onnx does, also offline."""
+    from sync_server.training.text_data import encode, pad
+
+    from ..sync_server.conftest import Account
+    from ..sync_server.test_text_sync import text_sample
+    from ..training.spam import spam_rows
+
+    page, server = text_jobs_app
+    rows = spam_rows(8)
+    made = page.evaluate(
+        """async (rows) => {
+          const t = await import('/tejas.js');
+          const project = await t.createProject('SMS', { kind: 'text' });
+          const ham = await t.addClass(project.id, 'ham');
+          const spam = await t.addClass(project.id, 'spam');
+          const ids = { ham: ham.id, spam: spam.id };
+          for (const [label, text] of rows) await t.addTexts(project.id, ids[label], [text], { source: 'csv' });
+          return { project: project.id, classes: ids };
+        }""",
+        rows,
+    )
+    alice = Account(server.url)
+    device = alice.device()
+    project = made["project"]
+    changes = [device.change("project", project, project, {"name": "SMS", "kind": "text"})]
+    changes += [
+        device.change("class", cid, project, {"name": n, "order": i})
+        for i, (n, cid) in enumerate(made["classes"].items())
+    ]
+    for label, text in rows:
+        alice.upload(text.encode(), kind="text")
+        changes.append(text_sample(device, project, text, made["classes"][label]))
+    device.push(changes)
+    job = alice.post("/api/jobs", json={"project": project, "epochs": 1, "batch_size": 8, "max_length": 32})
+    assert job.status_code == 201, job.text
+    events = job_events(server.url, alice.token, job.json()["id"])
+    assert events[-1]["event"] == "done", events[-1]
+    job = alice.get(f"/api/jobs/{job.json()['id']}").json()
+
+    texts = ["WINNER! Claim your free prize now, call 0800 123", "are we still on for lunch?", "Ünïcödé 你好 👩‍👩‍👧"]
+    got = page.evaluate(
+        """async ({ server, token, project, job, texts }) => {
+          const t = await import('/tejas.js');
+          const { importJobResult } = await import('/features/jobs/results.js');
+          const options = { defaultArtifacts: t.DEFAULT_ARTIFACTS };
+          const model = await importJobResult({ server, token }, project, job, options);
+          const again = await importJobResult({ server, token }, project, job, options);
+          const predicted = await t.predictTexts(project, texts);
+          return { id: model.id, again: again.id, mode: model.mode, backboneId: model.backboneId,
+                   artifactsUrl: model.artifactsUrl, server: model.server, classes: predicted.classes,
+                   probabilities: Array.from(predicted.probabilities) };
+        }""",
+        {"server": server.url, "token": alice.token, "project": project, "job": job, "texts": texts},
+    )
+    assert got["again"] == got["id"] and got["mode"] == "head" and got["server"]["job"] == job["id"]
+    assert got["artifactsUrl"] == f"artifacts/server/{job['id']}/" and got["classes"] == ["ham", "spam"]
+
+    def download(name: str) -> bytes:
+        response = alice.get(f"/api/jobs/{job['id']}/files/{name}")
+        assert response.status_code == 200, response.text
+        return response.content
+
+    manifest = json.loads(download("artifacts/manifest.json"))
+    assert got["backboneId"] == manifest["files"]["encoder.onnx"]["sha256"][:16]
+    tokenizer = server.data_dir / "tokenizer.json"
+    tokenizer.write_bytes(download("tokenizer.json"))
+    session = ort.InferenceSession(download("model.onnx"), providers=["CPUExecutionProvider"])
+    expected = []
+    for text in texts:  # one text a run: the app pads per batch, and padding is masked out
+        ids, mask = pad(encode(tokenizer, [text], 128))
+        expected.append(
+            session.run(["probabilities"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0][0]
+        )
+    browser = np.array(got["probabilities"], dtype=np.float32).reshape(len(texts), 2)
+    assert np.abs(browser - np.array(expected)).max() <= 1e-4, (browser, expected)
+
+    # offline (the server gone too): the job's encoder and tokenizer come from the app's cache
+    server.stop()
+    context.set_offline(True)
+    offline = page.evaluate(
+        """async ({ project, text }) => (await (await import('/tejas.js')).predictText(project, text, { topK: 2 }))""",
+        {"project": project, "text": texts[0]},
+    )
+    assert {p["name"] for p in offline} == {"ham", "spam"}
+    top = max(range(2), key=lambda i: expected[0][i])
+    assert offline[0]["name"] == ["ham", "spam"][top] and abs(offline[0]["probability"] - expected[0][top]) <= 1e-4

@@ -1,15 +1,18 @@
 // A finished server job's result stored as an ordinary model of its project (docs/jobs.md "Result
-// files"): app_model.json and parameters.bin, and for a `full` fine-tune its artifact set kept offline.
-// The model then predicts, evaluates, exports and keeps training on the device like any other.
+// files"): app_model.json and parameters.bin, and for a `full` fine-tune its artifact set kept offline
+// (for a text job: the fine-tuned encoder, its tokenizer and the head's training files). The model then
+// predicts, evaluates, exports and keeps training on the device like any other.
 import { jobFile } from './api.js';
-import { jobArtifactsPath, pruneJobArtifacts, storeJobArtifacts } from './artifacts.js';
+import { appUrl, jobArtifactsPath, pruneJobArtifacts, storeJobArtifacts } from './artifacts.js';
 import { parametersFrom } from '../sync/records.js';
-import { listClasses, listSamples } from '../dataset/projects.js';
-import { backboneId } from '../artifacts.js';
+import { getProject, listClasses, listSamples, projectKind } from '../dataset/projects.js';
+import { backboneFile, backboneId } from '../artifacts.js';
 import { artifactsRecord, loadArtifactSet } from '../train/artifact_set.js';
 import { datasetDigest, listModels, saveImportedModels } from '../train/engine.js';
 
 const ARCHITECTURES = { resnet18: 'ResNet18', resnet34: 'ResNet34', resnet50: 'ResNet50', mobilenet_v2: 'MobileNetV2' };
+/** The app's own text artifact set (tejas.js DEFAULT_TEXT_ARTIFACTS), where a text job's default would be. */
+const DEFAULT_TEXT_ARTIFACTS = 'artifacts/text/';
 const MODES = { head: 'classifier only', last_block: 'classifier + last block', full: 'full fine-tune' };
 
 /** "trained on the server: ResNet18, full fine-tune, GPU" for a model a server job made, else null. */
@@ -28,7 +31,8 @@ export async function importedModel(projectId, jobId) {
 
 /**
  * Store job `job`'s result in `projectId` and make it the current model (older ones pruned as after a
- * run on the device). Idempotent per job. `defaultArtifacts`: the app's own artifact set (URL).
+ * run on the device). Idempotent per job. `defaultArtifacts`: the app's own (image) artifact set (URL); a
+ * text job's model belongs to a text project and uses text artifacts (docs/jobs.md "Text jobs").
  * @returns {Promise<object>} the stored model record
  */
 export async function importJobResult(connection, projectId, job, { defaultArtifacts, signal } = {}) {
@@ -39,12 +43,18 @@ export async function importJobResult(connection, projectId, job, { defaultArtif
   if (appModel.parameters?.length !== undefined && parameters.length !== appModel.parameters.length) {
     throw new Error(`The server's parameters.bin of job ${job.id} holds ${parameters.length} values, not ${appModel.parameters.length}; try again.`);
   }
+  const modality = appModel.modality ?? 'image';
+  const project = await getProject(projectId);
+  if (projectKind(project) !== modality) {
+    throw new Error(`Job ${job.id} trained ${modality === 'text' ? 'a text' : 'an image'} classifier; "${project.name}" is `
+      + `${projectKind(project) === 'text' ? 'a text' : 'an image'} project, so its model cannot be used there.`);
+  }
   const kind = appModel.artifacts?.kind;
-  let artifacts = defaultArtifacts;
+  let artifacts = modality === 'text' ? appUrl(DEFAULT_TEXT_ARTIFACTS) : defaultArtifacts;
   let extra = {};
   if (kind === 'default') {
-    const set = await loadArtifactSet(defaultArtifacts);
-    if (set.manifest.files['backbone.onnx'].sha256 !== appModel.artifacts.backbone_sha256) {
+    const set = await loadArtifactSet(artifacts);
+    if (set.manifest.files[backboneFile(set.manifest)].sha256 !== appModel.artifacts.backbone_sha256) {
       throw new Error('The server trained this model on another backbone than this app has (the server and the app run '
         + 'different versions), so it cannot be used here. Update the app (reload it) or the server, then train on the server again.');
     }

@@ -14,6 +14,11 @@ const MODES = [
   ['last_block', 'Classifier + last block', 'Also fine-tunes the backbone\'s last block.'],
   ['full', 'Full fine-tune', 'Trains the whole network: what a server adds. A new backbone comes back with the model.'],
 ];
+// A text project trains on the server in one way (docs/jobs.md "Text jobs"): the classifier alone trains on the device.
+const TEXT_MODES = [
+  ['full', 'Fine-tune the text encoder', 'Trains the whole sentence encoder with the classifier. The fine-tuned encoder comes back with the model.'],
+];
+const isText = (project) => project?.kind === 'text';
 
 const resume = () => resumeServerJobs({ defaultArtifacts: tejas.DEFAULT_ARTIFACTS }).catch(() => {});
 
@@ -28,10 +33,10 @@ function deviceText(caps) {
   return caps.device === 'cuda' ? `The server trains on a GPU: ${caps.device_name ?? 'CUDA'}.` : 'The server trains on its CPU (no GPU).';
 }
 
-function estimateText(caps, mode, images, epochs) {
+function estimateText(caps, mode, images, epochs, unit = 'image') {
   const speed = caps?.throughput?.[mode];
   if (!speed) return 'Time: unknown until the server\'s first run in this mode.';
-  return `Time: about ${formatSeconds((images * epochs) / speed)} (${plural(images, 'image')} × ${plural(epochs, 'epoch')} at ${Math.round(speed)} images/s), plus waiting in the queue.`;
+  return `Time: about ${formatSeconds((images * epochs) / speed)} (${plural(images, unit)} × ${plural(epochs, 'epoch')} at ${Math.round(speed)} ${unit}s/s), plus waiting in the queue.`;
 }
 
 /** Download a result file of a job with the account's token (fetch + Blob: no token in a URL). */
@@ -53,21 +58,21 @@ function resultDownloads(project, jobId) {
     button('server-download-pt', 'Server\'s PyTorch (.pt)', 'model.pt', `${stem}-server.pt`));
 }
 
-function statusText(watch) {
+function statusText(watch, unit = 'image') {
   const where = watch.device === 'cuda' ? `training on ${watch.deviceName ?? 'a GPU'}` : 'training on the server\'s CPU';
   if (watch.connection === 'reconnecting' && !['done', 'failed', 'cancelled'].includes(watch.status)) {
     return navigator.onLine ? 'Connection to the server lost: reconnecting… (the job carries on there)'
       : 'Offline: the job carries on on the server; it reconnects when the network returns.';
   }
   switch (watch.status) {
-    case 'syncing': return 'Syncing the project so the server has its latest images…';
+    case 'syncing': return `Syncing the project so the server has its latest ${unit}s…`;
     case 'starting': return 'Starting the job…';
     case 'queued': return watch.position ? `Waiting in the server's queue (position ${watch.position})…` : 'Waiting for the server to start…';
     case 'running': {
       const e = watch.epoch;
       if (!e) return `Started, ${where}: preparing…`;
       const eta = e.eta_seconds ? ` · about ${formatSeconds(e.eta_seconds)} left` : '';
-      const speed = e.images_per_second ? ` · ${Math.round(e.images_per_second)} images/s` : '';
+      const speed = e.images_per_second ? ` · ${Math.round(e.images_per_second)} ${unit}s/s` : '';
       return `Epoch ${e.epoch} of ${e.epochs}, ${where}${speed}${eta}`;
     }
     case 'importing': return 'Finished on the server: downloading the model…';
@@ -82,14 +87,17 @@ function statusText(watch) {
  * stored (the screen redraws its model summary).
  */
 export async function serverTrainingCard(project, { images, onModel }) {
+  const text = isText(project);
+  const unit = text ? 'text' : 'image';
   const sync = await tejas.syncStatus().catch(() => null);
   const on = sync?.signedIn && sync.projects.find((p) => p.id === project.id)?.on;
   if (!on) {
-    return { element: h('p', { class: 'muted', id: 'server-train-hint' }, 'To train on a server (whose GPU can fine-tune the whole network), sign in and switch sync on for this project on the ',
+    const gain = text ? 'whose GPU can fine-tune the whole text encoder' : 'whose GPU can fine-tune the whole network';
+    return { element: h('p', { class: 'muted', id: 'server-train-hint' }, `To train on a server (${gain}), sign in and switch sync on for this project on the `,
       h('a', { href: '#/sync' }, 'Sync screen'), '.'), cleanup: () => {} };
   }
   const modes = h('fieldset', { class: 'modes' }, h('legend', {}, 'What to train'),
-    MODES.map(([value, label, hint]) => h('label', { class: 'choice' },
+    (text ? TEXT_MODES : MODES).map(([value, label, hint]) => h('label', { class: 'choice' },
       h('input', { type: 'radio', name: 'serverMode', value, checked: value === 'full' }),
       h('span', {}, h('strong', {}, label), h('small', { class: 'muted' }, hint)))));
   const epochs = h('input', { type: 'number', name: 'serverEpochs', min: 1, max: 500, step: 1, value: 10, required: true });
@@ -101,25 +109,27 @@ export async function serverTrainingCard(project, { images, onModel }) {
   const chartBox = h('div', { class: 'chart', id: 'server-train-chart', 'aria-hidden': 'true', dataset: { points: '0' } });
   const result = h('div', { id: 'server-train-result', 'aria-live': 'polite' });
   const form = h('form', { class: 'train-form', id: 'server-train-form' },
-    h('p', {}, 'This project syncs, so the server already has its images and labels; training there sends nothing else. '
+    h('p', {}, `This project syncs, so the server already has its ${unit}s and labels; training there sends nothing else. `
       + 'The trained model comes back here as an ordinary model that works offline.'),
     device, h('div', { class: 'grid-form' }, modes,
-      field('Epochs', epochs, 'Passes over the training images.').field),
+      field('Epochs', epochs, `Passes over the training ${unit}s.`).field),
     estimate, h('div', { class: 'row wrap' }, start, cancel));
   const element = h('section', { class: 'card', id: 'server-train', 'aria-labelledby': 'server-train-title' },
     h('h2', { id: 'server-train-title' }, 'Train on the server'), form, status, chartBox, result);
 
   let caps = null;
   const mode = () => form.elements.serverMode.value;
-  const showEstimate = () => { estimate.textContent = caps ? estimateText(caps, mode(), images, Number(epochs.value) || 0) : ''; };
+  const showEstimate = () => { estimate.textContent = caps ? estimateText(caps, mode(), images, Number(epochs.value) || 0, unit) : ''; };
   form.addEventListener('change', showEstimate);
   epochs.addEventListener('input', showEstimate);
   api.account().then(api.capabilities).then((answer) => {
     caps = answer;
     device.textContent = deviceText(caps);
+    const offered = text ? caps.text_modes : caps.modes;
     for (const input of form.querySelectorAll('input[name=serverMode]')) {
-      input.disabled = Array.isArray(caps.modes) && !caps.modes.includes(input.value);
+      input.disabled = Array.isArray(offered) && !offered.includes(input.value);
     }
+    if (text && !Array.isArray(caps.text_modes)) device.textContent += ' This server does not train text classifiers yet (update it).';
     showEstimate();
   }, (error) => { device.textContent = `Cannot ask the server what it trains on: ${error.message}`; });
 
@@ -129,7 +139,7 @@ export async function serverTrainingCard(project, { images, onModel }) {
     const active = watch && !['done', 'failed', 'cancelled'].includes(watch.status);
     start.disabled = Boolean(active);
     cancel.hidden = !active || !watch.jobId;
-    status.textContent = watch ? statusText(watch) : '';
+    status.textContent = watch ? statusText(watch, unit) : '';
     element.dataset.status = watch?.status ?? 'idle';
     element.dataset.connection = watch?.connection ?? 'live';
     element.dataset.checkpoint = String(watch?.checkpoint ?? 0);
