@@ -3,7 +3,8 @@ Data screen (a CSV previewed with its bad rows listed by row number, then import
 class; edit, relabel, delete + undo; the dataset downloaded as CSV); then train, predict a typed text and
 correct it, a confusion-matrix cell listing its texts, the ONNX + tokenizer.json downloads with the
 page's Python snippet run against the browser's probabilities, and the app reloaded offline predicting
-a text. Set-up that is not the feature under test may use the JS API."""
+a text. Every text screen: no serious axe violation in light or dark, nothing wider than a 360 px phone.
+Set-up that is not the feature under test may use the JS API."""
 
 from __future__ import annotations
 
