@@ -86,6 +86,10 @@ class Classifier:
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph types
             raise ModelError(f"{Path(path).name}: not an ONNX model onnxruntime can load ({exc})") from None
         metadata = self.session.get_modelmeta().custom_metadata_map
+        if metadata.get("tejas_modality") == "text":
+            raise ModelError(
+                f"{Path(path).name}: a text classifier; these predictions are of images (choose an image model)"
+            )
         try:
             self.classes: list[str] = json.loads(metadata["class_names"])
             self.input_spec: dict = json.loads(metadata["tejas_input"])

@@ -17,6 +17,7 @@ import pytest
 from tejas.artifacts import sha256_file
 from tejas_export.text import find_text_model
 
+from sync_server.prediction.model import Classifier, ModelError
 from sync_server.training.data import DataError, Examples
 from sync_server.training.text import train_text_and_write
 from sync_server.training.text_data import TextExample, encode, pad
@@ -91,6 +92,8 @@ def test_a_text_run_writes_results_that_agree(trained):
     text_meta = json.loads(meta["tejas_text"])
     assert text_meta["tokenizer"] == "tokenizer.json" and text_meta["max_length"] == 128
     assert meta["tejas_modality"] == "text" and text_meta["inputs"] == ["input_ids", "attention_mask"]
+    with pytest.raises(ModelError, match="a text classifier"):  # image batches and streams refuse it
+        Classifier(out / "model.onnx")
     ids, mask = pad(encode(out / "tokenizer.json", TEXTS, text_meta["max_length"]), text_meta["pad_id"])
     assert ids.shape[1] == 128 and ids[3, -1].item() == 102  # the long text cut with [SEP] kept
     probabilities = session.run(["probabilities"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
