@@ -6,8 +6,9 @@
    scikit-learn's TF-IDF + LogisticRegression and native all-MiniLM-L6-v2 embeddings (onnxruntime on
    artifacts/text/encoder.onnx, float32, Python `tokenizers`) + LogisticRegression: the browser model is
    at most 1 macro-F1 point below the native MiniLM probe;
-3. with 100 training texts per class (tejas.train with a fixed split, the same validation texts), the
-   browser model is at least as good as TF-IDF + LogisticRegression trained on the same 200 texts;
+3. with 100 training texts per class (tejas.train with a fixed split, the same validation texts, the Train
+   screen's settings), the browser model is at least as good as TF-IDF + LogisticRegression trained on the
+   same 200 texts;
 4. the ONNX file and tokenizer.json downloaded through the UI, run by the page's Python snippet on 50 texts,
    give tejas.predictTexts's probabilities within 1e-4;
 5. with the server stopped and the network cut, the app reloads and predicts a typed text.
@@ -110,7 +111,8 @@ SHA256 = """async (texts) => Promise.all(texts.map(async (text) => {
 TRAIN_FIXED_SPLIT = """async ([projectId, train, validation]) => {
   const t = await import('/tejas.js');
   const started = performance.now();
-  const model = await t.train(projectId, { split: { train, validation } });
+  const { trainingDefaults } = await import('/features/ui/train.js');  // the Train screen's settings
+  const model = await t.train(projectId, { ...trainingDefaults({ kind: 'text' }), split: { train, validation } });
   return { macroF1: model.metrics.macro.f1, accuracy: model.metrics.accuracy, validation: model.split.validation.length,
            train: model.split.train.length, seconds: (performance.now() - started) / 1000 };
 }"""
