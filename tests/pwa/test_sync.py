@@ -635,3 +635,124 @@ def test_changes_from_another_device_show_up_without_navigating(new_device, sync
     b.click("#remote-show")
     wait_count(b, "one", 5)
     assert b.is_hidden("#remote-banner")
+
+
+@pytest.fixture
+def text_device(browser, default_export, serve, tmp_path):
+    """text_device() → a page of the app (its own browser context) on a `tejas serve` with the text artifacts too."""
+    from .test_text_projects import text_artifacts
+
+    folder, _ = default_export
+    shutil.copytree(folder, tmp_path / "artifacts" / "default")
+    shutil.copytree(text_artifacts(), tmp_path / "artifacts" / "text")
+    server = serve(tmp_path / "artifacts", data_dir=tmp_path / "server-data")
+    contexts = []
+
+    def open_device():
+        context = browser.new_context()
+        contexts.append(context)
+        page = context.new_page()
+        page.add_init_script(PAGE_HELPERS + SYNC_HELPERS)
+        page.goto(server.url + "/")
+        wait_screen(page, "projects")
+        return page
+
+    open_device.server = server
+    yield open_device
+    for context in contexts:
+        context.close()
+
+
+def without_absent(state: dict) -> dict:
+    """dumpDevice's samples list width/height (null for a text); the server's records leave them out."""
+    for project in state.values():
+        project["samples"] = [{k: v for k, v in s.items() if v is not None} for s in project["samples"]]
+    return state
+
+
+def test_a_text_project_syncs_and_offline_edits_merge(text_device):
+    """A text project made in the app syncs through the app's own client (text blobs uploaded as text,
+    stored as text on arrival), the second device predicts alike, and offline edits on both converge."""
+    from .test_text_projects import spam_sample
+
+    email = "texts@example.org"
+    sample = spam_sample(12)
+    a = text_device()
+    sign(a, email, create=True)
+    made = a.evaluate(
+        """async (sample) => {
+          const t = await import('/tejas.js');
+          const project = await t.createProject('SMS', { kind: 'text' });
+          for (const [label, texts] of Object.entries(sample)) {
+            const cls = await t.addClass(project.id, label);
+            await t.addTexts(project.id, cls.id, texts);
+          }
+          const model = await t.train(project.id, { epochs: 5 });
+          await t.setProjectSync(project.id, true);
+          const status = await t.syncNow();
+          const top = await t.predictText(project.id, 'WINNER! claim your free prize now', { topK: 2 });
+          return { projectId: project.id, model: model.id, status, top };
+        }""",
+        sample,
+    )
+    assert made["status"]["lastError"] is None, made["status"]
+    mine = a.evaluate("dumpDevice()")
+    assert len(mine[made["projectId"]]["samples"]) == 24
+    assert all(s["format"] == "text" and s["sha256"] == s["contentId"] for s in mine[made["projectId"]]["samples"])
+
+    b = text_device()
+    sign(b, email, create=False)
+    assert sync_now(b)["lastError"] is None
+    theirs = b.evaluate("dumpDevice()")
+    assert theirs == mine
+    assert without_absent(server_state(text_device.server.url, email)) == without_absent(mine)
+    got = b.evaluate(
+        """async (id) => { const t = await import('/tejas.js');
+          const project = await t.getProject(id);
+          const texts = await t.listTexts(id);
+          const top = await t.predictText(id, 'WINNER! claim your free prize now', { topK: 2 });
+          return { kind: project.kind, texts: texts.map((s) => s.text), top, type: (await t.getImage(texts[0].contentId)).type }; }""",
+        made["projectId"],
+    )
+    assert got["kind"] == "text"
+    assert sorted(got["texts"]) == sorted(sample["ham"] + sample["spam"])
+    assert got["type"].startswith("text/plain")
+    assert [r["name"] for r in got["top"]] == [r["name"] for r in made["top"]]
+    assert all(abs(x["probability"] - y["probability"]) <= 1e-5 for x, y in zip(got["top"], made["top"], strict=True))
+
+    # offline on both: A edits a text, B moves another to the other class and adds one; both sync after
+    edited, moved = sample["ham"][0], sample["ham"][1]
+    for page in (a, b):
+        page.context.set_offline(True)
+    a.evaluate(
+        """async ([id, old]) => { const t = await import('/tejas.js');
+          const s = (await t.listTexts(id)).find((x) => x.text === old);
+          await t.editText(id, s.contentId, old + ' (edited on A)'); }""",
+        [made["projectId"], edited],
+    )
+    b.evaluate(
+        """async ([id, text]) => { const t = await import('/tejas.js');
+          const classes = await t.listClasses(id);
+          const spam = classes.find((c) => c.name === 'spam');
+          const s = (await t.listTexts(id)).find((x) => x.text === text);
+          await t.moveSamples(id, [s.contentId], spam.id);
+          await t.addTexts(id, spam.id, ['typed on B while offline']); }""",
+        [made["projectId"], moved],
+    )
+    for page in (a, b):
+        page.context.set_offline(False)
+    for page in (a, b, a):
+        assert sync_now(page)["lastError"] is None
+    final_a, final_b = a.evaluate("dumpDevice()"), b.evaluate("dumpDevice()")
+    assert final_a == final_b
+    assert without_absent(server_state(text_device.server.url, email)) == without_absent(final_a)
+    texts = b.evaluate(
+        """async (id) => { const t = await import('/tejas.js');
+          const names = new Map((await t.listClasses(id)).map((c) => [c.id, c.name]));
+          return (await t.listTexts(id)).map((s) => [s.text, names.get(s.classId)]); }""",
+        made["projectId"],
+    )
+    labels = dict(texts)
+    assert labels[edited + " (edited on A)"] == "ham" and edited not in labels
+    assert labels[moved] == "spam" and labels["typed on B while offline"] == "spam"
+    assert len(texts) == 25

@@ -74,7 +74,10 @@ async function downloadBlobs(server, token, changes, onProgress) {
   for (const [sha, change] of wanted) {
     const bytes = await api.getBlob(server, token, sha);
     if ((await sha256Hex(bytes)) !== sha) throw new Error(`the server sent other bytes than ${change.kind} ${change.id} refers to; try again`);
-    if (change.kind === 'sample') {
+    if (change.kind === 'sample' && change.data?.format === 'text') {
+      // a text sample: its blob is the text's UTF-8 bytes (the server checked them), stored as texts.js does
+      got.set(sha, { contentId: sha, image: new Blob([bytes], { type: 'text/plain;charset=utf-8' }), thumbnail: null });
+    } else if (change.kind === 'sample') {
       const image = await readImage(new Blob([bytes]));
       got.set(sha, { contentId: sha, image: image.image, thumbnail: image.thumbnail });
     } else {
@@ -167,8 +170,9 @@ const APPLY = {
       await deleteProjectHere(s, key);
       return;
     }
+    const kind = data.kind === 'text' ? { kind: 'text' } : {};  // a project's kind never changes
     const project = local ? { ...local, name: data.name, created: data.created, rev }
-      : { id: key, name: data.name, created: data.created, updated: new Date().toISOString(), rev };
+      : { id: key, name: data.name, created: data.created, ...kind, updated: new Date().toISOString(), rev };
     const head = await getMeta(s.meta, `head:${key}`);
     if (head && !(project.headRev >= head.rev)) Object.assign(project, { modelId: head.modelId, headRev: head.rev });
     if (head) await remove(s.meta, `head:${key}`);

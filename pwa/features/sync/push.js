@@ -75,7 +75,11 @@ async function uploadBlobs(server, token, items, onProgress) {
   const wanted = new Map();
   for (const { change, record } of items) {
     if (!change || change.deleted) continue;
-    if (change.kind === 'sample') wanted.set(change.data.contentId, { kind: 'image', name: record.name, contentId: record.contentId });
+    if (change.kind === 'sample') {
+      // a text sample's blob is its UTF-8 text; the server checks each kind by content
+      const kind = record.format === 'text' ? 'text' : 'image';
+      wanted.set(change.data.contentId, { kind, name: record.name, contentId: record.contentId });
+    }
     if (change.kind === 'model') wanted.set(change.data.parameters.sha256, { kind: 'model', name: `model ${record.id}`, record });
   }
   const hashes = [...wanted.keys()];
@@ -88,7 +92,7 @@ async function uploadBlobs(server, token, items, onProgress) {
   const worker = async () => {
     for (let sha = queue.shift(); sha; sha = queue.shift()) {
       const blob = wanted.get(sha);
-      const body = blob.kind === 'image' ? await imageBytes(blob.contentId) : parameterBytes(blob.record.parameters);
+      const body = blob.kind === 'model' ? parameterBytes(blob.record.parameters) : await imageBytes(blob.contentId);
       try {
         await api.putBlob(server, token, sha, blob.kind, body);
       } catch (error) {

@@ -24,7 +24,8 @@ export function parametersFrom(bytes) {
 /** The change `data` of a stored record (`project` for a `head`: the project record). */
 export async function dataOf(kind, record) {
   switch (kind) {
-    case 'project': return { name: record.name, created: record.created };
+    // kind travels only for text projects: image projects' data stays as earlier versions sent it
+    case 'project': return { name: record.name, created: record.created, ...(record.kind === 'text' ? { kind: 'text' } : {}) };
     case 'class': return { name: record.name, order: record.order, created: record.created };
     case 'sample': {
       const { contentId, classId, name, source, added, format, width, height, size } = record;
