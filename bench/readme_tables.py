@@ -536,6 +536,90 @@ def predict_block(results: Path) -> str:
     return "\n".join(lines)
 
 
+TEXT_ENCODERS = {"float32": "float32 (`encoder.onnx`)", "uint8": "uint8 per-channel (`encoder_uint8.onnx`)"}
+
+
+def text_block(results: Path) -> str:
+    """Text: embedding texts/s in the browser beside native, head steps/s, macro-F1 and the uint8 drift."""
+    report = load("text", results)
+    if report["config"].get("limit"):
+        raise ResultsError(f"bench/results/text.json is a test's run (--limit {report['config']['limit']}): rerun")
+    c, q, goal, head = report["config"], report["quantised"], report["goal"], report["head"]
+    classes = ", ".join(f"{n:,} {name}" for name, n in c["classes"].items())
+    load_start = report.get("load_average_start")
+    lines = [
+        f"The SMS spam collection ({c['texts']:,} texts: {classes}), embedded whole with the app's `embedTexts` "
+        f"(Chromium, onnxruntime-web wasm, batches of {c['batch_size']} sorted by token length: "
+        f"{c['padded_tokens_sorted']:,} padded tokens for {c['tokens']:,}, against {c['padded_tokens_unsorted']:,} "
+        "unsorted), each row between two native onnxruntime runs on the same file, the same batches and tokens and "
+        "the same threads (÷ native: over their mean). "
+        + provenance(report, results)
+        + (f" Load average {load_start[0]:g} at the start" if load_start else "")
+        + (f", the run at nice {report['nice']}" if report.get("nice") else "")
+        + ".",
+        "",
+        "| encoder | threads × batch | browser texts/s | native texts/s (before, after) | ÷ native "
+        "| browser features vs native |",
+        "|---|---|---|---|---|---|",
+    ]
+    unsteady = []
+    for r in report["embedding"]:
+        mark = ""
+        if max(r["native_before"], r["native_after"]) / min(r["native_before"], r["native_after"]) > NATIVE_MOVED:
+            mark = "†"
+            unsteady.append(f"{r['encoder']} × {r['threads']}")
+        same = (
+            f"max abs diff {r['max_abs_diff_vs_native']:.1e}"
+            if r["encoder"] == "float32"
+            else f"min cosine {r['min_cosine_vs_native']:.4f}"
+        )
+        lines.append(
+            f"| {TEXT_ENCODERS[r['encoder']]} | {r['threads']} × {r['batch']} | {fmt(r['texts_per_second'])} | "
+            f"{fmt(r['native_texts_per_second'])} ({fmt(r['native_before'])}, {fmt(r['native_after'])}) | "
+            f"{r['over_native']:.2f}{mark} | {same} |"
+        )
+    best = goal["best"]
+    if unsteady:
+        lines += [
+            "",
+            f"† native onnxruntime's speed moved by more than {100 * (NATIVE_MOVED - 1):.0f}% between the runs before "
+            f"and after the browser's ({', '.join(unsteady)}): other work on the machine changed meanwhile, so those "
+            "rows are rough; compare rows of one run only.",
+        ]
+    lines += [
+        "",
+        f"Goal: the whole set at ≥ {goal['texts_per_second']} texts/s in the browser: "
+        + ("**met**" if goal["met"] else "**not met**")
+        + f" ({fmt(best['texts_per_second'])} texts/s, {best['encoder']}, {best['threads']} threads). "
+        f"Head training (`trainHead`, {head['rows']:,} rows of 384 features, {head['epochs']} epochs): "
+        f"{fmt(head['steps_per_second'], 0)} steps/s.",
+        "",
+        f"Macro-F1 on a fixed stratified validation split of the {c['distinct_texts']:,} distinct texts "
+        f"({c['split']['train']:,} train / {c['split']['validation']:,} validation, seed {c['split']['seed']}); "
+        f"logistic regression with C = {c['logistic_c']:g} throughout; {c['few_shot_per_class']} training rows per "
+        f"class: mean ± sd over {c['few_shot_seeds']} draws.",
+        "",
+        f"| model | all training rows | {c['few_shot_per_class']} per class |",
+        "|---|---|---|",
+    ]
+    a, few = report["accuracy"], report["accuracy"]["few_shot"]
+    names = {
+        "browser_head": f"head trained in the browser on the browser's {c['default_encoder']} embeddings",
+        "minilm_logistic": "MiniLM float32 embeddings (native) + logistic regression",
+        "tfidf_logistic": "TF-IDF (word 1–2-grams) + logistic regression",
+    }
+    for key, name in names.items():
+        lines.append(f"| {name} | {a[key]:.3f} | {few[key]['mean']:.3f} ± {few[key]['std']:.3f} |")
+    lines += [
+        "",
+        f"The uint8 encoder's drift: macro-F1 {q['macro_f1_uint8']:.3f} against {q['macro_f1_float32']:.3f} for "
+        f"float32 (native embeddings, the same logistic regression): {q['drift_points']:+.1f} points lost "
+        f"(limit {q['limit_points']:g}), so "
+        + (f"`{q['file']}` is offered and the app's default." if q["offered"] else "the app keeps float32."),
+    ]
+    return "\n".join(lines)
+
+
 BLOCKS = {
     "pycore": pycore_block,
     "browser-embed": browser_embed_block,
@@ -545,6 +629,7 @@ BLOCKS = {
     "sync-load": sync_load_block,
     "server-train": server_train_block,
     "predict": predict_block,
+    "text": text_block,
 }
 
 
