@@ -6,14 +6,13 @@ import { append, busy, codeBlock, download, filePicker, fileStem, h, plural, pro
 import { artifactsChangedNotice, projectManifest } from './train.js';
 
 const py = (value) => JSON.stringify(value);
-// Texts per encoder run in the app (workers/embed.js EMBED_TEXT's default batchSize).
-const EMBED_BATCH = 32;
 
 /**
  * Python that classifies texts with the exported ONNX file and tokenizer.json exactly as the app does:
- * truncation at the encoder's max_length (keeping [SEP]), the texts sorted by token count (longest
- * first) in batches of EMBED_BATCH, each padded with pad_id to its longest text. The batching matters
- * for a quantised encoder, whose activations are scaled per batch. `text` is the manifest's text section.
+ * truncation at the encoder's max_length (keeping [SEP]), one text per run by default (the app runs a
+ * dynamically quantised encoder so: its activation scales cover a whole batch, padding included), longer
+ * batches sorted by token count and padded with pad_id to their longest text. `text` is the manifest's
+ * text section.
  */
 export function textSnippet(onnxFile, tokenizerFile, text) {
   return `# pip install onnxruntime tokenizers numpy
@@ -32,8 +31,9 @@ tokenizer.no_padding()
 PAD_ID = ${text.pad_id}
 
 
-def probabilities(texts, batch_size=${EMBED_BATCH}):
-    """As the app: longest texts first, in batches of ${EMBED_BATCH}, each padded to its longest text."""
+def probabilities(texts, batch_size=1):
+    """As the app: one text per run (a quantised encoder scales its activations over a whole batch);
+    with a float32 encoder larger batches (longest texts first, padded) give the same within 1e-6."""
     ids = [encoding.ids for encoding in tokenizer.encode_batch(texts)]
     order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
     out = np.zeros((len(texts), len(classes)), np.float32)
