@@ -614,8 +614,15 @@ def text_block(results: Path) -> str:
         "",
         f"The uint8 encoder's drift: macro-F1 {q['macro_f1_uint8']:.3f} against {q['macro_f1_float32']:.3f} for "
         f"float32 (native embeddings, the same logistic regression): {q['drift_points']:+.1f} points lost "
-        f"(limit {q['limit_points']:g}), so "
-        + (f"`{q['file']}` is offered and the app's default." if q["offered"] else "the app keeps float32."),
+        f"(limit {q['limit_points']:g}). "
+        + (
+            f"`{q['file']}` is the app's default."
+            if q.get("app_default")
+            else "The app still loads float32: the uint8 encoder quantises activations at run time, which "
+            "onnxruntime-web and native onnxruntime round apart (browser features at min cosine "
+            f"{min(r['min_cosine_vs_native'] for r in report['embedding'] if r['encoder'] == 'uint8'):.3f} to native), "
+            "so a model exported from the app would not give the app's probabilities in Python."
+        ),
     ]
     return "\n".join(lines)
 

@@ -11,7 +11,7 @@ import { predictMany as predictManyImages } from './features/predict/many.js';
 import { forEachImage } from './features/predict/sources.js';
 import { predictionsCsv, predictionsJson } from './features/predict/report.js';
 import {
-  CORRECTION, KEEP_PREVIOUS_MODELS, currentModel, listModels, loadManifest, modelStatus as engineModelStatus, predictImage,
+  CORRECTION, KEEP_PREVIOUS_MODELS, TEXT_LEARNING_RATE, currentModel, listModels, loadManifest, modelStatus as engineModelStatus, predictImage,
   predictText as predictTextWith, predictTexts as predictTextsWith, saveImportedModels, trainProject, usableModel,
 } from './features/train/engine.js';
 import * as texts from './features/dataset/texts.js';
@@ -290,7 +290,7 @@ export async function modelStatus(projectId, { artifacts } = {}) {
   return { ...(await engineModelStatus(projectId, { artifacts })), artifactsMissing: false };
 }
 
-export { CORRECTION, KEEP_PREVIOUS_MODELS, currentModel, listModels };
+export { CORRECTION, KEEP_PREVIOUS_MODELS, TEXT_LEARNING_RATE, currentModel, listModels };
 
 const PROJECT_FORMAT = 'tejas-project';
 

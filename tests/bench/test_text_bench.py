@@ -57,7 +57,8 @@ def test_toy_run_measures_browser_and_native_and_accuracy(tmp_path):
     assert quantised["drift_points"] == pytest.approx(
         100 * (quantised["macro_f1_float32"] - quantised["macro_f1_uint8"])
     )
-    assert quantised["offered"] == (quantised["drift_points"] <= 1.0)
+    assert quantised["within_limit"] == (quantised["drift_points"] <= 1.0)
+    assert quantised["app_default"] is False
 
     results = tmp_path / "results"
     shutil.copytree(ROOT / "bench" / "results", results)

@@ -187,6 +187,9 @@ function fixedSplit(split, ids) {
  * validationShare, seed, split: {train, validation} (content ids: this fixed split instead of drawing
  * one), augment, resume, artifacts, onProgress, signal}. Resolves with the stored model record.
  */
+/** The head's default learning rate for text projects (the Train screen offers the same). */
+export const TEXT_LEARNING_RATE = 0.01;
+
 export async function trainProject(projectId, options, { embedImages, embedTexts, trainHead, headProbabilities, runBlock }) {
   const {
     artifacts, mode = 'head', validationShare = 0.2, seed = 0, resume = false, augment = 0, split: chosenSplit,
@@ -194,6 +197,9 @@ export async function trainProject(projectId, options, { embedImages, embedTexts
   } = options;
   const kind = projectKind(await getProject(projectId));
   if (kind === 'text' && mode !== 'head') throw new Error(TEXT_HEAD_ONLY);
+  // A sentence encoder's features are unit vectors: the image default (3e-3) leaves a small text project's
+  // head short of converging in 20 epochs (200 SMS: macro-F1 0.874 against 0.90 converged), 1e-2 gets there.
+  if (kind === 'text') trainOptions.learningRate ??= TEXT_LEARNING_RATE;
   const classes = await listClasses(projectId);
   if (classes.length < 2) throw new Error('Training needs at least 2 classes.');
   const samples = await listSamples(projectId);

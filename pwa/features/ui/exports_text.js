@@ -9,10 +9,9 @@ const py = (value) => JSON.stringify(value);
 
 /**
  * Python that classifies texts with the exported ONNX file and tokenizer.json exactly as the app does:
- * truncation at the encoder's max_length (keeping [SEP]), one text per run by default (the app runs a
- * dynamically quantised encoder so: its activation scales cover a whole batch, padding included), longer
- * batches sorted by token count and padded with pad_id to their longest text. `text` is the manifest's
- * text section.
+ * truncation at the encoder's max_length (keeping [SEP]), batches of texts sorted by token count, padded
+ * with pad_id to their longest text (the mask keeps padding out of the features: any batching gives the
+ * same numbers within float noise). `text` is the manifest's text section.
  */
 export function textSnippet(onnxFile, tokenizerFile, text) {
   return `# pip install onnxruntime tokenizers numpy
@@ -31,9 +30,8 @@ tokenizer.no_padding()
 PAD_ID = ${text.pad_id}
 
 
-def probabilities(texts, batch_size=1):
-    """As the app: one text per run (a quantised encoder scales its activations over a whole batch);
-    with a float32 encoder larger batches (longest texts first, padded) give the same within 1e-6."""
+def probabilities(texts, batch_size=32):
+    """As the app: longest texts first, batch_size at a time, each batch padded to its longest text."""
     ids = [encoding.ids for encoding in tokenizer.encode_batch(texts)]
     order = sorted(range(len(texts)), key=lambda i: -len(ids[i]))
     out = np.zeros((len(texts), len(classes)), np.float32)

@@ -7,9 +7,8 @@ import { serverTrainingCard } from './server_train.js';
 import { serverOrigin } from '../jobs/results.js';
 
 export const DEFAULTS = { mode: 'head', epochs: 20, learningRate: 0.003, batchSize: 16, augment: 0, validationShare: 0.2 };
-// Texts: the encoder's features are unit vectors, on which 3e-3 leaves a small project's head short of
-// converging in 20 epochs (200 SMS: 260 steps, macro-F1 0.874 against 0.90 converged; 1e-2 gets there).
-export const TEXT_DEFAULTS = { ...DEFAULTS, learningRate: 0.01 };
+// Texts: the engine's own default learning rate for unit-vector features (features/train/engine.js).
+export const TEXT_DEFAULTS = { ...DEFAULTS, learningRate: tejas.TEXT_LEARNING_RATE };
 
 /** The Train screen's settings for a project that has no model yet. */
 export const trainingDefaults = (project) => ({ ...(project?.kind === 'text' ? TEXT_DEFAULTS : DEFAULTS) });
