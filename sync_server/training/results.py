@@ -156,7 +156,36 @@ def write_results(
 
     parameters = _parameters_in_layout(tensors, layout)
     (out / "parameters.bin").write_bytes(parameters.tobytes())
-    ids = class_ids or classes
+    artifacts = (
+        {"kind": "job", "files": sorted(own_manifest["files"]) + ["manifest.json"]}
+        if config.mode == "full"
+        else {"kind": "default", "backbone_sha256": manifest["files"]["backbone.onnx"]["sha256"]}
+    )
+    options = {
+        "mode": config.mode,
+        "epochs": config.epochs,
+        "learningRate": config.lr(),
+        "batchSize": config.batch_size,
+        "augment": config.augment,
+        "validationShare": config.validation_share,
+        "seed": config.seed,
+    }
+    return finish_results(
+        out,
+        result,
+        checks=checks,
+        classes=classes,
+        ids=class_ids or classes,
+        layout=layout,
+        parameters=parameters,
+        server={"job": job, "mode": config.mode, "backbone": backbone.name},
+        app={"mode": app_mode, "options": options, "artifacts": artifacts},
+    )
+
+
+def finish_results(out: Path, result, *, checks, classes, ids, layout, parameters, server: dict, app: dict) -> dict:
+    """metrics.json, app_model.json (the model record the app imports: `app` holds what differs between kinds of
+    job — mode, options, artifacts, modality) and the listing of every result file; image and text jobs alike."""
     history = [
         {
             "epoch": e["epoch"],
@@ -170,34 +199,17 @@ def write_results(
     (out / "metrics.json").write_text(
         json.dumps({"report": result.report, "history": result.history, "split": split, "checks": checks})
     )
-    artifacts = (
-        {"kind": "job", "files": sorted(own_manifest["files"]) + ["manifest.json"]}
-        if config.mode == "full"
-        else {"kind": "default", "backbone_sha256": manifest["files"]["backbone.onnx"]["sha256"]}
-    )
     app_model = {
-        "mode": app_mode,
+        **app,
         "classes": [{"id": i, "name": n} for i, n in zip(ids, classes, strict=True)],
         "layout": layout,
         "parameters": {"file": "parameters.bin", "length": int(parameters.size)},
         "history": history,
         "metrics": result.report,
         "split": split,
-        "options": {
-            "mode": config.mode,
-            "epochs": config.epochs,
-            "learningRate": config.lr(),
-            "batchSize": config.batch_size,
-            "augment": config.augment,
-            "validationShare": config.validation_share,
-            "seed": config.seed,
-        },
         "sampleCount": len(result.train) + len(result.validation),
-        "artifacts": artifacts,
         "server": {
-            "job": job,
-            "mode": config.mode,
-            "backbone": backbone.name,
+            **server,
             "device": result.device,
             "device_name": result.device_name,
             "stopped_early": result.stopped_early,

@@ -24,7 +24,7 @@ import torch
 from tejas.artifacts import sha256_file
 from tejas.safetensors import float32_tensor
 
-from .results import TOLERANCE, ResultError, _floats, _head, _parameters_in_layout
+from .results import TOLERANCE, ResultError, _floats, _head, _parameters_in_layout, finish_results
 from .text import DEFAULT_MAX_LENGTH, MAX_CLASSES, TextClassifier
 from .text_data import encode, pad
 from .trainer import RunResult, TrainConfig
@@ -199,52 +199,24 @@ def write_text_results(
     layout = manifest["training"]["head"]["parameters"]
     parameters = _parameters_in_layout({"fc.weight": weight, "fc.bias": bias}, layout)
     (out / "parameters.bin").write_bytes(parameters.tobytes())
-    ids = class_ids or classes
-    history = [
-        {
-            "epoch": e["epoch"],
-            "loss": e["loss"],
-            "trainAccuracy": e["train_accuracy"],
-            **({"validationAccuracy": e["validation_accuracy"]} if e["validation_accuracy"] is not None else {}),
-        }
-        for e in result.history
-    ]
-    split = {"train": [e.id for e in result.train], "validation": [e.id for e in result.validation]}
-    (out / "metrics.json").write_text(
-        json.dumps({"report": result.report, "history": result.history, "split": split, "checks": checks})
-    )
-    app_model = {
-        "mode": "head",
-        "modality": "text",
-        "classes": [{"id": i, "name": n} for i, n in zip(ids, classes, strict=True)],
-        "layout": layout,
-        "parameters": {"file": "parameters.bin", "length": int(parameters.size)},
-        "history": history,
-        "metrics": result.report,
-        "split": split,
-        "options": {
-            "mode": config.mode,
-            "epochs": config.epochs,
-            "learningRate": config.lr(),
-            "batchSize": config.batch_size,
-            "validationShare": config.validation_share,
-            "seed": config.seed,
-            "maxLength": max_length,
-        },
-        "sampleCount": len(result.train) + len(result.validation),
-        "artifacts": {"kind": "job", "modality": "text", "files": sorted(manifest["files"]) + ["manifest.json"]},
-        "server": {
-            "job": job,
-            "mode": config.mode,
-            "backbone": manifest["architecture"],
-            "device": result.device,
-            "device_name": result.device_name,
-            "stopped_early": result.stopped_early,
-        },
+    options = {
+        "mode": config.mode,
+        "epochs": config.epochs,
+        "learningRate": config.lr(),
+        "batchSize": config.batch_size,
+        "validationShare": config.validation_share,
+        "seed": config.seed,
+        "maxLength": max_length,
     }
-    (out / "app_model.json").write_text(json.dumps(app_model))
-    files = {}
-    for path in sorted(out.rglob("*")):
-        if path.is_file():
-            files[path.relative_to(out).as_posix()] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
-    return {"files": files, "checks": checks, "app_model": app_model}
+    artifacts = {"kind": "job", "modality": "text", "files": sorted(manifest["files"]) + ["manifest.json"]}
+    return finish_results(
+        out,
+        result,
+        checks=checks,
+        classes=classes,
+        ids=class_ids or classes,
+        layout=layout,
+        parameters=parameters,
+        server={"job": job, "mode": config.mode, "backbone": manifest["architecture"]},
+        app={"mode": "head", "modality": "text", "options": options, "artifacts": artifacts},
+    )

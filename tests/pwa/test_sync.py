@@ -65,9 +65,9 @@ def sync_server(default_export, serve, tmp_path):
     return serve(tmp_path / "artifacts", data_dir=tmp_path / "server-data")
 
 
-@pytest.fixture
-def new_device(browser, sync_server):
-    """new_device() → a page of the app in a fresh browser context (its own IndexedDB: another device)."""
+def devices(browser, url: str):
+    """Yields open_device() → a page of the app at `url` in a fresh browser context (its own IndexedDB:
+    another device); the contexts close after."""
     contexts = []
 
     def open_device():
@@ -75,13 +75,19 @@ def new_device(browser, sync_server):
         contexts.append(context)
         page = context.new_page()
         page.add_init_script(PAGE_HELPERS + SYNC_HELPERS)
-        page.goto(sync_server.url + "/")
+        page.goto(url + "/")
         wait_screen(page, "projects")
         return page
 
     yield open_device
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def new_device(browser, sync_server):
+    """new_device() → a page of the app in a fresh browser context (its own IndexedDB: another device)."""
+    yield from devices(browser, sync_server.url)
 
 
 def b64png(rgb) -> str:
@@ -646,21 +652,9 @@ def text_device(browser, default_export, serve, tmp_path):
     shutil.copytree(folder, tmp_path / "artifacts" / "default")
     shutil.copytree(text_artifacts(), tmp_path / "artifacts" / "text")
     server = serve(tmp_path / "artifacts", data_dir=tmp_path / "server-data")
-    contexts = []
-
-    def open_device():
-        context = browser.new_context()
-        contexts.append(context)
-        page = context.new_page()
-        page.add_init_script(PAGE_HELPERS + SYNC_HELPERS)
-        page.goto(server.url + "/")
-        wait_screen(page, "projects")
-        return page
-
-    open_device.server = server
-    yield open_device
-    for context in contexts:
-        context.close()
+    for open_device in devices(browser, server.url):
+        open_device.server = server
+        yield open_device
 
 
 def without_absent(state: dict) -> dict:
@@ -711,7 +705,8 @@ def test_a_text_project_syncs_and_offline_edits_merge(text_device):
           const project = await t.getProject(id);
           const texts = await t.listTexts(id);
           const top = await t.predictText(id, 'WINNER! claim your free prize now', { topK: 2 });
-          return { kind: project.kind, texts: texts.map((s) => s.text), top, type: (await t.getImage(texts[0].contentId)).type }; }""",
+          const type = (await t.getImage(texts[0].contentId)).type;
+          return { kind: project.kind, texts: texts.map((s) => s.text), top, type }; }""",
         made["projectId"],
     )
     assert got["kind"] == "text"

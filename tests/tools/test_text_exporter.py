@@ -92,7 +92,7 @@ def test_manifest_validates_and_describes_the_text_artifacts(text_export):
     jsonschema.validate(manifest, json.loads(SCHEMA_PATH.read_text()))
     assert manifest["modality"] == "text" and manifest["architecture"] == "all-MiniLM-L6-v2"
     assert manifest["text"] == {
-        "encoder": "encoder_uint8.onnx",
+        "encoder": "encoder.onnx",
         "tokenizer": "tokenizer.json",
         "max_length": 128,
         "padding": "batch",
