@@ -90,20 +90,7 @@ export async function render(view, { project }) {
   };
 
   const actions = {
-    refresh, addFiles, addGrouped,
-    rename: async (cls) => {
-      const name = await promptDialog('Rename class', 'Class name', cls.name);
-      if (!name || name === cls.name) return;
-      try { await tejas.renameClass(cls.id, name); } catch (error) { showError(error); }
-      await refresh();
-    },
-    remove: async (cls, count) => {
-      const ok = await confirmDialog(`Delete class "${cls.name}"?`, `Its ${plural(count, 'image')} will be deleted too. This cannot be undone.`);
-      if (!ok) return;
-      await tejas.deleteClass(cls.id);
-      toast(`Deleted class "${cls.name}".`);
-      await refresh();
-    },
+    refresh, addFiles, addGrouped, ...classActions(refresh, 'image'),
     deleteSelected: async () => {
       const ids = [...state.selected];
       const deleted = await tejas.deleteSamples(project.id, ids);
@@ -227,6 +214,25 @@ export async function render(view, { project }) {
 }
 
 /** The "New class" form (class-name rules shown under the field); `onAdded(cls)` runs after a class is made. */
+/** A class card's rename and delete (delete asks first: its `noun`s go with it), then `refresh`. */
+export function classActions(refresh, noun) {
+  return {
+    rename: async (cls) => {
+      const name = await promptDialog('Rename class', 'Class name', cls.name);
+      if (!name || name === cls.name) return;
+      try { await tejas.renameClass(cls.id, name); } catch (error) { showError(error); }
+      await refresh();
+    },
+    remove: async (cls, count) => {
+      const ok = await confirmDialog(`Delete class "${cls.name}"?`, `Its ${plural(count, noun)} will be deleted too. This cannot be undone.`);
+      if (!ok) return;
+      await tejas.deleteClass(cls.id);
+      toast(`Deleted class "${cls.name}".`);
+      await refresh();
+    },
+  };
+}
+
 export function classForm(projectId, onAdded, { placeholder = 'e.g. cat' } = {}) {
   const { field: nameField, input: className } = field('New class', h('input', {
     type: 'text', required: true, maxlength: 100, placeholder, autocomplete: 'off', 'aria-describedby': 'class-error',

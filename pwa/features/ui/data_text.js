@@ -3,9 +3,9 @@
 // class) or one .txt file per class; type or paste texts into a class, one per line; each class lists
 // its texts with edit, and selected texts move to another class or are deleted (with undo).
 import * as tejas from '../../tejas.js';
-import { MIN_TO_TRAIN, classForm, fillWarnings } from './data.js';
+import { MIN_TO_TRAIN, classActions, classForm, fillWarnings } from './data.js';
 import {
-  append, busy, confirmDialog, download, field, filePicker, fileStem, h, plural, projectUrl, promptDialog, showError, textDialog, toast,
+  append, busy, download, field, filePicker, fileStem, h, plural, projectUrl, showError, textDialog, toast,
 } from './dom.js';
 
 const SHOWN = 20; // texts per class before "show more"
@@ -33,20 +33,7 @@ export async function render(view, { project }) {
   };
 
   const actions = {
-    refresh,
-    rename: async (cls) => {
-      const name = await promptDialog('Rename class', 'Class name', cls.name);
-      if (!name || name === cls.name) return;
-      try { await tejas.renameClass(cls.id, name); } catch (error) { showError(error); }
-      await refresh();
-    },
-    remove: async (cls, count) => {
-      const ok = await confirmDialog(`Delete class "${cls.name}"?`, `Its ${plural(count, 'text')} will be deleted too. This cannot be undone.`);
-      if (!ok) return;
-      await tejas.deleteClass(cls.id);
-      toast(`Deleted class "${cls.name}".`);
-      await refresh();
-    },
+    refresh, ...classActions(refresh, 'text'),
     edit: async (sample) => {
       const text = await textDialog('Edit text', 'Text', sample.text);
       if (text === null || text === sample.text) return;

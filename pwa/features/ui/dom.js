@@ -68,19 +68,41 @@ export function confirmDialog(title, text, { confirm = 'Delete', danger = true }
   return new Promise((resolve) => dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true }));
 }
 
-/** Ask for a line of text (rename). Resolves the text, or null when cancelled. */
-export function promptDialog(title, label, value = '') {
+/** The dialog with `input` (in a labelled row), Cancel and Save: resolves read(input) on Save, null on Cancel. */
+function inputDialog(title, label, input, { read, focus }) {
   const dialog = document.getElementById('dialog');
-  const { field: row, input } = field(label, h('input', { type: 'text', value, required: true, maxlength: 100 }));
+  const { field: row } = field(label, input);
   dialog.replaceChildren(h('form', { method: 'dialog', class: 'stack' }, h('h2', { id: 'dialog-title' }, title), row,
     h('div', { class: 'row end' },
       h('button', { value: 'cancel', class: 'secondary', formnovalidate: true }, 'Cancel'),
       h('button', { value: 'ok', class: 'primary' }, 'Save'))));
   dialog.returnValue = '';
   dialog.showModal();
-  input.select();
+  focus(input);
   return new Promise((resolve) => dialog.addEventListener('close',
-    () => resolve(dialog.returnValue === 'ok' ? input.value.trim() : null), { once: true }));
+    () => resolve(dialog.returnValue === 'ok' ? read(input) : null), { once: true }));
+}
+
+/**
+ * "Wrong? Teach it the right answer": a class choice (the runner-up preselected), "Retrain now", and
+ * "Add to dataset", which calls correct(classId, retrain) and shows its error. `noun`: 'image' or 'text'.
+ */
+export function correctionForm(classes, top, noun, correct) {
+  const choice = h('select', { id: 'correct-class' }, classes.map((c) => h('option', {
+    value: c.id, selected: c.id !== top[0].classId && c.id === (top[1] ?? top[0]).classId }, c.name)));
+  const retrain = h('input', { type: 'checkbox', id: 'retrain-now', checked: true });
+  return h('details', { id: 'wrong' }, h('summary', {}, 'Wrong? Teach it the right answer'),
+    h('div', { class: 'stack' },
+      h('div', { class: 'row wrap' }, h('label', { for: 'correct-class' }, `This ${noun} is`), choice),
+      h('label', { class: 'row' }, retrain, 'Retrain now'),
+      h('button', { type: 'button', class: 'primary', id: 'add-correction', onclick: () => correct(choice.value, retrain.checked).catch((error) => showError(error)) },
+        'Add to dataset')));
+}
+
+/** Ask for a line of text (rename). Resolves the text, or null when cancelled. */
+export function promptDialog(title, label, value = '') {
+  const input = h('input', { type: 'text', value, required: true, maxlength: 100 });
+  return inputDialog(title, label, input, { read: (i) => i.value.trim(), focus: (i) => i.select() });
 }
 
 const thumbnails = new Map();
@@ -174,18 +196,9 @@ export function panelToggle(label, panel, { onClose = null } = {}) {
 
 /** Ask for a longer text (editing a text sample). Resolves the text, or null when cancelled. */
 export function textDialog(title, label, value = '') {
-  const dialog = document.getElementById('dialog');
-  const { field: row, input } = field(label, h('textarea', { rows: 6, required: true, maxlength: 5000, class: 'text-input' }));
+  const input = h('textarea', { rows: 6, required: true, maxlength: 5000, class: 'text-input' });
   input.value = value;
-  dialog.replaceChildren(h('form', { method: 'dialog', class: 'stack' }, h('h2', { id: 'dialog-title' }, title), row,
-    h('div', { class: 'row end' },
-      h('button', { value: 'cancel', class: 'secondary', formnovalidate: true }, 'Cancel'),
-      h('button', { value: 'ok', class: 'primary' }, 'Save'))));
-  dialog.returnValue = '';
-  dialog.showModal();
-  input.focus();
-  return new Promise((resolve) => dialog.addEventListener('close',
-    () => resolve(dialog.returnValue === 'ok' ? input.value : null), { once: true }));
+  return inputDialog(title, label, input, { read: (i) => i.value, focus: (i) => i.focus() });
 }
 
 /** Fill an <ol class="bars"> with top-k classes: name, a bar and the probability. */

@@ -2,8 +2,8 @@
 // it), the dataset as an ImageFolder zip, the whole project as one file — and imports of the last two.
 // All of it runs in this browser. A text project's downloads are exports_text.js.
 import * as tejas from '../../tejas.js';
-import { append, busy, codeBlock, download, filePicker, fileStem, h, plural, projectUrl, showError, toast } from './dom.js';
-import { artifactsChangedNotice } from './train.js';
+import { append, busy, codeBlock, filePicker, fileStem, h, plural, projectUrl, showError, toast } from './dom.js';
+import { modelCard, saveOnClick } from './export_card.js';
 import * as textExports from './exports_text.js';
 
 const py = (value) => JSON.stringify(value);
@@ -64,29 +64,14 @@ export async function render(view, { project }) {
     tejas.manifest().catch(() => null)]);
   const stem = fileStem(project.name);
   const model = status.model;
-  const save = (button, text, make, name) => busy(button, text, async () => {
-    try {
-      download(await make(), name);
-    } catch (error) {
-      showError(error, `Could not make ${name}: `);
-    }
-  });
-  const modelSection = h('section', { class: 'card', 'aria-labelledby': 'model-export-title' },
-    h('h2', { id: 'model-export-title' }, 'Model'));
-  if (!model) {
-    append(modelSection, h('p', {}, 'Train a model first; then download it here.'),
-      h('a', { class: 'button primary', href: projectUrl(project.id, 'train') }, 'Go to Train'));
-  } else if (status.artifactsChanged) {
-    append(modelSection, artifactsChangedNotice(project, status, manifest));
-  } else {
+  const { section: modelSection, ready } = modelCard(project, status, manifest);
+  if (ready) {
     const classNames = model.classes.map((c) => c.name);
     const onnxButton = h('button', { type: 'button', class: 'primary', id: 'download-onnx' }, 'Download ONNX');
-    onnxButton.addEventListener('click', () => save(onnxButton, 'Preparing…', () => tejas.exportOnnx(project.id), `${stem}.onnx`));
+    saveOnClick(onnxButton, 'Preparing…', () => tejas.exportOnnx(project.id), `${stem}.onnx`);
     const ptButton = h('button', { type: 'button', class: 'primary', id: 'download-pt' }, 'Download PyTorch (.pt)');
-    ptButton.addEventListener('click', () => save(ptButton, 'Preparing…', () => tejas.exportPytorch(project.id), `${stem}.pt`));
+    saveOnClick(ptButton, 'Preparing…', () => tejas.exportPytorch(project.id), `${stem}.pt`);
     append(modelSection, 
-      status.stale ? h('p', { class: 'warning' }, 'The data changed since this model was trained; ',
-        h('a', { href: projectUrl(project.id, 'train') }, 'train again'), ' to include it in the download.') : null,
       h('p', { class: 'muted' }, `${manifest?.architecture ?? 'The backbone'} with your ${plural(classNames.length, 'class', 'classes')}: `
         + `${classNames.join(', ')}. Each file is standalone and runs without Tejas.`),
       h('div', { class: 'export-item' }, h('h3', {}, 'ONNX'), h('p', {}, 'For onnxruntime in Python, C#, C++, Java, JavaScript or on phones.'),
@@ -96,9 +81,9 @@ export async function render(view, { project }) {
   }
 
   const datasetButton = h('button', { type: 'button', class: 'secondary', id: 'download-dataset' }, 'Download dataset (.zip)');
-  datasetButton.addEventListener('click', () => save(datasetButton, 'Zipping…', () => tejas.exportDatasetZip(project.id), `${stem}-dataset.zip`));
+  saveOnClick(datasetButton, 'Zipping…', () => tejas.exportDatasetZip(project.id), `${stem}-dataset.zip`);
   const projectButton = h('button', { type: 'button', class: 'secondary', id: 'download-project' }, 'Download project file');
-  projectButton.addEventListener('click', () => save(projectButton, 'Packing…', () => tejas.exportProject(project.id), `${stem}.tejas.zip`));
+  saveOnClick(projectButton, 'Packing…', () => tejas.exportProject(project.id), `${stem}.tejas.zip`);
 
   const zipInput = filePicker('A dataset zip', { accept: '.zip,application/zip', id: 'import-dataset' }, ([file]) => {
     busy(zipButton, 'Importing…', async () => {

@@ -2,8 +2,9 @@
 // with the tokenizer.json it reads, a Python snippet that reproduces the app's probabilities, and the
 // dataset as CSV; texts from a CSV can be added here too. All of it runs in this browser.
 import * as tejas from '../../tejas.js';
-import { append, busy, codeBlock, download, filePicker, fileStem, h, plural, projectUrl, showError, toast } from './dom.js';
-import { artifactsChangedNotice, projectManifest } from './train.js';
+import { append, busy, codeBlock, filePicker, fileStem, h, plural, showError, toast } from './dom.js';
+import { projectManifest } from './train.js';
+import { modelCard, saveOnClick } from './export_card.js';
 
 const py = (value) => JSON.stringify(value);
 
@@ -59,30 +60,15 @@ export async function render(view, { project }) {
   const [status, manifest] = await Promise.all([tejas.modelStatus(project.id), projectManifest(project)]);
   const stem = fileStem(project.name);
   const model = status.model;
-  const save = (button, text, make, name) => busy(button, text, async () => {
-    try {
-      download(await make(), name);
-    } catch (error) {
-      showError(error, `Could not make ${name}: `);
-    }
-  });
-  const modelSection = h('section', { class: 'card', 'aria-labelledby': 'model-export-title' },
-    h('h2', { id: 'model-export-title' }, 'Model'));
-  if (!model) {
-    append(modelSection, h('p', {}, 'Train a model first; then download it here.'),
-      h('a', { class: 'button primary', href: projectUrl(project.id, 'train') }, 'Go to Train'));
-  } else if (status.artifactsChanged) {
-    append(modelSection, artifactsChangedNotice(project, status, manifest));
-  } else {
+  const { section: modelSection, ready } = modelCard(project, status, manifest);
+  if (ready) {
     const classNames = model.classes.map((c) => c.name);
     const tokenizerName = 'tokenizer.json';
     const onnxButton = h('button', { type: 'button', class: 'primary', id: 'download-onnx' }, 'Download ONNX');
-    onnxButton.addEventListener('click', () => save(onnxButton, 'Preparing…', () => tejas.exportOnnx(project.id), `${stem}.onnx`));
+    saveOnClick(onnxButton, 'Preparing…', () => tejas.exportOnnx(project.id), `${stem}.onnx`);
     const tokenizerButton = h('button', { type: 'button', class: 'secondary', id: 'download-tokenizer' }, 'Download tokenizer.json');
-    tokenizerButton.addEventListener('click', () => save(tokenizerButton, 'Preparing…', () => tejas.exportTokenizer(project.id), tokenizerName));
+    saveOnClick(tokenizerButton, 'Preparing…', () => tejas.exportTokenizer(project.id), tokenizerName);
     append(modelSection,
-      status.stale ? h('p', { class: 'warning' }, 'The data changed since this model was trained; ',
-        h('a', { href: projectUrl(project.id, 'train') }, 'train again'), ' to include it in the download.') : null,
       h('p', { class: 'muted' }, `${manifest?.architecture ?? 'The sentence encoder'} with your ${plural(classNames.length, 'class', 'classes')}: `
         + `${classNames.join(', ')}. The ONNX file takes token ids (input_ids, attention_mask) and gives each class's probability; `
         + 'tokenizer.json turns text into those ids. Both run without Tejas.'),
@@ -95,7 +81,7 @@ export async function render(view, { project }) {
   }
 
   const csvButton = h('button', { type: 'button', class: 'secondary', id: 'download-csv' }, 'Download dataset as CSV');
-  csvButton.addEventListener('click', () => save(csvButton, 'Preparing…', () => tejas.exportDatasetCsv(project.id), `${stem}.csv`));
+  saveOnClick(csvButton, 'Preparing…', () => tejas.exportDatasetCsv(project.id), `${stem}.csv`);
   const csvInput = filePicker('A CSV file of texts and labels', { accept: '.csv,.tsv,text/csv', id: 'import-csv' }, ([file]) => {
     busy(importButton, 'Importing…', async () => {
       try {

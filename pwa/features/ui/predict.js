@@ -9,7 +9,7 @@ import * as liveStream from './predict_stream.js';
 import * as predictText from './predict_text.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
-import { append, filePicker, h, panelToggle, probabilityBars, projectUrl, showError, toast } from './dom.js';
+import { append, correctionForm, filePicker, h, panelToggle, probabilityBars, projectUrl, showError, toast } from './dom.js';
 import { artifactsChangedNotice, retrainThen, trainingRun } from './train.js';
 
 /** The mode the address asks for: 'one', 'many' (#/p/<id>/predict/many) or 'stream' (…/predict/stream). */
@@ -69,16 +69,7 @@ export async function render(view, { project }) {
   };
 
   const fillCorrection = (top) => {
-    const classes = status.model.classes;
-    const choice = h('select', { id: 'correct-class' }, classes.map((c) => h('option', { value: c.id, selected: c.id !== top[0].classId && c.id === (top[1] ?? top[0]).classId }, c.name)));
-    const retrain = h('input', { type: 'checkbox', id: 'retrain-now', checked: true });
-    correction.replaceChildren(
-      h('details', { id: 'wrong' }, h('summary', {}, 'Wrong? Teach it the right answer'),
-        h('div', { class: 'stack' },
-          h('div', { class: 'row wrap' }, h('label', { for: 'correct-class' }, 'This image is'), choice),
-          h('label', { class: 'row' }, retrain, 'Retrain now'),
-          h('button', { type: 'button', class: 'primary', id: 'add-correction', onclick: () => correct(choice.value, retrain.checked).catch((error) => showError(error)) },
-            'Add to dataset'))));
+    correction.replaceChildren(correctionForm(status.model.classes, top, 'image', correct));
     correction.hidden = false;
   };
 

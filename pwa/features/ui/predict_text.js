@@ -2,7 +2,7 @@
 // the text into the right class as a correction (always trained on) and can retrain at once, then
 // predicts the same text again.
 import * as tejas from '../../tejas.js';
-import { append, h, probabilityBars, projectUrl, showError, toast } from './dom.js';
+import { append, correctionForm, h, probabilityBars, projectUrl, showError, toast } from './dom.js';
 import { retrainThen, trainingRun } from './train.js';
 
 export async function render(view, { project, status }) {
@@ -31,16 +31,7 @@ export async function render(view, { project, status }) {
   };
 
   const fillCorrection = (top) => {
-    const choice = h('select', { id: 'correct-class' }, model.classes.map((c) => h('option', {
-      value: c.id, selected: c.id !== top[0].classId && c.id === (top[1] ?? top[0]).classId }, c.name)));
-    const retrain = h('input', { type: 'checkbox', id: 'retrain-now', checked: true });
-    correction.replaceChildren(
-      h('details', { id: 'wrong' }, h('summary', {}, 'Wrong? Teach it the right answer'),
-        h('div', { class: 'stack' },
-          h('div', { class: 'row wrap' }, h('label', { for: 'correct-class' }, 'This text is'), choice),
-          h('label', { class: 'row' }, retrain, 'Retrain now'),
-          h('button', { type: 'button', class: 'primary', id: 'add-correction', onclick: () => correct(choice.value, retrain.checked).catch((error) => showError(error)) },
-            'Add to dataset'))));
+    correction.replaceChildren(correctionForm(model.classes, top, 'text', correct));
     correction.hidden = false;
   };
 
