@@ -89,22 +89,20 @@ def train_and_write(
         on_checkpoint=on_checkpoint,
         should_stop=should_stop,
     )
-    resume_from = checkpoint if resume and checkpoint is not None and checkpoint.is_file() else None
-    result = trainer.fit(resume=resume_from)
-    summary = write_results(
-        result,
-        backbone=backbone,
-        artifacts_dir=artifacts_dir,
-        classes=examples.classes,
-        class_ids=examples.class_ids,
-        config=config,
-        out=out,
-        job=job,
-        progress=progress,
+    return trainer.fit_and_write(
+        resume,
+        lambda result: write_results(
+            result,
+            backbone=backbone,
+            artifacts_dir=artifacts_dir,
+            classes=examples.classes,
+            class_ids=examples.class_ids,
+            config=config,
+            out=out,
+            job=job,
+            progress=progress,
+        ),
     )
-    summary["validation_accuracy"] = result.report["accuracy"] if result.validation else None
-    summary["images_per_second"] = result.images_per_second
-    return summary, result
 
 
 __all__ = ["Classifier", "prepare", "resolve_backbone", "train_and_write"]

@@ -159,22 +159,20 @@ def train_text_and_write(
         tokenizer=folder / "tokenizer.json",
         max_length=max_length,
     )
-    resume_from = checkpoint if resume and checkpoint is not None and checkpoint.is_file() else None
-    result = trainer.fit(resume=resume_from)
-    summary = write_text_results(
-        result,
-        folder=folder,
-        classes=examples.classes,
-        class_ids=examples.class_ids,
-        config=config,
-        max_length=max_length,
-        out=out,
-        job=job,
-        progress=progress,
+    return trainer.fit_and_write(
+        resume,
+        lambda result: write_text_results(
+            result,
+            folder=folder,
+            classes=examples.classes,
+            class_ids=examples.class_ids,
+            config=config,
+            max_length=max_length,
+            out=out,
+            job=job,
+            progress=progress,
+        ),
     )
-    summary["validation_accuracy"] = result.report["accuracy"] if result.validation else None
-    summary["images_per_second"] = result.images_per_second
-    return summary, result
 
 
 __all__ = ["TextClassifier", "TextTrainer", "build_text_classifier", "train_text_and_write"]

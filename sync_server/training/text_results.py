@@ -24,7 +24,7 @@ import torch
 from tejas.artifacts import sha256_file
 from tejas.safetensors import float32_tensor
 
-from .results import TOLERANCE, ResultError, _floats, _head, _parameters_in_layout, finish_results
+from .results import _floats, _head, _parameters_in_layout, agreement, finish_results
 from .text import DEFAULT_MAX_LENGTH, MAX_CLASSES, TextClassifier
 from .text_data import encode, pad
 from .trainer import RunResult, TrainConfig
@@ -159,12 +159,7 @@ def check_text_model(network: TextClassifier, texts: list[str], tokenizer: Path,
     onnx_diff = float(np.abs(got - expected).max())
     run_pt, _ = load_text_pt(pt_path)
     pt_diff = float(np.abs(run_pt(input_ids, attention_mask).numpy() - expected).max())
-    if onnx_diff > TOLERANCE or pt_diff > TOLERANCE:
-        raise ResultError(
-            f"the written model disagrees with the trained network (ONNX max diff {onnx_diff:.2e}, "
-            f".pt {pt_diff:.2e}; allowed {TOLERANCE:.0e})"
-        )
-    return {"onnx_max_abs_diff": onnx_diff, "pt_max_abs_diff": pt_diff, "texts": len(texts)}
+    return {**agreement(onnx_diff, pt_diff), "texts": len(texts)}
 
 
 def write_text_results(

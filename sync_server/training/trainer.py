@@ -397,6 +397,16 @@ class Trainer:
         finally:
             self.wait_for_checkpoint()
 
+    def fit_and_write(self, resume: bool, write: Callable[[RunResult], dict]) -> tuple[dict, RunResult]:
+        """Train (from the checkpoint when `resume` and one exists), then write(result) → the results summary,
+        with the validation accuracy and speed added; returns (summary, result)."""
+        checkpoint = self.checkpoint
+        result = self.fit(resume=checkpoint if resume and checkpoint is not None and checkpoint.is_file() else None)
+        summary = write(result)
+        summary["validation_accuracy"] = result.report["accuracy"] if result.validation else None
+        summary["images_per_second"] = result.images_per_second
+        return summary, result
+
     def _fit(self, resume: Path | None) -> RunResult:
         if resume is not None:
             self.load_checkpoint(resume)
