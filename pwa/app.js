@@ -136,6 +136,15 @@ async function startServiceWorker() {
         $('update-banner').hidden = false;
         document.body.dataset.update = 'ready';
       },
+      onInstallFailed: (message) => {
+        document.body.dataset.offlineError = message;
+        if (navigator.serviceWorker.controller) {
+          showError(new Error(message), 'A new version could not be saved (this one keeps working offline): ');
+        } else {
+          document.body.dataset.offline = 'failed';
+          showError(new Error(message), 'Could not save the app for offline use: ');
+        }
+      },
     });
     $('update-reload').addEventListener('click', () => applyUpdate(registration));
     document.body.dataset.offline = registration ? 'ready' : 'unsupported';

@@ -68,6 +68,10 @@ self.addEventListener('install', (event) => {
       await cache.put(INDEX, new Response(JSON.stringify(ALL_FILES), { headers: { 'Content-Type': 'application/json' } }));
     } catch (error) {
       await caches.delete(CACHE);  // a failed install leaves nothing behind; the running version carries on
+      // say why to the open pages (a first install that fails also removes the registration)
+      for (const client of await self.clients.matchAll({ type: 'window', includeUncontrolled: true })) {
+        client.postMessage({ type: 'install-failed', message: String(error?.message ?? error) });
+      }
       throw error;
     }
   })());

@@ -144,7 +144,11 @@ def unique_animals(per_class: int) -> dict[int, list]:
 # pwa/precache.js lists hashes the served files no longer have: tools/precache.py regenerates it).
 WAIT_FOR_SERVICE_WORKER = """async () => {
   const registration = await navigator.serviceWorker.getRegistration();
-  if (!registration) throw new Error('no service worker registered');
+  if (!registration) {
+    // a first install that fails removes its registration; the app records why (features/update.js)
+    const why = document.body.dataset.offlineError;
+    throw new Error(why ? `service worker install failed: ${why}` : 'no service worker registered');
+  }
   // A registration exists before its script is even fetched, with no worker yet: judge a worker once
   // one appears; one that turns 'redundant' failed to install.
   let worker = null;

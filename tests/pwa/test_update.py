@@ -63,6 +63,9 @@ def test_new_version_installs_beside_the_old_and_takes_over_on_reload(app_copy, 
         second = write_precache(pwa, artifacts / "default")
         random_js.write_text(version_two + "// edited after the list was made\n")
         assert _update(page) is False
+        # the page says why (the worker tells it; features/update.js)
+        page.wait_for_function("document.body.dataset.offlineError?.includes('features/random.js')")
+        assert "content changed" in page.evaluate("document.body.dataset.offlineError")
         assert page.evaluate(STATE)["caches"] == [f"tejas-{first}"]
         assert page.is_hidden("#update-banner")
         random_js.write_text(version_two)
