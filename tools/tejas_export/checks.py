@@ -267,3 +267,38 @@ def check_quantised_encoder(
         "min_cosine": float(cosines[worst]),
         "mean_cosine": float(cosines.mean()),
     }
+
+
+BACKBONE_UINT8_MIN_COSINE = 0.95
+
+
+def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def check_quantised_backbone(reference_path: Path, quantised_path: Path, batch: torch.Tensor) -> dict:
+    """The uint8 backbone vs the float32 one on the same photos: cosine of each photo's features; and the
+    uint8 backbone on each photo alone vs in one batch (its activations are quantised per batch, so a photo's
+    features depend a little on its batch companions). Raises when a cosine falls below
+    BACKBONE_UINT8_MIN_COSINE (a broken quantisation; accuracy drift is bench/variants.py's to measure)."""
+    images = batch.numpy()
+    expected = session(reference_path).run(None, {"image": images})[0]
+    quantised = session(quantised_path)
+    got = quantised.run(None, {"image": images})[0]
+    alone = np.concatenate([quantised.run(None, {"image": images[i : i + 1]})[0] for i in range(len(images))])
+    cosines = _row_cosines(got, expected)
+    batch_cosines = _row_cosines(got, alone)
+    worst = int(np.argmin(cosines))
+    if not min(cosines[worst], batch_cosines.min()) >= BACKBONE_UINT8_MIN_COSINE:
+        raise ExportError(
+            f"{quantised_path.name}: uint8 features differ from float32 (cosine {cosines[worst]:.4f} on photo {worst}; "
+            f"batch vs alone {batch_cosines.min():.4f}; need {BACKBONE_UINT8_MIN_COSINE}): this backbone does not "
+            "quantise well; export it without --quantize"
+        )
+    return {
+        "photos": len(images),
+        "reference": "backbone.onnx in float32 before quantisation",
+        "min_cosine": float(cosines[worst]),
+        "mean_cosine": float(cosines.mean()),
+        "batch_vs_alone_min_cosine": float(batch_cosines.min()),
+    }

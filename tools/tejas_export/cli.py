@@ -58,6 +58,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     parser.add_argument("--input-size", type=int, default=224, help="crop size in pixels (default: 224)")
     parser.add_argument(
+        "--quantize",
+        default="none",
+        choices=["none", "uint8"],
+        help="uint8: backbone.onnx with its weights quantised to uint8 (onnxruntime quantize_dynamic, QUInt8; "
+        "activations quantised at run time): ~1.9x faster in the browser for ResNet18, slower for MobileNetV2; "
+        "head training only (default: none)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("artifacts/default"), help="output directory (default: artifacts/default)"
     )
     parser.add_argument("--force", action="store_true", help="replace artifacts already in --out")
@@ -117,6 +125,7 @@ def main(argv=None, prog: str = PROG) -> int:
         train=args.train,
         max_classes=args.max_classes,
         input_size=args.input_size,
+        quantize=args.quantize,
         force=args.force,
         checks=args.checks,
     )
@@ -140,6 +149,8 @@ def main(argv=None, prog: str = PROG) -> int:
             summary.append(f"encoder ONNX vs PyTorch min cosine {checks['encoder']['min_cosine']:.7f}")
         if "encoder_uint8" in checks:
             summary.append(f"uint8 encoder vs float32 mean cosine {checks['encoder_uint8']['mean_cosine']:.4f}")
+        if "backbone_uint8" in checks:
+            summary.append(f"uint8 backbone vs float32 min cosine {checks['backbone_uint8']['min_cosine']:.4f}")
         if "backbone_max_abs_diff" in checks:
             summary.append(f"backbone ONNX vs PyTorch max diff {checks['backbone_max_abs_diff']:.1e}")
         if isinstance(checks.get("imagenet"), dict):

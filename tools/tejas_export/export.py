@@ -31,6 +31,7 @@ log = logging.getLogger("tejas.export")
 
 MANIFEST = "manifest.json"
 TRAIN_MODES = ("head", "last-block")
+QUANTIZATIONS = ("none", "uint8")
 MODALITIES = ("image", "text")
 
 
@@ -45,6 +46,7 @@ class ExportConfig:
     train: str = "head"  # head | last-block (last-block exports the head artifacts too)
     max_classes: int = 100
     input_size: int = 224
+    quantize: str = "none"  # none | uint8 (backbone.onnx's weights, dynamic; head training only)
     force: bool = False
     checks: bool = True
     seed: int = 0
@@ -58,6 +60,15 @@ def _validate(config: ExportConfig) -> None:
         raise ExportError(f"unknown --train mode {config.train!r} (choose from head, last-block)")
     if not 32 <= config.input_size <= 1024:
         raise ExportError(f"--input-size must be between 32 and 1024 (got {config.input_size})")
+    if config.quantize not in QUANTIZATIONS:
+        raise ExportError(f"unknown --quantize {config.quantize!r} (choose from none, uint8)")
+    if config.quantize != "none" and config.train == "last-block":
+        # last-block training runs backbone_trunk.onnx + last_block.onnx in float32: a model trained on those
+        # features would see other features than a head trained on the quantised backbone.onnx of the same set.
+        raise ExportError(
+            "--quantize uint8 quantises backbone.onnx, which only head training uses; --train last-block trains "
+            "on the float32 trunk: drop --quantize, or export it with --train head"
+        )
     if config.modality not in MODALITIES:
         raise ExportError(f"unknown --modality {config.modality!r} (choose from image, text)")
     if config.modality == "text":
@@ -66,6 +77,7 @@ def _validate(config: ExportConfig) -> None:
             ("--weights", config.weights, "imagenet"),
             ("--train", config.train, "head"),
             ("--input-size", config.input_size, 224),
+            ("--quantize", config.quantize, "none"),
         )
         for flag, value, default in image_only:
             if value != default:
