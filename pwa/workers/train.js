@@ -3,6 +3,7 @@
 // step ending 250 ms or more after the last report, and after each epoch; cancellable between steps.
 import { fetchManifest, numel, wasmThreads } from '../features/artifacts.js';
 import { seededRandom } from '../features/random.js';
+import { narrowHeadSet, narrowParameters, widenParameters } from '../features/train/head_width.js';
 import { MESSAGE, serveRequests } from '../protocol.js';
 
 const VENDOR = new URL('../vendor/ort-training/', import.meta.url);
@@ -104,23 +105,29 @@ serveRequests(self, {
 
   /**
    * {artifacts, mode: 'head'|'last_block', train: {features, labels}, validation?: {features, labels},
-   *  numClasses, epochs, batchSize, learningRate, weightDecay, seed, threads, initialParameters?}
-   *   → {parameters, layout, history, seconds, steps}. In last-block mode `features` are the last block's
-   *   inputs (the trunk's output), one row of manifest.training.last_block.input.shape per sample.
+   *  numClasses, epochs, batchSize, learningRate, weightDecay, seed, threads, initialParameters?, narrowHead?}
+   *   → {parameters, layout, history, seconds, steps, trainedWidth}. In last-block mode `features` are the last
+   *   block's inputs (the trunk's output), one row of manifest.training.last_block.input.shape per sample.
+   *   In head mode the narrowest head set holding numClasses trains when the artifacts have one (unless
+   *   narrowHead is false): same result, a fraction of the cost; parameters and layout are the wide set's
+   *   either way (trainedWidth says which width trained).
    */
   async [MESSAGE.TRAIN_HEAD](options, progress, id) {
     const { artifacts, train, validation, numClasses, epochs = 20, batchSize = 16, learningRate = 3e-3, seed = 0 } = options;
     const mode = options.mode ?? 'head';
     const ort = await loadRuntime(options.threads);
     const { base, manifest } = await fetchManifest(artifacts);
-    const set = manifest.training[mode];
-    if (!set) throw new Error(`these artifacts cannot train in ${mode} mode; re-export with --train last-block`);
-    const maxClasses = manifest.max_classes;
+    const wide = manifest.training[mode];
+    if (!wide) throw new Error(`these artifacts cannot train in ${mode} mode; re-export with --train last-block`);
+    if (!(numClasses >= 2 && numClasses <= manifest.max_classes)) throw new RangeError(`a project needs 2 to ${manifest.max_classes} classes, not ${numClasses}`);
+    const narrow = mode === 'head' && options.narrowHead !== false ? narrowHeadSet(wide, numClasses) : null;
+    const set = narrow ?? wide;
+    const maxClasses = narrow ? narrow.max_classes : manifest.max_classes;
     const featureSize = numel(set.input.shape.slice(1));
-    if (!(numClasses >= 2 && numClasses <= maxClasses)) throw new RangeError(`a project needs 2 to ${maxClasses} classes, not ${numClasses}`);
     const session = await createSession(ort, base, set, learningRate, options.weightDecay);
     try {
-      const start = options.initialParameters;
+      let start = options.initialParameters;
+      if (start && narrow) start = narrowParameters(start, wide.parameters, narrow.parameters);
       if (start) await session.loadParametersBuffer(new Uint8Array(start.buffer, start.byteOffset, start.byteLength).slice(), true);
       const maskData = new Float32Array(maxClasses).fill(1, 0, numClasses);
       const mask = new ort.Tensor('float32', maskData, [maxClasses]);
@@ -169,8 +176,17 @@ serveRequests(self, {
         lastReport = now;
         progress({ step, totalSteps, epoch, ...entry, epochDone: true, etaSeconds: ((now - started) / step) * (totalSteps - step) / 1000 });
       }
-      const parameters = (await session.getContiguousParameters(true)).data;
-      return { parameters, layout: set.parameters, mode, history, steps: step, seconds: (performance.now() - started) / 1000 };
+      let parameters = (await session.getContiguousParameters(true)).data;
+      if (narrow) {
+        const from = options.initialParameters
+          ?? new Float32Array((await fetchBytes(new URL(wide.narrow.initial_parameters.file, base).href)).buffer);
+        parameters = widenParameters(parameters, narrow.parameters, from, wide.parameters,
+          { steps: step, learningRate, weightDecay: options.weightDecay ?? narrow.optimizer.weight_decay });
+      }
+      return {
+        parameters, layout: wide.parameters, mode, history, steps: step, seconds: (performance.now() - started) / 1000,
+        trainedWidth: maxClasses,
+      };
     } finally {
       cancelled.delete(id);
       await session.release();

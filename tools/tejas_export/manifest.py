@@ -12,7 +12,13 @@ import torch
 from tejas.artifacts import sha256_file
 
 from . import checks
-from .training import ORT_DEFAULT_LEARNING_RATE, generate_training_artifacts, optimizer_manifest
+from .training import (
+    NARROW_HEAD_WIDTHS,
+    ORT_DEFAULT_LEARNING_RATE,
+    generate_training_artifacts,
+    narrow_head,
+    optimizer_manifest,
+)
 
 
 def schema_id() -> str:
@@ -56,7 +62,40 @@ def describe_model(path: Path, root: Path, trainable: set | frozenset = frozense
 
 def training_set(name, module, example, root, max_classes, optimizer, check, what) -> dict:
     """Build onnxruntime-training artifacts for `module` in root/name and return their manifest entry;
-    with `check`, one AdamW step is compared with PyTorch (checks.check_train_step)."""
+    with `check`, one AdamW step is compared with PyTorch (checks.check_train_step). A head (`what`
+    "head") also gets its narrower copies (`narrow`, built in root/<name>_narrow)."""
+    entry = _training_set(name, module, example, root, max_classes, optimizer, check, what)
+    widths = [w for w in NARROW_HEAD_WIDTHS if w < max_classes]
+    if what == "head" and widths:
+        entry["narrow"] = _narrow_head_sets(f"{name}_narrow", module, example, root, widths, entry, optimizer, check)
+    return entry
+
+
+def _narrow_head_sets(name, head, example, root, widths, wide, optimizer, check) -> dict:
+    """Training sets of `head` cut to each width, and the wide head's initial parameters (float32,
+    little-endian, in the wide set's parameter layout): the browser trains the narrowest set that holds
+    a project's classes and puts its rows back into the wide layout, the rest as the wide run leaves them."""
+    (root / name).mkdir(parents=True, exist_ok=True)
+    initial = root / name / "initial_parameters.bin"
+    tensors = dict(head.named_parameters())
+    buffer = bytearray(4 * wide["parameter_count"])
+    for p in wide["parameters"]:
+        values = tensors[p["name"]].detach().contiguous().numpy().astype("<f4")
+        buffer[4 * p["offset"] : 4 * p["offset"] + values.nbytes] = values.tobytes()
+    initial.write_bytes(bytes(buffer))
+    sets = []
+    for width in widths:
+        entry = _training_set(
+            f"{name}/{width}", narrow_head(head, width), example, root, width, optimizer, check, "head"
+        )
+        sets.append({"max_classes": width, **entry})
+    return {
+        "initial_parameters": {"file": initial.relative_to(root).as_posix(), "dtype": "float32"},
+        "sets": sets,
+    }
+
+
+def _training_set(name, module, example, root, max_classes, optimizer, check, what) -> dict:
     art_dir = root / name
     spec = generate_training_artifacts(
         module, example, "features" if example.dim() == 2 else "block_input", max_classes, art_dir, optimizer

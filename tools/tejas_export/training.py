@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import struct
 import sys
@@ -183,6 +184,23 @@ def _quiet_native_stderr():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+# Narrower copies of the head the browser trains instead of the max_classes-wide one when a project has
+# few classes: a step's cost grows with the head's width (measured in Chromium, 1 thread, batch 16,
+# MobileNetV2 features: ~6 ms at 100 classes, ~0.6 ms at 8-32), while the class mask makes the rows
+# past the project's classes take no part in training (exp(-penalty) = 0: no probability, no gradient).
+NARROW_HEAD_WIDTHS = (8, 16, 32)
+
+
+def narrow_head(head: torch.nn.Module, width: int) -> torch.nn.Module:
+    """A copy of the masked head `head` keeping its first `width` classes (rows), same initial values."""
+    narrow = copy.deepcopy(head)
+    fc = narrow.fc  # sliced, not re-created: a new Linear would draw from (and move) torch's generator
+    fc.weight = torch.nn.Parameter(fc.weight.detach()[:width].clone())
+    fc.bias = torch.nn.Parameter(fc.bias.detach()[:width].clone())
+    fc.out_features = width
+    return narrow.eval()
 
 
 def optimizer_manifest(config: OptimizerConfig) -> dict:

@@ -9,6 +9,25 @@ const artifactSets = new Map();
 /** Parts of a manifest that say when and where it was made, not what the files compute. */
 const VOLATILE_MANIFEST_KEYS = new Set(['created', 'checks', 'versions', 'backbone_choice', 'name']);
 
+/**
+ * The manifest parts that say what a model needs: without when and where it was made, and without the
+ * head's narrow training sets and their files (head_width.js), which are cut from the wide head and train
+ * the same model; an export that adds them leaves the models trained before usable.
+ */
+function identityOf(manifest) {
+  const identity = Object.fromEntries(Object.entries(manifest).filter(([k]) => !VOLATILE_MANIFEST_KEYS.has(k)));
+  const narrow = manifest.training?.head?.narrow;
+  if (!narrow) return identity;
+  const derived = new Set([narrow.initial_parameters.file,
+    ...narrow.sets.flatMap((s) => [s.checkpoint, ...Object.values(s.models).map((m) => m.file)])]);
+  const { narrow: _, ...head } = manifest.training.head;
+  return {
+    ...identity,
+    training: { ...manifest.training, head },
+    files: Object.fromEntries(Object.entries(manifest.files ?? {}).filter(([file]) => !derived.has(file))),
+  };
+}
+
 /** JSON with object keys sorted at every level (the same value always gives the same text). */
 const canonicalJson = (value) => JSON.stringify(value, (key, v) => (v && typeof v === 'object' && !Array.isArray(v)
   ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, v[k]])) : v));
@@ -25,8 +44,7 @@ export async function loadArtifactSet(artifacts) {
       const response = await fetch(new URL('manifest.json', artifacts));
       if (!response.ok) throw new Error(`${new URL(artifacts).pathname}manifest.json: HTTP ${response.status}; export artifacts first`);
       const manifest = await response.json();
-      const identity = Object.fromEntries(Object.entries(manifest).filter(([k]) => !VOLATILE_MANIFEST_KEYS.has(k)));
-      return { manifest, id: await sha256Hex(new TextEncoder().encode(canonicalJson(identity))) };
+      return { manifest, id: await sha256Hex(new TextEncoder().encode(canonicalJson(identityOf(manifest)))) };
     })());
   }
   try {
