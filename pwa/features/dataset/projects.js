@@ -260,6 +260,14 @@ export async function getThumbnail(contentId) {
   return record.thumbnail ?? record.image;
 }
 
+/** The thumbnails of many samples in one read (a grid's new tiles): Blobs in the order asked, null where missing. */
+export async function getThumbnails(contentIds) {
+  return transaction(['blobs'], 'readonly', ({ blobs }) => Promise.all(contentIds.map(async (contentId) => {
+    const record = await get(blobs, contentId);
+    return record ? record.thumbnail ?? record.image : null;
+  })));
+}
+
 /**
  * Bytes a project keeps in this browser: {images (originals and thumbnails), embeddings, models, total}.
  * An image shared with another project counts in both.

@@ -4,17 +4,17 @@
 import * as tejas from '../../tejas.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
-import { append, confirmDialog, field, filePicker, h, panelToggle, plural, projectUrl, promptDialog, showError, thumbnail, toast } from './dom.js';
+import { append, confirmDialog, field, filePicker, h, panelToggle, plural, projectUrl, promptDialog, showError, toast } from './dom.js';
+import { createGrids } from './sample_grid.js';
 
 export const MIN_TO_TRAIN = 2;
 export const RECOMMENDED = 10;
-const SHOWN = 60; // thumbnails per class before "show all"
 const CHUNK = 25; // images per save, so progress shows and a failure loses little
 
 const targets = new Map(); // projectId → class id new captures go to
 
 export async function render(view, { project }) {
-  const state = { project, classes: [], samples: [], selected: new Set(), expanded: new Set() };
+  const state = { project, classes: [], samples: [], selected: new Set(), grids: createGrids() };
   const classesBox = h('div', { class: 'classes' });
   const warnings = h('div', { class: 'warnings', 'aria-live': 'polite' });
   const summary = h('p', { class: 'muted' });
@@ -24,7 +24,8 @@ export async function render(view, { project }) {
 
   const refresh = async () => {
     [state.classes, state.samples] = await Promise.all([tejas.listClasses(project.id), tejas.listSamples(project.id)]);
-    for (const id of state.selected) if (!state.samples.some((s) => s.contentId === id)) state.selected.delete(id);
+    const present = new Set(state.samples.map((s) => s.contentId));
+    for (const id of state.selected) if (!present.has(id)) state.selected.delete(id);
     summary.textContent = `${plural(state.classes.length, 'class', 'classes')} · ${plural(state.samples.length, 'image')}`;
     fillTarget(target, state.classes, project.id);
     fillWarnings(warnings, state);
@@ -208,6 +209,7 @@ export async function render(view, { project }) {
   document.addEventListener('paste', onPaste);
   await refresh();
   return () => {
+    state.grids.dispose();
     webcam.stop();
     document.removeEventListener('paste', onPaste);
   };
@@ -332,13 +334,24 @@ export function fillWarnings(box, { classes, samples }, noun = 'image') {
 }
 
 function fillClasses(box, state, actions) {
+  state.grids.clear();
   if (!state.classes.length) {
     box.replaceChildren(h('p', { class: 'empty' }, 'Start by adding a class for each kind of thing to recognise, e.g. “cat” and “dog”.'));
     return;
   }
+  const byClass = new Map(state.classes.map((c) => [c.id, []]));
+  for (const s of state.samples) byClass.get(s.classId)?.push(s);
+  const onCheck = (event) => {
+    const { contentId } = event.target.dataset;
+    if (event.target.checked) state.selected.add(contentId); else state.selected.delete(contentId);
+    fillSelection(document.querySelector('.selection-bar'), state, actions);
+  };
+  // each tile: a labelled checkbox over its thumbnail (filled in by the grid when it is shown)
+  const tile = (s) => h('label', { class: 'thumb', title: s.name },
+    h('input', { type: 'checkbox', checked: state.selected.has(s.contentId), 'aria-label': `Select ${s.name}`, dataset: { contentId: s.contentId }, onchange: onCheck }),
+    h('img', { alt: '', width: 96, height: 96, decoding: 'async' }));
   box.replaceChildren(...state.classes.map((cls) => {
-    const members = state.samples.filter((s) => s.classId === cls.id).sort((a, b) => (a.added < b.added ? -1 : 1));
-    const shown = state.expanded.has(cls.id) ? members : members.slice(0, SHOWN);
+    const members = byClass.get(cls.id).sort((a, b) => (a.added < b.added ? -1 : a.added > b.added ? 1 : 0));
     const input = filePicker(`Images for ${cls.name}`, { accept: 'image/*', multiple: true }, (files) => actions.addFiles(cls.id, files));
     const headingId = `class-${cls.id}`;
     const warn = members.length < MIN_TO_TRAIN;
@@ -351,18 +364,10 @@ function fillClasses(box, state, actions) {
         h('button', { type: 'button', class: 'secondary small', onclick: () => actions.rename(cls), 'aria-label': `Rename ${cls.name}` }, 'Rename'),
         h('button', { type: 'button', class: 'danger-outline small', onclick: () => actions.remove(cls, members.length), 'aria-label': `Delete class ${cls.name}` }, 'Delete')),
       members.length
-        ? h('ul', { class: 'thumbs', 'aria-label': `Images of ${cls.name}` }, shown.map((s) => h('li', {},
-          h('label', { class: 'thumb', title: s.name },
-            h('input', { type: 'checkbox', checked: state.selected.has(s.contentId), 'aria-label': `Select ${s.name}`,
-              onchange: (event) => {
-                if (event.target.checked) state.selected.add(s.contentId); else state.selected.delete(s.contentId);
-                fillSelection(document.querySelector('.selection-bar'), state, actions);
-              } }),
-            thumbnail(s.contentId, '')))))
-        : h('p', { class: 'muted drop-hint' }, 'Drop images here, or use “Add images”.'),
-      members.length > shown.length ? h('button', { type: 'button', class: 'link', onclick: () => { state.expanded.add(cls.id); fillClasses(box, state, actions); } },
-        `Show all ${members.length}`) : null);
+        ? state.grids.grid(members, { label: `Images of ${cls.name}`, tile })
+        : h('p', { class: 'muted drop-hint' }, 'Drop images here, or use “Add images”.'));
   }));
+  state.grids.update();
 }
 
 function fillSelection(bar, state, actions) {
