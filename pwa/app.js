@@ -15,6 +15,7 @@ import * as aboutScreen from './features/ui/about.js';
 import * as syncScreen from './features/ui/sync.js';
 import { startSync } from './features/sync/client.js';
 import { watchServerJobs } from './features/ui/server_train.js';
+import { backgroundEmbedding } from './tejas.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -54,6 +55,7 @@ async function render() {
   if (route.projectId) {
     try {
       project = await getProject(route.projectId);
+      backgroundEmbedding.watch(project.id);  // what a reload or another device left unembedded, then new images
     } catch {
       location.hash = '#/';
       showError('That project no longer exists on this device.');

@@ -16,6 +16,7 @@ import {
 } from './features/train/engine.js';
 import * as texts from './features/dataset/texts.js';
 import { addTextRows, datasetCsv, readTextCsv as readTextCsvWith } from './features/text/csv.js';
+import { createBackgroundEmbedding } from './features/embed/background.js';
 
 export {
   addClass, addCorrection, addSamples, deleteClass, deleteProject, deleteSamples, getImage, getProject,
@@ -95,8 +96,35 @@ function worker(name, instance = '') {
  *          inferenceSeconds: number}>}
  *   features holds one row per input image (rows of failed images stay zero; see failures).
  */
-export function embedImages(images, { artifacts = DEFAULT_ARTIFACTS, onProgress, signal, ...options } = {}) {
+export function embedImages(images, options = {}) {
+  rememberSessionOptions(options);
+  return backgroundEmbedding.foreground(() => embedImagesBy('foreground', images, options), options);
+}
+
+function embedImagesBy(by, images, { artifacts = DEFAULT_ARTIFACTS, onProgress, signal, ...options } = {}) {
+  embedTally[by].calls += 1;
+  embedTally[by].images += images.length;
   return callWorker(worker('embed'), MESSAGE.EMBED, { artifacts, images, ...options }, { onProgress, signal });
+}
+
+// Items sent to the embed worker, by whom: a test proves that Train after background embedding embeds
+// nothing. Read with embedCounts().
+const embedTally = { foreground: { calls: 0, images: 0, texts: 0 }, background: { calls: 0, images: 0, texts: 0 } };
+
+/**
+ * {foreground: {calls, images, texts}, background: {calls, images, texts}}: embed-worker calls and the
+ * images and texts they were given since the page loaded (foreground: embedImages/embedTexts callers,
+ * training and predictions included; background: backgroundEmbedding's own calls).
+ */
+export function embedCounts() {
+  return { foreground: { ...embedTally.foreground }, background: { ...embedTally.background } };
+}
+
+// The embed worker keeps one set of sessions per (artifacts, threads, provider): background calls use
+// the options of the last foreground call, so the two never make the worker reload its models.
+let sessionOptions = {};
+function rememberSessionOptions({ threads, provider }) {
+  sessionOptions = { threads, provider };
 }
 
 /**
@@ -113,8 +141,28 @@ export function embedTexts(textList, { artifacts = DEFAULT_TEXT_ARTIFACTS, onPro
     return Promise.reject(new TypeError('embedTexts(texts): texts must be an array of strings'));
   }
   if (artifacts === DEFAULT_TEXT_ARTIFACTS) keepTextArtifactsOffline();
+  rememberSessionOptions(options);
+  return backgroundEmbedding.foreground(() => embedTextsBy('foreground', textList, { artifacts, onProgress, signal, ...options }), { signal });
+}
+
+function embedTextsBy(by, textList, { artifacts, onProgress, signal, ...options }) {
+  embedTally[by].calls += 1;
+  embedTally[by].texts += textList.length;
   return callWorker(worker('embed'), MESSAGE.EMBED_TEXT, { artifacts, texts: textList, ...options }, { onProgress, signal });
 }
+
+/**
+ * The page's background embedding (features/embed/background.js): watch(projectId) keeps a project's
+ * features computed as its images or texts arrive, ahead of Train; status(projectId) →
+ * {total, pending, failed, running, waiting, scanned, error, ready}; subscribe(projectId, listener) →
+ * unsubscribe; ready(projectId, {signal}) resolves once nothing is left to embed; pause(), resume(),
+ * cancel(). Predictions, training and foreground embed calls go first: background work waits for them.
+ */
+export const backgroundEmbedding = createBackgroundEmbedding({
+  embedImages: (images, options) => embedImagesBy('background', images, { ...sessionOptions, ...options }),
+  embedTexts: (textList, options) => embedTextsBy('background', textList, { ...sessionOptions, ...options }),
+  projectArtifacts: (projectId) => projectArtifacts(projectId),
+});
 
 /**
  * Train the classification head on embeddings (onnxruntime-web training, in a worker).
@@ -180,7 +228,11 @@ export function headProbabilities(parameters, layout, features, featureSize, num
  * signal}. Resolves with the stored model; a cancelled run rejects with AbortError and the previous
  * model stays current.
  */
-export async function train(projectId, { artifacts, ...options } = {}) {
+export function train(projectId, options = {}) {
+  return backgroundEmbedding.foreground(() => trainNow(projectId, options), options);
+}
+
+async function trainNow(projectId, { artifacts, ...options } = {}) {
   // a project whose model was trained on the server with its own backbone keeps training its head on that backbone
   artifacts = await projectArtifacts(projectId, artifacts);
   return trainProject(projectId, { artifacts, ...options }, { embedImages, embedTexts, trainHead, headProbabilities, runBlock });
@@ -194,9 +246,11 @@ async function projectOfKind(projectId, kind, instead) {
 
 /** Top-k [{classId, name, probability}] for a text with the text project's current model. */
 export async function predictText(projectId, text, { artifacts, topK = 3 } = {}) {
-  await projectOfKind(projectId, 'text', 'use predict() for images');
-  artifacts = await projectArtifacts(projectId, artifacts);
-  return predictTextWith(projectId, text, { artifacts, topK, embedTexts, headProbabilities });
+  return backgroundEmbedding.foreground(async () => {
+    await projectOfKind(projectId, 'text', 'use predict() for images');
+    artifacts = await projectArtifacts(projectId, artifacts);
+    return predictTextWith(projectId, text, { artifacts, topK, embedTexts, headProbabilities });
+  });
 }
 
 /**
@@ -204,16 +258,20 @@ export async function predictText(projectId, text, { artifacts, topK = 3 } = {})
  * @returns {Promise<{classes: string[], classIds: string[], probabilities: Float32Array}>} [texts.length × classes]
  */
 export async function predictTexts(projectId, textList, { artifacts, onProgress, signal } = {}) {
-  await projectOfKind(projectId, 'text', 'use predictMany() for images');
-  artifacts = await projectArtifacts(projectId, artifacts);
-  return predictTextsWith(projectId, textList, { artifacts, onProgress, signal, embedTexts, headProbabilities });
+  return backgroundEmbedding.foreground(async () => {
+    await projectOfKind(projectId, 'text', 'use predictMany() for images');
+    artifacts = await projectArtifacts(projectId, artifacts);
+    return predictTextsWith(projectId, textList, { artifacts, onProgress, signal, embedTexts, headProbabilities });
+  }, { signal });
 }
 
 /** Top-k [{classId, name, probability}] for an image Blob with the project's current model. */
 export async function predict(projectId, image, { artifacts, topK = 3 } = {}) {
-  await projectOfKind(projectId, 'image', 'use predictText() for texts');
-  artifacts = await projectArtifacts(projectId, artifacts);
-  return predictImage(projectId, image, { artifacts, topK, embedImages, headProbabilities, runBlock });
+  return backgroundEmbedding.foreground(async () => {
+    await projectOfKind(projectId, 'image', 'use predictText() for texts');
+    artifacts = await projectArtifacts(projectId, artifacts);
+    return predictImage(projectId, image, { artifacts, topK, embedImages, headProbabilities, runBlock });
+  });
 }
 
 /**
@@ -237,10 +295,12 @@ export async function predict(projectId, image, { artifacts, topK = 3 } = {}) {
  *   image could not be read). Cancelling (signal) rejects with an AbortError.
  */
 export async function predictMany(projectId, source, { artifacts, ...options } = {}) {
-  artifacts = await projectArtifacts(projectId, artifacts);
-  return predictManyImages(projectId, source, { artifacts, ...options }, {
-    embedImages, headProbabilities, runBlock, callPython,
-  });
+  return backgroundEmbedding.foreground(async () => {
+    artifacts = await projectArtifacts(projectId, artifacts);
+    return predictManyImages(projectId, source, { artifacts, ...options }, {
+      embedImages, headProbabilities, runBlock, callPython,
+    });
+  }, options);
 }
 
 /**
@@ -525,6 +585,6 @@ if (typeof window !== 'undefined') {
     importDatasetZip, addDatasetZip, exportProject, importProject, manifest, ...sync,
     DEFAULT_ARTIFACTS, projectArtifacts, createProject,
     DEFAULT_TEXT_ARTIFACTS, ...texts, embedTexts, predictText, predictTexts, readTextCsv, importTextCsv, addTextCsv,
-    addTextFiles, exportDatasetCsv, exportTokenizer, keepTextArtifactsOffline,
+    addTextFiles, exportDatasetCsv, exportTokenizer, keepTextArtifactsOffline, backgroundEmbedding, embedCounts,
   };
 }

@@ -4,6 +4,7 @@
 import * as tejas from '../../tejas.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
+import { preparingStatus } from './preparing.js';
 import { append, confirmDialog, field, filePicker, h, panelToggle, plural, projectUrl, promptDialog, showError, toast } from './dom.js';
 import { createGrids } from './sample_grid.js';
 
@@ -203,6 +204,7 @@ export async function render(view, { project }) {
     const id = targetClass();
     if (id) await addFiles(id, files.map((f, i) => new File([f], f.name && f.name !== 'image.png' ? f.name : `pasted-${stamp()}-${i + 1}.png`, { type: f.type })), 'paste');
   };
+  warnings.before(preparingStatus(project.id));
   view.addEventListener('dragover', onDragOver);
   view.addEventListener('dragleave', onDragLeave);
   view.addEventListener('drop', onDrop);
