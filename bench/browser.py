@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The training engine's speed in Debian chromium, each number beside native onnxruntime measured in
 the same run: embedding images/s, head training steps/s, and "100 images of 5 classes → trained
-model" seconds, cold (no cached embeddings) and warm, with the longest main-thread task meanwhile;
-then the accuracy drift of each smaller input size from 224² of the same backbone.
+model" seconds, cold (no cached embeddings) and warm, with the longest main-thread task meanwhile,
+and after background embedding (images embedded as they are added; Train then only trains), with the
+time from the first image added to the model beside the cold run's; then the accuracy drift of each
+smaller input size from 224² of the same backbone.
 
     python bench/browser.py [--artifacts artifacts/default artifacts/resnet18-random] [--images 32]
 Writes bench/results/browser.json. Needs the app set up (bash tools/dev.sh run does that once).
@@ -61,9 +63,11 @@ PROJECT = """async ([images, busyMs]) => {
   }).observe({ type: 'longtask', buffered: false });
   const t = await import('/tejas.js');
   const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
+  t.backgroundEmbedding.pause();  // cold means cold: nothing embedded before Train
   const project = await t.createProject('Bench');
   const classes = [];
   for (let c = 0; c < 5; c++) classes.push(await t.addClass(project.id, `class ${c}`));
+  const firstAdded = performance.now();
   for (const [i, [b64, y]] of images.entries()) await t.addSamples(project.id, classes[y].id, [file(b64, `${i}.png`)]);
   let started = performance.now();
   const training = t.train(project.id, { epochs: 20 });
@@ -74,11 +78,37 @@ PROJECT = """async ([images, busyMs]) => {
   }
   await training;
   const cold = (performance.now() - started) / 1000;
+  const coldTotal = (performance.now() - firstAdded) / 1000;
   started = performance.now();
   await t.train(project.id, { epochs: 20 });
   const warm = (performance.now() - started) / 1000;
   await new Promise((resolve) => setTimeout(resolve, 100));
-  return { cold, warm, longestTaskMs: longest.value, longTasks: longest.count };
+  return { cold, warm, coldTotal, longestTaskMs: longest.value, longTasks: longest.count };
+}"""
+
+# The same images added one by one to a project the page watches (as its Data screen does): background
+# embedding runs while they arrive; then Train. `trainEmbedded` counts the images Train itself embedded.
+BACKGROUND = """async ([images]) => {
+  const t = await import('/tejas.js');
+  const file = (b64, name) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name);
+  const project = await t.createProject('Bench background');
+  const classes = [];
+  for (let c = 0; c < 5; c++) classes.push(await t.addClass(project.id, `class ${c}`));
+  t.backgroundEmbedding.watch(project.id);
+  const firstAdded = performance.now();
+  for (const [i, [b64, y]] of images.entries()) await t.addSamples(project.id, classes[y].id, [file(b64, `${i}.png`)]);
+  const lastAdded = performance.now();
+  const status = await t.backgroundEmbedding.ready(project.id);
+  if (status.error || status.failed) {
+    throw new Error(`background embedding: ${status.error ?? `${status.failed} images failed`}`);
+  }
+  const ready = performance.now();
+  const before = t.embedCounts().foreground.images;
+  await t.train(project.id, { epochs: 20 });
+  const done = performance.now();
+  return { addSeconds: (lastAdded - firstAdded) / 1000, waitSeconds: (ready - lastAdded) / 1000,
+           trainSeconds: (done - ready) / 1000, totalSeconds: (done - firstAdded) / 1000,
+           trainEmbedded: t.embedCounts().foreground.images - before };
 }"""
 
 
@@ -103,6 +133,9 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=32, help="images per embedding measurement")
     parser.add_argument(
         "--native-seconds", type=float, default=2.0, help="length of each native onnxruntime window (default 2)"
+    )
+    parser.add_argument(
+        "--project-images", type=int, default=100, help="images of the project runs (default 100, in 5 classes)"
     )
     parser.add_argument("--inject-busy-ms", type=float, default=0, help=argparse.SUPPRESS)  # tests only
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "browser.json")
@@ -139,31 +172,52 @@ def main(argv=None) -> int:
             for folder in folders:
                 report["embedding"] += embedding_rows(browser, server, folder, images, args.native_seconds)
                 report["training"].append(training_row(browser, server, folder))
-            # 100 images of 5 classes → model, with the default artifacts the app uses
+            # N (100) images of 5 classes → model, with the default artifacts the app uses
             default = next((f for f in folders if f.name == "default"), folders[0])
             if default.name != "default":
                 print("note: the project run uses artifacts/default only", file=sys.stderr)
             context = browser.new_context()
             page = context.new_page()
             page.goto(server.url + "/")
-            project = page.evaluate(PROJECT, [sample_images(100, seed=1), args.inject_busy_ms])
+            project_images = sample_images(args.project_images, seed=1)
+            project = page.evaluate(PROJECT, [project_images, args.inject_busy_ms])
+            context.close()
+            # a fresh page (its models not loaded yet, as for the cold run) with background embedding on
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(server.url + "/")
+            background = page.evaluate(BACKGROUND, [project_images])
             context.close()
             report["project"].append(
                 {
                     "artifacts": default.name,
-                    "images": 100,
+                    "images": args.project_images,
                     "classes": 5,
                     "epochs": 20,
                     "cold_seconds": project["cold"],
                     "warm_seconds": project["warm"],
+                    # first image added → trained model, without and with background embedding
+                    "cold_total_seconds": project["coldTotal"],
+                    "background_total_seconds": background["totalSeconds"],
+                    # the background run's parts: adding, waiting for "ready" after the last image, Train
+                    "background_add_seconds": background["addSeconds"],
+                    "background_wait_seconds": background["waitSeconds"],
+                    "background_train_seconds": background["trainSeconds"],
+                    "background_train_embedded_images": background["trainEmbedded"],
                     "longest_main_thread_task_ms": project["longestTaskMs"],
                     "long_tasks": project["longTasks"],
                     "injected_busy_ms": args.inject_busy_ms,
                 }
             )
             print(
-                f"100 images → model: cold {project['cold']:.1f}s, warm {project['warm']:.1f}s, "
+                f"{args.project_images} images → model: cold {project['cold']:.1f}s, warm {project['warm']:.1f}s, "
                 f"longest main-thread task {project['longestTaskMs']:.0f} ms ({project['longTasks']} over 50 ms)",
+                file=sys.stderr,
+            )
+            print(
+                f"first image added → model: {project['coldTotal']:.1f}s cold, "
+                f"{background['totalSeconds']:.1f}s with background embedding (Train after ready: "
+                f"{background['trainSeconds']:.1f}s, {background['trainEmbedded']} images embedded by Train)",
                 file=sys.stderr,
             )
             browser.close()

@@ -146,7 +146,8 @@ def test_a_prediction_waits_for_one_background_call_not_the_queue(app):
           bg.pause();
           const classes = await t.listClasses(id);
           for (const [c, cls] of classes.entries()) {
-            await t.addSamples(id, cls.id, items.filter(([, y]) => y === c).map(([b64], i) => fileFrom(b64, `more-${c}-${i}.png`)));
+            const files = items.filter(([, y]) => y === c).map(([b64], i) => fileFrom(b64, `more-${c}-${i}.png`));
+            await t.addSamples(id, cls.id, files);
           }
           const queued = new Promise((resolve) => {
             const stop = bg.subscribe(id, (s) => { if (s.pending >= 40) { stop(); resolve(s); } });
