@@ -98,8 +98,9 @@ def test_backbone_has_dynamic_batch_and_gives_features(default_export):
         assert features.shape == (batch, manifest["feature_size"])
 
 
-def _train(folder: Path, set_name: str, inputs, mask, labels, steps: int, lr: float = 1e-3):
-    entry = manifest_of(folder)["training"][set_name]
+def _train(folder: Path, set_name, inputs, mask, labels, steps: int, lr: float = 1e-3):
+    """`steps` AdamW steps on a training set (its name in manifest.training, or its manifest entry)."""
+    entry = manifest_of(folder)["training"][set_name] if isinstance(set_name, str) else set_name
     models = {k: str(folder / v["file"]) for k, v in entry["models"].items()}
     state = CheckpointState.load_checkpoint(str(folder / entry["checkpoint"]))
     module = Module(models["training_model"], state, models["eval_model"])
@@ -150,6 +151,64 @@ def test_head_parameter_layout_matches_contiguous_buffer(resnet18_random):
     _, logits = module(features, mask, labels)
     manual = features @ weight.T + bias + (mask - 1) * manifest_of(resnet18_random)["class_mask"]["penalty"]
     np.testing.assert_allclose(manual[:, :3], logits[:, :3], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("which", ["resnet18_random", "default_export"])
+def test_narrow_head_sets_are_the_head_cut_to_fewer_classes(which, request):
+    """Each narrow set is a full training set with its own one-step check; its start is the wide head's
+    first rows, and initial_parameters is the wide checkpoint's buffer."""
+    folder = request.getfixturevalue(which)
+    folder = folder[0] if isinstance(folder, tuple) else folder
+    manifest = manifest_of(folder)
+    head = manifest["training"]["head"]
+    narrow = head["narrow"]
+    assert [s["max_classes"] for s in narrow["sets"]] == [8, 16, 32]
+    assert "narrow" not in manifest["training"]["last_block"]
+    features = manifest["feature_size"]
+    wide = CheckpointState.load_checkpoint(str(folder / head["checkpoint"]))
+    initial = np.fromfile(folder / narrow["initial_parameters"]["file"], "<f4")
+    assert initial.size == head["parameter_count"]
+    for p in head["parameters"]:
+        values = initial[p["offset"] :][: int(np.prod(p["shape"]))].reshape(p["shape"])
+        np.testing.assert_array_equal(values, np.asarray(wide.parameters[p["name"]].data))
+    for entry in narrow["sets"]:
+        width = entry["max_classes"]
+        assert entry["trains"] == "head" and entry["input"] == head["input"]
+        assert [(p["name"], p["shape"]) for p in entry["parameters"]] == [
+            ("fc.weight", [width, features]),
+            ("fc.bias", [width]),
+        ]
+        assert entry["parameter_count"] == width * (features + 1)
+        assert entry["check"]["loss_abs_diff"] <= 1e-5 and entry["check"]["weights_max_abs_diff"] <= 1e-5
+        assert entry["check"]["loss"] == pytest.approx(head["check"]["loss"], abs=1e-5)  # same batch, same start
+        state = CheckpointState.load_checkpoint(str(folder / entry["checkpoint"]))
+        for name in ("fc.weight", "fc.bias"):
+            np.testing.assert_array_equal(
+                np.asarray(state.parameters[name].data), np.asarray(wide.parameters[name].data)[:width]
+            )
+        for kind, model in entry["models"].items():
+            assert model["file"] in manifest["files"], kind
+        assert entry["optimizer"]["learning_rate_scale"]["file"] == entry["models"]["optimizer_model"]["file"]
+    jsonschema.validate(manifest, json.loads(SCHEMA_PATH.read_text()))
+
+
+@pytest.mark.parametrize("classes", [3, 8])
+def test_narrow_head_trains_as_the_wide_masked_head(resnet18_random, classes):
+    """The class mask takes rows past a project's classes out of training, so the narrowest set that
+    holds them gives the wide run's rows; the wide run's other rows only decay."""
+    head = manifest_of(resnet18_random)["training"]["head"]
+    entry = head["narrow"]["sets"][0]
+    width = entry["max_classes"]
+    features, mask, labels = _separable(512, classes, 5, 100)
+    lr, steps = 1e-2, 25
+    wide_losses, wide_logits, wide = _train(resnet18_random, "head", features, mask, labels, steps, lr)
+    losses, logits, narrow = _train(resnet18_random, entry, features, mask[:width], labels, steps, lr)
+    np.testing.assert_allclose(losses, wide_losses, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logits[:, :classes], wide_logits[:, :classes], rtol=1e-4, atol=1e-4)
+    flat, wide_flat = narrow.get_contiguous_parameters(True).numpy(), wide.get_contiguous_parameters(True).numpy()
+    for p, q in zip(entry["parameters"], head["parameters"], strict=True):
+        size = int(np.prod(p["shape"]))
+        np.testing.assert_allclose(flat[p["offset"] :][:size], wide_flat[q["offset"] :][:size], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("which", ["resnet18_random", "default_export"])
