@@ -91,32 +91,52 @@ async function writeModel(kind, { artifacts, parameters, layout, numClasses, cla
   return takeFile(dest);
 }
 
-// Zips of images to predict, open while a batch prediction reads them: handle → {zip (a PyProxy of
-// tejas.image_zip.ImageZip), mount}. The zip File is mounted with WORKERFS, which reads the slices
+// Zips open while a batch prediction or a dataset import reads them: handle → {zip (a PyProxy of
+// tejas.image_zip.ImageZip or tejas.bridge.DatasetZip), mount}. The zip File is mounted with WORKERFS, which reads the slices
 // Python asks for straight from the File: the archive is never copied into memory.
 const imageZips = new Map();
 let zipCount = 0;
 
-async function openImageZip(file) {
+/** Mount a File read-only (WORKERFS: no copy of it in memory); `open(path)` → a PyProxy kept under a new handle. */
+async function openZip(file, open, fallbackName) {
   const { pyodide } = await python();
   const handle = ++zipCount;
   const mount = `/image-zips/${handle}`;
-  const name = (file.name || 'images.zip').replace(/[/\\\0]/g, '_');
+  const name = (file.name || fallbackName).replace(/[/\\\0]/g, '_');
   pyodide.FS.mkdirTree(mount);
   pyodide.FS.mount(pyodide.FS.filesystems.WORKERFS, { blobs: [{ name, data: file }] }, mount);
   try {
-    const zip = await call('open_image_zip', `${mount}/${name}`);
+    const zip = await open(`${mount}/${name}`);
     imageZips.set(handle, { zip, mount });
-    const paths = zip.paths;
-    try {
-      return { handle, name: zip.name, paths: paths.toJs() };
-    } finally {
-      paths.destroy();
-    }
+    return { handle, zip };
   } catch (error) {
     unmount(pyodide, mount);
     throw error;
   }
+}
+
+async function openImageZip(file) {
+  const { handle, zip } = await openZip(file, (path) => call('open_image_zip', path), 'images.zip');
+  const paths = zip.paths;
+  try {
+    return { handle, name: zip.name, paths: paths.toJs() };
+  } finally {
+    paths.destroy();
+  }
+}
+
+async function closeZip({ handle }) {
+  const open = imageZips.get(handle);
+  if (!open) return null;
+  imageZips.delete(handle);
+  const { pyodide } = await python();
+  try {
+    open.zip.close();
+  } finally {
+    open.zip.destroy();
+    unmount(pyodide, open.mount);
+  }
+  return null;
 }
 
 function unmount(pyodide, mount) {
@@ -148,19 +168,32 @@ serveRequests(self, {
     }
   },
 
-  async [MESSAGE.IMAGE_ZIP_CLOSE]({ handle }) {
-    const open = imageZips.get(handle);
-    if (!open) return null;
-    imageZips.delete(handle);
-    const { pyodide } = await python();
-    try {
-      open.zip.close();
-    } finally {
-      open.zip.destroy();
-      unmount(pyodide, open.mount);
-    }
-    return null;
+  /** A dataset zip checked whole first (nothing kept), then read a batch at a time: memory holds one batch. */
+  async [MESSAGE.DATASET_ZIP_OPEN]({ file }) {
+    const { handle, zip } = await openZip(file, (path) => call('open_dataset_zip', path), 'dataset.zip');
+    return { handle, ...JSON.parse(zip.description) };
   },
+
+  async [MESSAGE.DATASET_ZIP_READ]({ handle, count }) {
+    const open = imageZips.get(handle);
+    if (!open) throw new Error('This zip is closed; choose it again.');
+    let read;
+    try {
+      read = open.zip.read_batch(count);
+    } catch (error) {
+      throw pythonMessage(error);
+    }
+    try {
+      const [description, datas] = read.toJs();
+      return JSON.parse(description).map((s, i) => ({ ...s, bytes: datas[i] }));
+    } finally {
+      read.destroy();
+    }
+  },
+
+  [MESSAGE.DATASET_ZIP_CLOSE]: (payload) => closeZip(payload),
+
+  [MESSAGE.IMAGE_ZIP_CLOSE]: (payload) => closeZip(payload),
 
   /** [{name, bytes}] → zip bytes (stored, fixed timestamps: the same entries give the same file). */
   async [MESSAGE.WRITE_ZIP]({ entries }) {

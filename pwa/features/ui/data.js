@@ -75,7 +75,9 @@ export async function render(view, { project }) {
   const addZip = async (file) => {
     const note = toast(`Reading ${file.name}…`, { seconds: 600 });
     try {
-      const result = await tejas.addDatasetZip(project.id, file);
+      const result = await tejas.addDatasetZip(project.id, file, { onProgress: ({ done, total }) => {
+        note.firstChild.textContent = `Adding images from ${file.name}… ${done.toLocaleString('en')} of ${total.toLocaleString('en')}`;
+      } });
       reportAdded(result.added, result.skipped);
     } catch (error) {
       showError(error, `${file.name}: `);

@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Iterable
 
 from . import text_csv
-from .dataset import ArchiveError, Sample, read_archive, write_archive
+from .dataset import ArchiveError, DatasetReader, Sample, read_archive, write_archive
 from .image_zip import ImageZip
 from .images import sniff_image
 
@@ -21,6 +21,7 @@ __all__ = [
     "ArchiveError",
     "export_dataset",
     "import_dataset",
+    "open_dataset_zip",
     "open_image_zip",
     "read_text_csv",
     "read_zip_entries",
@@ -112,6 +113,37 @@ def import_dataset(source) -> tuple[str, list[bytes]]:
         ],
     }
     return json.dumps(description), [s.data for s in dataset.samples]
+
+
+class DatasetZip:
+    """A dataset zip opened for an import in batches: `description` (JSON text: {"classes", "warnings",
+    "skipped": [{"path", "reason"}], "count"}), then `read_batch(n)` -> (JSON text of [{"label", "name",
+    "metadata"}], their bytes) until empty, and close()."""
+
+    def __init__(self, source):
+        self._reader = DatasetReader(source)
+        self.description = json.dumps(
+            {
+                "classes": self._reader.classes,
+                "warnings": self._reader.warnings,
+                "skipped": [{"path": s.path, "reason": s.reason} for s in self._reader.skipped],
+                "count": self._reader.count,
+            }
+        )
+
+    def read_batch(self, n: int) -> tuple[str, list[bytes]]:
+        batch = self._reader.read_batch(n)
+        described = [{"label": s.label, "name": s.path.split("/", 1)[1], "metadata": s.metadata} for s in batch]
+        return json.dumps(described), [s.data for s in batch]
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+def open_dataset_zip(source) -> DatasetZip:
+    """A dataset zip to import in batches (DatasetZip); ArchiveError (naming the archive) when refused whole,
+    before any sample is read for keeps."""
+    return DatasetZip(source)
 
 
 def open_image_zip(source) -> ImageZip:

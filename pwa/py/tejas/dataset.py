@@ -21,6 +21,7 @@ from .limits import DEFAULT_LIMITS, Limits
 __all__ = [
     "ArchiveError",
     "Dataset",
+    "DatasetReader",
     "Sample",
     "Skipped",
     "SIDECAR",
@@ -222,6 +223,47 @@ def read_archive(source, limits: Limits = DEFAULT_LIMITS) -> Dataset:
     used = {s.label for s in samples}
     classes = [c for c in header["classes"] if c in used]
     return Dataset(classes, samples, skipped, header["warnings"])
+
+
+class DatasetReader:
+    """An archive read in batches (the browser's import of thousands of images): the first pass checks
+    every entry as `read_archive` does but keeps no bytes, so `description` is final and an archive
+    refused whole is refused before anything is stored; `read_batch(n)` then yields the next n samples'
+    bytes. Memory: one batch, whatever the archive's size."""
+
+    def __init__(self, source, limits: Limits = DEFAULT_LIMITS):
+        self._source, self._limits = source, limits
+        events = iter_archive(source, limits)
+        header = next(events)
+        used: set[str] = set()
+        self.count = 0
+        self.skipped: list[Skipped] = []
+        for event in events:
+            if isinstance(event, Sample):
+                used.add(event.label)
+                self.count += 1
+            else:
+                self.skipped.append(event)
+        if not self.count:
+            raise ArchiveError(f"{header['archive']}: no usable images (expected <class>/<image> folders)")
+        self.classes = [c for c in header["classes"] if c in used]
+        self.warnings = header["warnings"]
+        self._events = iter_archive(source, limits)
+        next(self._events)
+
+    def read_batch(self, n: int) -> list[Sample]:
+        """The next `n` samples (fewer at the end, none when done), in archive order."""
+        batch: list[Sample] = []
+        while len(batch) < n:
+            event = next(self._events, None)
+            if event is None:
+                break
+            if isinstance(event, Sample):
+                batch.append(event)
+        return batch
+
+    def close(self) -> None:
+        self._events.close()
 
 
 def _file_name(sample: Sample, taken: set[str]) -> str:
