@@ -61,7 +61,8 @@ ORDER = """async ([projectId, name]) => {
 
 def wait_thumbnails(page, name: str):
     page.wait_for_function(
-        "(name) => [...document.querySelectorAll(`.class-card[data-class-name='${name}'] .thumbs img`)].every((i) => i.complete && i.src)",
+        "(name) => [...document.querySelectorAll(`.class-card[data-class-name='${name}'] .thumbs img`)]"
+        ".every((i) => i.complete && i.src)",
         arg=name,
     )
 
@@ -92,26 +93,33 @@ def test_grid_renders_visible_rows_and_scrolls_to_the_right_images(ui):
     first = check_tiles(page, project_id, "many")
     assert first[0][0] == 1
     assert 0 < len(first) < MANY / 2
-    assert page.evaluate("document.querySelector(\".class-card[data-class-name='many'] .thumbs li\").getAttribute('aria-setsize')") == str(MANY)
+    assert page.evaluate(
+        "document.querySelector(\".class-card[data-class-name='many'] .thumbs li\").getAttribute('aria-setsize')"
+    ) == str(MANY)
     height = grid.bounding_box()["height"]
     row = page.locator(".class-card[data-class-name='many'] .thumbs li").first.bounding_box()["height"]
     assert height > (MANY / len(first)) * row  # room for every row, not just the rendered ones
-    urls = page.evaluate("[...document.querySelectorAll(\".class-card[data-class-name='many'] .thumbs img\")].map((i) => i.src)")
+    urls = page.evaluate(
+        "[...document.querySelectorAll(\".class-card[data-class-name='many'] .thumbs img\")].map((i) => i.src)"
+    )
 
     # scrolled to the end of the class: its last images, in order, each with its own thumbnail
     page.evaluate(
-        "() => { const r = document.querySelector(\".class-card[data-class-name='many'] .thumbs\").getBoundingClientRect();"
-        " scrollTo(0, scrollY + r.bottom - innerHeight + 10); }"
+        "() => { const list = document.querySelector(\".class-card[data-class-name='many'] .thumbs\");"
+        " scrollTo(0, scrollY + list.getBoundingClientRect().bottom - innerHeight + 10); }"
     )
     page.wait_for_function(
-        f"document.querySelector(\".class-card[data-class-name='many'] .thumbs li:last-child\")?.getAttribute('aria-posinset') === '{MANY}'"
+        "(n) => document.querySelector(\".class-card[data-class-name='many'] .thumbs li:last-child\")"
+        "?.getAttribute('aria-posinset') === String(n)",
+        arg=MANY,
     )
     last = check_tiles(page, project_id, "many")
     assert last[-1][0] == MANY
     assert len(last) < MANY / 2
     assert last[0][0] > first[-1][0]  # the top rows were dropped ...
     gone = page.evaluate(
-        "async (urls) => (await Promise.all(urls.map((u) => fetch(u).then(() => false, () => true)))).every(Boolean)", urls
+        "async (urls) => (await Promise.all(urls.map((u) => fetch(u).then(() => false, () => true)))).every(Boolean)",
+        urls,
     )
     assert gone  # ... and their object URLs revoked
 
