@@ -14,6 +14,7 @@ const YIELD_EVERY_MS = 50;
 // loop by itself and a cancel message would wait for the end; yield now and then.
 const yieldToEvents = () => new Promise((resolve) => setTimeout(resolve, 0));
 const cancelled = new Set();
+const wideStarts = new Map();
 let runtime = null;
 
 async function loadRuntime(threads) {
@@ -27,6 +28,20 @@ async function fetchBytes(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${new URL(url).pathname}: HTTP ${response.status}`);
   return new Uint8Array(await response.arrayBuffer());
+}
+
+/** The wide head's initial parameters a narrow run widens into (fetched once per file version and worker). */
+function wideStart(base, manifest, narrow) {
+  const { file } = narrow.initial_parameters;
+  const url = new URL(file, base).href;
+  const key = `${url}#${manifest.files?.[file]?.sha256}`;
+  if (!wideStarts.has(key)) {
+    wideStarts.set(key, fetchBytes(url).then((bytes) => new Float32Array(bytes.buffer)).catch((error) => {
+      wideStarts.delete(key);
+      throw error;
+    }));
+  }
+  return wideStarts.get(key);
 }
 
 /** A training session whose optimizer runs at `learningRate` and `weightDecay` (patched in: 1.19.2 has no setters). */
@@ -124,6 +139,10 @@ serveRequests(self, {
     const set = narrow ?? wide;
     const maxClasses = narrow ? narrow.max_classes : manifest.max_classes;
     const featureSize = numel(set.input.shape.slice(1));
+    // A narrow run widens into the parameters it resumed from, or the wide head's initial ones: fetched
+    // while the session is made (awaited after training; handled now, so a failed run leaves no rejection).
+    const fetchedStart = narrow && !options.initialParameters ? wideStart(base, manifest, wide.narrow) : null;
+    fetchedStart?.catch(() => {});
     const session = await createSession(ort, base, set, learningRate, options.weightDecay);
     try {
       let start = options.initialParameters;
@@ -178,8 +197,7 @@ serveRequests(self, {
       }
       let parameters = (await session.getContiguousParameters(true)).data;
       if (narrow) {
-        const from = options.initialParameters
-          ?? new Float32Array((await fetchBytes(new URL(wide.narrow.initial_parameters.file, base).href)).buffer);
+        const from = options.initialParameters ?? await fetchedStart;
         parameters = widenParameters(parameters, narrow.parameters, from, wide.parameters,
           { steps: step, learningRate, weightDecay: options.weightDecay ?? narrow.optimizer.weight_decay });
       }

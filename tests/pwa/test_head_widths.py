@@ -91,3 +91,32 @@ def test_project_trains_narrow_and_keeps_the_wide_model_record(app, default_expo
     got = np.array([c["probability"] for c in result["narrowTop"]])
     np.testing.assert_allclose(got, [c["probability"] for c in result["wideTop"]], atol=TOLERANCE)
     assert result["resumedLength"] == head["parameter_count"] and result["resumedMoved"] > 1e-3
+
+
+def test_narrow_sets_leave_the_artifact_identity_alone(app, default_export, tmp_path):
+    """Models record the artifacts' identity; narrow sets are cut from the wide head and train the same
+    model, so artifacts without them (an export from before) have the same identity: their models stay usable."""
+    import json
+    import shutil
+
+    folder, _ = default_export
+    older = tmp_path / "artifacts" / "older"
+    shutil.copytree(folder, older, ignore=shutil.ignore_patterns("training_narrow"))
+    manifest = manifest_of(older)
+    del manifest["training"]["head"]["narrow"]
+    manifest["files"] = {f: v for f, v in manifest["files"].items() if not f.startswith("training_narrow/")}
+    (older / "manifest.json").write_text(json.dumps(manifest))
+    changed = tmp_path / "artifacts" / "changed"
+    shutil.copytree(folder, changed)
+    manifest = manifest_of(changed)
+    manifest["training"]["head"]["narrow"]["sets"][0]["parameter_count"] += 1
+    (changed / "manifest.json").write_text(json.dumps(manifest))
+    ids = app.evaluate(
+        """async () => {
+          const { loadArtifactSet } = await import('/features/train/artifact_set.js');
+          const id = async (name) => (await loadArtifactSet(new URL(`/artifacts/${name}/`, location.href).href)).id;
+          return { now: await id('default'), older: await id('older'), changed: await id('changed') };
+        }"""
+    )
+    assert ids["now"] == ids["older"]
+    assert ids["changed"] == ids["now"]  # the narrow sets take no part, whatever they hold

@@ -42,7 +42,8 @@ export function narrowParameters(wide, wideLayout, narrowLayout) {
  */
 export function widenParameters(narrow, narrowLayout, start, wideLayout, { steps, learningRate, weightDecay }) {
   const decay = Math.pow(1 - learningRate * weightDecay, steps);
-  const out = Float32Array.from(start, (v) => v * decay);
+  const out = new Float32Array(start.length);
+  for (let i = 0; i < out.length; i++) out[i] = start[i] * decay;
   copyRows(narrow, narrowLayout, out, wideLayout);
   return out;
 }
