@@ -9,8 +9,17 @@ import { preprocess, rgbaToRgb } from '../features/embed/preprocess.js';
 import { loadTokenizer } from '../features/text/tokenize.js';
 
 const VENDOR = new URL('../vendor/ort/', import.meta.url);
-// Sessions by model name ('backbone', 'backbone_trunk', 'last_block') for one (artifacts, threads, provider).
+// Sessions by model name ('backbone', 'backbone_trunk', 'last_block') for one (artifacts, threads, provider,
+// session options).
 let sessions = { key: null, byModel: new Map() };
+
+/**
+ * onnxruntime-web session options for image models, measured in Chromium (bench/variants.py, results in
+ * bench/results/variants.json): graphOptimizationLevel 'all' and the memory pattern on, as before the measurement;
+ * fixedBatch (freeDimensionOverrides {batch: batchSize}, the last partial batch padded) lets the graph be
+ * planned for one shape. An EMBED request may override any of them ({session: {...}}) to measure them.
+ */
+const SESSION_DEFAULTS = Object.freeze({ graphOptimizationLevel: 'all', enableMemPattern: true, fixedBatch: false });
 
 async function chooseProvider(ort, wanted) {
   if (wanted === 'wasm' || !('gpu' in navigator)) return 'wasm';
@@ -23,8 +32,9 @@ async function chooseProvider(ort, wanted) {
 }
 
 /** The session of manifest model `model` ({ort, session, manifest, provider}), created once. */
-async function load(artifacts, { threads, provider: wanted = 'auto', model = 'backbone' } = {}) {
-  const key = JSON.stringify([artifacts, threads, wanted]);
+async function load(artifacts, { threads, provider: wanted = 'auto', model = 'backbone', options = SESSION_DEFAULTS, batchSize = null } = {}) {
+  const fixedBatch = options.fixedBatch ? batchSize : null;
+  const key = JSON.stringify([artifacts, threads, wanted, options, fixedBatch]);
   if (sessions.key !== key) {
     const old = [...sessions.byModel.values()];
     sessions = { key, byModel: new Map() };
@@ -54,9 +64,11 @@ async function load(artifacts, { threads, provider: wanted = 'auto', model = 'ba
       }
       const session = await ort.InferenceSession.create(source, {
         executionProviders: [provider],
-        graphOptimizationLevel: 'all',
+        graphOptimizationLevel: options.graphOptimizationLevel,
+        enableMemPattern: options.enableMemPattern,
+        ...(fixedBatch ? { freeDimensionOverrides: { batch: fixedBatch } } : {}),
       });
-      return { ort, session, manifest, provider, perBatchScales };
+      return { ort, session, manifest, provider, perBatchScales, fixedBatch };
     })();
     sessions.byModel.set(model, entry);
     entry.catch(() => sessions.byModel.delete(model));
@@ -147,8 +159,12 @@ serveRequests(self, {
    *   images[i] drawn from that seed instead of the image itself. With thumbnailSize (px), also
    *   thumbnails: a small JPEG Blob per image (null for those that failed).
    */
-  async [MESSAGE.EMBED]({ artifacts, images, views = [], batchSize = 8, threads, provider, model = 'backbone', thumbnailSize = 0 }, progress, id) {
-    const { ort, session, manifest, provider: used } = await load(artifacts, { threads, provider, model });
+  async [MESSAGE.EMBED]({
+    artifacts, images, views = [], batchSize = 8, threads, provider, model = 'backbone', thumbnailSize = 0, session: options = {},
+  }, progress, id) {
+    const { ort, session, manifest, provider: used, fixedBatch } = await load(artifacts, {
+      threads, provider, model, batchSize, options: { ...SESSION_DEFAULTS, ...options },
+    });
     const [h, w] = manifest.input.size;
     const plane = 3 * h * w;
     const featureSize = outputSize(manifest.models[model]);
@@ -162,7 +178,8 @@ serveRequests(self, {
       await new Promise((resolve) => setTimeout(resolve, 0));  // let a cancel message in
       if (cancelled.has(id)) throw new DOMException('Cancelled', 'AbortError');
       const batch = [];
-      const input = new Float32Array(Math.min(batchSize, images.length - start) * plane);
+      // a fixed-batch session takes exactly batchSize rows: a last, partial batch is padded with zeros
+      const input = new Float32Array((fixedBatch ?? Math.min(batchSize, images.length - start)) * plane);
       for (let i = start; i < Math.min(start + batchSize, images.length); i++) {
         try {
           const decoded = await decode(images[i], thumbnailSize);
@@ -175,7 +192,8 @@ serveRequests(self, {
         }
       }
       if (batch.length) {
-        const tensor = new ort.Tensor('float32', input.subarray(0, batch.length * plane), [batch.length, 3, h, w]);
+        const rows = fixedBatch ?? batch.length;
+        const tensor = new ort.Tensor('float32', input.subarray(0, rows * plane), [rows, 3, h, w]);
         const before = performance.now();
         const output = await session.run({ [manifest.input.name]: tensor });
         inferenceMs += performance.now() - before;
@@ -194,6 +212,7 @@ serveRequests(self, {
       thumbnails,
       provider: used,
       threads: ort.env.wasm.numThreads,
+      session: { ...SESSION_DEFAULTS, ...options },
       seconds: (performance.now() - started) / 1000,
       inferenceSeconds: inferenceMs / 1000,  // of which the backbone itself (the rest: decode, resize, normalise)
     };
