@@ -49,6 +49,10 @@ def app(default_export, serve, tmp_path, page):
     """The page at the app's root, served with the default export as artifacts/default."""
     folder, _ = default_export
     shutil.copytree(folder, tmp_path / "artifacts" / "default")
+    # The checkout's precache list names the dev export's files, not this one's, so a service worker
+    # could never install here (and the app would rightly say so): this page runs as in a browser
+    # without service workers. Tests of the service worker use app_copy, whose list matches.
+    page.add_init_script("delete Navigator.prototype.serviceWorker;")
     page.add_init_script(PAGE_HELPERS)
     page.goto(serve(tmp_path / "artifacts").url + "/")
     return page
