@@ -6,6 +6,8 @@ import { h } from './dom.js';
 
 /** Rows rendered beyond each edge of the viewport, as a share of its height. */
 const MARGIN = 0.5;
+/** A class this small is rendered whole wherever it is (as many tiles as the screen showed before grids were virtual). */
+const WHOLE = 60;
 
 /**
  * A virtualised grid: `createGrids()` → {grid(items, options) → <ul>, update(), dispose()}. Every grid
@@ -80,7 +82,7 @@ export function createGrids() {
         const rows = Math.ceil(items.length / columns);
         const firstRow = Math.min(rows, Math.max(0, Math.floor((-top - margin) / row)));
         const endRow = Math.min(rows, Math.max(firstRow, Math.ceil((innerHeight - top + margin) / row)));
-        const [from, to] = [firstRow * columns, Math.min(items.length, endRow * columns)];
+        const [from, to] = items.length <= WHOLE ? [0, items.length] : [firstRow * columns, Math.min(items.length, endRow * columns)];
         if (from === first && to === end) { sizeList(); return; }
         for (const index of [...shown.keys()]) if (index < from || index >= to) remove(index);
         // keep the tiles still in range where they are (focus stays), add the new ones at the edges
