@@ -84,10 +84,12 @@ ensure_redis() {
 }
 
 # Re-export when artifacts/default is missing, corrupt, from an older exporter (tejas verify says so),
-# or lacks the last-block artifacts the app offers.
+# or lacks the last-block artifacts the app offers or the narrow head sets (training.head.narrow) that
+# make head training fast.
 ensure_default_artifacts() {
   if ! "$VENV/bin/tejas" verify artifacts/default >/dev/null 2>&1 \
-      || ! grep -q '"last_block.onnx"' artifacts/default/manifest.json; then
+      || ! grep -q '"last_block.onnx"' artifacts/default/manifest.json \
+      || ! grep -q '"narrow"' artifacts/default/manifest.json; then
     say "exporting default artifacts into artifacts/default"
     "$VENV/bin/tejas" export --train last-block --out artifacts/default --force
   fi
@@ -95,9 +97,10 @@ ensure_default_artifacts() {
 
 # The sentence encoder text projects use (artifacts/text), exported again when missing or stale.
 ensure_text_artifacts() {
-  # An export from before the quantised encoder still verifies: re-export one without models.encoder_uint8 too.
+  # An export from before the quantised encoder or the narrow head sets still verifies: re-export those too.
   if ! "$VENV/bin/tejas" verify artifacts/text >/dev/null 2>&1 \
-    || ! grep -q '"encoder_uint8"' artifacts/text/manifest.json; then
+    || ! grep -q '"encoder_uint8"' artifacts/text/manifest.json \
+    || ! grep -q '"narrow"' artifacts/text/manifest.json; then
     say "exporting text artifacts into artifacts/text"
     "$VENV/bin/tejas" export --modality text --out artifacts/text --force
   fi
