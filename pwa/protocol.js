@@ -20,7 +20,7 @@ export const MESSAGE = Object.freeze({
   IMAGE_ZIP_READ: 'image-zip-read', // {handle, indices} → [{blob} | {error}] in the order asked
   IMAGE_ZIP_CLOSE: 'image-zip-close', // {handle} → null
   DATASET_ZIP_OPEN: 'dataset-zip-open', // {file} → {handle, classes, warnings, skipped: [{path, reason}], count}; rejects for a refused zip
-  DATASET_ZIP_READ: 'dataset-zip-read', // {handle, count} → [{label, name, metadata, bytes}] (the next ones; [] when done)
+  DATASET_ZIP_READ: 'dataset-zip-read', // {handle, count, maxBytes?} → [{label, name, metadata, bytes}] (the next ones; [] when done)
   DATASET_ZIP_CLOSE: 'dataset-zip-close', // {handle} → null
   SYNC_NOW: 'sync-now',
   SYNC_STATUS: 'sync-status',

@@ -174,12 +174,12 @@ serveRequests(self, {
     return { handle, ...JSON.parse(zip.description) };
   },
 
-  async [MESSAGE.DATASET_ZIP_READ]({ handle, count }) {
+  async [MESSAGE.DATASET_ZIP_READ]({ handle, count, maxBytes }) {
     const open = imageZips.get(handle);
     if (!open) throw new Error('This zip is closed; choose it again.');
     let read;
     try {
-      read = open.zip.read_batch(count);
+      read = open.zip.read_batch(count, maxBytes ?? undefined);  // undefined reaches Python as None
     } catch (error) {
       throw pythonMessage(error);
     }

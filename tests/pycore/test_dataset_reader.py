@@ -92,3 +92,15 @@ def test_bridge_describes_then_hands_over_bytes(tmp_path):
     ]
     assert rows[2][2] == {"source": "webcam", "added": None}
     assert rows[0][3] == dict(basic_entries())["cat/a.png"]
+
+
+def test_batches_stop_at_a_byte_budget(tmp_path):
+    path = make_zip(tmp_path / "d.zip", entries_with_problems())
+    reader = DatasetReader(path)
+    try:
+        first = reader.read_batch(100, max_bytes=len(png(seed=1)) + 1)  # cat/a.png, then the budget is spent
+        rest = read_all(reader, 100)
+    finally:
+        reader.close()
+    assert [s.path for s in first] == ["cat/a.png", "cat/b.jpg"]
+    assert sum(len(b) for b in rest) == reader.count - 2

@@ -1,11 +1,16 @@
 // ImageFolder zips into projects a batch at a time: the Python worker checks the whole archive first
-// (reading the File in place, keeping nothing), then hands over BATCH images at a time, each batch saved
-// in its own transaction. Memory holds one batch whatever the zip's size (5,000 images or 500 MB).
+// (reading the File in place, keeping nothing), then hands over a batch (BATCH images, at most BATCH_BYTES)
+// at a time, each saved in its own transaction. Memory holds one batch whatever the zip's size.
 import { MESSAGE } from '../../protocol.js';
 import { addClass, addSamples, createProject, deleteProject, getProject, listClasses } from './projects.js';
 
-/** Images read from the zip and saved per step (a step is one IndexedDB transaction). */
-export const BATCH = 50;
+/**
+ * Images read from the zip and saved per step (one IndexedDB transaction per class in it), fewer once
+ * they hold BATCH_BYTES: 100 small images or a few big photos. Every commit tells the app's listeners
+ * (background embedding) to look again, so steps are not made smaller than memory needs.
+ */
+export const BATCH = 100;
+export const BATCH_BYTES = 16 * 2 ** 20;
 
 /**
  * An ImageFolder zip's images added to an existing project, each folder into the class of that name
@@ -54,7 +59,7 @@ async function addOpened(projectId, { handle, classes, skipped: refused, warning
   let done = 0;
   for (;;) {
     signal?.throwIfAborted();
-    const batch = await callPython(MESSAGE.DATASET_ZIP_READ, { handle, count: BATCH });
+    const batch = await callPython(MESSAGE.DATASET_ZIP_READ, { handle, count: BATCH, maxBytes: BATCH_BYTES });
     if (!batch.length) break;
     // a batch holds images of one or several classes (archive order): one save per class in it
     for (const className of new Set(batch.map((s) => s.label))) {

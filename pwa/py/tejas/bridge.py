@@ -117,8 +117,8 @@ def import_dataset(source) -> tuple[str, list[bytes]]:
 
 class DatasetZip:
     """A dataset zip opened for an import in batches: `description` (JSON text: {"classes", "warnings",
-    "skipped": [{"path", "reason"}], "count"}), then `read_batch(n)` -> (JSON text of [{"label", "name",
-    "metadata"}], their bytes) until empty, and close()."""
+    "skipped": [{"path", "reason"}], "count"}), then `read_batch(n, max_bytes)` -> (JSON text of [{"label",
+    "name", "metadata"}], their bytes) until empty, and close()."""
 
     def __init__(self, source):
         self._reader = DatasetReader(source)
@@ -131,8 +131,8 @@ class DatasetZip:
             }
         )
 
-    def read_batch(self, n: int) -> tuple[str, list[bytes]]:
-        batch = self._reader.read_batch(n)
+    def read_batch(self, n: int, max_bytes: int | None = None) -> tuple[str, list[bytes]]:
+        batch = self._reader.read_batch(n, max_bytes)
         described = [{"label": s.label, "name": s.path.split("/", 1)[1], "metadata": s.metadata} for s in batch]
         return json.dumps(described), [s.data for s in batch]
 

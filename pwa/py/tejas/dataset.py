@@ -251,15 +251,18 @@ class DatasetReader:
         self._events = iter_archive(source, limits)
         next(self._events)
 
-    def read_batch(self, n: int) -> list[Sample]:
-        """The next `n` samples (fewer at the end, none when done), in archive order."""
+    def read_batch(self, n: int, max_bytes: int | None = None) -> list[Sample]:
+        """The next `n` samples in archive order, fewer once they hold `max_bytes` (big photos) or at the
+        end (at least one until done; none when done)."""
         batch: list[Sample] = []
-        while len(batch) < n:
+        size = 0
+        while len(batch) < n and (max_bytes is None or size < max_bytes):
             event = next(self._events, None)
             if event is None:
                 break
             if isinstance(event, Sample):
                 batch.append(event)
+                size += len(event.data)
         return batch
 
     def close(self) -> None:
