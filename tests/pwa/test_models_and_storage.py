@@ -6,6 +6,7 @@ older versions swept by a migration), and corrections that are always trained on
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 
 import pytest
@@ -216,7 +217,8 @@ def test_a_model_is_refused_with_other_artifacts_and_retrained_in_one_click(
         [project_id, items[0][0]],
     )
     message = refused["status"]
-    assert "(mobilenet_v2, ImageNet weights, 224×224 px)" in message and "(resnet18, random weights" in message
+    size = json.loads((folder / "manifest.json").read_text())["input"]["size"][0]
+    assert f"(mobilenet_v2, ImageNet weights, {size}×{size} px)" in message and "(resnet18, random weights" in message
     assert "retrain with the new backbone" in message
     for what in ("predict", "onnx", "pt", "resume"):
         assert refused[what] == f"ArtifactsChangedError: {message}", what

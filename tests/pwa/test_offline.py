@@ -53,7 +53,8 @@ def test_everything_works_offline_after_one_visit(app_copy, serve, tmp_path, bro
     onnx_path = tmp_path / "offline.onnx"
     onnx_path.write_bytes(base64.b64decode(out["onnx"]))
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    assert session.run(["probabilities"], {"image": np.zeros((1, 3, 224, 224), np.float32)})[0].shape == (1, 2)
+    size = session.get_inputs()[0].shape[2]  # the default export's crop
+    assert session.run(["probabilities"], {"image": np.zeros((1, 3, size, size), np.float32)})[0].shape == (1, 2)
     pt_path = tmp_path / "offline.pt"
     pt_path.write_bytes(base64.b64decode(out["pt"]))
     net = getattr(torchvision.models, manifest_of(artifacts / "default")["architecture"])(num_classes=2)

@@ -90,13 +90,14 @@ def upload(account: Account, data: bytes, expect: int = 201, **options) -> httpx
 
 
 def preprocessed(png: bytes, size: int = 224) -> np.ndarray:
-    """The manifest's preprocessing (resize shorter side to 256, centre crop 224, ImageNet normalisation)."""
+    """The manifest's preprocessing (resize the shorter side to size·256/224, centre crop `size`, ImageNet
+    normalisation)."""
     from torchvision import transforms as T
 
     image = Image.open(io.BytesIO(png)).convert("RGB")
     tf = T.Compose(
         [
-            T.Resize(256, antialias=True),
+            T.Resize(round(size * 256 / 224), antialias=True),
             T.CenterCrop(size),
             T.ToTensor(),
             T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
@@ -116,8 +117,8 @@ def check_results_agree(account: Account, job: dict, pngs: list[bytes], architec
         assert response.status_code == 200, response.text
         assert sha(response.content) == files[name]["sha256"]
         fetched[name] = response.content
-    batch = np.concatenate([preprocessed(p) for p in pngs])
     session = onnxruntime.InferenceSession(fetched["model.onnx"], providers=["CPUExecutionProvider"])
+    batch = np.concatenate([preprocessed(p, session.get_inputs()[0].shape[2]) for p in pngs])
     onnx_probabilities = session.run(["probabilities"], {"image": batch})[0]
     classes = len(job["classes"])
     model = getattr(torchvision.models, architecture)(num_classes=classes)

@@ -93,7 +93,8 @@ def test_backbone_has_dynamic_batch_and_gives_features(default_export):
     manifest = manifest_of(out)
     session = ort.InferenceSession(str(out / "backbone.onnx"), providers=["CPUExecutionProvider"])
     for batch in (1, 5):
-        images = np.random.default_rng(0).standard_normal((batch, 3, 224, 224), dtype=np.float32)
+        size = manifest["input"]["size"][0]
+        images = np.random.default_rng(0).standard_normal((batch, 3, size, size), dtype=np.float32)
         (features,) = session.run(None, {"image": images})
         assert features.shape == (batch, manifest["feature_size"])
 
@@ -222,7 +223,10 @@ def test_last_block_trains_from_trunk_output(which, request, tmp_path):
 
     photos = load_photos()[:4]
     images = np.stack(
-        [preprocess(p.rgb, 256, 224, manifest["input"]["mean"], manifest["input"]["std"]) for p in photos]
+        [
+            preprocess(p.rgb, spec["resize"]["shorter_side"], spec["size"][0], spec["mean"], spec["std"])
+            for p, spec in ((p, manifest["input"]) for p in photos)
+        ]
     )
     (block_input,) = trunk.run(None, {"image": images})
     assert block_input.shape[1:] == tuple(manifest["training"]["last_block"]["input"]["shape"][1:])

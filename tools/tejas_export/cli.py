@@ -56,7 +56,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-classes", type=int, default=100, help="the head serves 2..N classes without re-exporting (default: 100)"
     )
-    parser.add_argument("--input-size", type=int, default=224, help="crop size in pixels (default: 224)")
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help="crop size in pixels (default: per backbone: 160 for mobilenet_v2, within 1 point of 224² at about "
+        "twice the speed; 224 for resnet18)",
+    )
     parser.add_argument(
         "--quantize",
         default="none",

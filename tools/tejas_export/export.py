@@ -7,7 +7,7 @@ import json
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tejas.artifacts import sha256_file
@@ -45,7 +45,7 @@ class ExportConfig:
     weights: str = "imagenet"  # imagenet | none | path to a state_dict
     train: str = "head"  # head | last-block (last-block exports the head artifacts too)
     max_classes: int = 100
-    input_size: int = 224
+    input_size: int | None = None  # None: the backbone's default_input_size
     quantize: str = "none"  # none | uint8 (backbone.onnx's weights, dynamic; head training only)
     force: bool = False
     checks: bool = True
@@ -58,7 +58,7 @@ def _validate(config: ExportConfig) -> None:
         raise ExportError(f"--max-classes must be at least 2 (got {config.max_classes})")
     if config.train not in TRAIN_MODES:
         raise ExportError(f"unknown --train mode {config.train!r} (choose from head, last-block)")
-    if not 32 <= config.input_size <= 1024:
+    if config.input_size is not None and not 32 <= config.input_size <= 1024:
         raise ExportError(f"--input-size must be between 32 and 1024 (got {config.input_size})")
     if config.quantize not in QUANTIZATIONS:
         raise ExportError(f"unknown --quantize {config.quantize!r} (choose from none, uint8)")
@@ -76,7 +76,7 @@ def _validate(config: ExportConfig) -> None:
             ("--backbone", config.backbone, "auto"),
             ("--weights", config.weights, "imagenet"),
             ("--train", config.train, "head"),
-            ("--input-size", config.input_size, 224),
+            ("--input-size", config.input_size, None),
             ("--quantize", config.quantize, "none"),
         )
         for flag, value, default in image_only:
@@ -176,6 +176,8 @@ def export_artifacts(config: ExportConfig, progress=None) -> dict:
         return manifest
     step("locating weights")
     backbone, source, reason = _resolve_weights(config)
+    if config.input_size is None:
+        config = replace(config, input_size=backbone.default_input_size)
     if reason:
         log.warning("--backbone auto chose %s with ImageNet weights. %s", backbone.name, reason)
     if source.kind == "none":

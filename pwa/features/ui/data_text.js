@@ -4,6 +4,7 @@
 // its texts with edit, and selected texts move to another class or are deleted (with undo).
 import * as tejas from '../../tejas.js';
 import { MIN_TO_TRAIN, classActions, classForm, fillWarnings } from './data.js';
+import { preparingStatus } from './preparing.js';
 import {
   append, busy, download, field, filePicker, fileStem, h, plural, projectUrl, showError, textDialog, toast,
 } from './dom.js';
@@ -171,6 +172,7 @@ export async function render(view, { project }) {
       preview),
     h('section', { class: 'card', 'aria-labelledby': 'type-title' },
       h('h2', { id: 'type-title' }, 'Type or paste texts'), typedForm),
+    preparingStatus(project.id, { noun: 'text' }),
     warnings,
     h('div', { class: 'row wrap text-tools' }, field('Find', filter).field, h('span', { class: 'spacer' }), csvDownload),
     classesBox, selectionBar,
