@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
 """The training engine's speed in Debian chromium, each number beside native onnxruntime measured in
-the same run: embedding images/s, head training steps/s, and "100 images of 5 classes → trained
-model" seconds, cold (no cached embeddings) and warm, with the longest main-thread task meanwhile,
-and after background embedding (images embedded as they are added; Train then only trains), with the
-time from the first image added to the model beside the cold run's; then the accuracy drift of each
-smaller input size from 224² of the same backbone.
+the same run (issue 16's "time to a model" report):
+- embedding images/s per backbone variant (the default, MobileNetV2 at 160²; its float32 224² reference;
+  ResNet18 float32 and with dynamic uint8 weights), with each variant's accuracy drift from its 224²
+  float32 reference on two data sets that ship offline (bench/variants.py's measure_drift), and an
+  onnxruntime-web session-option sweep on the default;
+- head training steps/s (the app trains the narrowest head set that holds the classes);
+- "100 images of 5 classes → trained model" cold (no cached embeddings), warm, and after background
+  embedding (images embedded as they are added; Train then only trains), with the time from the first
+  image added to the model, and the longest main-thread task meanwhile;
+- a 5,000-image project (256×256 JPEGs in a zip) imported through the Data screen, embedded and trained:
+  seconds per stage, peak memory against the stated bound, main-thread tasks over 200 ms
+  (bench/browser_scale.py's measure_scale).
 
-    python bench/browser.py [--artifacts artifacts/default artifacts/resnet18-random] [--images 32]
-Writes bench/results/browser.json. Needs the app set up (bash tools/dev.sh run does that once).
+    python bench/browser.py [--artifacts artifacts/default ...] [--variants ...] [--scale-images 5000]
+Variants missing under artifacts/ are exported first. Writes bench/results/browser.json. Needs the app
+set up (bash tools/dev.sh run does that once).
 """
 
 from __future__ import annotations
@@ -26,8 +34,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.native_embed import bench_onnxruntime, exported_artifacts  # noqa: E402
+from bench.browser_scale import measure_scale  # noqa: E402
+from bench.native_embed import bench_onnxruntime  # noqa: E402
 from bench.report import machine_facts, new_report, vendored_npm, write_report  # noqa: E402
+from bench.variants import (  # noqa: E402
+    SESSION_SETTINGS,
+    VARIANTS,
+    browser_embed_speed,
+    export_missing,
+    measure_drift,
+)
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
 
 EMBED = """async ([images, artifacts, threads, batchSize]) => {
@@ -127,9 +143,22 @@ def sample_images(count: int, seed: int = 0) -> list[tuple[str, int]]:
     return out
 
 
+# The variants measured beside artifacts/default (names of bench/variants.py's VARIANTS): the default's
+# float32 224² reference, and ResNet18 float32 and uint8 (random weights: no ImageNet ResNet18 ships offline,
+# so its drift measures quantisation noise, not an accuracy a user would see).
+DEFAULT_VARIANTS = ("mobilenet_v2-224", "resnet18-random", "resnet18-random-uint8")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--artifacts", type=Path, nargs="*", help="artifact folders (default: artifacts/*/)")
+    parser.add_argument("--artifacts", type=Path, nargs="*", help="artifact folders (default: artifacts/default)")
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=list(DEFAULT_VARIANTS),
+        choices=sorted(VARIANTS),
+        help="variants to measure beside --artifacts, exported into artifacts/<name> when missing",
+    )
     parser.add_argument("--images", type=int, default=32, help="images per embedding measurement")
     parser.add_argument(
         "--native-seconds", type=float, default=2.0, help="length of each native onnxruntime window (default 2)"
@@ -137,16 +166,27 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--project-images", type=int, default=100, help="images of the project runs (default 100, in 5 classes)"
     )
+    parser.add_argument(
+        "--scale-images", type=int, default=5000, help="images of the scale run (default 5000; 0 skips it)"
+    )
+    parser.add_argument("--drift-splits", type=int, default=5, help="random splits per drift measurement")
     parser.add_argument("--inject-busy-ms", type=float, default=0, help=argparse.SUPPRESS)  # tests only
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "browser.json")
     args = parser.parse_args(argv)
-    folders = args.artifacts or exported_artifacts()
-    if not folders or not Path(CHROMIUM).exists() or not (ROOT / "pwa" / "vendor" / "vendor.json").exists():
+    folders = list(args.artifacts or [ROOT / "artifacts" / "default"])
+    if (
+        not all((f / "manifest.json").is_file() for f in folders)
+        or not Path(CHROMIUM).exists()
+        or not (ROOT / "pwa" / "vendor" / "vendor.json").exists()
+    ):
         print(
             "browser bench: error: needs artifacts, pwa/vendor and /usr/bin/chromium; run the README's commands",
             file=sys.stderr,
         )
         return 1
+    if args.variants:
+        export_missing(tuple(args.variants), ROOT / "artifacts")
+        folders += [ROOT / "artifacts" / name for name in args.variants if name not in {f.name for f in folders}]
     from playwright.sync_api import sync_playwright
 
     images = sample_images(args.images)
@@ -162,72 +202,119 @@ def main(argv=None) -> int:
         images_per_embedding_run=args.images,
         native_seconds_per_window=args.native_seconds,
         embedding=[],
+        session_options=[],
         training=[],
         project=[],
+        scale=None,
     )
+    default = next((f for f in folders if f.name == "default"), folders[0])
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             report["chromium"] = browser.version
             for folder in folders:
                 report["embedding"] += embedding_rows(browser, server, folder, images, args.native_seconds)
+            report["session_options"] = session_option_rows(browser, server, default, images)
+            for folder in folders:
                 report["training"].append(training_row(browser, server, folder))
-            # N (100) images of 5 classes → model, with the default artifacts the app uses
-            default = next((f for f in folders if f.name == "default"), folders[0])
-            if default.name != "default":
-                print("note: the project run uses artifacts/default only", file=sys.stderr)
-            context = browser.new_context()
-            page = context.new_page()
-            page.goto(server.url + "/")
-            project_images = sample_images(args.project_images, seed=1)
-            project = page.evaluate(PROJECT, [project_images, args.inject_busy_ms])
-            context.close()
-            # a fresh page (its models not loaded yet, as for the cold run) with background embedding on
-            context = browser.new_context()
-            page = context.new_page()
-            page.goto(server.url + "/")
-            background = page.evaluate(BACKGROUND, [project_images])
-            context.close()
-            report["project"].append(
-                {
+            report["project"].append(project_row(browser, server, default, args))
+            if args.scale_images > 0:
+                context = browser.new_context(viewport={"width": 1280, "height": 800})
+                page = context.new_page()
+                page.goto(server.url + "/")
+                page.wait_for_selector("main[data-ready]")
+                report["scale"] = {
                     "artifacts": default.name,
-                    "images": args.project_images,
-                    "classes": 5,
-                    "epochs": 20,
-                    "cold_seconds": project["cold"],
-                    "warm_seconds": project["warm"],
-                    # first image added → trained model, without and with background embedding
-                    "cold_total_seconds": project["coldTotal"],
-                    "background_total_seconds": background["totalSeconds"],
-                    # the background run's parts: adding, waiting for "ready" after the last image, Train
-                    "background_add_seconds": background["addSeconds"],
-                    "background_wait_seconds": background["waitSeconds"],
-                    "background_train_seconds": background["trainSeconds"],
-                    "background_train_embedded_images": background["trainEmbedded"],
-                    "longest_main_thread_task_ms": project["longestTaskMs"],
-                    "long_tasks": project["longTasks"],
-                    "injected_busy_ms": args.inject_busy_ms,
+                    **measure_scale(page, args.scale_images, log=lambda m: print(m, file=sys.stderr)),
                 }
-            )
-            print(
-                f"{args.project_images} images → model: cold {project['cold']:.1f}s, warm {project['warm']:.1f}s, "
-                f"longest main-thread task {project['longestTaskMs']:.0f} ms ({project['longTasks']} over 50 ms)",
-                file=sys.stderr,
-            )
-            print(
-                f"first image added → model: {project['coldTotal']:.1f}s cold, "
-                f"{background['totalSeconds']:.1f}s with background embedding (Train after ready: "
-                f"{background['trainSeconds']:.1f}s, {background['trainEmbedded']} images embedded by Train)",
-                file=sys.stderr,
-            )
+                context.close()
             browser.close()
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    report["accuracy"] = accuracy_rows(folders)
+    report["accuracy"] = drift_rows(folders, args.drift_splits)
     report["machine"] = machine_facts()
     write_report(args.out, report)
     return 0
+
+
+def project_row(browser, server, default: Path, args) -> dict:
+    """N (100) images of 5 classes → model with the artifacts the app uses: cold, warm, after background."""
+    if default.name != "default":
+        print("note: the project run uses artifacts/default only", file=sys.stderr)
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(server.url + "/")
+    project_images = sample_images(args.project_images, seed=1)
+    project = page.evaluate(PROJECT, [project_images, args.inject_busy_ms])
+    context.close()
+    # a fresh page (its models not loaded yet, as for the cold run) with background embedding on
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(server.url + "/")
+    background = page.evaluate(BACKGROUND, [project_images])
+    context.close()
+    print(
+        f"{args.project_images} images → model: cold {project['cold']:.1f}s, warm {project['warm']:.1f}s, "
+        f"longest main-thread task {project['longestTaskMs']:.0f} ms ({project['longTasks']} over 50 ms)",
+        file=sys.stderr,
+    )
+    print(
+        f"first image added → model: {project['coldTotal']:.1f}s cold, "
+        f"{background['totalSeconds']:.1f}s with background embedding (Train after ready: "
+        f"{background['trainSeconds']:.1f}s, {background['trainEmbedded']} images embedded by Train)",
+        file=sys.stderr,
+    )
+    return {
+        "artifacts": default.name,
+        "images": args.project_images,
+        "classes": 5,
+        "epochs": 20,
+        "cold_seconds": project["cold"],
+        "warm_seconds": project["warm"],
+        # first image added → trained model, without and with background embedding
+        "cold_total_seconds": project["coldTotal"],
+        "background_total_seconds": background["totalSeconds"],
+        # the background run's parts: adding, waiting for "ready" after the last image, Train
+        "background_add_seconds": background["addSeconds"],
+        "background_wait_seconds": background["waitSeconds"],
+        "background_train_seconds": background["trainSeconds"],
+        "background_train_embedded_images": background["trainEmbedded"],
+        "longest_main_thread_task_ms": project["longestTaskMs"],
+        "long_tasks": project["longTasks"],
+        "injected_busy_ms": args.inject_busy_ms,
+    }
+
+
+def session_option_rows(browser, server, folder: Path, images) -> list[dict]:
+    """onnxruntime-web session options on `folder` (2 threads, batch 8), each setting against the embed
+    worker's defaults in the same page, and the largest difference of its features from the defaults'."""
+    artifacts = f"{server.url}/artifacts/{folder.name}/"
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    encoded = [b for b, _ in images]
+    rows, reference = [], None
+    try:
+        for name, session in SESSION_SETTINGS.items():
+            speed = browser_embed_speed(page, artifacts, encoded, threads=2, batch=8, session=session)
+            features = speed.pop("features")
+            reference = features if reference is None else reference
+            rows.append(
+                {
+                    "artifacts": folder.name,
+                    "setting": name,
+                    **speed,
+                    "max_abs_diff_vs_defaults": float(np.abs(features - reference).max()),
+                }
+            )
+            print(
+                f"session {name:>18}: {speed['images_per_second']:6.1f} img/s "
+                f"(backbone alone {speed['inference_images_per_second']:6.1f})",
+                file=sys.stderr,
+            )
+    finally:
+        page.close()
+    return rows
 
 
 def describe(folder: Path, manifest: dict) -> dict:
@@ -237,6 +324,7 @@ def describe(folder: Path, manifest: dict) -> dict:
         "architecture": manifest["architecture"],
         "weights": manifest["weights"]["kind"],
         "input_size": manifest["input"]["size"][0],
+        "quantization": manifest["models"]["backbone"].get("quantization", "none"),
     }
 
 
@@ -304,79 +392,50 @@ def training_row(browser, server, folder: Path) -> dict:
     return row
 
 
-def accuracy_rows(folders: list[Path]) -> list[dict]:
-    """Validation accuracy of a LogisticRegression on each folder's native embeddings of Animal-MNIST
-    (5 classes × 20 train / 20 validation). A folder with a smaller input size is compared with the
-    folder of the same backbone and weights at 224² (another folder, never itself): the accuracy
-    drift in points, and how alike the two folders' features of the same images are. A faster
-    option (smaller input) counts only if it drifts ≤ 1 point."""
-    from sklearn.linear_model import LogisticRegression
-    from tejas_export.checks import preprocess, session
+def reference_folder(folder: Path, folders: list[Path]) -> Path | None:
+    """The float32 224² folder of the same architecture and weights as `folder` (never itself), or None."""
+    manifest = json.loads((folder / "manifest.json").read_text())
 
-    from tests.pwa.conftest import animal_images
+    def key(f: Path):
+        m = json.loads((f / "manifest.json").read_text())
+        return m["architecture"], m["weights"]["kind"]
 
-    train, validation = animal_images()
-    rows, features = [], {}
+    for other in folders:
+        m = json.loads((other / "manifest.json").read_text())
+        if (
+            other != folder
+            and key(other) == key(folder)
+            and m["input"]["size"][0] == 224
+            and "quantization" not in m["models"]["backbone"]
+            and (manifest["input"]["size"][0] != 224 or "quantization" in manifest["models"]["backbone"])
+        ):
+            return other
+    return None
+
+
+def drift_rows(folders: list[Path], splits: int) -> list[dict]:
+    """Each variant's linear-probe accuracy drift from its float32 224² reference on Animal-MNIST and photo
+    crops (bench/variants.py); a variant counts as an option only if it drifts ≤ 1 point on both."""
+    rows = []
     for folder in folders:
+        reference = reference_folder(folder, folders)
+        if reference is None:
+            continue
         manifest = json.loads((folder / "manifest.json").read_text())
-        spec = manifest["input"]
-        native = session(folder / "backbone.onnx", threads=2)
-
-        def embed(items, spec=spec, native=native):
-            batch = np.stack(
-                [
-                    preprocess(r, spec["resize"]["shorter_side"], spec["size"][0], spec["mean"], spec["std"])
-                    for r, _ in items
-                ]
-            )
-            return native.run(None, {"image": batch})[0]
-
-        features[folder.name] = embed(validation)
-        fit = LogisticRegression(max_iter=5000).fit(embed(train), [y for _, y in train])
+        drift = measure_drift(reference, folder, splits=splits)
         rows.append(
             {
                 **describe(folder, manifest),
-                "shorter_side": spec["resize"]["shorter_side"],
-                "validation_accuracy": fit.score(features[folder.name], [y for _, y in validation]),
+                "drift_reference": reference.name,
+                **{k: v for k, v in drift.items() if k not in ("reference", "variant")},
             }
         )
-    for row in rows:
-        reference = next(
-            (
-                r
-                for r in rows
-                if r["architecture"] == row["architecture"]
-                and r["weights"] == row["weights"]
-                and r["input_size"] == 224
-                and r["artifacts"] != row["artifacts"]
-            ),
-            None,
-        )
-        if row["input_size"] == 224 or reference is None:
-            row.update(drift_reference=None, drift_points_vs_224=None, feature_cosine_vs_224=None)
-        else:
-            row.update(
-                drift_reference=reference["artifacts"],
-                drift_points_vs_224=round(100 * (reference["validation_accuracy"] - row["validation_accuracy"]), 2),
-                feature_cosine_vs_224=mean_cosine(features[row["artifacts"]], features[reference["artifacts"]]),
-            )
         print(
-            f"accuracy {row['artifacts']:>16} ({row['input_size']}²): {row['validation_accuracy']:.3f}"
-            + (
-                f", drift vs {row['drift_reference']} (224²): {row['drift_points_vs_224']} points, "
-                f"feature cosine {row['feature_cosine_vs_224']:.4f}"
-                if row["drift_reference"]
-                else ""
-            ),
+            f"drift {folder.name:>22} vs {reference.name}: "
+            + ", ".join(f"{name} {d['drift_points']:+.2f} points" for name, d in drift["datasets"].items()),
             file=sys.stderr,
         )
     return rows
-
-
-def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean cosine similarity of corresponding rows (the same image's features from two backbones)."""
-    dot = (a * b).sum(1)
-    return float((dot / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).mean())
 
 
 if __name__ == "__main__":

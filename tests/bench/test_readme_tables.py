@@ -67,7 +67,7 @@ def test_each_result_says_where_and_how_it_ran(name):
 
 
 # Numbers the benchmark section may state outside the generated blocks: settings and names, not results.
-SETTINGS = {"1", "2", "5", "8", "160", "224", "1.19.2", "18", "3", "100"}
+SETTINGS = {"1", "2", "5", "8", "16", "32", "160", "224", "1.19.2", "18", "3", "100", "5,000"}
 
 
 def test_no_number_in_the_benchmark_section_is_typed_by_hand():
