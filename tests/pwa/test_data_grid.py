@@ -144,5 +144,23 @@ def test_grid_renders_visible_rows_and_scrolls_to_the_right_images(ui):
     page.keyboard.press("Space")
     assert "1 image selected" in bar.inner_text()
     bar.get_by_role("button", name="Clear selection").click()
-    assert bar.is_hidden()
+    bar.wait_for(state="hidden")
     assert axe_violations(page) == []
+
+
+def test_scale_bench_measures_a_toy_import(ui):
+    """bench/browser_scale.measure_scale at toy size: every figure is there (no bound asserted: CI is slow)."""
+    from bench.browser_scale import measure_scale
+
+    result = measure_scale(ui, 30, epochs=2, log=lambda _: None)
+    assert result["images"] == 30 and result["classes"] == 5
+    for key in (
+        "import_seconds",
+        "embed_seconds",
+        "peak_js_heap_used_mib",
+        "peak_renderer_rss_mib",
+        "memory_bound_mib",
+    ):
+        assert result[key] > 0, key
+    assert result["train_seconds"] >= 0 and result["longest_main_thread_task_ms"] >= 0
+    assert 0 < result["max_tiles_rendered"] <= 30
