@@ -143,6 +143,10 @@ def sample_images(count: int, seed: int = 0) -> list[tuple[str, int]]:
     return out
 
 
+# Pages measure the engine, not the offline install: a service worker would download the whole precache
+# (the app and its artifacts, ~130 MB) in the background of every new page while it is being measured.
+NO_SW = "block"
+
 # The variants measured beside artifacts/default (names of bench/variants.py's VARIANTS): the default's
 # float32 224² reference, and ResNet18 float32 and uint8 (random weights: no ImageNet ResNet18 ships offline,
 # so its drift measures quantisation noise, not an accuracy a user would see).
@@ -219,7 +223,7 @@ def main(argv=None) -> int:
                 report["training"].append(training_row(browser, server, folder))
             report["project"].append(project_row(browser, server, default, args))
             if args.scale_images > 0:
-                context = browser.new_context(viewport={"width": 1280, "height": 800})
+                context = browser.new_context(viewport={"width": 1280, "height": 800}, service_workers=NO_SW)
                 page = context.new_page()
                 page.goto(server.url + "/")
                 page.wait_for_selector("main[data-ready]")
@@ -242,14 +246,14 @@ def project_row(browser, server, default: Path, args) -> dict:
     """N (100) images of 5 classes → model with the artifacts the app uses: cold, warm, after background."""
     if default.name != "default":
         print("note: the project run uses artifacts/default only", file=sys.stderr)
-    context = browser.new_context()
+    context = browser.new_context(service_workers=NO_SW)
     page = context.new_page()
     page.goto(server.url + "/")
     project_images = sample_images(args.project_images, seed=1)
     project = page.evaluate(PROJECT, [project_images, args.inject_busy_ms])
     context.close()
     # a fresh page (its models not loaded yet, as for the cold run) with background embedding on
-    context = browser.new_context()
+    context = browser.new_context(service_workers=NO_SW)
     page = context.new_page()
     page.goto(server.url + "/")
     background = page.evaluate(BACKGROUND, [project_images])
@@ -290,7 +294,7 @@ def session_option_rows(browser, server, folder: Path, images) -> list[dict]:
     """onnxruntime-web session options on `folder` (2 threads, batch 8), each setting against the embed
     worker's defaults in the same page, and the largest difference of its features from the defaults'."""
     artifacts = f"{server.url}/artifacts/{folder.name}/"
-    page = browser.new_page()
+    page = browser.new_page(service_workers=NO_SW)
     page.goto(server.url + "/")
     encoded = [b for b, _ in images]
     rows, reference = [], None
@@ -336,7 +340,7 @@ def embedding_rows(browser, server, folder: Path, images, native_seconds: float)
     rows = []
     for threads in (1, 2):
         for batch in (1, 8):
-            page = browser.new_page()  # a fresh worker: wasm threads are fixed at start-up
+            page = browser.new_page(service_workers=NO_SW)  # a fresh worker: wasm threads are fixed at start-up
             page.goto(server.url + "/")
             result = page.evaluate(EMBED, [[b for b, _ in images], artifacts, threads, batch])
             page.close()
@@ -369,7 +373,7 @@ def training_row(browser, server, folder: Path) -> dict:
     artifacts = f"{server.url}/artifacts/{folder.name}/"
     row = {**describe(folder, manifest), "batch": 16, "classes": 5, "max_classes": manifest["max_classes"]}
     for threads in (1, 2):
-        page = browser.new_page()  # a fresh train worker for each thread count
+        page = browser.new_page(service_workers=NO_SW)  # a fresh train worker for each thread count
         page.goto(server.url + "/")
         steps = page.evaluate(TRAIN_STEPS, [artifacts, manifest["feature_size"], "head", 100, 20, threads])
         page.close()
@@ -377,7 +381,7 @@ def training_row(browser, server, folder: Path) -> dict:
     row["head_steps_per_second"] = row["head_steps_per_second_1_threads"]  # what the app uses
     block = manifest["training"].get("last_block")
     if block:
-        page = browser.new_page()
+        page = browser.new_page(service_workers=NO_SW)
         page.goto(server.url + "/")
         size = int(np.prod(block["input"]["shape"][1:]))
         steps = page.evaluate(TRAIN_STEPS, [artifacts, size, "last_block", 32, 1, None])

@@ -147,6 +147,7 @@ export async function transaction(names, mode, work, what = 'your change') {
 
 export const get = (store, key) => request(store.get(key));
 export const getAll = (store, query) => request(store.getAll(query));
+export const getAllKeys = (store, query) => request(store.getAllKeys(query));
 export const getAllFromIndex = (store, index, query) => request(store.index(index).getAll(query));
 export const put = (store, value) => request(store.put(value));
 export const count = (store, query) => request(store.count(query));

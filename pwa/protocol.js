@@ -11,7 +11,6 @@ export const MESSAGE = Object.freeze({
   EXPORT_ONNX: 'export-onnx',
   EXPORT_PT: 'export-pt',
   EXPORT_DATASET: 'export-dataset',
-  IMPORT_DATASET: 'import-dataset',
   READ_TEXT_CSV: 'read-text-csv', // {bytes, name} → {rows: [{text, label, row}], skipped: [{row, reason}], notes: string[], ...}
   WRITE_TEXT_CSV: 'write-text-csv', // {rows: [{text, label}]} → Uint8Array: the dataset as CSV, formula cells neutralised
   WRITE_ZIP: 'write-zip',

@@ -17,6 +17,7 @@ import {
 import * as texts from './features/dataset/texts.js';
 import { addTextRows, datasetCsv, readTextCsv as readTextCsvWith } from './features/text/csv.js';
 import { createBackgroundEmbedding } from './features/embed/background.js';
+import * as zipImport from './features/dataset/zip_import.js';
 
 export {
   addClass, addCorrection, addSamples, deleteClass, deleteProject, deleteSamples, getImage, getProject,
@@ -538,45 +539,19 @@ export async function exportDatasetZip(projectId) {
 }
 
 /**
- * A new project from an ImageFolder zip (as exported, or any <class>/<image> zip).
+ * A new project from an ImageFolder zip (as exported, or any <class>/<image> zip), read a batch at a time
+ * (features/dataset/zip_import.js): onProgress({done, total}) after each saved batch.
  * @returns {Promise<{project, added: number, skipped: {name, reason}[], warnings: string[]}>}
  *   A refused archive rejects with the reason; nothing is stored then.
  */
-export async function importDatasetZip(file, { name } = {}) {
-  const data = await readDatasetZip(file);
-  const project = await projects.createProject(name || (file.name || 'Imported').replace(/\.zip$/i, ''));
-  return { project, ...(await addDatasetSamples(project.id, data)) };
-}
+export const importDatasetZip = (file, options = {}) => zipImport.importDatasetZip(file, callPython, options);
 
 /**
  * An ImageFolder zip's images added to an existing project: each folder into the class of that name
- * (made when missing). @returns {Promise<{added: number, skipped: {name, reason}[], warnings: string[]}>}
+ * (made when missing), a batch at a time with onProgress({done, total}).
+ * @returns {Promise<{added: number, skipped: {name, reason}[], warnings: string[]}>}
  */
-export async function addDatasetZip(projectId, file) {
-  await projects.getProject(projectId);
-  return addDatasetSamples(projectId, await readDatasetZip(file));
-}
-
-async function readDatasetZip(file) {
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  return callWorker(worker('python'), MESSAGE.IMPORT_DATASET, { bytes, name: file.name });
-}
-
-async function addDatasetSamples(projectId, data) {
-  const skipped = data.skipped.map((s) => ({ name: s.path, reason: s.reason }));
-  const existing = new Map((await projects.listClasses(projectId)).map((c) => [c.name.toLowerCase(), c]));
-  let added = 0;
-  for (const className of data.classes) {
-    const cls = existing.get(className.toLowerCase()) ?? await projects.addClass(projectId, className);
-    const members = data.samples.filter((s) => s.label === className);
-    const files = members.map((s) => new File([s.bytes], s.name));
-    const metadata = members.map((s) => s.metadata);
-    const result = await projects.addSamples(projectId, cls.id, files, { source: 'zip', metadata });
-    added += result.added.length;
-    skipped.push(...result.skipped.map((s) => ({ name: `${className}/${s.name}`, reason: s.reason })));
-  }
-  return { added, skipped, warnings: data.warnings };
-}
+export const addDatasetZip = (projectId, file, options = {}) => zipImport.addDatasetZip(projectId, file, callPython, options);
 
 if (typeof window !== 'undefined') {
   window.tejas = {

@@ -9,17 +9,20 @@ import { preprocess, rgbaToRgb } from '../features/embed/preprocess.js';
 import { loadTokenizer } from '../features/text/tokenize.js';
 
 const VENDOR = new URL('../vendor/ort/', import.meta.url);
-// Sessions by model name ('backbone', 'backbone_trunk', 'last_block') for one (artifacts, threads, provider,
-// session options).
-let sessions = { key: null, byModel: new Map() };
+// Sessions by model name ('backbone', 'backbone_trunk', 'last_block') for each (artifacts, threads, provider,
+// session options, fixed batch), the most recently used MAX_SESSION_SETS kept: with a fixed batch, single
+// images (predict, webcam) and batches (adding, training) each keep their own warm session.
+const sessionSets = new Map();
+const MAX_SESSION_SETS = 3;
 
 /**
  * onnxruntime-web session options for image models, measured in Chromium (bench/variants.py, results in
- * bench/results/variants.json): graphOptimizationLevel 'all' and the memory pattern on, as before the measurement;
- * fixedBatch (freeDimensionOverrides {batch: batchSize}, the last partial batch padded) lets the graph be
- * planned for one shape. An EMBED request may override any of them ({session: {...}}) to measure them.
+ * bench/results/browser.json's session_options): graphOptimizationLevel 'all' and the memory pattern on;
+ * fixedBatch (freeDimensionOverrides {batch: N}) plans the graph for one shape, about twice the images/s of a
+ * free batch dimension with the same features: N is batchSize, and 1 for a single image or the images of a
+ * partial batch (run one by one). An EMBED request may override any of them ({session: {...}}) to measure them.
  */
-const SESSION_DEFAULTS = Object.freeze({ graphOptimizationLevel: 'all', enableMemPattern: true, fixedBatch: false });
+const SESSION_DEFAULTS = Object.freeze({ graphOptimizationLevel: 'all', enableMemPattern: true, fixedBatch: true });
 
 async function chooseProvider(ort, wanted) {
   if (wanted === 'wasm' || !('gpu' in navigator)) return 'wasm';
@@ -35,11 +38,17 @@ async function chooseProvider(ort, wanted) {
 async function load(artifacts, { threads, provider: wanted = 'auto', model = 'backbone', options = SESSION_DEFAULTS, batchSize = null } = {}) {
   const fixedBatch = options.fixedBatch ? batchSize : null;
   const key = JSON.stringify([artifacts, threads, wanted, options, fixedBatch]);
-  if (sessions.key !== key) {
-    const old = [...sessions.byModel.values()];
-    sessions = { key, byModel: new Map() };
-    await Promise.all(old.map(async (entry) => (await entry).session.release()));
+  let byModel = sessionSets.get(key);
+  sessionSets.delete(key);  // re-inserted last: the most recently used
+  if (!byModel) {
+    byModel = new Map();
+    for (const [oldKey, old] of [...sessionSets].slice(0, Math.max(0, sessionSets.size - MAX_SESSION_SETS + 1))) {
+      sessionSets.delete(oldKey);
+      await Promise.all([...old.values()].map(async (entry) => (await entry.catch(() => null))?.session.release()));
+    }
   }
+  sessionSets.set(key, byModel);
+  const sessions = { byModel };
   if (!sessions.byModel.has(model)) {
     const entry = (async () => {
       const ort = await import(new URL('ort.all.min.mjs', VENDOR).href);
@@ -162,9 +171,10 @@ serveRequests(self, {
   async [MESSAGE.EMBED]({
     artifacts, images, views = [], batchSize = 8, threads, provider, model = 'backbone', thumbnailSize = 0, session: options = {},
   }, progress, id) {
-    const { ort, session, manifest, provider: used, fixedBatch } = await load(artifacts, {
-      threads, provider, model, batchSize, options: { ...SESSION_DEFAULTS, ...options },
-    });
+    const sessionOptions = { ...SESSION_DEFAULTS, ...options };
+    const loadFor = (rows) => load(artifacts, { threads, provider, model, batchSize: rows, options: sessionOptions });
+    const loaded = await loadFor(images.length === 1 ? 1 : batchSize);
+    const { ort, session, manifest, provider: used, fixedBatch } = loaded;
     const [h, w] = manifest.input.size;
     const plane = 3 * h * w;
     const featureSize = outputSize(manifest.models[model]);
@@ -178,7 +188,7 @@ serveRequests(self, {
       await new Promise((resolve) => setTimeout(resolve, 0));  // let a cancel message in
       if (cancelled.has(id)) throw new DOMException('Cancelled', 'AbortError');
       const batch = [];
-      // a fixed-batch session takes exactly batchSize rows: a last, partial batch is padded with zeros
+      // a fixed-batch session takes exactly its rows (a partial batch runs image by image below)
       const input = new Float32Array((fixedBatch ?? Math.min(batchSize, images.length - start)) * plane);
       for (let i = start; i < Math.min(start + batchSize, images.length); i++) {
         try {
@@ -191,7 +201,19 @@ serveRequests(self, {
           failures.push({ index: i, message: error.message });
         }
       }
-      if (batch.length) {
+      if (batch.length && fixedBatch && batch.length < fixedBatch) {
+        // A partial batch (the last one, or a few images added at a time): one image per run on the
+        // single-image session, instead of computing the padding rows of the fixed batch.
+        const single = await loadFor(1);
+        const before = performance.now();
+        for (const [row, index] of batch.entries()) {
+          const tensor = new ort.Tensor('float32', input.subarray(row * plane, (row + 1) * plane), [1, 3, h, w]);
+          const output = await single.session.run({ [manifest.input.name]: tensor });
+          features.set(output[single.session.outputNames[0]].data.subarray(0, featureSize), index * featureSize);
+        }
+        inferenceMs += performance.now() - before;
+        embedded.push(...batch);
+      } else if (batch.length) {
         const rows = fixedBatch ?? batch.length;
         const tensor = new ort.Tensor('float32', input.subarray(0, rows * plane), [rows, 3, h, w]);
         const before = performance.now();

@@ -246,20 +246,4 @@ serveRequests(self, {
     }
   },
 
-  /** zip bytes → {classes, samples: [{label, name, bytes, metadata}], skipped: [{path, reason}], warnings}. */
-  async [MESSAGE.IMPORT_DATASET]({ bytes, name }) {
-    const { pyodide } = await python();
-    const path = `/tmp/${(name || 'dataset.zip').replace(/[^\w.-]/g, '_')}`;
-    pyodide.FS.writeFile(path, bytes);
-    try {
-      const imported = await call('import_dataset', path);
-      const [description, datas] = imported.toJs();
-      imported.destroy();
-      const result = JSON.parse(description);
-      result.samples.forEach((s, i) => { s.bytes = datas[i]; });
-      return result;
-    } finally {
-      pyodide.FS.unlink(path);
-    }
-  },
 });

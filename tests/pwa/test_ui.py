@@ -250,7 +250,12 @@ def test_training_panel_live_chart_progress_and_cancel(ui, tmp_path):
     assert re.fullmatch(r"\d+%", accuracy)
     assert int(accuracy[:-1]) >= 50, accuracy  # 5 classes: chance is 20%
 
-    # train again and cancel: the model that was there stays
+    # train again and cancel: the model that was there stays. The run is made long (500 epochs of batch 4,
+    # 10,000 head steps) so that Cancel lands while it runs: a 6-epoch head run ends in a blink.
+    if not page.get_by_label("Epochs").is_visible():
+        page.get_by_text("Advanced settings").click()
+    page.get_by_label("Epochs").fill("500")
+    page.get_by_label("Batch size").select_option("4")
     page.get_by_role("button", name="Train again").click()
     page.get_by_role("button", name="Cancel").click()
     page.wait_for_selector("main[data-training=cancelled]")

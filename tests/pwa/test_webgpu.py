@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 class Tiny(torch.nn.Module):
-    """image [B,3,224,224] -> features [B,8]: strided conv, ReLU, global average pool."""
+    """image [B,3,S,S] -> features [B,8]: strided conv, ReLU, global average pool."""
 
     def __init__(self):
         super().__init__()
@@ -37,9 +37,10 @@ def tiny_artifacts(default_export, tmp_path):
     out = tmp_path / "artifacts" / "tiny"
     out.mkdir(parents=True)
     manifest = manifest_of(folder)
+    size = manifest["input"]["size"][0]
     torch.onnx.export(
         Tiny().eval(),
-        (torch.zeros(1, 3, 224, 224),),
+        (torch.zeros(1, 3, size, size),),
         str(out / "backbone.onnx"),
         input_names=["image"],
         output_names=["features"],
@@ -98,7 +99,9 @@ def test_webgpu_embeds_a_tiny_model_like_wasm_and_auto_skips_a_fallback_adapter(
     assert result["webgpu"]["provider"] == "webgpu" and result["wasm"]["provider"] == "wasm"
     webgpu, wasm = (np.array(result[k]["features"]).reshape(3, 8) for k in ("webgpu", "wasm"))
     spec = manifest["input"]
-    batch = torch.stack([preprocess(i, spec["resize"]["shorter_side"], 224, spec["mean"], spec["std"]) for i in images])
+    batch = torch.stack(
+        [preprocess(i, spec["resize"]["shorter_side"], spec["size"][0], spec["mean"], spec["std"]) for i in images]
+    )
     with torch.no_grad():
         expected = Tiny().eval()(batch).numpy()
     assert np.abs(wasm - expected).max() <= 1e-4
