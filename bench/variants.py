@@ -288,7 +288,7 @@ SESSION_SETTINGS = {
     "defaults": {},
     "graph basic": {"graphOptimizationLevel": "basic"},
     "no memory pattern": {"enableMemPattern": False},
-    "free batch dimension": {"fixedBatch": False},
+    "fixed batch": {"fixedBatch": True},
 }
 
 
@@ -362,7 +362,7 @@ def browser_rows(folders: dict[str, Path], out_root: Path, images: np.ndarray, a
                     page.goto(server.url + "/")
                     for batch in (1, 8):
                         for setting, options in SESSION_SETTINGS.items():
-                            if batch == 1 and setting == "free batch dimension":
+                            if batch == 1 and setting == "fixed batch":
                                 continue
                             got = browser_embed_speed(
                                 page,

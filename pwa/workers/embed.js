@@ -16,13 +16,13 @@ const sessionSets = new Map();
 const MAX_SESSION_SETS = 3;
 
 /**
- * onnxruntime-web session options for image models, measured in Chromium (bench/variants.py, results in
- * bench/results/browser.json's session_options): graphOptimizationLevel 'all' and the memory pattern on;
- * fixedBatch (freeDimensionOverrides {batch: N}) plans the graph for one shape, about twice the images/s of a
- * free batch dimension with the same features: N is batchSize, and 1 for a single image or the images of a
- * partial batch (run one by one). An EMBED request may override any of them ({session: {...}}) to measure them.
+ * onnxruntime-web session options for image models, measured in Chromium (bench/browser.py's session_options,
+ * each setting in one warm page): graphOptimizationLevel 'all' (faster than 'basic') and the memory pattern on.
+ * fixedBatch (freeDimensionOverrides {batch: N}: N is batchSize, 1 for a single image or the images of a
+ * partial batch, run one by one) measured no faster than a free batch dimension, so it is off. An EMBED
+ * request may override any of them ({session: {...}}) to measure them.
  */
-const SESSION_DEFAULTS = Object.freeze({ graphOptimizationLevel: 'all', enableMemPattern: true, fixedBatch: true });
+const SESSION_DEFAULTS = Object.freeze({ graphOptimizationLevel: 'all', enableMemPattern: true, fixedBatch: false });
 
 async function chooseProvider(ort, wanted) {
   if (wanted === 'wasm' || !('gpu' in navigator)) return 'wasm';

@@ -62,7 +62,7 @@ def test_browser_bench_writes_its_json(default_export, reference_224, tmp_path):
 
     # session options: each setting measured, and none changes the features
     settings = {r["setting"]: r for r in report["session_options"]}
-    assert set(settings) == {"defaults", "graph basic", "no memory pattern", "free batch dimension"}
+    assert set(settings) == {"defaults", "graph basic", "no memory pattern", "fixed batch"}
     assert all(r["images_per_second"] > 0 and r["max_abs_diff_vs_defaults"] <= 1e-4 for r in settings.values())
 
     default_training = next(r for r in report["training"] if r["artifacts"] == folder.name)
