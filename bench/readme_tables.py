@@ -156,9 +156,11 @@ def browser_embed_block(results: Path) -> str:
     options = report.get("session_options") or []
     if options:
         first = options[0]
+        described = next(r for r in report["embedding"] if r["artifacts"] == first["artifacts"])
         lines += [
             "",
-            f"onnxruntime-web session options on {label(first)}, {first['threads']} threads, batch {first['batch']}, "
+            f"onnxruntime-web session options on {label(described)}, {first['threads']} threads, "
+            f"batch {first['batch']}, best of 2 passes after a warm-up, "
             "in one page (each setting differs from the embed worker's defaults in one option):",
             "",
             "| setting | browser img/s | backbone alone | largest feature difference from the defaults |",
