@@ -170,7 +170,10 @@ def bench_artifacts(source: Path, root: Path) -> dict[str, str]:
         manifest["text"]["encoder"] = encoder
         for name in (encoder, manifest["text"]["tokenizer"]):
             shutil.copyfile(source / name, folder / name)
-        shutil.copytree(source / "training", folder / "training")  # the head's training artifacts
+        # the head's training artifacts, and the narrow head sets the train worker picks for few classes
+        for training in ("training", "training_narrow"):
+            if (source / training).is_dir():
+                shutil.copytree(source / training, folder / training)
         (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
         names[kind] = folder.name
     return names
