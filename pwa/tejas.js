@@ -64,8 +64,10 @@ export function keepTextArtifactsOffline(artifacts = DEFAULT_TEXT_ARTIFACTS) {
   textArtifactsOffline ??= (async () => {
     const manifest = await loadManifest(artifacts);
     const head = manifest.training?.head ?? {};
-    const files = [manifest.text.encoder, manifest.text.tokenizer, ...Object.values(head.models ?? {}).map((m) => m.file),
-      head.checkpoint].filter(Boolean);
+    // the head's training sets: the full one and the narrow ones the train worker picks by class count
+    const sets = [head, ...(head.narrow?.sets ?? [])];
+    const files = [manifest.text.encoder, manifest.text.tokenizer, head.narrow?.initial_parameters?.file,
+      ...sets.flatMap((set) => [...Object.values(set.models ?? {}).map((m) => m.file), set.checkpoint])].filter(Boolean);
     const responses = await Promise.all(files.map((file) => fetch(new URL(file, artifacts)).then((r) => r.arrayBuffer().then(() => r.ok))));
     return responses.every(Boolean);
   })().catch(() => {

@@ -50,7 +50,8 @@ def text_files(folder: Path) -> dict[str, str]:
         return {}
     manifest = json.loads(manifest_path.read_text())
     files, text = manifest["files"], manifest["text"]
-    wanted = [text["encoder"], text["tokenizer"], *sorted(f for f in files if f.startswith("training/"))]
+    training = ("training/", "training_narrow/")  # the head's sets: the full one and the narrow ones
+    wanted = [text["encoder"], text["tokenizer"], *sorted(f for f in files if f.startswith(training))]
     missing = [f for f in wanted if f not in files]
     if missing:
         sys.exit(f"precache: {manifest_path} lists no sha256 for {', '.join(missing)}; export the text artifacts again")

@@ -331,7 +331,7 @@ def test_text_project_works_offline_after_one_use(app_copy, serve, tmp_path, bro
     assert set(on_demand) == {
         f"artifacts/text/{f}"
         for f in ["manifest.json", manifest["text"]["encoder"], manifest["text"]["tokenizer"]]
-        + [f for f in manifest["files"] if f.startswith("training/")]
+        + [f for f in manifest["files"] if f.startswith(("training/", "training_narrow/"))]
     }
     server = serve(artifacts, pwa)
     sample = spam_sample(16)
