@@ -325,11 +325,12 @@ def test_killed_worker_job_completes_once_on_the_other(stack, tmp_path, database
 def test_cancel_stops_within_seconds_and_a_long_job_runs_once(stack, tmp_path):
     """On two workers: job L runs well past 2 × TEJAS_JOB_STALE_SECONDS while its worker heartbeats (it
     must not be started a second time), and job X is cancelled after its first epoch (its stream ends
-    with `cancelled`)."""
+    with `cancelled`). L has far more epochs than that takes on any machine and is cancelled once it
+    has run long enough, so the test depends on no training speed."""
     s = stack()
     alice = Account(s.server.url)
     s.start_workers(2, alice)
-    long_job = submit(alice, tmp_path, "L", offset=0, epochs=12)
+    long_job = submit(alice, tmp_path, "L", offset=0, epochs=500)
     x = submit(alice, tmp_path, "X", offset=10, epochs=50)
 
     follow(alice, x, until=lambda e: e.kind == "epoch", timeout=JOB_S)
@@ -361,18 +362,24 @@ def test_cancel_stops_within_seconds_and_a_long_job_runs_once(stack, tmp_path):
     row = s.row(long_job)
     assert row["status"] == "running" and row["attempt"] == 1, row
 
+    from datetime import UTC, datetime
+
+    def running_for() -> float:
+        """Seconds L has been running, while it runs on its first attempt (anything else fails the test)."""
+        job = alice.get(f"/api/jobs/{long_job}").json()
+        row = s.row(long_job)
+        assert job["status"] == "running" and row["attempt"] == 1, (job, row)
+        started = datetime.fromisoformat(job["started"].rstrip("Z")).replace(tzinfo=UTC)
+        return (datetime.now(UTC) - started).total_seconds()
+
+    wait_for(lambda: running_for() > 2 * STALE_S + 1, JOB_S, "L running past twice the stale time")
+    response = alice.delete(f"/api/jobs/{long_job}")
+    assert response.status_code == 202, response.text
     events = follow(alice, long_job, timeout=JOB_S)
-    assert events[-1].kind == "done", [e.kind for e in events]
+    assert events[-1].kind == "cancelled", [e.kind for e in events]
     assert len(kinds(events, "started")) == 1, [e.kind for e in events]
-    assert len(kinds(events, "done")) == 1
     row = s.row(long_job)
     assert row["attempt"] == 1, row
-    job = check_result(alice, long_job)
-    from datetime import datetime
-
-    ran = datetime.fromisoformat(job["finished"].rstrip("Z")) - datetime.fromisoformat(job["started"].rstrip("Z"))
-    print(f"long job ran {ran.total_seconds():.1f} s on one worker (stale after {STALE_S} s)")
-    assert ran.total_seconds() > 2 * STALE_S, f"L ran only {ran}: too short to show it is not run twice"
 
 
 def test_a_job_that_keeps_killing_its_worker_is_failed_not_run_forever(stack, tmp_path):
