@@ -48,8 +48,7 @@ async function load(artifacts, { threads, provider: wanted = 'auto', model = 'ba
     }
   }
   sessionSets.set(key, byModel);
-  const sessions = { byModel };
-  if (!sessions.byModel.has(model)) {
+  if (!byModel.has(model)) {
     const entry = (async () => {
       const ort = await import(new URL('ort.all.min.mjs', VENDOR).href);
       ort.env.wasm.wasmPaths = VENDOR.href;
@@ -79,10 +78,10 @@ async function load(artifacts, { threads, provider: wanted = 'auto', model = 'ba
       });
       return { ort, session, manifest, provider, perBatchScales, fixedBatch };
     })();
-    sessions.byModel.set(model, entry);
-    entry.catch(() => sessions.byModel.delete(model));
+    byModel.set(model, entry);
+    entry.catch(() => byModel.delete(model));
   }
-  return sessions.byModel.get(model);
+  return byModel.get(model);
 }
 
 async function fetchModel(url) {
