@@ -1,7 +1,8 @@
 """tejas.text_csv, what the app reads text projects from: a CSV (or one text per line) with any common
 encoding, delimiter, header and column order reads as rows, a bad row is skipped with its line and reason,
 a file that is not text or over a limit is refused whole with a sentence naming the file. Writing quotes per
-RFC 4180 and neutralises formula cells. Runs in CPython and in Pyodide (Hypothesis only where installed)."""
+RFC 4180 and neutralises formula cells (not plain numbers), which read back as they were. Runs in CPython
+and in Pyodide (Hypothesis only where installed)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ import csv
 import io
 import json
 import random
+import re
 import time
 import zipfile
 from pathlib import Path
 
 from tejas import bridge
-from tejas.predictions import neutralise_cell
 from tejas.rules import validate_class_name
-from tejas.text_csv import TextCsvError, TextLimits, read_text_csv, write_text_csv
+from tejas.text_csv import TextCsvError, TextLimits, guard_cell, read_text_csv, write_text_csv
 
 from .images_for_tests import png
 from .support import raises
@@ -321,6 +322,39 @@ def test_formula_cells_are_kept_on_import_and_neutralised_on_export():
         ["a,b\nc", "z"],
     ]
     assert written.startswith(b"text,label\r\n") and written.endswith(b"\r\n")
+    again = read_text_csv(written, "export.csv")
+    assert pairs(again) == [*pairs(table), ("\tx", "=HYPERLINK()"), ("a,b\nc", "z")]
+    assert again.notes[-1] == (
+        "6 cells begin with ' before =, +, -, @, a tab or a CR (the guard a CSV export adds so that spreadsheets "
+        "do not run formulas): read without that '"
+    )
+
+
+def test_plain_numbers_are_not_neutralised_and_every_guarded_cell_reads_back():
+    # a spreadsheet reads these as numbers, never as formulas: written as they are
+    for number in ["-1", "+1", "-0.5", "+44", "-.5", "5.", "-1e5", "+2.5E-3", "1", "0"]:
+        assert guard_cell(number) == number, number
+    # these it would evaluate (a phone number's spaces are operators; -١ and -inf are no numbers to it)
+    formulas = ["+44 20 7946 0958", "-1 ", "-1,000", "--1", "-1-1", "-0x1F", "-inf", "-\u0661", "+", "-", "=1",
+                "@SUM(A1)", "\t1", "\r1", "-1\n=cmd"]  # fmt: skip
+    for formula in formulas:
+        assert guard_cell(formula) == "'" + formula, formula
+    # texts that already begin with a guard keep it: one more ' is written, one taken away on import
+    for guarded in ["'=x", "''-1", "'@", "'+44 20"]:
+        assert guard_cell(guarded) == "'" + guarded, guarded
+    for plain in ["'x", "'1", "' =x", "", "x=1", "1-2"]:
+        assert guard_cell(plain) == plain, plain
+    texts = [*formulas, "-1", "-0.5", "'=x", "''-1", "-1 text", "'=x text"]
+    labels = ["-1", "+44", "-0.5", "=sum", "'=x", "@home", "b", "-x", "''=y", "+1", "1e3", "-", "+", "c", "d", "e", "f",
+              "g", "h", "i", "j"]  # fmt: skip
+    rows = [{"text": t, "label": label} for t, label in zip(texts, labels, strict=True)]
+    table = read_text_csv(write_text_csv(rows), "export.csv")
+    assert pairs(table) == [(t.replace("\r", "\n"), label) for t, label in zip(texts, labels, strict=True)]
+    # '-1 as older exports wrote it reads as -1 (no export writes '-1 for anything else)
+    old = read_text_csv(b"text,label\r\n'-1,'-2.5\r\nhello,'+44\r\n", "old.csv")
+    assert pairs(old) == [("-1", "-2.5"), ("hello", "+44")]
+    # a guarded 5,000-character text is 5,001 characters in the file, and still a text
+    assert read_text_csv(write_text_csv([{"text": "=" * 5000, "label": "a"}]), "long.csv").rows[0]["text"] == "=" * 5000
 
 
 # --- delimiters, headers, column order ------------------------------------------------------------------
@@ -396,8 +430,9 @@ def test_the_bridge_returns_json_the_worker_parses():
     assert bridge.write_text_csv(json.dumps([{"text": "@x", "label": "a"}])) == b"text,label\r\n'@x,a\r\n"
 
 
-POOL = list("abc xyz,;|\t\"'\n=+-@ ") + ["é", "ß", "中文", "😀", "\u200b", "\u2028", "\x85", "Ω"]
-LABELS = ["ham", "spam", "a b", "Ünïcode", "x,y", "it's", "1", "2.5", "中文", "=sum", "-1"]
+POOL = list("abc xyz,;|\t\"'\n=+-@ 0123.e\r") + ["é", "ß", "中文", "😀", "\u200b", "\u2028", "\x85", "Ω", "''="]
+LABELS = ["ham", "spam", "a b", "Ünïcode", "x,y", "it's", "1", "2.5", "中文", "=sum", "-1", "-0.5", "+44", "'=x",
+          "''-1", "@me", "+1 2", "'-", "-"]  # fmt: skip
 
 
 def _random_rows(rng: random.Random) -> list[dict]:
@@ -409,17 +444,22 @@ def _random_rows(rng: random.Random) -> list[dict]:
 
 
 def _round_trip(rows: list[dict]) -> None:
-    """What write_text_csv writes, read_text_csv reads back: the same rows, formula cells neutralised."""
+    """What write_text_csv writes, read_text_csv reads back: the same rows (blank texts skipped, line breaks
+    as \\n), formula cells neutralised in the file."""
     data = write_text_csv(rows)
     back = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))  # what any CSV reader sees
-    assert back == [["text", "label"]] + [[neutralise_cell(r["text"]), neutralise_cell(r["label"])] for r in rows]
-    kept = [(i, r) for i, r in enumerate(rows) if neutralise_cell(r["text"]).strip()]  # "\t" is written "'\t"
+    assert back == [["text", "label"]] + [[guard_cell(r["text"]), guard_cell(r["label"])] for r in rows]
+    for cells in back[1:]:  # nothing a spreadsheet would run as a formula
+        for cell in cells:
+            assert not cell.startswith(("=", "@", "\t", "\r")), cell
+            assert not cell.startswith(("+", "-")) or re.fullmatch(r"[+-][0-9.eE+-]*", cell), cell
+    kept = [r for r in rows if r["text"].strip()]
     if not kept:
         with raises(TextCsvError, match="^export.csv has no usable row: all "):
             read_text_csv(data, "export.csv")
         return
     table = read_text_csv(data, "export.csv")
-    assert pairs(table) == [(neutralise_cell(r["text"]), neutralise_cell(r["label"])) for _, r in kept]
+    assert pairs(table) == [(r["text"].replace("\r\n", "\n").replace("\r", "\n"), r["label"]) for r in kept]
     assert [s["reason"] for s in table.skipped] == ["empty text"] * (len(rows) - len(kept))
     assert (table.header, table.delimiter) == (["text", "label"], ",")
 
@@ -437,8 +477,19 @@ except ImportError:  # Pyodide: the seeded round trip above stands in
     given = None
 
 if given is not None:
-    _TEXTS = st.text(st.characters(exclude_categories=("Cs", "Cc")) | st.sampled_from("\n\t\"',;|"), max_size=300)
-    _LABEL_TEXT = st.text(st.characters(exclude_categories=("Cs", "Cc")), min_size=1, max_size=20)
+    # formula-like and number-like beginnings, and texts that already begin with the guard
+    _STARTS = st.sampled_from(
+        ["", "=", "+", "-", "@", "\t", "\r", "'", "''", "'=", "''+", "-1", "+44 20", "-0.5", "1e3"]
+    )
+    _PLAIN = st.text(
+        st.characters(exclude_categories=("Cs", "Cc")) | st.sampled_from("\n\r\t\"',;|=+-@.0123eE"), max_size=300
+    )
+    _TEXTS = st.builds(str.__add__, _STARTS, _PLAIN)
+    _LABEL_TEXT = st.builds(
+        str.__add__,
+        _STARTS.filter(lambda s: s not in ("\t", "\r")),
+        st.text(st.characters(exclude_categories=("Cs", "Cc")) | st.sampled_from("=+-@'.0123"), max_size=20),
+    )
     _VALID_LABELS = _LABEL_TEXT.filter(lambda s: s == s.strip() and validate_class_name(s) is None)
 
     @settings(max_examples=300, deadline=None)

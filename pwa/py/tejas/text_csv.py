@@ -3,8 +3,8 @@
 Strict: a file that is not text, too big, with too many rows or labels, or with no usable row is refused
 whole (TextCsvError, naming the file and the limit). Kind: the encoding, delimiter, header and which
 column holds the label are worked out and said in `notes`; a bad row is skipped with its 1-based line
-number and the reason, never a failed import. Formula-looking cells are kept verbatim on import (inside
-the app they are only text) and neutralised on export, as in the prediction report.
+number and the reason, never a failed import. Formula-looking cells are neutralised on export (a ' before
+them) and come back without that ' on import, so export -> import gives the same texts and labels.
 """
 
 from __future__ import annotations
@@ -17,10 +17,18 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 from .limits import DEFAULT_LIMITS
-from .predictions import neutralise_cell
 from .rules import quote, validate_class_name
 
-__all__ = ["DEFAULT_TEXT_LIMITS", "TextCsvError", "TextLimits", "TextTable", "read_text_csv", "write_text_csv"]
+__all__ = [
+    "DEFAULT_TEXT_LIMITS",
+    "TextCsvError",
+    "TextLimits",
+    "TextTable",
+    "guard_cell",
+    "read_text_csv",
+    "unguard_cell",
+    "write_text_csv",
+]
 
 LAYOUTS = ("csv", "lines")
 DELIMITERS = {",": "commas", "\t": "tabs", ";": "semicolons", "|": "pipes"}  # in order of preference on a tie
@@ -48,6 +56,16 @@ TEXT_NAMES = {"text", "message", "messages", "sms", "content", "body", "sentence
               "post", "phrase", "excerpt", "passage", "abstract", "headline", "v2"}  # fmt: skip
 LABEL_NAMES = {"label", "labels", "class", "classname", "category", "target", "sentiment", "intent", "tag",
                "topic", "type", "y", "classification", "genre", "emotion", "outcome", "output", "v1"}  # fmt: skip
+
+# What a spreadsheet evaluates when a cell begins with it (OWASP, CSV injection): = + - @, tab, CR.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A signed plain number (-1, +2.5, -.5e3) begins with + or - but a spreadsheet reads it as a number, never a
+# formula: it is written as it is. ASCII digits only: "-١" is no number to a spreadsheet.
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# A guarded cell: one ' or more before a formula start. The export adds one ' to every cell of this form too
+# (so a text that really begins with '= comes back whole) and the reader takes one away; that also mends the
+# '-1 that exports made before numbers were left alone.
+GUARDED = re.compile(r"'+[=+\-@\t\r]")
 
 # Windows-1252 as browsers decode it (WHATWG): the five bytes it leaves undefined become C1 controls.
 _CP1252 = {b: (bytes([b]).decode("cp1252", "ignore") or chr(b)) for b in range(0x80, 0xA0)}
@@ -122,17 +140,32 @@ def read_text_csv(data: bytes, name: str, layout: str = "csv", limits: TextLimit
 
 def write_text_csv(rows) -> bytes:
     """The rows ({text, label}) as UTF-8 CSV: header text,label, RFC 4180 quoting, \\r\\n line ends,
-    cells a spreadsheet would run as formulas (= + - @, tab, CR first) prefixed with '."""
+    cells a spreadsheet would run as formulas (= + - @, tab, CR first; not a plain number like -1) prefixed
+    with ', as are cells already of the form '=... (read_text_csv takes one ' away: the rows come back)."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["text", "label"])
     for row in rows:
-        writer.writerow([neutralise_cell(row.get("text")), neutralise_cell(row.get("label"))])
+        writer.writerow([guard_cell(row.get("text")), guard_cell(row.get("label"))])
     value = out.getvalue()
     try:
         return value.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate from a JS string
         return re.sub("[\ud800-\udfff]", "\ufffd", value).encode("utf-8")
+
+
+def guard_cell(value) -> str:
+    """A cell a spreadsheet shows as text: one it would evaluate (=, +, -, @, tab or CR first, but not a
+    plain number such as -1 or +2.5) or one already guarded ('=..., ''-x) gets a leading '."""
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_STARTS) and not PLAIN_NUMBER.fullmatch(text) or GUARDED.match(text):
+        return "'" + text
+    return text
+
+
+def unguard_cell(cell: str) -> str:
+    """A cell as it was before guard_cell: one ' less before a formula start ('=x -> =x, ''=x -> '=x)."""
+    return cell[1:] if cell.startswith("'") and GUARDED.match(cell) else cell
 
 
 # --- encoding -------------------------------------------------------------------------------------------
@@ -252,7 +285,9 @@ def _read_csv(text: str, name: str, limits: TextLimits, notes: list[str]):
         notes.append("no header row")
     labels_note = f"column {label_col + 1} is the label, column {text_col + 1} the text{how}"
 
-    rows, skipped, blank = _parse(text, delimiter, start_line, header, (width, text_col, label_col), name, limits)
+    rows, skipped, blank, guarded = _parse(
+        text, delimiter, start_line, header, (width, text_col, label_col), name, limits
+    )
     distinct = len({row["label"] for row in rows})
     if distinct > limits.max_classes:
         raise TextCsvError(
@@ -262,16 +297,23 @@ def _read_csv(text: str, name: str, limits: TextLimits, notes: list[str]):
     notes.append(labels_note)
     if blank:
         notes.append(f"{blank:,} blank {_plural(blank, 'line', 'lines')} ignored")
+    if guarded:
+        notes.append(
+            f"{guarded:,} {_plural(guarded, 'cell begins', 'cells begin')} with ' before =, +, -, @, a tab or a CR "
+            "(the guard a CSV export adds so that spreadsheets do not run formulas): read without that '"
+        )
     return rows, skipped, delimiter, (list(sample[0]) if header else False)
 
 
 def _parse(text: str, delimiter: str, start_line: int, header: bool, columns, name: str, limits: TextLimits):
-    """(rows, skipped, blank lines) of the whole file; the common row takes the short path."""
+    """(rows, skipped, blank lines, guarded cells) of the whole file; the common row takes the short path.
+    A guarded cell ('=x, see GUARDED) loses its ' before anything is checked (a 5,000-character text exported
+    as '=... is 5,001 characters in the file)."""
     width, text_col, label_col = columns
     rows, skipped = [], []
     good_labels: set[str] = set()
     reasons: dict[str, str | None] = {}  # label -> why it cannot be a class (each label checked once)
-    blank = number = data_rows = 0
+    blank = number = data_rows = guarded = 0
     max_chars, max_rows = limits.max_text_chars, limits.max_rows
     source = io.StringIO(text, newline="")
     for _ in range(start_line):
@@ -284,8 +326,14 @@ def _parse(text: str, delimiter: str, start_line: int, header: bool, columns, na
             # the short path: a row like the ones before it (a label already checked, a text within limits)
             if len(cells) == width:
                 row_text, label = cells[text_col], cells[label_col].strip()
+                guards = 0
+                if row_text.startswith("'") and GUARDED.match(row_text):
+                    row_text, guards = row_text[1:], 1
+                if label.startswith("'") and GUARDED.match(label):
+                    label, guards = label[1:], guards + 1
                 fine = label in good_labels and len(row_text) <= max_chars and row_text.strip() and "\0" not in row_text
             else:
+                row_text = label = None
                 fine = False
             if not fine:
                 if not _filled(cells):
@@ -294,11 +342,10 @@ def _parse(text: str, delimiter: str, start_line: int, header: bool, columns, na
                 if header:
                     header = False
                     continue
-                reason = _row_problem(cells, width, text_col, label_col, limits, reasons)
+                reason = _row_problem(cells, width, row_text, label, limits, reasons)
                 if reason:
                     skipped.append({"row": number, "reason": reason})
                 else:
-                    row_text, label = cells[text_col], cells[label_col].strip()
                     good_labels.add(label)
             data_rows += 1
             if data_rows > max_rows:
@@ -307,6 +354,7 @@ def _parse(text: str, delimiter: str, start_line: int, header: bool, columns, na
                 if "\r" in row_text:
                     row_text = row_text.replace("\r\n", "\n").replace("\r", "\n")
                 rows.append({"text": row_text, "label": label, "row": number})
+                guarded += guards
     except csv.Error as error:
         raise TextCsvError(f"{name}, row {number}: {error}") from None
     spans = line_before - number + 1
@@ -319,7 +367,7 @@ def _parse(text: str, delimiter: str, start_line: int, header: bool, columns, na
         if rows and rows[-1]["row"] == number:
             rows.pop()
         skipped = [s for s in skipped if s["row"] != number] + [{"row": number, "reason": "a quote is never closed"}]
-    return rows, skipped, blank
+    return rows, skipped, blank, guarded
 
 
 def _last_lines(text: str, count: int) -> str:
@@ -413,13 +461,13 @@ def _columns(first: list[str], later: list[list[str]], width: int, name: str) ->
 # --- rows -----------------------------------------------------------------------------------------------
 
 
-def _row_problem(cells, width, text_col, label_col, limits, reasons) -> str | None:
+def _row_problem(cells, width, text, label, limits, reasons) -> str | None:
+    """Why a row (its cells, and its text and label once unguarded) cannot be a sample, or None."""
     if len(cells) != width:
         return f"{len(cells)} {_plural(len(cells), 'field', 'fields')}, expected {width}"
-    label = cells[label_col].strip()
     if "\0" in label:
         return "the label contains a NUL character"
-    problem = _text_problem(cells[text_col], limits)
+    problem = _text_problem(text, limits)
     if problem:
         return problem
     if not label:
