@@ -15,7 +15,7 @@ import {
   predictText as predictTextWith, predictTexts as predictTextsWith, saveImportedModels, trainProject, usableModel,
 } from './features/train/engine.js';
 import * as texts from './features/dataset/texts.js';
-import { addTextRows, datasetCsv, readTextCsv as readTextCsvWith } from './features/text/csv.js';
+import { addTextRows, checkClassCount, datasetCsv, readTextCsv as readTextCsvWith } from './features/text/csv.js';
 import { createBackgroundEmbedding } from './features/embed/background.js';
 import * as zipImport from './features/dataset/zip_import.js';
 
@@ -479,10 +479,26 @@ export async function exportDatasetCsv(projectId) {
 }
 
 /**
+ * The most classes a text project may have with `artifacts` (their manifest's max_classes: the head they
+ * train serves no more), or undefined (the core's default applies) when the manifest cannot be had now,
+ * e.g. offline before the text model was first used: reading a CSV needs no model.
+ */
+async function textClassLimit(artifacts = DEFAULT_TEXT_ARTIFACTS) {
+  try {
+    return (await loadManifest(await artifacts)).max_classes;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * A CSV (layout 'csv') or a plain text file of one sample per line (layout 'lines') read by the core:
  * {rows: [{text, label, row}], skipped: [{row, reason}], notes, encoding, delimiter, header, classes}.
+ * A CSV with more distinct labels than `maxClasses` is refused whole; by default that is the max_classes
+ * of `artifacts` (default: the text artifacts), what a text project trained with them can have.
  */
-export const readTextCsv = (file, options) => readTextCsvWith(callPython, file, options);
+export const readTextCsv = async (file, { artifacts, maxClasses, ...options } = {}) => readTextCsvWith(
+  callPython, file, { ...options, maxClasses: maxClasses ?? await textClassLimit(artifacts) });
 
 const fileLabel = (file) => file.name || 'texts.csv';
 const readSkips = (read, file) => read.skipped.map((s) => ({ row: s.row, name: fileLabel(file), reason: s.reason }));
@@ -499,23 +515,35 @@ export async function importTextCsv(file, { name } = {}) {
   return { project, added: result.added, skipped: [...readSkips(read, file), ...result.skipped], notes: read.notes };
 }
 
-/** A CSV's rows added to an existing text project, each into the class of its label (made when missing). */
+/**
+ * A CSV's rows added to an existing text project, each into the class of its label (made when missing).
+ * Rejects, adding nothing, when the project's classes and the file's labels together are more than its
+ * artifacts' max_classes.
+ */
 export async function addTextCsv(projectId, file) {
   await projectOfKind(projectId, 'text', 'add images with addSamples()');
-  const read = await readTextCsv(file);
+  const maxClasses = await textClassLimit(projectArtifacts(projectId));
+  const read = await readTextCsv(file, { maxClasses });
+  await checkClassCount(projectId, Object.keys(read.classes), maxClasses, fileLabel(file));
   const result = await addTextRows(projectId, read.rows, { fileName: fileLabel(file) });
   return { added: result.added, skipped: [...readSkips(read, file), ...result.skipped], notes: read.notes };
 }
 
 /**
  * "One file per class": each file's name without its extension is the class, each non-empty line a sample.
+ * Rejects, adding nothing, when the project's classes and the files' classes together are more than its
+ * artifacts' max_classes.
  * @returns {Promise<{added: number, skipped: [{row, name, reason}], notes: string[]}>}
  */
 export async function addTextFiles(projectId, files) {
   await projectOfKind(projectId, 'text', 'add images with addSamples()');
+  const classOf = (file) => fileLabel(file).replace(/\.[^.]*$/, '');
+  const maxClasses = await textClassLimit(projectArtifacts(projectId));
+  const named = files.length === 1 ? fileLabel(files[0]) : `${files.length} files`;
+  await checkClassCount(projectId, [...files].map(classOf), maxClasses, named);
   const out = { added: 0, skipped: [], notes: [] };
   for (const file of files) {
-    const label = fileLabel(file).replace(/\.[^.]*$/, '');
+    const label = classOf(file);
     const read = await readTextCsv(file, { layout: 'lines' });
     const result = await addTextRows(projectId, read.rows.map((r) => ({ ...r, label })), { fileName: fileLabel(file) });
     out.added += result.added;

@@ -58,16 +58,25 @@ def spam_sample(per_class: int, skip: int = 0) -> dict[str, list[str]]:
     return out
 
 
-@pytest.fixture
-def text_app(default_export, serve, tmp_path, page):
-    """The app's page, served with the default export and the text artifacts."""
+def open_text_app(default_export, serve, tmp_path, page, max_classes: int | None = None):
+    """The app's page, served with the default export and the text artifacts (their manifest's
+    max_classes set to `max_classes` when given: only the manifest says how many classes a head serves)."""
     folder, _ = default_export
     shutil.copytree(folder, tmp_path / "artifacts" / "default")
     shutil.copytree(text_artifacts(), tmp_path / "artifacts" / "text")
+    if max_classes is not None:
+        manifest_path = tmp_path / "artifacts" / "text" / "manifest.json"
+        manifest_path.write_text(json.dumps({**json.loads(manifest_path.read_text()), "max_classes": max_classes}))
     page.add_init_script(PAGE_HELPERS)
     page.goto(serve(tmp_path / "artifacts").url + "/")
     page.artifacts = tmp_path / "artifacts"
     return page
+
+
+@pytest.fixture
+def text_app(default_export, serve, tmp_path, page):
+    """The app's page, served with the default export and the text artifacts."""
+    return open_text_app(default_export, serve, tmp_path, page)
 
 
 def native_features(folder: Path, texts: list[str]) -> np.ndarray:
@@ -260,7 +269,9 @@ def test_a_small_spam_project_trains_predicts_and_evaluates(text_app):
     truth = np.asarray([0] * 20 + [1] * 20)
     right = probabilities.argmax(1) == truth
     # 100 texts a class: MiniLM + a linear head scores ~0.88 macro-F1 on this set (shared/NOTES.md)
-    assert right.mean() >= 0.75, [(q, p) for q, p, ok in zip(queries, probabilities.tolist(), right, strict=True) if not ok]
+    assert right.mean() >= 0.75, [
+        (q, p) for q, p, ok in zip(queries, probabilities.tolist(), right, strict=True) if not ok
+    ]
     report = out["report"]
     assert report["accuracy"] >= 0.75 and [c["name"] for c in report["classes"]] == ["spam", "ham"]
     texts = {s["contentId"]: s["text"] for s in out["samples"]}
@@ -439,3 +450,59 @@ def test_csv_import_one_file_per_class_and_csv_export(text_app):
     assert out["refused"]
     exported = list(csv.reader(io.StringIO(out["csv"])))
     assert exported[0] == ["text", "label"] and len(exported) == len(stored) + 1
+
+
+def test_csv_labels_beyond_the_manifests_max_classes_are_refused_before_anything_is_stored(
+    default_export, serve, tmp_path, page
+):
+    """A head serving 16 classes (the text manifest's max_classes): a CSV with 20 labels is refused by the
+    core's reader with the manifest's limit, not the core's default of 100, and so is a file that would take
+    a project past 16 classes; nothing is stored then."""
+    open_text_app(default_export, serve, tmp_path, page, max_classes=16)
+
+    def csv_of(labels: list[str], per_label: int = 3) -> str:
+        return "text,label\n" + "".join(f"text {i} for {label},{label}\n" for label in labels for i in range(per_label))
+
+    twenty = csv_of([f"label{i}" for i in range(20)])
+    seventeen = csv_of(["C8", "c9", *(f"n{i}" for i in range(7))])  # 10 classes + 7 new (c8, c9 exist)
+    sixteen = csv_of(["c9", *(f"n{i}" for i in range(6))])
+    out = page.evaluate(
+        """async ([twenty, seventeen, sixteen]) => {
+          const t = await import('/tejas.js');
+          const fail = (promise) => promise.then(() => null, (e) => e.message);
+          const file = (text, name) => new File([text], name);
+          const projectsBefore = (await t.listProjects()).length;
+          const refusedImport = await fail(t.importTextCsv(file(twenty, 'twenty.csv')));
+          const refusedRead = await fail(t.readTextCsv(file(twenty, 'twenty.csv')));
+          const projectsAfter = (await t.listProjects()).length;
+          const overridden = Object.keys((await t.readTextCsv(file(twenty, 'twenty.csv'), { maxClasses: 20 })).classes).length;
+          const project = await t.createProject('Sixteen', { kind: 'text' });
+          for (let i = 0; i < 10; i++) await t.addClass(project.id, `c${i}`);
+          const refusedAdd = await fail(t.addTextCsv(project.id, file(seventeen, 'more.csv')));
+          const files = Array.from({ length: 7 }, (_, i) => file(`a text of n${i}\nanother of n${i}`, `n${i}.txt`));
+          const refusedFiles = await fail(t.addTextFiles(project.id, files));
+          const refusedOneFile = await fail(t.addTextFiles(project.id, [file('x', 'one.txt'), ...files.slice(1)]));
+          const stored = { classes: (await t.listClasses(project.id)).length, texts: (await t.listTexts(project.id)).length };
+          const added = await t.addTextCsv(project.id, file(sixteen, 'fits.csv'));
+          return { refusedImport, refusedRead, projectsBefore, projectsAfter, overridden, refusedAdd, refusedFiles,
+                   refusedOneFile, stored, added: added.added, classes: (await t.listClasses(project.id)).length };
+        }""",
+        [twenty, seventeen, sixteen],
+    )
+    too_many = "twenty.csv: 20 distinct labels in column 2; a project takes at most 16 classes (merge or leave out "
+    too_many += "some labels)"
+    assert out["refusedImport"] == too_many
+    assert out["refusedRead"] == too_many
+    assert out["projectsAfter"] == out["projectsBefore"]
+    assert out["overridden"] == 20
+    assert out["refusedAdd"] == (
+        "more.csv: 7 new labels and the project's 10 classes make 17 classes; a project takes at most 16 classes "
+        "(merge or leave out some labels)"
+    )
+    assert out["refusedFiles"] == (
+        "7 files: 7 new labels and the project's 10 classes make 17 classes; a project takes at most 16 classes "
+        "(merge or leave out some labels)"
+    )
+    assert out["refusedOneFile"].startswith("7 files: 7 new labels")
+    assert out["stored"] == {"classes": 10, "texts": 0}
+    assert out["added"] == 21 and out["classes"] == 16

@@ -204,6 +204,20 @@ def test_a_label_column_with_1000_distinct_values_is_refused():
     assert len(ok.classes) == 1000
 
 
+def test_more_labels_than_the_head_serves_are_refused_with_its_limit():
+    """The app passes its artifacts' manifest max_classes (a head of 16 here): 20 labels are refused whole."""
+    data = "".join(f"text {i} of class {i % 20},label{i % 20}\n" for i in range(200)).encode()
+    message = "twenty.csv: 20 distinct labels in column 2; a project takes at most 16 classes (merge or leave out some "
+    message += "labels)"
+    refused(data, "twenty.csv", message, limits=TextLimits(max_classes=16))
+    with raises(TextCsvError, match=f"^{re.escape(message)}$"):
+        bridge.read_text_csv(data, "twenty.csv", "csv", 16)
+    assert len(json.loads(bridge.read_text_csv(data, "twenty.csv", "csv", 20))["classes"]) == 20
+    assert len(read_text_csv(data, "twenty.csv").classes) == 20  # the core's default: 100
+    sixteen = "".join(f"text {i},label{i % 16}\n" for i in range(32)).encode()
+    assert len(json.loads(bridge.read_text_csv(sixteen, "sixteen.csv", "csv", 16))["classes"]) == 16
+
+
 def test_a_file_with_no_usable_row_says_why():
     refused(
         b"text,label\nhello,\n  ,spam\nhi,a/b\nyo,ham,extra\n",

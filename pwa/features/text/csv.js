@@ -8,12 +8,35 @@ import { addTexts, listTexts } from '../dataset/texts.js';
 /**
  * {rows: [{text, label, row}], skipped: [{row, reason}], notes, encoding, delimiter, header, classes}
  * of a CSV File (layout 'csv': a text and a label column) or a plain text file (layout 'lines': one
- * sample per non-empty line, label null). Rejects with the core's message for a file refused whole.
+ * sample per non-empty line, label null). Rejects with the core's message for a file refused whole —
+ * also for more distinct labels than `maxClasses` (the artifacts' manifest max_classes; the core's
+ * default when undefined).
  */
-export async function readTextCsv(callPython, file, { layout = 'csv' } = {}) {
+export async function readTextCsv(callPython, file, { layout = 'csv', maxClasses } = {}) {
   if (!['csv', 'lines'].includes(layout)) throw new Error(`layout "${layout}": csv or lines`);
   const bytes = new Uint8Array(await file.arrayBuffer());
-  return callPython(MESSAGE.READ_TEXT_CSV, { bytes, name: file.name || 'texts.csv', layout });
+  return callPython(MESSAGE.READ_TEXT_CSV, { bytes, name: file.name || 'texts.csv', layout, maxClasses });
+}
+
+/** A label as addTextRows matches it to a class: without surrounding spaces, case ignored. */
+const labelKey = (label) => String(label).trim().toLowerCase();
+
+/**
+ * Rejects, before anything is added, when the project's classes and the new `labels` together would be
+ * more than `maxClasses` (the head the artifacts train serves no more); resolves when they fit or
+ * `maxClasses` is undefined.
+ */
+export async function checkClassCount(projectId, labels, maxClasses, fileName) {
+  if (!maxClasses) return;
+  const names = new Set((await projects.listClasses(projectId)).map((c) => labelKey(c.name)));
+  const before = names.size;
+  for (const label of labels) names.add(labelKey(label));
+  if (names.size > maxClasses) {
+    const added = names.size - before;
+    throw new Error(`${fileName}: ${added} new ${added === 1 ? 'label' : 'labels'} and the project's ${before} `
+      + `${before === 1 ? 'class' : 'classes'} make ${names.size} classes; a project takes at most ${maxClasses} `
+      + 'classes (merge or leave out some labels)');
+  }
 }
 
 /**
@@ -24,9 +47,9 @@ export async function addTextRows(projectId, rows, { source = 'csv', fileName = 
   const existing = new Map((await projects.listClasses(projectId)).map((c) => [c.name.toLowerCase(), c]));
   const byLabel = new Map();
   for (const row of rows) {
-    const key = String(row.label).trim();
-    if (!byLabel.has(key.toLowerCase())) byLabel.set(key.toLowerCase(), { label: key, rows: [] });
-    byLabel.get(key.toLowerCase()).rows.push(row);
+    const key = labelKey(row.label);
+    if (!byLabel.has(key)) byLabel.set(key, { label: String(row.label).trim(), rows: [] });
+    byLabel.get(key).rows.push(row);
   }
   let added = 0;
   const skipped = [];

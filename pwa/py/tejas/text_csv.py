@@ -290,10 +290,7 @@ def _read_csv(text: str, name: str, limits: TextLimits, notes: list[str]):
     )
     distinct = len({row["label"] for row in rows})
     if distinct > limits.max_classes:
-        raise TextCsvError(
-            f"{name}: {distinct:,} distinct labels in column {label_col + 1}; a project takes at most "
-            f"{limits.max_classes:,} classes — is column {label_col + 1} really the label?"
-        )
+        raise TextCsvError(_too_many_labels(name, distinct, len(rows), label_col, limits))
     notes.append(labels_note)
     if blank:
         notes.append(f"{blank:,} blank {_plural(blank, 'line', 'lines')} ignored")
@@ -509,6 +506,15 @@ def _one_column(name: str) -> str:
         f"{name} has one column; expected 2 columns, a text and a label, separated by commas, tabs, semicolons "
         "or pipes (for one text per line, add the file as a class instead)"
     )
+
+
+def _too_many_labels(name: str, distinct: int, rows: int, label_col: int, limits: TextLimits) -> str:
+    """The refusal of more labels than a project takes classes (limits.max_classes: the artifacts' manifest)."""
+    column, most = label_col + 1, limits.max_classes
+    said = f"{name}: {distinct:,} distinct labels in column {column}; a project takes at most {most:,} classes"
+    if 2 * distinct > rows:  # most rows a label of their own: a column of texts or ids, more likely than classes
+        return f"{said} — is column {column} really the label?"
+    return f"{said} (merge or leave out some labels)"
 
 
 def _too_many_rows(name: str, limits: TextLimits) -> str:
