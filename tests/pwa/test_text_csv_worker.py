@@ -37,7 +37,7 @@ def test_text_csv_handlers_of_the_python_worker(serve, tmp_path, page):
     got = page.evaluate(CALL_WORKER)
     assert got["read"] == {
         "rows": [{"text": "see you", "label": "ham", "row": 1}, {"text": "=WIN, now", "label": "spam", "row": 2}],
-        "skipped": [{"row": 3, "reason": "empty text"}],
+        "skipped": [{"row": 3, "reason": "empty (nothing but spaces)"}],
         "notes": [
             "2 columns separated by tabs",
             "no header row",

@@ -506,3 +506,35 @@ def test_csv_labels_beyond_the_manifests_max_classes_are_refused_before_anything
     assert out["refusedOneFile"].startswith("7 files: 7 new labels")
     assert out["stored"] == {"classes": 10, "texts": 0}
     assert out["added"] == 21 and out["classes"] == 16
+
+
+def test_blank_texts_are_refused_by_the_rule_the_core_and_the_server_share(text_app):
+    """A text of only White_Space and invisible characters (rules.json text.$blank) is refused by addTexts,
+    editText and addTextCorrection in the core's and the server's words — also the ones String.trim keeps
+    (U+0085, U+180E, U+200B, U+001C-001F) — and a CSV's rows of them are skipped with the same reason."""
+    blank = ["\ufeff", "\u180e", "\x85", "\x1c\x1d\x1e\x1f", "\u200b\u200d", "\u3000 \u2028", "\U000e0020"]
+    out_csv = io.StringIO(newline="")
+    csv.writer(out_csv).writerows(
+        [("text", "label"), *((text, "ham") for text in blank), ("another visible one", "ham")]
+    )
+    out = text_app.evaluate(
+        """async ([blank, csvText]) => {
+          const t = await import('/tejas.js');
+          const project = await t.createProject('Blank', { kind: 'text' });
+          const ham = await t.addClass(project.id, 'ham');
+          const added = await t.addTexts(project.id, ham.id, [...blank, 'visible', `${blank[0]} but not blank`]);
+          const fail = (promise) => promise.then(() => null, (e) => e.message);
+          const edit = await fail(t.editText(project.id, added.added[0].contentId, blank[1]));
+          const correction = await fail(t.addTextCorrection(project.id, ham.id, blank[2]));
+          const csv = await t.addTextCsv(project.id, new File([csvText], 'blank.csv'));
+          return { skipped: added.skipped.map((s) => s.reason), added: added.added.length, edit, correction,
+                   csvSkipped: csv.skipped.map((s) => [s.row, s.reason]), csvAdded: csv.added };
+        }""",
+        [blank, out_csv.getvalue()],
+    )
+    assert out["skipped"] == ["empty (nothing but spaces)"] * len(blank)
+    assert out["added"] == 2
+    assert out["edit"] == "The new text is empty (nothing but spaces)."
+    assert out["correction"] == "The text is empty (nothing but spaces)."
+    assert out["csvSkipped"] == [[i + 2, "empty (nothing but spaces)"] for i in range(len(blank))]
+    assert out["csvAdded"] == 1

@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 from tejas import bridge
-from tejas.rules import validate_class_name
+from tejas.rules import BLANK_TEXT, RULES, is_blank_text, validate_class_name
 from tejas.text_csv import TextCsvError, TextLimits, guard_cell, read_text_csv, write_text_csv
 
 from .images_for_tests import png
@@ -222,8 +222,8 @@ def test_a_file_with_no_usable_row_says_why():
     refused(
         b"text,label\nhello,\n  ,spam\nhi,a/b\nyo,ham,extra\n",
         "bad.csv",
-        "bad.csv has no usable row: all 4 were skipped (row 2: missing label; row 3: empty text; row 4: class name "
-        "'a/b' contains '/' (not allowed in folder names); …)",
+        "bad.csv has no usable row: all 4 were skipped (row 2: missing label; row 3: empty (nothing but spaces); "
+        "row 4: class name 'a/b' contains '/' (not allowed in folder names); …)",
     )
 
 
@@ -272,7 +272,7 @@ def test_bad_rows_are_skipped_with_their_line_and_reason():
     assert [r["row"] for r in table.rows] == [2, 5, 13]
     assert table.skipped == [
         {"row": 3, "reason": "missing label"},
-        {"row": 4, "reason": "empty text"},
+        {"row": 4, "reason": "empty (nothing but spaces)"},
         {"row": 7, "reason": "3 fields, expected 2"},
         {"row": 8, "reason": "1 field, expected 2"},
         {"row": 9, "reason": "the text contains a NUL character"},
@@ -281,6 +281,37 @@ def test_bad_rows_are_skipped_with_their_line_and_reason():
         {"row": 12, "reason": "class name is longer than 100 characters"},
     ]
     assert table.classes == {"ham": 2, "spam": 1}
+
+
+def _blank_characters() -> list[str]:
+    """Every character rules.json calls blank (class_name.blank: text.$blank uses the same list)."""
+    out = []
+    for item in RULES["class_name"]["blank"]:
+        first, _, last = item.partition("-")
+        out += [chr(c) for c in range(int(first, 16), int(last or first, 16) + 1)]
+    return out
+
+
+def test_blank_texts_by_the_shared_rule_are_skipped_where_strip_and_trim_disagree():
+    """A text of only White_Space and invisible characters is blank (rules.json text.$blank), also where
+    str.strip keeps a character (U+FEFF, U+180E, U+200B) — as the app and the server say."""
+    blank = _blank_characters()
+    assert {"\ufeff", "\u180e", "\x85", "\x1c", "\x1f", "\u200b", "\u3000", "\u2028", " ", "\t"} <= set(blank)
+    assert BLANK_TEXT == "empty (nothing but spaces)"
+    assert all(is_blank_text(ch) for ch in blank) and is_blank_text("") and is_blank_text("".join(blank))
+    for visible in ["a", "\x00", "\x7f", "\u00ad\u0301", "\ufffd", "\U0001f600", "\ufeffa", "ـ", "\u2800"]:
+        assert not is_blank_text(visible), ascii(visible)
+    visible = "\ufeff hi" + ", a text long enough to keep the share of control characters low" * 2
+    texts = ["\ufeff", "\u180e", " \x85 ", "\x1c\x1d\x1e\x1f", "\u200b\u200d", "\u3000\u2028", visible]
+    out = io.StringIO(newline="")
+    csv.writer(out).writerows([("text", "label"), *((t, "ham") for t in texts)])
+    table = read_text_csv(out.getvalue().encode(), "blank.csv")
+    assert pairs(table) == [(visible, "ham")]
+    assert table.skipped == [{"row": i + 2, "reason": BLANK_TEXT} for i in range(len(texts) - 1)]
+    # one text per line: a blank line is no text, whatever its blank characters
+    lines = read_text_csv("\n".join(texts).encode(), "class.txt", layout="lines")
+    assert [(r["text"], r["row"]) for r in lines.rows] == [(visible, 7)] and not lines.skipped
+    refused("\ufeff\u200b\n\u180e\n".encode(), "blank.txt", "blank.txt is empty (only blank lines)", layout="lines")
 
 
 def test_quoted_multiline_fields_and_mixed_line_endings():
@@ -467,14 +498,14 @@ def _round_trip(rows: list[dict]) -> None:
         for cell in cells:
             assert not cell.startswith(("=", "@", "\t", "\r")), cell
             assert not cell.startswith(("+", "-")) or re.fullmatch(r"[+-][0-9.eE+-]*", cell), cell
-    kept = [r for r in rows if r["text"].strip()]
+    kept = [r for r in rows if not is_blank_text(r["text"])]
     if not kept:
         with raises(TextCsvError, match="^export.csv has no usable row: all "):
             read_text_csv(data, "export.csv")
         return
     table = read_text_csv(data, "export.csv")
     assert pairs(table) == [(r["text"].replace("\r\n", "\n").replace("\r", "\n"), r["label"]) for r in kept]
-    assert [s["reason"] for s in table.skipped] == ["empty text"] * (len(rows) - len(kept))
+    assert [s["reason"] for s in table.skipped] == ["empty (nothing but spaces)"] * (len(rows) - len(kept))
     assert (table.header, table.delimiter) == (["text", "label"], ",")
 
 

@@ -1,5 +1,5 @@
-"""The rules that exist in both languages give the same answers: class-name validation, the stratified
-split and the metrics, compared on thousands of generated inputs against the browser's JS run in Node.
+"""The rules that exist in both languages give the same answers: class-name validation, blank texts, the
+stratified split and the metrics, compared on thousands of generated inputs against the browser's JS run in Node.
 
 One Node process answers every case (JSON lines over stdin/stdout), so a few thousand cases take seconds.
 Any difference fails, messages included; metrics must agree within 1e-12.
@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tejas.dataset import validate_class_name
 from tejas.metrics import classification_report
+from tejas.rules import BLANK_TEXT, RULES, is_blank_text
 from tejas.splits import stratified_split
 
 from ..conftest import ROOT
@@ -112,6 +113,43 @@ names = st.one_of(
 @example(name="\ufeffCOM\xb9 .x")
 def test_class_name_rules_agree(js, name):
     assert js("name", name) == python(validate_class_name, name)
+
+
+def _blank_characters() -> str:
+    """Every character rules.json calls blank (class_name.blank, which text.$blank uses too)."""
+    out = []
+    for item in RULES["class_name"]["blank"]:
+        first, _, last = item.partition("-")
+        out += [chr(c) for c in range(int(first, 16), int(last or first, 16) + 1)]
+    return "".join(out)
+
+
+BLANK = _blank_characters()
+texts = st.one_of(
+    st.text(alphabet=st.sampled_from(BLANK), max_size=12),  # blank, by every character of the list
+    st.text(alphabet=TRICKY, max_size=8),
+    st.builds(str.__add__, st.text(alphabet=st.sampled_from(BLANK), max_size=4), st.text(alphabet=TRICKY, max_size=2)),
+    st.text(alphabet=st.characters(), max_size=6),  # surrogates too (JSON carries them)
+)
+
+
+@CASES
+@given(text=texts)
+@example(text="\ufeff")  # String.prototype.trim and str.strip disagree on each of these
+@example(text="\u180e")
+@example(text="\x85")
+@example(text="\x1c\x1f")
+@example(text="\u200b")
+@example(text="")
+@example(text="\ud800")
+def test_blank_text_rule_agrees(js, text):
+    assert js("blankText", text) == {"value": BLANK_TEXT if is_blank_text(text) else None}
+
+
+def test_every_blank_character_is_blank_on_both_sides(js):
+    for ch in BLANK:
+        assert js("blankText", ch) == {"value": BLANK_TEXT}, ascii(ch)
+    assert js("blankText", BLANK) == {"value": BLANK_TEXT} and is_blank_text(BLANK)
 
 
 ids = st.text(alphabet="abcé😀:0", max_size=3)

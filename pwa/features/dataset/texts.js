@@ -4,6 +4,7 @@
 import { changeWriter, get, put, transaction } from '../../db.js';
 import { sha256Hex } from './images.js';
 import { CORRECTION, dropIfUnused, getProject, listSamples, moveSamples, projectKind } from './projects.js';
+import { BLANK_TEXT, isBlankText } from '../text/blank.js';
 
 /** At most this many characters per text (UTF-16 units, as String.length counts). */
 export const MAX_TEXT_CHARACTERS = 5000;
@@ -15,7 +16,7 @@ const LOG = ['changes', 'meta'];
 /** Why `text` cannot be a sample, or null when it can. */
 export function textProblem(text) {
   if (typeof text !== 'string') return `not text (${text === null ? 'null' : typeof text})`;
-  if (!text.trim()) return 'empty (nothing but spaces)';
+  if (isBlankText(text)) return BLANK_TEXT;
   if (text.length > MAX_TEXT_CHARACTERS) {
     return `too long (${text.length.toLocaleString('en')} characters; at most ${MAX_TEXT_CHARACTERS.toLocaleString('en')})`;
   }

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 from .limits import DEFAULT_LIMITS
-from .rules import quote, validate_class_name
+from .rules import BLANK_TEXT, is_blank_text, quote, validate_class_name
 
 __all__ = [
     "DEFAULT_TEXT_LIMITS",
@@ -125,7 +125,7 @@ def read_text_csv(data: bytes, name: str, layout: str = "csv", limits: TextLimit
             "(split it into smaller files)"
         )
     text, encoding, notes = _decode(data, name)
-    if not text.strip():
+    if is_blank_text(text):
         raise TextCsvError(f"{name} is empty (only blank lines)")
     reader = _read_lines if layout == "lines" else _read_csv
     rows, skipped, delimiter, header = reader(text, name, limits, notes)
@@ -243,7 +243,7 @@ def _read_lines(text: str, name: str, limits: TextLimits, notes: list[str]):
     rows, skipped = [], []
     for number, line in enumerate(io.StringIO(text, newline=""), 1):
         line = line.rstrip("\r\n")
-        if not line.strip():
+        if is_blank_text(line):
             continue
         if len(rows) + len(skipped) >= limits.max_rows:
             raise TextCsvError(_too_many_rows(name, limits))
@@ -328,7 +328,12 @@ def _parse(text: str, delimiter: str, start_line: int, header: bool, columns, na
                     row_text, guards = row_text[1:], 1
                 if label.startswith("'") and GUARDED.match(label):
                     label, guards = label[1:], guards + 1
-                fine = label in good_labels and len(row_text) <= max_chars and row_text.strip() and "\0" not in row_text
+                fine = (
+                    label in good_labels
+                    and len(row_text) <= max_chars
+                    and "\0" not in row_text
+                    and not is_blank_text(row_text)
+                )
             else:
                 row_text = label = None
                 fine = False
@@ -391,7 +396,7 @@ def _sample_records(text: str, delimiter: str) -> list[list[str]]:
 
 
 def _filled(cells: list[str]) -> bool:
-    return any(c.strip() for c in cells)
+    return not all(is_blank_text(c) for c in cells)
 
 
 def _sniff(text: str, name: str) -> tuple[str, int]:
@@ -477,8 +482,8 @@ def _row_problem(cells, width, text, label, limits, reasons) -> str | None:
 def _text_problem(text: str, limits: TextLimits) -> str | None:
     if "\0" in text:
         return "the text contains a NUL character"
-    if not text.strip():
-        return "empty text"
+    if is_blank_text(text):
+        return BLANK_TEXT
     if len(text) > limits.max_text_chars:
         return f"the text is {len(text):,} characters long (at most {limits.max_text_chars:,})"
     return None
