@@ -3,6 +3,9 @@
 // a prediction or training is in flight (foreground calls go first), resumable (a scan of what has
 // no cached features, on opening a project and after every committed change to it), cancellable.
 // Correctness never depends on it: training still embeds whatever is missing.
+// One tab at a time embeds a project (a Web Lock per project); the project's other tabs recount on the
+// owner's announcements and take over when it lets go (closed, reloaded, paused, moved on to another
+// project). Foreground calls never wait on another tab. Without Web Locks every tab embeds for itself.
 import { CHANGES_CHANNEL, getAllKeys, transaction } from '../../db.js';
 import { REMOTE_CHANGES_CHANNEL } from '../../protocol.js';
 import { getProject, listSamples, projectKind } from '../dataset/projects.js';
@@ -19,6 +22,12 @@ const isAbort = (error) => error?.name === 'AbortError';
 /** Thrown inside a project's round when its samples changed: the round ends and a rescan follows. */
 const RESCAN = Symbol('rescan');
 
+/** The Web Lock held while a tab embeds a project (same origin: all its tabs share one IndexedDB). */
+const lockName = (projectId) => `tejas-embed:${projectId}`;
+
+/** Where the tab embedding a project announces each stored call, {projects: [id]}: its other tabs recount. */
+export const EMBEDDED_CHANNEL = 'tejas-embedded';
+
 /**
  * The page's background embedder. `embedImages`/`embedTexts` are the worker calls it makes (the same
  * options as training's, so the same cache entries), `projectArtifacts(projectId)` the artifacts a
@@ -31,6 +40,7 @@ export function createBackgroundEmbedding({ embedImages, embedTexts, projectArti
   const dirty = new Set();      // watched projects to scan (again)
   const states = new Map();     // projectId → status (see status())
   const unreadable = new Map(); // projectId → Set of content ids the embedder could not read
+  const elsewhere = new Map();  // projectId → AbortController of the wait for another tab's lock on it
   const listeners = new Set();
   let focus = null;             // the project opened last goes first
   let foregroundCalls = 0;
@@ -41,7 +51,9 @@ export function createBackgroundEmbedding({ embedImages, embedTexts, projectArti
   let wake = null;
   let channels = null;
 
-  const emptyState = () => ({ total: 0, pending: 0, failed: 0, running: false, waiting: false, scanned: false, error: null });
+  const emptyState = () => ({
+    total: 0, pending: 0, failed: 0, running: false, waiting: false, elsewhere: false, scanned: false, error: null,
+  });
 
   function setState(projectId, change) {
     const state = { ...(states.get(projectId) ?? emptyState()), ...change };
@@ -56,10 +68,30 @@ export function createBackgroundEmbedding({ embedImages, embedTexts, projectArti
 
   const blocked = () => foregroundCalls > 0 || paused;
 
-  /** Resolves when no foreground call is in flight and background work is not paused. */
-  async function turn(projectId) {
+  /**
+   * Inside a project's round, so that its lock is let go of promptly: end it when cancelled (AbortError),
+   * when its samples changed or it is no longer watched (RESCAN), and also when paused or once the
+   * project opened last has work (RESCAN, the project staying queued; another tab may go on with it).
+   */
+  function checkRound(projectId, signal) {
+    signal.throwIfAborted();
+    if (dirty.has(projectId) || !watched.has(projectId)) throw RESCAN;
+    if (paused || (focus !== projectId && dirty.has(focus))) {
+      dirty.add(projectId);
+      throw RESCAN;
+    }
+  }
+
+  /**
+   * Resolves when no foreground call is in flight and background work is not paused; inside a project's
+   * round (`projectId` given) it may end the round meanwhile (checkRound).
+   */
+  async function turn(projectId, signal) {
     while (blocked()) {
-      if (projectId) setState(projectId, { waiting: true });
+      if (projectId) {
+        checkRound(projectId, signal);
+        setState(projectId, { waiting: true });
+      }
       await new Promise((resolve) => { wake = resolve; });
     }
     if (projectId && states.get(projectId)?.waiting) setState(projectId, { waiting: false });
@@ -74,8 +106,7 @@ export function createBackgroundEmbedding({ embedImages, embedTexts, projectArti
       try {
         await embedProject(projectId);
       } catch (error) {
-        if (error === RESCAN) continue;
-        if (isAbort(error)) {
+        if (error === RESCAN || isAbort(error)) {
           setState(projectId, { running: false, waiting: false });
           continue;
         }
@@ -90,8 +121,8 @@ export function createBackgroundEmbedding({ embedImages, embedTexts, projectArti
    * check and kept as `inflight`, so a foreground call arriving now waits for it, never overlaps it.
    */
   async function chunk(projectId, part, options) {
-    do await turn(projectId); while (blocked());
-    if (dirty.has(projectId)) throw RESCAN;
+    do await turn(projectId, options.signal); while (blocked());
+    checkRound(projectId, options.signal);
     const work = ensureEmbeddings(part, options);
     inflight = work.catch(() => null);
     return work;
@@ -108,6 +139,40 @@ export function createBackgroundEmbedding({ embedImages, embedTexts, projectArti
     return { samples, missing: samples.filter((s) => !have.has(s.contentId)) };
   }
 
+  /**
+   * `work()` holding the project's lock. When another tab holds it: nothing now, and a wait for that
+   * lock (not holding it) rescans the project once the other tab lets go of it.
+   */
+  async function exclusively(projectId, work) {
+    const locks = globalThis.navigator?.locks;
+    if (!locks) return work();  // no Web Locks: every tab embeds for itself
+    const ran = await locks.request(lockName(projectId), { ifAvailable: true }, async (lock) => {
+      if (lock) await work();
+      return Boolean(lock);
+    });
+    if (ran || elsewhere.has(projectId)) return;
+    const waiting = new AbortController();
+    elsewhere.set(projectId, waiting);
+    setState(projectId, { elsewhere: true });
+    const done = () => {
+      elsewhere.delete(projectId);
+      setState(projectId, { elsewhere: false });
+    };
+    locks.request(lockName(projectId), { signal: waiting.signal }, () => {}).then(() => {
+      done();
+      // finished, or closed/reloaded/paused midway: go on with whatever it left
+      if (watched.has(projectId)) {
+        dirty.add(projectId);
+        kick();
+      }
+    }, done);
+  }
+
+  /** Stop waiting for other tabs' locks (on one project, or on all). */
+  function stopWaiting(projectId) {
+    for (const [id, waiting] of elsewhere) if (projectId === undefined || id === projectId) waiting.abort();
+  }
+
   async function embedProject(projectId) {
     const kind = projectKind(await getProject(projectId));
     const artifacts = await projectArtifacts(projectId);
@@ -119,28 +184,37 @@ export function createBackgroundEmbedding({ embedImages, embedTexts, projectArti
     const missing = all.filter((s) => !bad.has(s.contentId));
     let failed = all.length - missing.length;
     let pending = missing.length;
-    setState(projectId, { total: samples.length, pending, failed, running: pending > 0, scanned: true, error: null });
-    for (let start = 0; start < missing.length; start += chunkSize) {
-      const part = missing.slice(start, start + chunkSize);
-      const options = { artifacts, model, signal: controller.signal, embedImages, embedTexts };
-      try {
-        await chunk(projectId, part, options);
-      } catch (error) {
-        if (isAbort(error) || error === RESCAN) throw error;
-        // one unreadable item fails its whole call: the rest one at a time, the bad ones remembered
-        for (const sample of part) {
-          await chunk(projectId, [sample], options).catch((e) => {
-            if (isAbort(e) || e === RESCAN) throw e;
-            bad.add(sample.contentId);
-          });
+    setState(projectId, { total: samples.length, pending, failed, running: false, scanned: true, error: null });
+    // Only the tab holding the lock embeds; the others keep these counts fresh from its announcements.
+    // (ensureEmbeddings sends only what is still uncached, whatever another tab stored since the scan.)
+    const options = { artifacts, model, signal: controller.signal, embedImages, embedTexts };
+    if (pending) await exclusively(projectId, async () => {
+      setState(projectId, { running: true });
+      for (let start = 0; start < missing.length; start += chunkSize) {
+        const part = missing.slice(start, start + chunkSize);
+        try {
+          await chunk(projectId, part, options);
+        } catch (error) {
+          if (isAbort(error) || error === RESCAN) throw error;
+          // one unreadable item fails its whole call: the rest one at a time, the bad ones remembered
+          for (const sample of part) {
+            await chunk(projectId, [sample], options).catch((e) => {
+              if (isAbort(e) || e === RESCAN) throw e;
+              bad.add(sample.contentId);
+            });
+          }
         }
+        pending -= part.length;
+        failed += part.filter((s) => bad.has(s.contentId)).length;
+        announce(projectId);
+        setState(projectId, { pending, failed, running: pending > 0 });
       }
-      pending -= part.length;
-      failed += part.filter((s) => bad.has(s.contentId)).length;
-      setState(projectId, { pending, failed, running: pending > 0 });
-    }
+    });
     setState(projectId, { running: false });
   }
+
+  /** Tell the project's other tabs that a call's features are stored (they recount). */
+  const announce = (projectId) => channels?.embedded.postMessage({ projects: [projectId] });
 
   function listen() {
     if (channels || typeof BroadcastChannel === 'undefined') return;
@@ -148,8 +222,12 @@ export function createBackgroundEmbedding({ embedImages, embedTexts, projectArti
       for (const projectId of data?.projects ?? []) if (watched.has(projectId)) dirty.add(projectId);
       if (dirty.size) kick();
     };
-    channels = [new BroadcastChannel(CHANGES_CHANNEL), new BroadcastChannel(REMOTE_CHANGES_CHANNEL)];
-    for (const channel of channels) channel.onmessage = onChange;
+    channels = {
+      local: new BroadcastChannel(CHANGES_CHANNEL),
+      remote: new BroadcastChannel(REMOTE_CHANGES_CHANNEL),
+      embedded: new BroadcastChannel(EMBEDDED_CHANNEL),  // also announces this tab's calls (never heard here)
+    };
+    for (const channel of Object.values(channels)) channel.onmessage = onChange;
   }
 
   const isReady = (projectId) => {
@@ -174,11 +252,14 @@ export function createBackgroundEmbedding({ embedImages, embedTexts, projectArti
     unwatch(projectId) {
       watched.delete(projectId);
       dirty.delete(projectId);
+      stopWaiting(projectId);
+      wake?.();
     },
 
     /**
      * The project's background state: {total: its samples, pending: still without features, failed:
-     * unreadable ones, running, waiting (for a foreground call), scanned (at least once), error}.
+     * unreadable ones, running (in this tab), waiting (for a foreground call), elsewhere (another tab is
+     * embedding it; this one takes over when that one lets go), scanned (at least once), error}.
      */
     status(projectId) {
       return { ...(states.get(projectId) ?? emptyState()), ready: isReady(projectId) };
@@ -231,8 +312,14 @@ export function createBackgroundEmbedding({ embedImages, embedTexts, projectArti
       }
     },
 
-    /** Start no new background call until resume() (the one in flight finishes). */
-    pause() { paused = true; },
+    /**
+     * Start no new background call until resume() (the one in flight finishes); the project's lock is
+     * let go meanwhile, so another tab may go on with it.
+     */
+    pause() {
+      paused = true;
+      wake?.();
+    },
 
     /** Continue after pause(). */
     resume() {
@@ -241,8 +328,12 @@ export function createBackgroundEmbedding({ embedImages, embedTexts, projectArti
       if (dirty.size) kick();
     },
 
-    /** Cancel the background call in flight and forget queued scans (watched projects rescan on change). */
+    /**
+     * Cancel the background call in flight, forget queued scans and stop waiting for other tabs
+     * (watched projects rescan on change).
+     */
     cancel() {
+      stopWaiting();
       controller.abort();
       controller = new AbortController();
       dirty.clear();
