@@ -118,28 +118,40 @@ def check_project(records: list[dict]) -> None:
     check_trainable([r["data"].get("name", r["id"]) for r in classes], list(counts.values()), "this project")
 
 
-def from_project(records: list[dict], fetch_blob, cache: Path) -> Examples:
-    """A synced project's live records ({kind, id, data}) with its images fetched by `fetch_blob(sha256)`
-    (an iterator of byte chunks) into `cache`, each checked against its sha256."""
+def project_examples(records: list[dict], example) -> Examples:
+    """A synced project's live records ({kind, id, data}) as Examples, refused (DataError) when it cannot train;
+    `example(content_id, label, correction)` makes each sample's example, in the project's order."""
     check_project(records)
     classes, samples = project_layout(records)
     index = {r["id"]: i for i, r in enumerate(classes)}
-    items = []
-    for data in samples:
-        sha = data["contentId"]
-        path = _cache_file(cache, sha)
-        if not path.is_file():
-            digest = hashlib.sha256()
-            chunks = []
-            for chunk in fetch_blob(sha):
-                digest.update(chunk)
-                chunks.append(chunk)
-            if digest.hexdigest() != sha:
-                raise DataError(f"image {sha[:12]}… of the project is damaged on the server; sync the project again")
-            _write_once(cache, sha, b"".join(chunks))
-        items.append(Example(sha, index[data["classId"]], path, data.get("source") == CORRECTION))
+    items = [example(d["contentId"], index[d["classId"]], d.get("source") == CORRECTION) for d in samples]
     items.sort(key=lambda e: e.id)
     return Examples([r["data"]["name"] for r in classes], items, [r["id"] for r in classes])
+
+
+def fetch_checked(fetch_blob, sha256: str, what: str) -> bytes:
+    """The bytes of blob `sha256` from `fetch_blob(sha256)` (an iterator of byte chunks), checked against
+    their sha256 (DataError naming `what`, e.g. image, when they differ)."""
+    digest, chunks = hashlib.sha256(), []
+    for chunk in fetch_blob(sha256):
+        digest.update(chunk)
+        chunks.append(chunk)
+    if digest.hexdigest() != sha256:
+        raise DataError(f"{what} {sha256[:12]}… of the project is damaged on the server; sync the project again")
+    return b"".join(chunks)
+
+
+def from_project(records: list[dict], fetch_blob, cache: Path) -> Examples:
+    """A synced project's live records ({kind, id, data}) with its images fetched by `fetch_blob(sha256)`
+    (an iterator of byte chunks) into `cache`, each checked against its sha256."""
+
+    def example(sha: str, label: int, correction: bool) -> Example:
+        path = _cache_file(cache, sha)
+        if not path.is_file():
+            _write_once(cache, sha, fetch_checked(fetch_blob, sha, "image"))
+        return Example(sha, label, path, correction)
+
+    return project_examples(records, example)
 
 
 def split(examples: Examples, validation_share: float, seed: int) -> tuple[list[Example], list[Example]]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..texts import TextError, check_text
-from .data import CORRECTION, DataError, Examples, check_project, check_trainable, project_layout
+from .data import DataError, Examples, check_trainable, fetch_checked, project_examples
 
 MAX_CSV_BYTES = 20_000_000  # the core reader's own limit (tejas.text_csv.TextLimits.max_file_bytes)
 
@@ -31,25 +31,15 @@ class TextExample:
 def texts_from_project(records: list[dict], fetch_blob) -> Examples:
     """A synced text project's live records ({kind, id, data}) with each sample's text fetched by
     `fetch_blob(sha256)` (an iterator of byte chunks), checked against its sha256 and as a text."""
-    check_project(records)
-    classes, samples = project_layout(records)
-    index = {r["id"]: i for i, r in enumerate(classes)}
-    items = []
-    for data in samples:
-        sha = data["contentId"]
-        digest, chunks = hashlib.sha256(), []
-        for chunk in fetch_blob(sha):
-            digest.update(chunk)
-            chunks.append(chunk)
-        if digest.hexdigest() != sha:
-            raise DataError(f"text {sha[:12]}… of the project is damaged on the server; sync the project again")
+
+    def example(sha: str, label: int, correction: bool) -> TextExample:
         try:
-            text = check_text(b"".join(chunks))
+            text = check_text(fetch_checked(fetch_blob, sha, "text"))
         except TextError as exc:
             raise DataError(f"sample {sha[:12]}… of the project is not a text ({exc}); is it a text project?") from None
-        items.append(TextExample(sha, index[data["classId"]], text, data.get("source") == CORRECTION))
-    items.sort(key=lambda e: e.id)
-    return Examples([r["data"]["name"] for r in classes], items, [r["id"] for r in classes])
+        return TextExample(sha, label, text, correction)
+
+    return project_examples(records, example)
 
 
 def _read_csv(data: bytes, name: str):
