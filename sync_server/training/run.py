@@ -60,6 +60,15 @@ def prepare(examples: Examples, config: TrainConfig, artifacts_dir: Path, backbo
     return backbone, network, manifest, train, validation
 
 
+def make_trainer(
+    examples: Examples, config: TrainConfig, artifacts_dir: Path, backbone_name: str = "auto", **hooks
+) -> tuple[Backbone, Trainer]:
+    """(backbone, the run's Trainer) before it fits; `hooks` are the Trainer's (checkpoint, on_event,
+    on_checkpoint, should_stop)."""
+    backbone, network, manifest, train, validation = prepare(examples, config, artifacts_dir, backbone_name)
+    return backbone, Trainer(network, config, manifest["input"], examples.classes, train, validation, **hooks)
+
+
 def train_and_write(
     examples: Examples,
     config: TrainConfig,
@@ -76,14 +85,11 @@ def train_and_write(
     progress: Callable[[str], None] = lambda stage: None,
 ) -> tuple[dict, object]:
     """Train and write the results into `out`; returns (results summary, RunResult)."""
-    backbone, network, manifest, train, validation = prepare(examples, config, artifacts_dir, backbone_name)
-    trainer = Trainer(
-        network,
+    backbone, trainer = make_trainer(
+        examples,
         config,
-        manifest["input"],
-        examples.classes,
-        train,
-        validation,
+        artifacts_dir,
+        backbone_name,
         checkpoint=checkpoint,
         on_event=on_event,
         on_checkpoint=on_checkpoint,
@@ -105,4 +111,4 @@ def train_and_write(
     )
 
 
-__all__ = ["Classifier", "prepare", "resolve_backbone", "train_and_write"]
+__all__ = ["Classifier", "make_trainer", "prepare", "resolve_backbone", "train_and_write"]

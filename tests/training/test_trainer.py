@@ -16,8 +16,8 @@ from tejas.dataset import read_archive
 from tejas.splits import stratified_split
 
 from sync_server.training.data import DataError, from_archive, split
-from sync_server.training.run import prepare, train_and_write
-from sync_server.training.trainer import Cancelled, TrainConfig, Trainer
+from sync_server.training.run import make_trainer, train_and_write
+from sync_server.training.trainer import Cancelled, TrainConfig
 
 from ..conftest import TEJAS
 from ..pycore.test_dataset import CASES
@@ -79,17 +79,7 @@ def test_a_run_cut_mid_epoch_resumes_to_the_same_weights(artifacts, tmp_path):
     config = _config(checkpoint_seconds=0.0)  # a checkpoint after every batch
 
     def trainer(checkpoint=None, should_stop=None):
-        _, network, manifest, train, validation = prepare(examples, config, artifacts)
-        return Trainer(
-            network,
-            config,
-            manifest["input"],
-            examples.classes,
-            train,
-            validation,
-            checkpoint=checkpoint,
-            should_stop=should_stop,
-        )
+        return make_trainer(examples, config, artifacts, checkpoint=checkpoint, should_stop=should_stop)[1]
 
     uncut = trainer().fit()
     batches = {"n": 0}
