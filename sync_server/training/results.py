@@ -159,38 +159,43 @@ def write_results(
     progress("checking model.onnx and model.pt against PyTorch")
     checks = _check_against_torch(network, result, input_spec, out / "model.onnx", out / "model.pt", backbone)
 
-    parameters = _parameters_in_layout(tensors, layout)
-    (out / "parameters.bin").write_bytes(parameters.tobytes())
     artifacts = (
         {"kind": "job", "files": sorted(own_manifest["files"]) + ["manifest.json"]}
         if config.mode == "full"
         else {"kind": "default", "backbone_sha256": manifest["files"]["backbone.onnx"]["sha256"]}
     )
-    options = {
-        "mode": config.mode,
-        "epochs": config.epochs,
-        "learningRate": config.lr(),
-        "batchSize": config.batch_size,
-        "augment": config.augment,
-        "validationShare": config.validation_share,
-        "seed": config.seed,
-    }
     return finish_results(
         out,
         result,
         checks=checks,
         classes=classes,
-        ids=class_ids or classes,
+        class_ids=class_ids,
         layout=layout,
-        parameters=parameters,
+        tensors=tensors,
         server={"job": job, "mode": config.mode, "backbone": backbone.name},
-        app={"mode": app_mode, "options": options, "artifacts": artifacts},
+        app={"mode": app_mode, "options": app_options(config, augment=config.augment), "artifacts": artifacts},
     )
 
 
-def finish_results(out: Path, result, *, checks, classes, ids, layout, parameters, server: dict, app: dict) -> dict:
-    """metrics.json, app_model.json (the model record the app imports: `app` holds what differs between kinds of
-    job — mode, options, artifacts, modality) and the listing of every result file; image and text jobs alike."""
+def app_options(config: TrainConfig, **own) -> dict:
+    """The run's options as the app records a training run's, with `own`: those of one kind of job only."""
+    return {
+        "mode": config.mode,
+        "epochs": config.epochs,
+        "learningRate": config.lr(),
+        "batchSize": config.batch_size,
+        "validationShare": config.validation_share,
+        "seed": config.seed,
+        **own,
+    }
+
+
+def finish_results(out: Path, result, *, checks, classes, class_ids, layout, tensors, server: dict, app: dict) -> dict:
+    """parameters.bin (`tensors` in the artifact set's `layout`), metrics.json, app_model.json (the model record
+    the app imports: `app` holds what differs between kinds of job — mode, options, artifacts, modality) and the
+    listing of every result file; image and text jobs alike."""
+    parameters = _parameters_in_layout(tensors, layout)
+    (out / "parameters.bin").write_bytes(parameters.tobytes())
     history = [
         {
             "epoch": e["epoch"],
@@ -206,7 +211,7 @@ def finish_results(out: Path, result, *, checks, classes, ids, layout, parameter
     )
     app_model = {
         **app,
-        "classes": [{"id": i, "name": n} for i, n in zip(ids, classes, strict=True)],
+        "classes": [{"id": i, "name": n} for i, n in zip(class_ids or classes, classes, strict=True)],
         "layout": layout,
         "parameters": {"file": "parameters.bin", "length": int(parameters.size)},
         "history": history,

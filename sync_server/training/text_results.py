@@ -24,7 +24,7 @@ import torch
 from tejas.artifacts import sha256_file
 from tejas.safetensors import float32_tensor
 
-from .results import _floats, _head, _parameters_in_layout, agreement, finish_results
+from .results import _floats, _head, agreement, app_options, finish_results
 from .text import DEFAULT_MAX_LENGTH, MAX_CLASSES, TextClassifier
 from .text_data import encode, pad
 from .trainer import RunResult, TrainConfig
@@ -191,27 +191,20 @@ def write_text_results(
         network, [e.text for e in examples], out / "tokenizer.json", out / "model.onnx", out / "model.pt"
     )
 
-    layout = manifest["training"]["head"]["parameters"]
-    parameters = _parameters_in_layout({"fc.weight": weight, "fc.bias": bias}, layout)
-    (out / "parameters.bin").write_bytes(parameters.tobytes())
-    options = {
-        "mode": config.mode,
-        "epochs": config.epochs,
-        "learningRate": config.lr(),
-        "batchSize": config.batch_size,
-        "validationShare": config.validation_share,
-        "seed": config.seed,
-        "maxLength": max_length,
-    }
     artifacts = {"kind": "job", "modality": "text", "files": sorted(manifest["files"]) + ["manifest.json"]}
     return finish_results(
         out,
         result,
         checks=checks,
         classes=classes,
-        ids=class_ids or classes,
-        layout=layout,
-        parameters=parameters,
+        class_ids=class_ids,
+        layout=manifest["training"]["head"]["parameters"],
+        tensors={"fc.weight": weight, "fc.bias": bias},
         server={"job": job, "mode": config.mode, "backbone": manifest["architecture"]},
-        app={"mode": "head", "modality": "text", "options": options, "artifacts": artifacts},
+        app={
+            "mode": "head",
+            "modality": "text",
+            "options": app_options(config, maxLength=max_length),
+            "artifacts": artifacts,
+        },
     )
