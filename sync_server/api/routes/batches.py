@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from ...core.db import session_scope
 from ...prediction.models import REFERENCE, ModelCache, ModelNotFound, list_models, model_file
 from ..deps import CurrentUser, ReadSessionDep, SettingsDep
-from .jobs import JobOut, create_from_upload
+from .jobs import JobOut, create_from_upload, zip_refused
 
 router = APIRouter(tags=["predictions"])
 
@@ -133,8 +133,7 @@ def _check_zip(path) -> int:
     try:
         count = count_images(path)
     except ArchiveError as exc:
-        reason = str(exc).removeprefix(f"{path.name}: ")  # the temporary file's name means nothing to anyone
-        raise HTTPException(400, f"The zip cannot be used: {reason}") from None
+        raise zip_refused(path, exc) from None
     if count == 0:
         raise HTTPException(400, "The zip cannot be used: it holds no files.")
     return count

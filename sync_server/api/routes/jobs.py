@@ -228,6 +228,12 @@ def create(body: JobIn, request: Request, user: CurrentUser, db: SessionDep, set
     )
 
 
+def zip_refused(path: FilePath, exc: Exception) -> HTTPException:
+    """The 400 for an uploaded zip the core's archive rules refuse, with their reason."""
+    reason = str(exc).removeprefix(f"{path.name}: ")  # the temporary file's name means nothing to anyone
+    return HTTPException(400, f"The zip cannot be used: {reason}")
+
+
 def _check_archive(path: FilePath) -> list[str]:
     """Read the whole archive by the core's rules (one image in memory at a time) before a job is made
     of it: a hostile archive is refused (400), one that cannot train (fewer than 2 classes with 2 usable
@@ -243,8 +249,7 @@ def _check_archive(path: FilePath) -> list[str]:
             if isinstance(event, Sample):
                 counts[event.label] = counts.get(event.label, 0) + 1
     except ArchiveError as exc:
-        reason = str(exc).removeprefix(f"{path.name}: ")  # the temporary file's name means nothing to anyone
-        raise HTTPException(400, f"The zip cannot be used: {reason}") from None
+        raise zip_refused(path, exc) from None
     classes = [c for c in header["classes"] if c in counts]
     if not counts:
         raise HTTPException(400, "The zip cannot be used: no usable images (expected <class>/<image> folders)")
