@@ -1,5 +1,6 @@
 // Tejas' JavaScript API: what the UI and the tests call. Everything heavy runs in workers.
-// This first part embeds images; projects, training, prediction and exports follow (see README).
+// This first part embeds images; projects, training, prediction and exports follow (see README). What only
+// text projects use lives in features/text/api.js and is re-exported here.
 import { MESSAGE, callWorker } from './protocol.js';
 import * as projects from './features/dataset/projects.js';
 import { validateClassName } from './features/dataset/names.js';
@@ -12,10 +13,10 @@ import { forEachImage } from './features/predict/sources.js';
 import { predictionsCsv, predictionsJson } from './features/predict/report.js';
 import {
   CORRECTION, KEEP_PREVIOUS_MODELS, TEXT_LEARNING_RATE, currentModel, listModels, loadManifest, modelStatus as engineModelStatus, predictImage,
-  predictText as predictTextWith, predictTexts as predictTextsWith, saveImportedModels, trainProject, usableModel,
+  saveImportedModels, trainProject, usableModel,
 } from './features/train/engine.js';
 import * as texts from './features/dataset/texts.js';
-import { addTextRows, checkClassCount, datasetCsv, readTextCsv as readTextCsvWith } from './features/text/csv.js';
+import { DEFAULT_TEXT_ARTIFACTS, TEXTS_FILE, createTextApi, keepTextArtifactsOffline } from './features/text/api.js';
 import { createBackgroundEmbedding } from './features/embed/background.js';
 import * as zipImport from './features/dataset/zip_import.js';
 
@@ -30,9 +31,9 @@ export {
 } from './features/sync/client.js';
 
 export const DEFAULT_ARTIFACTS = new URL('artifacts/default/', import.meta.url).href;
-/** The text encoder, tokenizer and head-training files of text projects. */
-export const DEFAULT_TEXT_ARTIFACTS = new URL('artifacts/text/', import.meta.url).href;
-export { addTextCorrection, addTexts, editText, getText, listTexts, MAX_TEXT_CHARACTERS } from './features/dataset/texts.js';
+export {
+  DEFAULT_TEXT_ARTIFACTS, MAX_TEXT_CHARACTERS, addTextCorrection, addTexts, editText, getText, keepTextArtifactsOffline, listTexts,
+} from './features/text/api.js';
 
 /**
  * The artifacts a project's model work uses when the caller names none: those of its current model —
@@ -53,34 +54,11 @@ export async function createProject(name, { kind = 'image' } = {}) {
   return project;
 }
 
-let textArtifactsOffline = null;
-/**
- * Fetch the text artifacts the app loads (manifest, encoder, tokenizer, head training files) once per
- * page, in the background: the service worker keeps each in its cache on first fetch, so a text project
- * works offline once it was opened online. Resolves true when all were fetched.
- */
-export function keepTextArtifactsOffline(artifacts = DEFAULT_TEXT_ARTIFACTS) {
-  if (!globalThis.navigator?.serviceWorker?.controller) return Promise.resolve(false);  // no cache to fill
-  textArtifactsOffline ??= (async () => {
-    const manifest = await loadManifest(artifacts);
-    const head = manifest.training?.head ?? {};
-    // the head's training sets: the full one and the narrow ones the train worker picks by class count
-    const sets = [head, ...(head.narrow?.sets ?? [])];
-    const files = [manifest.text.encoder, manifest.text.tokenizer, head.narrow?.initial_parameters?.file,
-      ...sets.flatMap((set) => [...Object.values(set.models ?? {}).map((m) => m.file), set.checkpoint])].filter(Boolean);
-    const responses = await Promise.all(files.map((file) => fetch(new URL(file, artifacts)).then((r) => r.arrayBuffer().then(() => r.ok))));
-    return responses.every(Boolean);
-  })().catch(() => {
-    textArtifactsOffline = null;  // offline now: try again on the next use
-    return false;
-  });
-  return textArtifactsOffline;
-}
-
 /** The artifacts' manifest.json (fetched once per page); rejects with the file and the fix when missing. */
 export const manifest = (artifacts = DEFAULT_ARTIFACTS) => loadManifest(artifacts);
 
 const workers = {};
+const callPython = (type, payload, options) => callWorker(worker('python'), type, payload, options);
 
 /** The worker running workers/<name>.js; `instance` keeps several apart (e.g. one per training mode). */
 function worker(name, instance = '') {
@@ -247,26 +225,14 @@ async function projectOfKind(projectId, kind, instead) {
   return project;
 }
 
-/** Top-k [{classId, name, probability}] for a text with the text project's current model. */
-export async function predictText(projectId, text, { artifacts, topK = 3 } = {}) {
-  return backgroundEmbedding.foreground(async () => {
-    await projectOfKind(projectId, 'text', 'use predict() for images');
-    artifacts = await projectArtifacts(projectId, artifacts);
-    return predictTextWith(projectId, text, { artifacts, topK, embedTexts, headProbabilities });
-  });
-}
-
-/**
- * Class probabilities of many texts with the text project's current model.
- * @returns {Promise<{classes: string[], classIds: string[], probabilities: Float32Array}>} [texts.length × classes]
- */
-export async function predictTexts(projectId, textList, { artifacts, onProgress, signal } = {}) {
-  return backgroundEmbedding.foreground(async () => {
-    await projectOfKind(projectId, 'text', 'use predictMany() for images');
-    artifacts = await projectArtifacts(projectId, artifacts);
-    return predictTextsWith(projectId, textList, { artifacts, onProgress, signal, embedTexts, headProbabilities });
-  }, { signal });
-}
+// Text projects (features/text/api.js) over the services they share with image projects.
+const textApi = createTextApi({
+  callPython, embedTexts, headProbabilities, projectArtifacts, projectOfKind,
+  foreground: (work, options) => backgroundEmbedding.foreground(work, options),
+});
+export const {
+  addTextCsv, addTextFiles, exportDatasetCsv, exportTokenizer, importTextCsv, predictText, predictTexts, readTextCsv,
+} = textApi;
 
 /** Top-k [{classId, name, probability}] for an image Blob with the project's current model. */
 export async function predict(projectId, image, { artifacts, topK = 3 } = {}) {
@@ -329,8 +295,6 @@ export async function addPredictionsToClass(projectId, classId, source, rows, { 
   return out;
 }
 
-const callPython = (type, payload, options) => callWorker(worker('python'), type, payload, options);
-
 /** The current model's validation metrics: accuracy, per class, confusion matrix, sample ids per cell. */
 export async function evaluate(projectId) {
   const model = await currentModel(projectId);
@@ -369,7 +333,7 @@ export async function exportProject(projectId) {
     models: models.map(({ parameters, ...model }) => ({ ...model, parametersFile: `models/${model.id}.f32` })),
   };
   const dataset = kind === 'text'
-    ? await textProjectEntries(projectId, classes)
+    ? await textApi.projectFileEntries(projectId, classes)
     : [{ name: 'dataset.zip', bytes: new Uint8Array(await (await exportDatasetZip(projectId)).arrayBuffer()) }];
   const entries = [
     { name: 'tejas-project.json', bytes: new TextEncoder().encode(JSON.stringify(description)) },
@@ -391,10 +355,10 @@ export async function importProject(file) {
   if (description.format !== PROJECT_FORMAT || description.version !== 1) {
     throw new Error(`${label}: a project file of an unknown format or newer version`);
   }
-  const text = description.kind === 'text';
-  const files = await read([text ? TEXTS_FILE : 'dataset.zip', ...description.models.map((m) => m.parametersFile)]);
-  const imported = text
-    ? await importTextEntries(files[TEXTS_FILE], description, label)
+  const isText = description.kind === 'text';
+  const files = await read([isText ? TEXTS_FILE : 'dataset.zip', ...description.models.map((m) => m.parametersFile)]);
+  const imported = isText
+    ? await textApi.importProjectFile(files[TEXTS_FILE], description, label)
     : await importDatasetZip(new File([files['dataset.zip']], 'dataset.zip'), { name: description.name });
   const projectId = imported.project.id;
   const classIds = new Map((await projects.listClasses(projectId)).map((c) => [c.name, c.id]));
@@ -410,37 +374,6 @@ export async function importProject(file) {
   });
   await saveImportedModels(projectId, models, ids.get(description.currentModel) ?? null);
   return { project: await projects.getProject(projectId), models: models.length, skipped: imported.skipped };
-}
-
-// A text project file holds dataset.csv (the dataset as exportDatasetCsv writes it, for people and other
-// tools) and texts.json, the exact texts with their classes and sources, which importProject reads
-// (a CSV's formula neutralising changes texts that begin with = + - @, and with them their ids).
-const TEXTS_FILE = 'texts.json';
-
-async function textProjectEntries(projectId, classes) {
-  const names = new Map(classes.map((c) => [c.id, c.name]));
-  const samples = await texts.listTexts(projectId);
-  const exact = samples.map((s) => ({ text: s.text, label: names.get(s.classId), source: s.source, added: s.added }));
-  return [
-    { name: 'dataset.csv', bytes: await datasetCsv(callPython, projectId) },
-    { name: TEXTS_FILE, bytes: new TextEncoder().encode(JSON.stringify(exact)) },
-  ];
-}
-
-async function importTextEntries(bytes, description, label) {
-  if (!bytes) throw new Error(`${label}: a text project file without ${TEXTS_FILE}`);
-  const samples = JSON.parse(new TextDecoder().decode(bytes));
-  const project = await createProject(description.name, { kind: 'text' });
-  const skipped = [];
-  for (const name of description.classes) {
-    const cls = await projects.addClass(project.id, name);
-    const members = samples.filter((s) => s.label === name);
-    const result = await texts.addTexts(project.id, cls.id, members.map((s) => s.text), {
-      metadata: members.map((s) => ({ source: s.source, added: s.added })),
-    });
-    skipped.push(...result.skipped.map((s) => ({ name: `${name}/${s.name}`, reason: s.reason })));
-  }
-  return { project, skipped };
 }
 
 async function modelExport(message, projectId, artifacts) {
@@ -460,97 +393,6 @@ export async function exportOnnx(projectId, { artifacts } = {}) {
 /** The current model as a PyTorch state_dict for torchvision's <architecture>(num_classes=N). */
 export async function exportPytorch(projectId, { artifacts } = {}) {
   return new Blob([await modelExport(MESSAGE.EXPORT_PT, projectId, artifacts)], { type: 'application/octet-stream' });
-}
-
-/** The text project's model's tokenizer.json (beside an exported text ONNX file, for Python `tokenizers`). */
-export async function exportTokenizer(projectId, { artifacts } = {}) {
-  await projectOfKind(projectId, 'text', 'image models need no tokenizer');
-  artifacts = await projectArtifacts(projectId, artifacts);
-  const manifest = await loadManifest(artifacts);
-  const response = await fetch(new URL(manifest.text.tokenizer, artifacts));
-  if (!response.ok) throw new Error(`${manifest.text.tokenizer}: HTTP ${response.status}; the text model files are missing`);
-  return new Blob([await response.arrayBuffer()], { type: 'application/json' });
-}
-
-/** The text project's texts as CSV (header `text,label`, RFC 4180, formula cells neutralised). */
-export async function exportDatasetCsv(projectId) {
-  await projectOfKind(projectId, 'text', 'export its images with exportDatasetZip()');
-  return new Blob([await datasetCsv(callPython, projectId)], { type: 'text/csv' });
-}
-
-/**
- * The most classes a text project may have with `artifacts` (their manifest's max_classes: the head they
- * train serves no more), or undefined (the core's default applies) when the manifest cannot be had now,
- * e.g. offline before the text model was first used: reading a CSV needs no model.
- */
-async function textClassLimit(artifacts = DEFAULT_TEXT_ARTIFACTS) {
-  try {
-    return (await loadManifest(await artifacts)).max_classes;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * A CSV (layout 'csv') or a plain text file of one sample per line (layout 'lines') read by the core:
- * {rows: [{text, label, row}], skipped: [{row, reason}], notes, encoding, delimiter, header, classes}.
- * A CSV with more distinct labels than `maxClasses` is refused whole; by default that is the max_classes
- * of `artifacts` (default: the text artifacts), what a text project trained with them can have.
- */
-export const readTextCsv = async (file, { artifacts, maxClasses, ...options } = {}) => readTextCsvWith(
-  callPython, file, { ...options, maxClasses: maxClasses ?? await textClassLimit(artifacts) });
-
-const fileLabel = (file) => file.name || 'texts.csv';
-const readSkips = (read, file) => read.skipped.map((s) => ({ row: s.row, name: fileLabel(file), reason: s.reason }));
-
-/**
- * A new text project from a CSV: a class per label. @returns {Promise<{project, added: number,
- * skipped: [{row, name, reason}], notes: string[]}>}; a file refused whole rejects and stores nothing.
- */
-export async function importTextCsv(file, { name } = {}) {
-  const read = await readTextCsv(file);
-  if (!read.rows.length) throw new Error(`${fileLabel(file)}: no usable rows${read.skipped.length ? ` (${read.skipped[0].reason})` : ''}`);
-  const project = await createProject(name || fileLabel(file).replace(/\.(csv|tsv|txt)$/i, ''), { kind: 'text' });
-  const result = await addTextRows(project.id, read.rows, { fileName: fileLabel(file) });
-  return { project, added: result.added, skipped: [...readSkips(read, file), ...result.skipped], notes: read.notes };
-}
-
-/**
- * A CSV's rows added to an existing text project, each into the class of its label (made when missing).
- * Rejects, adding nothing, when the project's classes and the file's labels together are more than its
- * artifacts' max_classes.
- */
-export async function addTextCsv(projectId, file) {
-  await projectOfKind(projectId, 'text', 'add images with addSamples()');
-  const maxClasses = await textClassLimit(projectArtifacts(projectId));
-  const read = await readTextCsv(file, { maxClasses });
-  await checkClassCount(projectId, Object.keys(read.classes), maxClasses, fileLabel(file));
-  const result = await addTextRows(projectId, read.rows, { fileName: fileLabel(file) });
-  return { added: result.added, skipped: [...readSkips(read, file), ...result.skipped], notes: read.notes };
-}
-
-/**
- * "One file per class": each file's name without its extension is the class, each non-empty line a sample.
- * Rejects, adding nothing, when the project's classes and the files' classes together are more than its
- * artifacts' max_classes.
- * @returns {Promise<{added: number, skipped: [{row, name, reason}], notes: string[]}>}
- */
-export async function addTextFiles(projectId, files) {
-  await projectOfKind(projectId, 'text', 'add images with addSamples()');
-  const classOf = (file) => fileLabel(file).replace(/\.[^.]*$/, '');
-  const maxClasses = await textClassLimit(projectArtifacts(projectId));
-  const named = files.length === 1 ? fileLabel(files[0]) : `${files.length} files`;
-  await checkClassCount(projectId, [...files].map(classOf), maxClasses, named);
-  const out = { added: 0, skipped: [], notes: [] };
-  for (const file of files) {
-    const label = classOf(file);
-    const read = await readTextCsv(file, { layout: 'lines' });
-    const result = await addTextRows(projectId, read.rows.map((r) => ({ ...r, label })), { fileName: fileLabel(file) });
-    out.added += result.added;
-    out.skipped.push(...readSkips(read, file), ...result.skipped);
-    out.notes.push(...read.notes.map((note) => `${fileLabel(file)}: ${note}`));
-  }
-  return out;
 }
 
 /** The project's images as an ImageFolder zip with a tejas.json sidecar (class order, metadata). */

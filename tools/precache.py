@@ -6,7 +6,8 @@ The text artifacts (artifacts/text: an encoder of 23–90 MB) are listed apart, 
 worker keeps each in the same versioned cache the first time the app fetches it (when a text project is
 first used), so people who never classify texts never download them, and a text project works offline
 after one use online. Only the files the app loads are listed (the manifest, the encoder it names, the
-tokenizer, the head's training files), never the other encoder variants beside them.
+tokenizer, the head's training files), never the other encoder variants beside them. This is the one list
+of them: the page's keepTextArtifactsOffline (pwa/features/text/api.js) fetches exactly ON_DEMAND.
 
 Run after tools/vendor.py and the default export (tools/dev.sh does). A changed file gives a new
 version, so the browser installs the new cache beside the old one and switches on reload.
@@ -44,7 +45,9 @@ def shell_files(pwa: Path) -> list[Path]:
 
 
 def text_files(folder: Path) -> dict[str, str]:
-    """{artifacts/text/<file>: sha256} of the text files the app loads; empty when not exported."""
+    """{artifacts/text/<file>: sha256} of the text files the app loads; empty when not exported. The service
+    worker keeps these on first fetch, and keepTextArtifactsOffline fetches them: a file the app loads must
+    be here (the head's training sets are every file under training/ and training_narrow/)."""
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
         return {}

@@ -363,6 +363,17 @@ def test_text_project_works_offline_after_one_use(app_copy, serve, tmp_path, bro
             }"""
         )
         assert kept is True
+        # what it fetched is the service worker's own list (precache.js ON_DEMAND): all of it is kept now
+        missing = page.evaluate(
+            """async (files) => {
+              const cache = await caches.open((await caches.keys()).find((name) => name.startsWith('tejas-')));
+              const missing = [];
+              for (const file of files) if (!(await cache.match(new URL(file, location.origin + '/').href))) missing.push(file);
+              return missing;
+            }""",
+            sorted(on_demand),
+        )
+        assert missing == []
         server.stop()
         context.set_offline(True)
         page.reload()
