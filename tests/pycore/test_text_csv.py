@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 from tejas import bridge
-from tejas.rules import BLANK_TEXT, RULES, is_blank_text, validate_class_name
+from tejas.rules import BLANK_TEXT, RULES, code_points, is_blank_text, validate_class_name
 from tejas.text_csv import TextCsvError, TextLimits, guard_cell, read_text_csv, write_text_csv
 
 from .images_for_tests import png
@@ -283,19 +283,10 @@ def test_bad_rows_are_skipped_with_their_line_and_reason():
     assert table.classes == {"ham": 2, "spam": 1}
 
 
-def _blank_characters() -> list[str]:
-    """Every character rules.json calls blank (class_name.blank: text.$blank uses the same list)."""
-    out = []
-    for item in RULES["class_name"]["blank"]:
-        first, _, last = item.partition("-")
-        out += [chr(c) for c in range(int(first, 16), int(last or first, 16) + 1)]
-    return out
-
-
 def test_blank_texts_by_the_shared_rule_are_skipped_where_strip_and_trim_disagree():
     """A text of only White_Space and invisible characters is blank (rules.json text.$blank), also where
     str.strip keeps a character (U+FEFF, U+180E, U+200B) — as the app and the server say."""
-    blank = _blank_characters()
+    blank = [chr(c) for c in sorted(code_points(RULES["class_name"]["blank"]))]  # text.$blank: the same list
     assert {"\ufeff", "\u180e", "\x85", "\x1c", "\x1f", "\u200b", "\u3000", "\u2028", " ", "\t"} <= set(blank)
     assert BLANK_TEXT == "empty (nothing but spaces)"
     assert all(is_blank_text(ch) for ch in blank) and is_blank_text("") and is_blank_text("".join(blank))

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tejas.dataset import validate_class_name
 from tejas.metrics import classification_report
-from tejas.rules import BLANK_TEXT, RULES, is_blank_text
+from tejas.rules import BLANK_TEXT, RULES, code_points, is_blank_text
 from tejas.splits import stratified_split
 
 from ..conftest import ROOT
@@ -115,16 +115,8 @@ def test_class_name_rules_agree(js, name):
     assert js("name", name) == python(validate_class_name, name)
 
 
-def _blank_characters() -> str:
-    """Every character rules.json calls blank (class_name.blank, which text.$blank uses too)."""
-    out = []
-    for item in RULES["class_name"]["blank"]:
-        first, _, last = item.partition("-")
-        out += [chr(c) for c in range(int(first, 16), int(last or first, 16) + 1)]
-    return "".join(out)
-
-
-BLANK = _blank_characters()
+# every character rules.json calls blank (class_name.blank, which text.$blank uses too)
+BLANK = "".join(chr(c) for c in sorted(code_points(RULES["class_name"]["blank"])))
 texts = st.one_of(
     st.text(alphabet=st.sampled_from(BLANK), max_size=12),  # blank, by every character of the list
     st.text(alphabet=TRICKY, max_size=8),

@@ -6,22 +6,13 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tejas.rules import BLANK_TEXT, RULES, is_blank_text
+from tejas.rules import BLANK_TEXT, RULES, code_points, is_blank_text
 
 from sync_server.texts import TextError, check_text
 
 from .conftest import Account, sha
 
-
-def blank_characters() -> list[str]:
-    out = []
-    for item in RULES["class_name"]["blank"]:
-        first, _, last = item.partition("-")
-        out += [chr(c) for c in range(int(first, 16), int(last or first, 16) + 1)]
-    return out
-
-
-BLANK = blank_characters()
+BLANK = [chr(c) for c in sorted(code_points(RULES["class_name"]["blank"]))]  # what text.$blank calls blank
 
 
 def refusal(data: bytes) -> str | None:
