@@ -12,15 +12,14 @@ export const MIN_TO_TRAIN = 2;
 export const RECOMMENDED = 10;
 const CHUNK = 25; // images per save, so progress shows and a failure loses little
 
-const targets = new Map(); // projectId → class id new captures go to
+const targets = new Map(); // projectId → the class id new samples go to (captures, typed texts)
 
 export async function render(view, { project }) {
   const state = { project, classes: [], samples: [], selected: new Set(), grids: createGrids() };
   const classesBox = h('div', { class: 'classes' });
   const warnings = h('div', { class: 'warnings', 'aria-live': 'polite' });
   const summary = h('p', { class: 'muted' });
-  const target = h('select', { id: 'target-class', 'aria-describedby': 'target-hint' });
-  target.addEventListener('change', () => targets.set(project.id, target.value));
+  const target = targetSelect(project.id, { id: 'target-class', 'aria-describedby': 'target-hint' });
   const selectionBar = h('div', { class: 'selection-bar', hidden: true, role: 'region', 'aria-label': 'Selected images' });
 
   const refresh = async () => {
@@ -31,7 +30,7 @@ export async function render(view, { project }) {
     fillTarget(target, state.classes, project.id);
     fillWarnings(warnings, state);
     fillClasses(classesBox, state, actions);
-    fillSelection(selectionBar, state, actions);
+    fillSelection(selectionBar, state, actions, 'image');
   };
 
   /** Add files to a class (by id), in chunks, then report what was added and skipped. */
@@ -114,10 +113,7 @@ export async function render(view, { project }) {
     },
   };
 
-  const addClassForm = classForm(project.id, async (cls) => {
-    targets.set(project.id, cls.id);
-    await refresh();
-  });
+  const addClassForm = classForm(project.id, refresh);
 
   // Capture tools, all adding to the target class
   const filesInput = filePicker('Image files', { accept: 'image/*', multiple: true, id: 'add-files' }, async (files) => {
@@ -219,7 +215,6 @@ export async function render(view, { project }) {
   };
 }
 
-/** The "New class" form (class-name rules shown under the field); `onAdded(cls)` runs after a class is made. */
 /** A class card's rename and delete (delete asks first: its `noun`s go with it), then `refresh`. */
 export function classActions(refresh, noun) {
   return {
@@ -239,6 +234,7 @@ export function classActions(refresh, noun) {
   };
 }
 
+/** The "New class" form (class-name rules shown under the field); a class made is where new samples go, then `onAdded(cls)` runs. */
 export function classForm(projectId, onAdded, { placeholder = 'e.g. cat' } = {}) {
   const { field: nameField, input: className } = field('New class', h('input', {
     type: 'text', required: true, maxlength: 100, placeholder, autocomplete: 'off', 'aria-describedby': 'class-error',
@@ -257,6 +253,7 @@ export function classForm(projectId, onAdded, { placeholder = 'e.g. cat' } = {})
     }
     className.removeAttribute('aria-invalid');
     className.value = '';
+    targets.set(projectId, cls.id);
     await onAdded(cls);
   } }, nameField, h('button', { class: 'primary' }, 'Add class'));
   return h('div', {}, form, classError);
@@ -316,7 +313,14 @@ async function readEntries(entries) {
   return out.filter((i) => !i.file.name.startsWith('.'));
 }
 
-function fillTarget(select, classes, projectId) {
+/** The "Add to class" select (`props`: its id…); the class picked stays the project's while the app runs. */
+export function targetSelect(projectId, props) {
+  const select = h('select', props);
+  select.addEventListener('change', () => targets.set(projectId, select.value));
+  return select;
+}
+
+export function fillTarget(select, classes, projectId) {
   const wanted = targets.get(projectId);
   select.replaceChildren(...(classes.length
     ? classes.map((c) => h('option', { value: c.id, selected: c.id === wanted }, c.name))
@@ -348,7 +352,7 @@ function fillClasses(box, state, actions) {
   const onCheck = (event) => {
     const { contentId } = event.target.dataset;
     if (event.target.checked) state.selected.add(contentId); else state.selected.delete(contentId);
-    fillSelection(document.querySelector('.selection-bar'), state, actions);
+    fillSelection(document.querySelector('.selection-bar'), state, actions, 'image');
   };
   // each tile: a labelled checkbox over its thumbnail (filled in by the grid when it is shown)
   const tile = (s) => h('label', { class: 'thumb', title: s.name },
@@ -357,16 +361,8 @@ function fillClasses(box, state, actions) {
   box.replaceChildren(...state.classes.map((cls) => {
     const members = byClass.get(cls.id).sort((a, b) => (a.added < b.added ? -1 : a.added > b.added ? 1 : 0));
     const input = filePicker(`Images for ${cls.name}`, { accept: 'image/*', multiple: true }, (files) => actions.addFiles(cls.id, files));
-    const headingId = `class-${cls.id}`;
-    const warn = members.length < MIN_TO_TRAIN;
-    return h('section', { class: 'class-card card', dataset: { classId: cls.id, className: cls.name }, 'aria-labelledby': headingId },
-      h('header', { class: 'row wrap' },
-        h('h2', { id: headingId }, cls.name),
-        h('span', { class: `count${warn ? ' warn' : ''}`, 'aria-label': `${members.length} images${warn ? ', too few to train' : ''}` }, String(members.length)),
-        h('span', { class: 'spacer' }),
-        h('button', { type: 'button', class: 'secondary small', onclick: () => input.click(), 'aria-label': `Add images to ${cls.name}` }, 'Add images'), input,
-        h('button', { type: 'button', class: 'secondary small', onclick: () => actions.rename(cls), 'aria-label': `Rename ${cls.name}` }, 'Rename'),
-        h('button', { type: 'button', class: 'danger-outline small', onclick: () => actions.remove(cls, members.length), 'aria-label': `Delete class ${cls.name}` }, 'Delete')),
+    const add = h('button', { type: 'button', class: 'secondary small', onclick: () => input.click(), 'aria-label': `Add images to ${cls.name}` }, 'Add images');
+    return classCard(cls, members.length, 'image', actions, [add, input],
       members.length
         ? state.grids.grid(members, { label: `Images of ${cls.name}`, tile })
         : h('p', { class: 'muted drop-hint' }, 'Drop images here, or use “Add images”.'));
@@ -374,14 +370,30 @@ function fillClasses(box, state, actions) {
   state.grids.update();
 }
 
-function fillSelection(bar, state, actions) {
+/** A class's card: its name, how many `noun`s it has (marked when too few to train), `tools`, Rename and Delete; then `body`. */
+export function classCard(cls, count, noun, actions, tools, ...body) {
+  const headingId = `class-${cls.id}`;
+  const warn = count < MIN_TO_TRAIN;
+  return h('section', { class: 'class-card card', dataset: { classId: cls.id, className: cls.name }, 'aria-labelledby': headingId },
+    h('header', { class: 'row wrap' },
+      h('h2', { id: headingId }, cls.name),
+      h('span', { class: `count${warn ? ' warn' : ''}`, 'aria-label': `${count} ${noun}s${warn ? ', too few to train' : ''}` }, String(count)),
+      h('span', { class: 'spacer' }),
+      tools,
+      h('button', { type: 'button', class: 'secondary small', onclick: () => actions.rename(cls), 'aria-label': `Rename ${cls.name}` }, 'Rename'),
+      h('button', { type: 'button', class: 'danger-outline small', onclick: () => actions.remove(cls, count), 'aria-label': `Delete class ${cls.name}` }, 'Delete')),
+    body);
+}
+
+/** The bar over selected samples (`noun`s): how many, move them to a class, delete them, clear the selection. */
+export function fillSelection(bar, state, actions, noun) {
   const n = state.selected.size;
   bar.hidden = n === 0;
   if (!n) { bar.replaceChildren(); return; }
-  const move = h('select', { 'aria-label': 'Move selected images to class' },
+  const move = h('select', { 'aria-label': `Move selected ${noun}s to class`, id: 'move-class' },
     state.classes.map((c) => h('option', { value: c.id }, c.name)));
   bar.replaceChildren(
-    h('strong', {}, `${plural(n, 'image')} selected`),
+    h('strong', {}, `${plural(n, noun)} selected`),
     h('span', { class: 'row' }, move, h('button', { type: 'button', class: 'secondary small', onclick: () => actions.moveSelected(move.value) }, 'Move')),
     h('button', { type: 'button', class: 'danger small', onclick: actions.deleteSelected }, 'Delete'),
     h('button', { type: 'button', class: 'link', onclick: () => { state.selected.clear(); actions.refresh(); } }, 'Clear selection'));

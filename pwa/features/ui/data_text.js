@@ -3,7 +3,7 @@
 // class) or one .txt file per class; type or paste texts into a class, one per line; each class lists
 // its texts with edit, and selected texts move to another class or are deleted (with undo).
 import * as tejas from '../../tejas.js';
-import { MIN_TO_TRAIN, classActions, classForm, fillWarnings } from './data.js';
+import { classActions, classCard, classForm, fillSelection, fillTarget, fillWarnings, targetSelect } from './data.js';
 import { preparingStatus } from './preparing.js';
 import {
   append, busy, download, field, filePicker, fileStem, h, plural, projectUrl, showError, textDialog, toast,
@@ -12,8 +12,6 @@ import {
 const SHOWN = 20; // texts per class before "show more"
 const MORE = 100; // texts added by each "show more"
 const LISTED_SKIPS = 200; // skipped rows listed in a preview (the count says how many in all)
-
-const targets = new Map(); // projectId → class id typed texts go to
 
 export async function render(view, { project }) {
   const state = { project, classes: [], samples: [], selected: new Set(), shown: new Map(), filter: '' };
@@ -29,7 +27,7 @@ export async function render(view, { project }) {
     fillTarget(target, state.classes, project.id);
     fillWarnings(warnings, state, 'text');
     fillClasses(classesBox, state, actions);
-    fillSelection(selectionBar, state, actions);
+    fillSelection(selectionBar, state, actions, 'text');
     view.dataset.texts = String(state.samples.length);
   };
 
@@ -67,10 +65,7 @@ export async function render(view, { project }) {
     },
   };
 
-  const addClassForm = classForm(project.id, async (cls) => {
-    targets.set(project.id, cls.id);
-    await refresh();
-  }, { placeholder: 'e.g. spam' });
+  const addClassForm = classForm(project.id, refresh, { placeholder: 'e.g. spam' });
 
   // Import: a CSV (previewed, then imported) or one .txt file per class
   const preview = h('div', { class: 'panel csv-preview', id: 'csv-preview', hidden: true, 'aria-live': 'polite' });
@@ -122,8 +117,7 @@ export async function render(view, { project }) {
   };
 
   // Type or paste texts into a class
-  const target = h('select', { id: 'text-class' });
-  target.addEventListener('change', () => targets.set(project.id, target.value));
+  const target = targetSelect(project.id, { id: 'text-class' });
   const { field: typedField, input: typed } = field('Texts, one per line', h('textarea', {
     id: 'text-input', rows: 4, class: 'text-input', placeholder: 'Type or paste texts here: each line becomes one sample.',
   }));
@@ -235,14 +229,6 @@ function toastReport(result, what = null) {
   toast(parts.join(' '), { kind: skipped.length && !added ? 'error' : 'info', seconds: skipped.length ? 12 : 5 });
 }
 
-function fillTarget(select, classes, projectId) {
-  const wanted = targets.get(projectId);
-  select.replaceChildren(...(classes.length
-    ? classes.map((c) => h('option', { value: c.id, selected: c.id === wanted }, c.name))
-    : [h('option', { value: '' }, 'No classes yet')]));
-  select.disabled = !classes.length;
-}
-
 function fillClasses(box, state, actions) {
   if (!state.classes.length) {
     box.replaceChildren(h('p', { class: 'empty' }, 'Start by adding a class for each kind of text to recognise, e.g. “spam” and “not spam”, or import a CSV.'));
@@ -254,15 +240,7 @@ function fillClasses(box, state, actions) {
     const matching = filter ? members.filter((s) => s.text.toLowerCase().includes(filter)) : members;
     const limit = state.shown.get(cls.id) ?? SHOWN;
     const shown = matching.slice(0, limit);
-    const headingId = `class-${cls.id}`;
-    const warn = members.length < MIN_TO_TRAIN;
-    return h('section', { class: 'class-card card', dataset: { classId: cls.id, className: cls.name }, 'aria-labelledby': headingId },
-      h('header', { class: 'row wrap' },
-        h('h2', { id: headingId }, cls.name),
-        h('span', { class: `count${warn ? ' warn' : ''}`, 'aria-label': `${members.length} texts${warn ? ', too few to train' : ''}` }, String(members.length)),
-        h('span', { class: 'spacer' }),
-        h('button', { type: 'button', class: 'secondary small', onclick: () => actions.rename(cls), 'aria-label': `Rename ${cls.name}` }, 'Rename'),
-        h('button', { type: 'button', class: 'danger-outline small', onclick: () => actions.remove(cls, members.length), 'aria-label': `Delete class ${cls.name}` }, 'Delete')),
+    return classCard(cls, members.length, 'text', actions, null,
       filter ? h('p', { class: 'muted' }, `${plural(matching.length, 'text')} of ${members.length} match.`) : null,
       shown.length
         ? h('ul', { class: 'text-list', 'aria-label': `Texts of ${cls.name}` }, shown.map((s) => textItem(s, state, actions)))
@@ -280,22 +258,9 @@ function textItem(sample, state, actions) {
     h('input', { type: 'checkbox', checked: state.selected.has(sample.contentId), 'aria-label': `Select “${short}”`,
       onchange: (event) => {
         if (event.target.checked) state.selected.add(sample.contentId); else state.selected.delete(sample.contentId);
-        fillSelection(document.querySelector('.selection-bar'), state, actions);
+        fillSelection(document.querySelector('.selection-bar'), state, actions, 'text');
       } }),
     h('span', { class: 'text' }, sample.text),
     sample.source === 'correction' ? h('span', { class: 'badge', title: 'A corrected prediction: always trained on' }, 'correction') : null,
     h('button', { type: 'button', class: 'secondary small', 'aria-label': `Edit “${short}”`, onclick: () => actions.edit(sample) }, 'Edit'));
-}
-
-function fillSelection(bar, state, actions) {
-  const n = state.selected.size;
-  bar.hidden = n === 0;
-  if (!n) { bar.replaceChildren(); return; }
-  const move = h('select', { 'aria-label': 'Move selected texts to class', id: 'move-class' },
-    state.classes.map((c) => h('option', { value: c.id }, c.name)));
-  bar.replaceChildren(
-    h('strong', {}, `${plural(n, 'text')} selected`),
-    h('span', { class: 'row' }, move, h('button', { type: 'button', class: 'secondary small', onclick: () => actions.moveSelected(move.value) }, 'Move')),
-    h('button', { type: 'button', class: 'danger small', onclick: actions.deleteSelected }, 'Delete'),
-    h('button', { type: 'button', class: 'link', onclick: () => { state.selected.clear(); actions.refresh(); } }, 'Clear selection'));
 }
