@@ -99,6 +99,21 @@ export function correctionForm(classes, top, noun, correct) {
         'Add to dataset')));
 }
 
+/**
+ * A prediction's result: `bars` (the top classes) and `correction` (the "Wrong?" form, hidden until the
+ * first prediction); show(top) fills both. `noun` and correct(classId, retrain) as correctionForm's.
+ */
+export function predictionResult(classes, noun, correct) {
+  const bars = h('ol', { class: 'bars', id: 'prediction', 'aria-label': 'Predicted classes, most likely first' });
+  const correction = h('div', { class: 'correction', id: 'correction', hidden: true });
+  const show = (top) => {
+    probabilityBars(bars, top);
+    correction.replaceChildren(correctionForm(classes, top, noun, correct));
+    correction.hidden = false;
+  };
+  return { bars, correction, show };
+}
+
 /** Ask for a line of text (rename). Resolves the text, or null when cancelled. */
 export function promptDialog(title, label, value = '') {
   const input = h('input', { type: 'text', value, required: true, maxlength: 100 });

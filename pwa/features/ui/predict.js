@@ -9,7 +9,7 @@ import * as liveStream from './predict_stream.js';
 import * as predictText from './predict_text.js';
 import { createDrawing } from './draw.js';
 import { createWebcam } from './webcam.js';
-import { append, correctionForm, filePicker, h, panelToggle, probabilityBars, projectUrl, showError, toast } from './dom.js';
+import { append, filePicker, h, panelToggle, predictionResult, projectUrl, showError, toast } from './dom.js';
 import { artifactsChangedNotice, retrainThen, trainingRun } from './train.js';
 
 /** The mode the address asks for: 'one', 'many' (#/p/<id>/predict/many) or 'stream' (…/predict/stream). */
@@ -47,8 +47,6 @@ export async function render(view, { project }) {
   let current = null; // {blob, name, url}
   let live = false;
   const preview = h('img', { class: 'preview', alt: '', hidden: true });
-  const resultList = h('ol', { class: 'bars', id: 'prediction', 'aria-label': 'Predicted classes, most likely first' });
-  const correction = h('div', { class: 'correction', id: 'correction', hidden: true });
   const retrainStatus = h('p', { id: 'retrain-status', role: 'status', 'aria-live': 'polite' });
   const topK = Math.min(5, status.model.classes.length);
 
@@ -60,17 +58,11 @@ export async function render(view, { project }) {
       preview.src = current.url;
       preview.alt = `The image predicted: ${name}`;
       preview.hidden = false;
-      probabilityBars(resultList, top);
-      fillCorrection(top);
+      result.show(top);
       view.dataset.predicted = top[0].name;
     } catch (error) {
       showError(error, 'Prediction failed: ');
     }
-  };
-
-  const fillCorrection = (top) => {
-    correction.replaceChildren(correctionForm(status.model.classes, top, 'image', correct));
-    correction.hidden = false;
   };
 
   const correct = async (classId, retrain) => {
@@ -82,6 +74,7 @@ export async function render(view, { project }) {
     toast(moved ? `This image was already in the dataset; it is now in "${className}".` : `Added to "${className}".`);
     if (retrain) runRetrain();
   };
+  const result = predictionResult(status.model.classes, 'image', correct);
 
   const runRetrain = () => retrainThen(project, status, retrainStatus, view, async () => {
     if (current) await predictBlob(current.blob, current.name);
@@ -138,7 +131,7 @@ export async function render(view, { project }) {
         panels.camera, panels.draw),
       h('section', { class: 'card result', 'aria-labelledby': 'result-title' },
         h('h2', { id: 'result-title' }, 'Prediction'), preview,
-        resultList, correction, retrainStatus)));
+        result.bars, result.correction, retrainStatus)));
   if (trainingRun(project.id)?.status === 'running') retrainStatus.textContent = 'A training run is in progress; predictions use the previous model until it finishes.';
   return () => {
     live = false;

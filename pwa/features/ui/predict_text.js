@@ -2,7 +2,7 @@
 // the text into the right class as a correction (always trained on) and can retrain at once, then
 // predicts the same text again.
 import * as tejas from '../../tejas.js';
-import { append, correctionForm, h, probabilityBars, projectUrl, showError, toast } from './dom.js';
+import { append, h, predictionResult, projectUrl, showError, toast } from './dom.js';
 import { retrainThen, trainingRun } from './train.js';
 
 export async function render(view, { project, status }) {
@@ -11,9 +11,7 @@ export async function render(view, { project, status }) {
   const topK = Math.min(5, model.classes.length);
   const input = h('textarea', { id: 'predict-text', rows: 5, maxlength: 5000, class: 'text-input', required: true,
     placeholder: 'e.g. Congratulations! You have won a prize. Call now to claim it.', 'aria-describedby': 'predict-text-hint' });
-  const resultList = h('ol', { class: 'bars', id: 'prediction', 'aria-label': 'Predicted classes, most likely first' });
   const predictedText = h('blockquote', { class: 'predicted-text', id: 'predicted-text', hidden: true });
-  const correction = h('div', { class: 'correction', id: 'correction', hidden: true });
   const retrainStatus = h('p', { id: 'retrain-status', role: 'status', 'aria-live': 'polite' });
 
   const predict = async (text) => {
@@ -22,17 +20,11 @@ export async function render(view, { project, status }) {
       current = text;
       predictedText.textContent = text;
       predictedText.hidden = false;
-      probabilityBars(resultList, top);
-      fillCorrection(top);
+      result.show(top);
       view.dataset.predicted = top[0].name;
     } catch (error) {
       showError(error, 'Prediction failed: ');
     }
-  };
-
-  const fillCorrection = (top) => {
-    correction.replaceChildren(correctionForm(model.classes, top, 'text', correct));
-    correction.hidden = false;
   };
 
   const correct = async (classId, retrain) => {
@@ -41,6 +33,7 @@ export async function render(view, { project, status }) {
     toast(moved ? `This text was already in the dataset; it is now in "${className}".` : `Added to "${className}".`);
     if (retrain) retrainThen(project, status, retrainStatus, view, () => predict(current));
   };
+  const result = predictionResult(model.classes, 'text', correct);
 
   const form = h('form', { class: 'stack', onsubmit: (event) => {
     event.preventDefault();
@@ -60,7 +53,7 @@ export async function render(view, { project, status }) {
     h('div', { class: 'predict-layout' },
       h('section', { class: 'card', 'aria-labelledby': 'source-title' }, h('h2', { id: 'source-title' }, 'Text'), form),
       h('section', { class: 'card result', 'aria-labelledby': 'result-title' },
-        h('h2', { id: 'result-title' }, 'Prediction'), predictedText, resultList, correction, retrainStatus)));
+        h('h2', { id: 'result-title' }, 'Prediction'), predictedText, result.bars, result.correction, retrainStatus)));
   if (trainingRun(project.id)?.status === 'running') retrainStatus.textContent = 'A training run is in progress; predictions use the previous model until it finishes.';
   return null;
 }
