@@ -186,6 +186,16 @@ def test_text_data_screen_import_type_edit_relabel_delete_and_csv(text_ui, tmp_p
     page.wait_for_selector("#csv-result:has-text('Imported 0 texts')")
     assert "already in this project" in page.text_content("#csv-import-skipped")
 
+    # a file that is not text: refused with the core's sentence, which names the file once
+    png = tmp_path / "photo.csv"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    page.set_input_files("#import-csv", str(png))
+    toast = page.locator(".toast", has_text="is not a text file")
+    toast.wait_for()
+    assert toast.inner_text().startswith("photo.csv is not a text file: it is a PNG image"), toast.inner_text()
+    assert page.locator("#csv-preview").is_hidden()
+    toast.get_by_role("button", name="Dismiss").click()  # an error stays until dismissed
+
     # typed texts, one per line, into the class chosen
     page.select_option("#text-class", label="spam")
     page.fill("#text-input", "Free ringtones: text GO to 80888\n\nTxt STOP to end your £5/week subscription now")

@@ -66,6 +66,7 @@ export const artifactsRecord = ({ manifest, id }) => ({
 
 const WEIGHTS = {
   imagenet: 'ImageNet weights', none: 'random weights', file: 'weights from a file', pretrained: 'pretrained weights',
+  'fine-tuned': 'fine-tuned weights',
 };
 const describeArtifacts = (a) => [a.architecture, WEIGHTS[a.weights] ?? a.weights, a.inputSize?.join('×').concat(' px')]
   .filter(Boolean).join(', ');

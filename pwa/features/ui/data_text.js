@@ -4,6 +4,7 @@
 // its texts with edit, and selected texts move to another class or are deleted (with undo).
 import * as tejas from '../../tejas.js';
 import { classActions, classCard, classForm, fillSelection, fillTarget, fillWarnings, targetSelect } from './data.js';
+import { isBlankText } from '../text/blank.js';
 import { preparingStatus } from './preparing.js';
 import {
   append, busy, download, field, filePicker, fileStem, h, plural, projectUrl, showError, textDialog, toast,
@@ -79,7 +80,7 @@ export async function render(view, { project }) {
   const previewCsv = async (file) => {
     let read;
     try {
-      read = await tejas.readTextCsv(file);
+      read = await tejas.readTextCsv(file, { artifacts: await tejas.projectArtifacts(project.id) });
     } catch (error) {
       preview.hidden = true;
       showError(error, `${file.name}: `);
@@ -123,7 +124,7 @@ export async function render(view, { project }) {
   }));
   const typedForm = h('form', { class: 'stack', onsubmit: async (event) => {
     event.preventDefault();
-    const lines = typed.value.split(/\r\n|\r|\n/).filter((line) => line.trim());
+    const lines = typed.value.split(/\r\n|\r|\n/).filter((line) => !isBlankText(line));
     if (!target.value) { showError('Add a class first: texts go into a class.'); return; }
     if (!lines.length) { showError('Type at least one text (one per line).'); return; }
     try {

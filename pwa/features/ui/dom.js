@@ -52,8 +52,15 @@ export function toast(message, { kind = 'info', action = null, seconds = 6 } = {
   return item;
 }
 
-/** Show an error the user can act on (the message of an Error, or a string). */
-export const showError = (error, prefix = '') => toast(`${prefix}${error?.message ?? error}`, { kind: 'error' });
+/**
+ * Show an error the user can act on (the message of an Error, or a string). `prefix` (e.g. "photo.zip: ")
+ * is left out when the message already begins with that name, as the core's file messages do.
+ */
+export function showError(error, prefix = '') {
+  const message = String(error?.message ?? error);
+  const named = prefix && message.startsWith(prefix.replace(/:\s*$/, ''));
+  toast(named ? message : `${prefix}${message}`, { kind: 'error' });
+}
 
 /** Ask before something that cannot be undone. Resolves true when confirmed. */
 export function confirmDialog(title, text, { confirm = 'Delete', danger = true } = {}) {

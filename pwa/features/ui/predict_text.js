@@ -2,6 +2,7 @@
 // the text into the right class as a correction (always trained on) and can retrain at once, then
 // predicts the same text again.
 import * as tejas from '../../tejas.js';
+import { isBlankText } from '../text/blank.js';
 import { append, h, predictionResult, projectUrl, showError, toast } from './dom.js';
 import { retrainThen, trainingRun } from './train.js';
 
@@ -37,7 +38,7 @@ export async function render(view, { project, status }) {
 
   const form = h('form', { class: 'stack', onsubmit: (event) => {
     event.preventDefault();
-    if (!input.value.trim()) { showError('Type or paste a text to classify.'); return; }
+    if (isBlankText(input.value)) { showError('Type or paste a text to classify.'); return; }
     predict(input.value);
   } },
   h('label', { for: 'predict-text' }, 'Text to classify'), input,
