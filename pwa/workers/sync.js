@@ -1,13 +1,16 @@
 // Sync worker: runs sync (features/sync/service.js) off the page — about 2 s after a change (db.js
 // announces committed writes on a BroadcastChannel), every minute, when the network comes back and
 // on "Sync now". One run at a time across tabs (a Web Lock); a failed run keeps everything queued and
-// is retried by the next trigger. Its status goes to every tab on SYNC_STATUS_CHANNEL.
+// is retried a few seconds later, then less often. Its status goes to every tab on SYNC_STATUS_CHANNEL.
 import { CHANGES_CHANNEL } from '../db.js';
 import { MESSAGE, SYNC_STATUS_CHANNEL, serveRequests } from '../protocol.js';
 import * as service from '../features/sync/service.js';
 
 const AFTER_CHANGE_MS = 2000;
 const EVERY_MS = 60_000;
+// after failed runs in a row (then every minute): the network that just came back often is not usable
+// yet (the browser says online before its first request gets through), and a server restarts
+const RETRY_MS = [2000, 10_000, 30_000];
 const LOCK = 'tejas-sync';
 
 let online = self.navigator.onLine;
@@ -15,6 +18,7 @@ let timer = null;
 let running = null;
 let again = false;
 let progress = null;
+let failures = 0;
 const statusChannel = new BroadcastChannel(SYNC_STATUS_CHANNEL);
 
 async function currentStatus() {
@@ -41,6 +45,11 @@ function runSync() {
           onProgress: (p) => { progress = p; announce(); },
         }));
       } while (again);
+      failures = 0;
+    } catch (error) {
+      failures += 1;
+      if (failures <= RETRY_MS.length && !timer) schedule(RETRY_MS[failures - 1]);  // a sooner one stays
+      throw error;
     } finally {
       running = null;
       progress = null;
@@ -55,6 +64,7 @@ function runSync() {
 function schedule(ms) {
   clearTimeout(timer);
   timer = setTimeout(() => {
+    timer = null;
     if (online) runSync().catch(() => {});
   }, ms);
 }
@@ -66,7 +76,7 @@ new BroadcastChannel(CHANGES_CHANNEL).onmessage = () => {
 setInterval(() => {
   if (online && !running) runSync().catch(() => {});
 }, EVERY_MS);
-self.addEventListener('online', () => { online = true; schedule(0); });
+self.addEventListener('online', () => { online = true; failures = 0; schedule(0); });
 self.addEventListener('offline', () => { online = false; announce(); });
 schedule(1000);
 
@@ -107,7 +117,10 @@ serveRequests(self, {
   [MESSAGE.SET_ONLINE]({ online: now }) {
     const cameBack = now && !online;
     online = now;
-    if (cameBack) schedule(0);
+    if (cameBack) {
+      failures = 0;  // what failed offline says nothing about the network that is back
+      schedule(0);
+    }
     announce();
     return online;
   },

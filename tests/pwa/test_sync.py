@@ -387,27 +387,81 @@ def test_sync_screen_and_what_about_says(new_device, sync_server):
     assert axe_violations(page) == []
 
     switch.click()
-    page.wait_for_selector(f".sync-project[data-project-id='{project_id}'] input.switch:checked")
-    row = page.locator(f".sync-project[data-project-id='{project_id}']")
+    row_selector = f".sync-project[data-project-id='{project_id}']"
+    page.wait_for_selector(f"{row_selector} input.switch:checked")
+    row = page.locator(row_selector)
+    # switching on syncs at once; "Sync now" syncs again (a later lastSync) and the screen says all is sent
+    page.wait_for_selector("#sync-status[data-state=synced]", timeout=30_000)
+    page.evaluate(
+        """async () => {
+          const t = await import('/tejas.js');
+          const before = (await t.syncStatus()).lastSync;
+          window.syncedAgain = false;
+          t.onSyncStatus((s) => { if (!s.running && s.lastSync > before) window.syncedAgain = true; });
+        }"""
+    )
     page.get_by_role("button", name="Sync now").click()
-    page.wait_for_selector(f".sync-project[data-project-id='{project_id}'][data-state=synced]", timeout=30_000)
+    # (wait_for_function does not await a promise: its predicate must be synchronous)
+    page.wait_for_function("() => window.syncedAgain", timeout=30_000)
+    page.wait_for_selector("#sync-status[data-state=synced]")
+    page.wait_for_selector(f"{row_selector}[data-state=synced]")
     assert "Synced." in row.inner_text()
     assert "The server deletes this project's copy on" in row.locator(".retention").inner_text()
     assert page.get_by_role("switch", name="Sync this project (Birds)").is_checked()
 
-    # offline: a change waits, and the screen says how many
-    page.context.set_offline(True)
+    # the server down: the run that follows a change fails, the row says so with a Retry, and a failed
+    # run is retried by itself (not only a minute later)
+    page.evaluate(
+        """async () => {
+          window.failures = new Set();
+          (await import('/tejas.js')).onSyncStatus((s) => { if (s.failedAt) window.failures.add(s.failedAt); });
+        }"""
+    )
+    sync_server.kill()
     page.evaluate("async (id) => (await import('/tejas.js')).addClass(id, 'crow')", project_id)
-    page.wait_for_selector(f".sync-project[data-project-id='{project_id}'][data-state=waiting]")
-    assert "1 change waiting." in row.inner_text()
+    page.wait_for_selector(f"{row_selector}[data-state=error]", timeout=30_000)
+    assert "1 change waiting. Last error: Cannot reach the sync server" in row.inner_text()
+    assert row.get_by_role("button", name="Retry").is_visible()
+    page.wait_for_function("() => window.failures.size >= 2", timeout=30_000)
+    # offline: changes wait, and the row shows no error to retry (as when the network drops during a run)
+    page.context.set_offline(True)
+    page.wait_for_selector(f"{row_selector}[data-state=waiting]")
     page.wait_for_selector("#sync-status[data-state=offline]")
-    assert "1 change waiting" in page.inner_text("#sync-status")
-    # back online, sync runs by itself: when the network returns, and again shortly after a change
+    assert "1 change waiting." in row.inner_text() and row.get_by_role("button", name="Retry").count() == 0
+    page.evaluate("async (id) => (await import('/tejas.js')).addClass(id, 'jay')", project_id)
+    page.wait_for_function(
+        "(selector) => document.querySelector(selector).textContent.includes('2 changes waiting.')", arg=row_selector
+    )
+    assert row.get_attribute("data-state") == "waiting"
+    assert "2 changes waiting; they are sent when the network is back" in page.inner_text("#sync-status")
+    # back online (the server too), sync runs by itself and sends both
+    sync_server.restart()
     page.context.set_offline(False)
-    page.wait_for_selector(f".sync-project[data-project-id='{project_id}'][data-state=synced]", timeout=30_000)
+    page.wait_for_selector(f"{row_selector}[data-state=synced]", timeout=30_000)
+    assert page.evaluate("(id) => pendingOf(id)", project_id) == 0
+    assert {c["name"] for c in server_state(sync_server.url, "ui@example.org")[project_id]["classes"]} == {
+        "robin",
+        "crow",
+        "jay",
+    }
+
+    # online, sync runs by itself shortly after a change: the row says the change waits, then that all is
+    # synced. "Waiting" lasts only until that run: every state the row takes is recorded, so none is missed.
+    page.evaluate(
+        """(selector) => {
+          window.rowStates = [document.querySelector(selector).dataset.state];
+          new MutationObserver(() => {
+            const state = document.querySelector(selector)?.dataset.state;
+            if (state && state !== window.rowStates.at(-1)) window.rowStates.push(state);
+          }).observe(document.querySelector('.sync-projects'), { subtree: true, childList: true, attributes: true });
+        }""",
+        row_selector,
+    )
     page.evaluate("async (id) => (await import('/tejas.js')).renameProject(id, 'Garden birds')", project_id)
-    page.wait_for_selector(f".sync-project[data-project-id='{project_id}'][data-state=waiting]")
-    page.wait_for_selector(f".sync-project[data-project-id='{project_id}'][data-state=synced]", timeout=30_000)
+    page.wait_for_function(
+        "() => { const s = window.rowStates; const i = s.indexOf('waiting'); return i >= 0 && s.at(-1) === 'synced'; }",
+        timeout=30_000,
+    )
     assert server_state(sync_server.url, "ui@example.org")[project_id]["name"] == "Garden birds"
 
     page.get_by_role("button", name="Sign out").click()

@@ -28,10 +28,12 @@ export async function pendingRecords(synced) {
   return groupEntries(entries.filter((e) => synced.has(e.projectId)));
 }
 
-/** {projectId: number of records waiting} for the projects in `synced`. */
-export async function pendingCounts(synced) {
+/** {projectId: number of records waiting} for the projects in `synced`, from the change log's `entries`. */
+export function pendingCounts(entries, synced) {
   const counts = {};
-  for (const group of await pendingRecords(synced)) counts[group.projectId] = (counts[group.projectId] ?? 0) + 1;
+  for (const group of groupEntries(entries.filter((e) => synced.has(e.projectId)))) {
+    counts[group.projectId] = (counts[group.projectId] ?? 0) + 1;
+  }
   return counts;
 }
 

@@ -86,17 +86,29 @@ export async function syncOnce({ onProgress } = {}) {
   return status();
 }
 
+let statusSeq = 0;
+/** Which worker numbered a status: every tab runs its own sync worker, and all of them announce. */
+const STATUS_SOURCE = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+
 /**
- * {server, signedIn, email, retentionDays, lastSync, lastError, projects: [{id, name, on, pending,
- * expires, notice, error}]}: what the Sync screen shows, read from this device. `notice`: why sync
- * was switched off by the server's side; `error`: a record the server refused.
+ * {server, signedIn, email, retentionDays, lastSync, lastError, failedAt, projects: [{id, name, on,
+ * pending, expires, notice, error}], source, seq}: what the Sync screen shows, read from this device.
+ * `notice`: why sync was switched off by the server's side; `error`: a record the server refused.
+ * `seq` grows with every call in this worker, and everything is read in one transaction opened in that
+ * order, so of two statuses from one `source` the higher `seq` never shows an older state (the screen
+ * drops the other: a status computed before a change can arrive after one computed after it).
  */
 export async function status() {
-  const { account, status: last, retention } = await readMeta('account', 'status', 'retention');
-  const [projects, settings] = await Promise.all([
-    transaction(['projects'], 'readonly', ({ projects: store }) => getAll(store)), projectSettings()]);
+  const seq = ++statusSeq;  // before the transaction below is opened: calls open theirs in this order
+  const read = await transaction(['meta', 'projects', 'changes'], 'readonly', async ({ meta, projects, changes }) => {
+    const [account, last, retention, settings, all, entries] = await Promise.all([
+      getMeta(meta, 'account'), getMeta(meta, 'status'), getMeta(meta, 'retention'), projectSettings(meta),
+      getAll(projects), getAll(changes)]);
+    return { account, last, retention, settings, all, entries };
+  });
+  const { account, last, retention, settings } = read;
   const synced = new Set(Object.keys(settings).filter((id) => settings[id].on));
-  const pending = await pendingCounts(synced);
+  const pending = pendingCounts(read.entries, synced);
   return {
     server: account?.server ?? null,
     signedIn: Boolean(account?.token),
@@ -104,10 +116,13 @@ export async function status() {
     retentionDays: account?.retentionDays ?? DEFAULT_RETENTION_DAYS,
     lastSync: last?.lastSync ?? null,
     lastError: last?.lastError ?? null,
-    projects: projects.sort((a, b) => a.name.localeCompare(b.name)).map((p) => ({
+    failedAt: last?.lastError ? last.failedAt ?? null : null,
+    projects: read.all.sort((a, b) => a.name.localeCompare(b.name)).map((p) => ({
       id: p.id, name: p.name, on: Boolean(settings[p.id]?.on), pending: pending[p.id] ?? 0,
       expires: retention?.projects?.[p.id]?.expires ?? null, notice: settings[p.id]?.notice ?? null,
       error: settings[p.id]?.error ?? null,
     })),
+    source: STATUS_SOURCE,
+    seq,
   };
 }

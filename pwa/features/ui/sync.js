@@ -18,9 +18,14 @@ export async function render(view) {
     ' says exactly what is sent and how long the server keeps it.'),
     account, overall,
     h('section', { class: 'card', 'aria-labelledby': 'projects-title' }, h('h2', { id: 'projects-title' }, 'Projects'), list));
-  let status = await tejas.syncStatus();
+  let status = null;
   let accountShown = null;
+  const newest = new Map();  // status source (a tab's sync worker) → the highest seq shown
   const show = (next) => {
+    // replies and announcements travel apart: one computed before a change can arrive after one
+    // computed after it, and must not put the older state back on screen
+    if (next.seq <= (newest.get(next.source) ?? 0)) return;
+    newest.set(next.source, next.seq);
     status = next;
     view.dataset.signedIn = String(status.signedIn);
     // the account form is rebuilt only when signing in or out, so typing is never interrupted
@@ -33,8 +38,14 @@ export async function render(view) {
       ? status.projects.map((p) => projectRow(p, status, show))
       : [h('li', { class: 'empty' }, 'No projects on this device yet.')]));
   };
-  show(status);
-  return tejas.onSyncStatus(show);
+  const stop = tejas.onSyncStatus(show);  // before the first read, so no announcement falls in between
+  try {
+    show(await tejas.syncStatus());
+  } catch (error) {
+    stop();
+    throw error;
+  }
+  return stop;
 }
 
 function signInForm(status, show) {
@@ -146,7 +157,8 @@ function projectRow(project, status, show) {
   let text = status.signedIn ? 'Stays on this device.' : 'Sign in to sync it.';
   let retry = null;
   if (project.on) {
-    if (project.pending && status.lastError && status.signedIn) {
+    // offline, a failed run (one the network dropped, too) is no error to retry: the changes wait
+    if (project.pending && status.lastError && status.signedIn && status.online) {
       state = 'error';
       text = `${plural(project.pending, 'change')} waiting. Last error: ${status.lastError}`;
       retry = h('button', { type: 'button', class: 'secondary small', onclick: (e) => syncNow(e.target, show) }, 'Retry');
