@@ -1,12 +1,11 @@
-"""What the server accepts as a text sample's bytes (docs/sync.md): UTF-8, not blank, no NUL, at most
-MAX_TEXT_CHARACTERS characters (Unicode code points, so no text the app accepts is refused here). Blank is
-the rule the app and the core apply (tejas.rules.is_blank_text, from rules.json), refused in their words."""
+"""What the server accepts as a text sample's bytes (docs/sync.md): UTF-8, then the rules the app and the
+core apply (tejas.rules.text_problem, from rules.json: no NUL, not blank, at most MAX_TEXT_CHARACTERS
+Unicode code points), refused in their words."""
 
 from __future__ import annotations
 
-from tejas.rules import BLANK_TEXT, is_blank_text
+from tejas.rules import BLANK_TEXT, MAX_TEXT_CHARACTERS, text_problem
 
-MAX_TEXT_CHARACTERS = 5000
 MAX_TEXT_BYTES = 4 * MAX_TEXT_CHARACTERS  # a code point takes at most 4 bytes in UTF-8
 
 
@@ -19,15 +18,12 @@ def check_text(data: bytes) -> str:
     if not data:
         raise TextError(BLANK_TEXT)
     if len(data) > MAX_TEXT_BYTES:
-        raise TextError(f"{len(data)} bytes is more than {MAX_TEXT_CHARACTERS:,} characters can take")
+        raise TextError(f"{len(data):,} bytes is more than {MAX_TEXT_CHARACTERS:,} characters can take")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise TextError(f"not UTF-8 (byte {exc.start} is {data[exc.start]:#04x})") from None
-    if "\x00" in text:
-        raise TextError(f"it holds a NUL character (at character {text.index(chr(0))})")
-    if is_blank_text(text):
-        raise TextError(BLANK_TEXT)
-    if len(text) > MAX_TEXT_CHARACTERS:
-        raise TextError(f"{len(text):,} characters; at most {MAX_TEXT_CHARACTERS:,}")
+    problem = text_problem(text)
+    if problem:
+        raise TextError(problem)
     return text

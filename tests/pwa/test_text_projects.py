@@ -102,7 +102,7 @@ def test_add_texts_dedupes_and_refuses_with_reasons(text_app):
           const image = await t.createProject('Pictures');
           const [ham, spam] = [await t.addClass(project.id, 'ham'), await t.addClass(project.id, 'spam')];
           const first = await t.addTexts(project.id, ham.id, ['hello there', 'see you at 5', 'hello there', '   \\n ',
-            'x'.repeat(5001), 'nul\\u0000inside', 'x'.repeat(5000), 'Café ☕ 東京']);
+            'x'.repeat(5001), 'nul\\u0000inside', 'x'.repeat(5000), 'Café ☕ 東京', '😀'.repeat(5001), '😀'.repeat(5000)]);
           const again = await t.addTexts(project.id, spam.id, ['see you at 5', 'WIN a prize now'], { source: 'csv' });
           const listed = await t.listTexts(project.id);
           const sample = first.added[0];
@@ -123,7 +123,7 @@ def test_add_texts_dedupes_and_refuses_with_reasons(text_app):
     )
     assert out["kind"] == "text" and out["imageKind"] == "image"
     added = out["first"]["added"]
-    assert [a["name"] for a in added] == ["hello there", "see you at 5", "x" * 59 + "…", "Café ☕ 東京"]
+    assert [a["name"] for a in added] == ["hello there", "see you at 5", "x" * 59 + "…", "Café ☕ 東京", "😀" * 59 + "…"]
     assert added[0]["contentId"] == out["digest"] and out["text"] == "hello there"
     assert added[0]["format"] == "text" and added[0]["size"] == len(b"hello there") and added[0]["source"] == "typed"
     reasons = {s["name"]: s["reason"] for s in out["first"]["skipped"]}
@@ -132,11 +132,12 @@ def test_add_texts_dedupes_and_refuses_with_reasons(text_app):
         "text 4": "empty (nothing but spaces)",
         "text 5": "too long (5,001 characters; at most 5,000)",
         "text 6": "contains a NUL character (binary data, not text)",
+        "text 9": "too long (5,001 characters; at most 5,000)",  # code points, as the core and the server count
     }
     assert [s["reason"] for s in out["again"]["skipped"]] == ['already in this project (class "ham")']
     assert out["again"]["added"][0]["source"] == "csv"
     assert sorted(s["text"] for s in out["listed"]) == sorted(
-        ["hello there", "see you at 5", "x" * 5000, "Café ☕ 東京", "WIN a prize now"]
+        ["hello there", "see you at 5", "x" * 5000, "Café ☕ 東京", "😀" * 5000, "WIN a prize now"]
     )
     errors = out["errors"]
     assert errors["imageProject"] == 'Project "Pictures" holds images, not texts.'
@@ -144,7 +145,7 @@ def test_add_texts_dedupes_and_refuses_with_reasons(text_app):
     assert errors["trainLastBlock"].startswith("Text projects train the classifier only")
     assert errors["trainTooFew"] == 'Class "spam" has 1 text; add at least 2 to train.'
     assert "use predictText() for texts" in errors["predictImage"]
-    stored = ["hello there", "see you at 5", "x" * 5000, "Café ☕ 東京", "WIN a prize now"]
+    stored = ["hello there", "see you at 5", "x" * 5000, "Café ☕ 東京", "😀" * 5000, "WIN a prize now"]
     assert out["storage"]["images"] == sum(len(t.encode()) for t in stored)
 
 

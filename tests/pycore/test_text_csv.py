@@ -163,7 +163,7 @@ def test_a_50_mb_field_is_over_the_size_limit_and_a_long_field_below_it_a_skippe
     data = b'text,label\nshort,ham\n"' + b"y" * 2_000_000 + b'",spam\nlast,ham\n'
     table = read_text_csv(data, "long.csv")
     assert pairs(table) == [("short", "ham"), ("last", "ham")]
-    assert table.skipped == [{"row": 3, "reason": "the text is 2,000,000 characters long (at most 5,000)"}]
+    assert table.skipped == [{"row": 3, "reason": "too long (2,000,000 characters; at most 5,000)"}]
     assert read_text_csv(b"x" * 5000 + b",a\n", "edge.csv").rows[0]["text"] == "x" * 5000
 
 
@@ -275,7 +275,7 @@ def test_bad_rows_are_skipped_with_their_line_and_reason():
         {"row": 4, "reason": "empty (nothing but spaces)"},
         {"row": 7, "reason": "3 fields, expected 2"},
         {"row": 8, "reason": "1 field, expected 2"},
-        {"row": 9, "reason": "the text contains a NUL character"},
+        {"row": 9, "reason": "contains a NUL character (binary data, not text)"},
         {"row": 10, "reason": "class name 'con' is reserved on Windows"},
         {"row": 11, "reason": "class name 'spam.' ends with a space or dot"},
         {"row": 12, "reason": "class name is longer than 100 characters"},
@@ -436,8 +436,8 @@ def test_lines_layout_skips_what_cannot_be_a_text():
     table = read_text_csv(data.encode("utf-16"), "spam.txt", layout="lines")
     assert [(r["text"], r["row"]) for r in table.rows] == [("first", 1), ("last, with a comma", 4)]
     assert table.skipped == [
-        {"row": 2, "reason": "the text is 5,001 characters long (at most 5,000)"},
-        {"row": 3, "reason": "the text contains a NUL character"},
+        {"row": 2, "reason": "too long (5,001 characters; at most 5,000)"},
+        {"row": 3, "reason": "contains a NUL character (binary data, not text)"},
     ]
     refused(b"\n\n", "none.txt", "none.txt is empty (only blank lines)", layout="lines")
     refused(b"\0\n", "nul.txt", "nul.txt is not a text file: 50% of its characters are control characters such "

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tejas.dataset import validate_class_name
 from tejas.metrics import classification_report
-from tejas.rules import BLANK_TEXT, RULES, code_points, is_blank_text
+from tejas.rules import BLANK_TEXT, RULES, code_points, is_blank_text, text_problem
 from tejas.splits import stratified_split
 
 from ..conftest import ROOT
@@ -136,6 +136,17 @@ texts = st.one_of(
 @example(text="\ud800")
 def test_blank_text_rule_agrees(js, text):
     assert js("blankText", text) == {"value": BLANK_TEXT if is_blank_text(text) else None}
+
+
+@CASES
+@given(text=texts)
+@example(text="😀" * 5000)  # 10,000 UTF-16 units, 5,000 code points: within the limit on both sides
+@example(text="😀" * 5001)
+@example(text="x" * 5001)
+@example(text="a\x00b")
+@example(text="\x00")
+def test_text_sample_rules_agree(js, text):
+    assert js("textProblem", text) == {"value": text_problem(text)}
 
 
 def test_every_blank_character_is_blank_on_both_sides(js):

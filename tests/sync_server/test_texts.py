@@ -33,6 +33,13 @@ def test_every_blank_character_alone_and_all_together_is_refused_in_the_apps_wor
     assert refusal("".join(BLANK[:1000]).encode()) == BLANK_TEXT
 
 
+def test_length_is_counted_in_code_points_and_nul_refused_in_the_apps_words():
+    assert check_text(("😀" * 5000).encode()) == "😀" * 5000  # 20,000 bytes, 10,000 UTF-16 units
+    assert refusal(("😀" * 5001).encode()).startswith("20,004 bytes is more than")  # over what 5,000 can take
+    assert refusal(("é" * 5001).encode()) == "too long (5,001 characters; at most 5,000)"
+    assert refusal(b"a\x00b") == "contains a NUL character (binary data, not text)"
+
+
 def test_a_text_with_something_visible_is_accepted():
     for text in ["\ufeffhello", " a ", "\u200b😀", "\u00ad\u0301x"]:
         assert check_text(text.encode()) == text

@@ -4,24 +4,18 @@
 import { changeWriter, get, put, transaction } from '../../db.js';
 import { sha256Hex } from './images.js';
 import { CORRECTION, dropIfUnused, getProject, listSamples, moveSamples, projectKind } from './projects.js';
-import { BLANK_TEXT, isBlankText } from '../text/blank.js';
+import { textProblem as textRuleProblem } from '../text/rules.js';
 
-/** At most this many characters per text (UTF-16 units, as String.length counts). */
-export const MAX_TEXT_CHARACTERS = 5000;
+export { MAX_TEXT_CHARACTERS } from '../text/rules.js';
 export const TEXT_TYPE = 'text/plain;charset=utf-8';
 
 const now = () => new Date().toISOString();
 const LOG = ['changes', 'meta'];
 
-/** Why `text` cannot be a sample, or null when it can. */
+/** Why `text` cannot be a sample, or null when it can (the rules of features/text/rules.js). */
 export function textProblem(text) {
   if (typeof text !== 'string') return `not text (${text === null ? 'null' : typeof text})`;
-  if (isBlankText(text)) return BLANK_TEXT;
-  if (text.length > MAX_TEXT_CHARACTERS) {
-    return `too long (${text.length.toLocaleString('en')} characters; at most ${MAX_TEXT_CHARACTERS.toLocaleString('en')})`;
-  }
-  if (text.includes('\0')) return 'contains a NUL character (binary data, not text)';
-  return null;
+  return textRuleProblem(text);
 }
 
 /** {contentId, bytes} of a text: the sha256 hex of its UTF-8 bytes names it. */
@@ -38,8 +32,8 @@ async function textProject(projectId) {
 
 /** A short name for a text sample: its first words. */
 const nameOf = (text) => {
-  const line = text.trim().replace(/\s+/g, ' ');
-  return line.length > 60 ? `${line.slice(0, 59)}…` : line;
+  const line = [...text.trim().replace(/\s+/g, ' ').slice(0, 240)];  // by code point: an emoji is not cut in two
+  return line.length > 60 ? `${line.slice(0, 59).join('')}…` : line.join('');
 };
 
 /**

@@ -4,7 +4,7 @@
 // its texts with edit, and selected texts move to another class or are deleted (with undo).
 import * as tejas from '../../tejas.js';
 import { classActions, classCard, classForm, fillSelection, fillTarget, fillWarnings, targetSelect } from './data.js';
-import { isBlankText } from '../text/blank.js';
+import { isBlankText } from '../text/rules.js';
 import { preparingStatus } from './preparing.js';
 import {
   append, busy, download, field, filePicker, fileStem, h, plural, projectUrl, showError, textDialog, toast,

@@ -2,7 +2,7 @@
 // the text into the right class as a correction (always trained on) and can retrain at once, then
 // predicts the same text again.
 import * as tejas from '../../tejas.js';
-import { isBlankText } from '../text/blank.js';
+import { isBlankText } from '../text/rules.js';
 import { append, h, predictionResult, projectUrl, showError, toast } from './dom.js';
 import { retrainThen, trainingRun } from './train.js';
 

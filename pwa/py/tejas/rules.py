@@ -10,6 +10,7 @@ from numbers import Integral, Real
 
 __all__ = [
     "BLANK_TEXT",
+    "MAX_TEXT_CHARACTERS",
     "RULES",
     "format_float",
     "format_number",
@@ -17,6 +18,7 @@ __all__ = [
     "is_exact_integer",
     "message",
     "quote",
+    "text_problem",
     "validate_class_name",
 ]
 
@@ -53,6 +55,7 @@ def _char_class(ranges: list[str]) -> str:
 # A character that is not blank: a text without one is blank (a regular expression, not a loop: 100,000 rows).
 _NOT_BLANK = re.compile(f"[^{_char_class(_NAMES['blank'])}]")
 BLANK_TEXT: str = RULES["text"]["messages"]["blank"]
+MAX_TEXT_CHARACTERS: int = RULES["text"]["max_characters"]
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -96,6 +99,18 @@ def message(template: str, **values) -> str:
 def is_blank_text(text: str) -> bool:
     """Whether `text` is blank (rules.json text.$blank): empty, or only White_Space and invisible characters."""
     return _NOT_BLANK.search(text) is None
+
+
+def text_problem(text: str, max_chars: int = MAX_TEXT_CHARACTERS) -> str | None:
+    """Why `text` cannot be a text sample (rules.json text: NUL, blank, too long in code points), or None."""
+    messages = RULES["text"]["messages"]
+    if "\0" in text:
+        return messages["nul"]
+    if is_blank_text(text):
+        return BLANK_TEXT
+    if len(text) > max_chars:
+        return message(messages["too_long"], count=f"{len(text):,}", max=f"{max_chars:,}")
+    return None
 
 
 def _strip_blank(text: str) -> str:

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 from .limits import DEFAULT_LIMITS
-from .rules import BLANK_TEXT, is_blank_text, quote, validate_class_name
+from .rules import MAX_TEXT_CHARACTERS, is_blank_text, quote, text_problem, validate_class_name
 
 __all__ = [
     "DEFAULT_TEXT_LIMITS",
@@ -88,7 +88,7 @@ class TextLimits:
     max_file_bytes: int = 20_000_000
     max_rows: int = 100_000
     max_classes: int = DEFAULT_LIMITS.max_classes  # the artifacts' head serves at most this many (manifest)
-    max_text_chars: int = 5_000
+    max_text_chars: int = MAX_TEXT_CHARACTERS
 
 
 DEFAULT_TEXT_LIMITS = TextLimits()
@@ -247,7 +247,7 @@ def _read_lines(text: str, name: str, limits: TextLimits, notes: list[str]):
             continue
         if len(rows) + len(skipped) >= limits.max_rows:
             raise TextCsvError(_too_many_rows(name, limits))
-        reason = _text_problem(line, limits)
+        reason = text_problem(line, limits.max_text_chars)
         if reason:
             skipped.append({"row": number, "reason": reason})
         else:
@@ -469,7 +469,7 @@ def _row_problem(cells, width, text, label, limits, reasons) -> str | None:
         return f"{len(cells)} {_plural(len(cells), 'field', 'fields')}, expected {width}"
     if "\0" in label:
         return "the label contains a NUL character"
-    problem = _text_problem(text, limits)
+    problem = text_problem(text, limits.max_text_chars)
     if problem:
         return problem
     if not label:
@@ -477,16 +477,6 @@ def _row_problem(cells, width, text, label, limits, reasons) -> str | None:
     if label not in reasons:
         reasons[label] = validate_class_name(label, DEFAULT_LIMITS.max_name_chars)
     return reasons[label]
-
-
-def _text_problem(text: str, limits: TextLimits) -> str | None:
-    if "\0" in text:
-        return "the text contains a NUL character"
-    if is_blank_text(text):
-        return BLANK_TEXT
-    if len(text) > limits.max_text_chars:
-        return f"the text is {len(text):,} characters long (at most {limits.max_text_chars:,})"
-    return None
 
 
 def _quote_left_open(tail: str, delimiter: str) -> bool:
