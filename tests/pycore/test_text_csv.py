@@ -216,6 +216,10 @@ def test_more_labels_than_the_head_serves_are_refused_with_its_limit():
     assert len(read_text_csv(data, "twenty.csv").classes) == 20  # the core's default: 100
     sixteen = "".join(f"text {i},label{i % 16}\n" for i in range(32)).encode()
     assert len(json.loads(bridge.read_text_csv(sixteen, "sixteen.csv", "csv", 16))["classes"]) == 16
+    # labels that differ only in case are one class, as the app files them: 16 classes, not 32
+    cased = sixteen + "".join(f"more text {i},LABEL{i % 16}\n" for i in range(32)).encode()
+    classes = json.loads(bridge.read_text_csv(cased, "cased.csv", "csv", 16))["classes"]
+    assert classes == {f"label{i}": 4 for i in range(16)}  # named by their first spelling
 
 
 def test_a_file_with_no_usable_row_says_why():

@@ -129,7 +129,7 @@ def read_text_csv(data: bytes, name: str, layout: str = "csv", limits: TextLimit
         raise TextCsvError(f"{name} is empty (only blank lines)")
     reader = _read_lines if layout == "lines" else _read_csv
     rows, skipped, delimiter, header = reader(text, name, limits, notes)
-    classes = dict(Counter(row["label"] for row in rows)) if layout == "csv" else {}
+    classes = _class_counts(rows) if layout == "csv" else {}
     if not rows:
         raise TextCsvError(_nothing_usable(name, skipped, header))
     repeats = len(rows) - len({row["text"] for row in rows})
@@ -288,7 +288,7 @@ def _read_csv(text: str, name: str, limits: TextLimits, notes: list[str]):
     rows, skipped, blank, guarded = _parse(
         text, delimiter, start_line, header, (width, text_col, label_col), name, limits
     )
-    distinct = len({row["label"] for row in rows})
+    distinct = len({_label_key(row["label"]) for row in rows})
     if distinct > limits.max_classes:
         raise TextCsvError(_too_many_labels(name, distinct, len(rows), label_col, limits))
     notes.append(labels_note)
@@ -458,6 +458,22 @@ def _columns(first: list[str], later: list[list[str]], width: int, name: str) ->
         else " (its values are shorter)"
     )
     return header, 1 - label_col, label_col, how
+
+
+def _label_key(label: str) -> str:
+    """Labels that differ only in case are one class (the app files "Spam" and "spam" under one)."""
+    return label.lower()
+
+
+def _class_counts(rows: list[dict]) -> dict[str, int]:
+    """Rows per class, each class named by its first spelling in the file."""
+    names: dict[str, str] = {}
+    counts: Counter = Counter()
+    for row in rows:
+        key = _label_key(row["label"])
+        names.setdefault(key, row["label"])
+        counts[key] += 1
+    return {names[key]: n for key, n in counts.items()}
 
 
 # --- rows -----------------------------------------------------------------------------------------------
