@@ -65,7 +65,8 @@ export function createTextApi({ callPython, embedTexts, headProbabilities, proje
    * The most classes a text project may have with `artifacts` (a URL or a promise of one): their
    * manifest's max_classes, as the head they train serves no more. Undefined (the core's default applies)
    * when the manifest cannot be had now, e.g. offline before the text model was first used: reading a
-   * CSV needs no model.
+   * CSV needs no model. Adding data asks the default text artifacts, never a server job's set: that
+   * would download a whole fine-tuned encoder (or fail offline) only to learn a number.
    */
   async function textClassLimit(artifacts = DEFAULT_TEXT_ARTIFACTS) {
     try {
@@ -143,7 +144,7 @@ export function createTextApi({ callPython, embedTexts, headProbabilities, proje
      */
     async addTextCsv(projectId, file) {
       await projectOfKind(projectId, 'text', 'add images with addSamples()');
-      const maxClasses = await textClassLimit(projectArtifacts(projectId));
+      const maxClasses = await textClassLimit();
       const read = await readTextCsv(file, { maxClasses });
       await checkClassCount(projectId, Object.keys(read.classes), maxClasses, fileLabel(file));
       const result = await addTextRows(projectId, read.rows, { fileName: fileLabel(file) });
@@ -159,7 +160,7 @@ export function createTextApi({ callPython, embedTexts, headProbabilities, proje
     async addTextFiles(projectId, files) {
       await projectOfKind(projectId, 'text', 'add images with addSamples()');
       const classOf = (file) => fileLabel(file).replace(/\.[^.]*$/, '');
-      const maxClasses = await textClassLimit(projectArtifacts(projectId));
+      const maxClasses = await textClassLimit();
       const named = files.length === 1 ? fileLabel(files[0]) : `${files.length} files`;
       await checkClassCount(projectId, [...files].map(classOf), maxClasses, named);
       const out = { added: 0, skipped: [], notes: [] };

@@ -18,6 +18,9 @@ export function isBlankText(text) {
 /** At most this many characters per text, counted in code points (rules.json text.max_characters). */
 export const MAX_TEXT_CHARACTERS = RULES.text.max_characters;
 
+/** A textarea's maxlength for a text sample: HTML counts UTF-16 units, two for a code point beyond U+FFFF. */
+export const MAX_TEXT_UNITS = 2 * MAX_TEXT_CHARACTERS;
+
 /** Why the string `text` cannot be a text sample, or null: in the words of the core's tejas.rules.text_problem. */
 export function textProblem(text) {
   if (text.includes('\0')) return RULES.text.messages.nul;

@@ -80,7 +80,7 @@ export async function render(view, { project }) {
   const previewCsv = async (file) => {
     let read;
     try {
-      read = await tejas.readTextCsv(file, { artifacts: await tejas.projectArtifacts(project.id) });
+      read = await tejas.readTextCsv(file);
     } catch (error) {
       preview.hidden = true;
       showError(error, `${file.name}: `);

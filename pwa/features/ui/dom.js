@@ -1,6 +1,7 @@
 // Small DOM helpers every screen shares: element building, toasts, a confirm dialog, thumbnails,
 // number formats and file downloads.
 import { getThumbnail } from '../dataset/projects.js';
+import { MAX_TEXT_UNITS } from '../text/rules.js';
 
 const PROPERTIES = new Set(['value', 'checked', 'disabled', 'hidden', 'textContent', 'htmlFor', 'open', 'multiple', 'selected']);
 
@@ -218,7 +219,7 @@ export function panelToggle(label, panel, { onClose = null } = {}) {
 
 /** Ask for a longer text (editing a text sample). Resolves the text, or null when cancelled. */
 export function textDialog(title, label, value = '') {
-  const input = h('textarea', { rows: 6, required: true, maxlength: 5000, class: 'text-input' });
+  const input = h('textarea', { rows: 6, required: true, maxlength: MAX_TEXT_UNITS, class: 'text-input' });
   input.value = value;
   return inputDialog(title, label, input, { read: (i) => i.value, focus: (i) => i.focus() });
 }

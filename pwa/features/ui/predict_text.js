@@ -2,7 +2,7 @@
 // the text into the right class as a correction (always trained on) and can retrain at once, then
 // predicts the same text again.
 import * as tejas from '../../tejas.js';
-import { isBlankText } from '../text/rules.js';
+import { MAX_TEXT_UNITS, isBlankText } from '../text/rules.js';
 import { append, h, predictionResult, projectUrl, showError, toast } from './dom.js';
 import { retrainThen, trainingRun } from './train.js';
 
@@ -10,7 +10,7 @@ export async function render(view, { project, status }) {
   let current = null; // the text last predicted
   const { model } = status;
   const topK = Math.min(5, model.classes.length);
-  const input = h('textarea', { id: 'predict-text', rows: 5, maxlength: 5000, class: 'text-input', required: true,
+  const input = h('textarea', { id: 'predict-text', rows: 5, maxlength: MAX_TEXT_UNITS, class: 'text-input', required: true,
     placeholder: 'e.g. Congratulations! You have won a prize. Call now to claim it.', 'aria-describedby': 'predict-text-hint' });
   const predictedText = h('blockquote', { class: 'predicted-text', id: 'predicted-text', hidden: true });
   const retrainStatus = h('p', { id: 'retrain-status', role: 'status', 'aria-live': 'polite' });
