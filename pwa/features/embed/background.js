@@ -76,7 +76,8 @@ export function createBackgroundEmbedding({ embedImages, embedTexts, projectArti
   function checkRound(projectId, signal) {
     signal.throwIfAborted();
     if (dirty.has(projectId) || !watched.has(projectId)) throw RESCAN;
-    if (paused || (focus !== projectId && dirty.has(focus))) {
+    // the open project goes first, unless another tab embeds it (its announcements would end every round here)
+    if (paused || (focus !== projectId && dirty.has(focus) && !elsewhere.has(focus))) {
       dirty.add(projectId);
       throw RESCAN;
     }
