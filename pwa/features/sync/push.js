@@ -20,8 +20,15 @@ export async function pushAll({ server, token, device, synced, onProgress }) {
   for (;;) {
     const groups = (await pendingRecords(synced)).slice(0, PUSH_BATCH);
     if (!groups.length) return sent;
-    const items = await currentChanges(groups);
-    await uploadBlobs(server, token, items, onProgress);
+    const changes = await currentChanges(groups);
+    // a record whose blob the server refuses (bytes it will never take) is set aside, as a refused record is
+    const refused = await uploadBlobs(server, token, changes, onProgress);
+    const items = [];
+    for (const item of changes) {
+      const error = refused.get(blobOf(item.change));
+      if (error) await setAside(item, error);
+      else items.push(item);
+    }
     // nothing to send for a record a pull deleted since: its entries just leave the queue
     const skipped = items.filter((i) => !i.change).flatMap((i) => i.group.seqs);
     if (skipped.length) await acknowledge(skipped);
@@ -70,18 +77,35 @@ function chunks(items) {
   return out;
 }
 
-/** Upload the blobs `items` refer to that the server lacks. */
+/** The sha256 of the blob a live change refers to (a sample's bytes, a model's parameters), or undefined. */
+function blobOf(change) {
+  if (!change || change.deleted) return undefined;
+  if (change.kind === 'sample') return change.data.contentId;
+  if (change.kind === 'model') return change.data.parameters.sha256;
+  return undefined;
+}
+
+/** The server's answer to a blob that it will never take as it is (not a lost connection, sign-in or rate). */
+const refusedForGood = (error) => error.status >= 400 && error.status < 500 && ![401, 403, 408, 429].includes(error.status);
+
+/**
+ * Upload the blobs `items` refer to that the server lacks. Resolves with those it refused for good
+ * (sha256 → error), so that their records are set aside rather than holding up every later run.
+ */
 async function uploadBlobs(server, token, items, onProgress) {
   const wanted = new Map();
   for (const { change, record } of items) {
-    if (!change || change.deleted) continue;
+    const sha = blobOf(change);
+    if (!sha) continue;
     if (change.kind === 'sample') {
       // a text sample's blob is its UTF-8 text; the server checks each kind by content
       const kind = record.format === 'text' ? 'text' : 'image';
-      wanted.set(change.data.contentId, { kind, name: record.name, contentId: record.contentId });
+      wanted.set(sha, { kind, name: record.name, contentId: record.contentId });
+    } else {
+      wanted.set(sha, { kind: 'model', name: `model ${record.id}`, record });
     }
-    if (change.kind === 'model') wanted.set(change.data.parameters.sha256, { kind: 'model', name: `model ${record.id}`, record });
   }
+  const refused = new Map();
   const hashes = [...wanted.keys()];
   const missing = [];
   for (let i = 0; i < hashes.length; i += MISSING_BATCH) {
@@ -96,15 +120,14 @@ async function uploadBlobs(server, token, items, onProgress) {
       try {
         await api.putBlob(server, token, sha, blob.kind, body);
       } catch (error) {
-        if (error.status >= 400 && error.status < 500 && error.status !== 401) {
-          error.message = `${blob.name}: the server refused it: ${error.message}`;
-        }
-        throw error;
+        if (!refusedForGood(error)) throw error;
+        refused.set(sha, error);
       }
       onProgress?.({ stage: 'upload', done: ++done, total: missing.length });
     }
   };
   await Promise.all(Array.from({ length: Math.min(UPLOADS_AT_ONCE, queue.length) }, worker));
+  return refused;
 }
 
 async function imageBytes(contentId) {
