@@ -227,7 +227,7 @@ async function projectOfKind(projectId, kind, instead) {
 
 // Text projects (features/text/api.js) over the services they share with image projects.
 const textApi = createTextApi({
-  callPython, embedTexts, headProbabilities, projectArtifacts, projectOfKind,
+  callPython, embedTexts, headProbabilities, projectArtifacts, projectOfKind, createProject,
   foreground: (work, options) => backgroundEmbedding.foreground(work, options),
 });
 export const {

@@ -39,13 +39,6 @@ export function keepTextArtifactsOffline(artifacts = DEFAULT_TEXT_ARTIFACTS) {
   return textArtifactsOffline;
 }
 
-/** A new text project (projects.createProject), the text model then kept offline in the background. */
-async function createTextProject(name) {
-  const project = await projects.createProject(name, { kind: 'text' });
-  keepTextArtifactsOffline();
-  return project;
-}
-
 // A text project file holds dataset.csv (the dataset as exportDatasetCsv writes it, for people and other
 // tools) and texts.json, the exact texts with their classes and sources, which importProject reads (a CSV
 // has no sources, and reads a text's \r line breaks back as \n, which changes the text's id).
@@ -57,10 +50,15 @@ const readSkips = (read, file) => read.skipped.map((s) => ({ row: s.row, name: f
 /**
  * The text-project API over the app's services:
  * {callPython(type, payload, options), embedTexts(texts, options), headProbabilities(...),
- *  projectArtifacts(projectId, artifacts?), projectOfKind(projectId, kind, instead), foreground(work, options)}
+ *  projectArtifacts(projectId, artifacts?), projectOfKind(projectId, kind, instead), foreground(work, options),
+ *  createProject(name, {kind}) (tejas.createProject: a text project's model is then kept offline)}
  * (foreground: backgroundEmbedding.foreground, so predictions go before background embedding).
  */
-export function createTextApi({ callPython, embedTexts, headProbabilities, projectArtifacts, projectOfKind, foreground }) {
+export function createTextApi({
+  callPython, embedTexts, headProbabilities, projectArtifacts, projectOfKind, foreground, createProject,
+}) {
+  const createTextProject = (name) => createProject(name, { kind: 'text' });
+
   /**
    * The most classes a text project may have with `artifacts` (a URL or a promise of one): their
    * manifest's max_classes, as the head they train serves no more. Undefined (the core's default applies)
