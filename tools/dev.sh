@@ -133,7 +133,8 @@ case "${1:-}" in
     shift
     setup_tests
     status=0
-    "$PY" -m pytest "$@" || status=$?
+    # --durations: the slowest tests, printed at the end, so a run shows where the suite's time goes.
+    "$PY" -m pytest --durations=25 "$@" || status=$?
     if [ "$status" = 5 ]; then
       echo "pytest collected no tests (exit 5): nothing matched the selection; treated as success" >&2
       status=0
