@@ -98,7 +98,8 @@ class Record(Base):
 
 
 class Blob(Base):
-    """A stored blob (content-addressed, kept once whoever uploads it)."""
+    """A stored blob (content-addressed, kept once whoever uploads it). `kind` is the first upload's and
+    decides nothing: each user's upload sets their own (UserBlob.kind)."""
 
     __tablename__ = "blobs"
 
@@ -109,12 +110,15 @@ class Blob(Base):
 
 
 class UserBlob(Base):
-    """This user uploaded that blob (so asking "which are missing?" never reveals another user's)."""
+    """This user uploaded that blob (so asking "which are missing?" never reveals another user's), as
+    `kind`: what a record of theirs may use it as is decided by their own upload, never by another user's."""
 
     __tablename__ = "user_blobs"
 
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256", ondelete="CASCADE"), primary_key=True, index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="image", server_default="image")  # image | text | model
+    # the user's last upload of it: an unreferenced hold expires TEJAS_UNREFERENCED_BLOB_HOURS after it
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -143,6 +147,7 @@ class Job(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     source: Mapped[str] = mapped_column(String(16))  # project | upload
     upload_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    upload_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # counts in the quota
     status: Mapped[str] = mapped_column(String(16), default="queued")  # queued running done failed cancelled
     options: Mapped[Any] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)

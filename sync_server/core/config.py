@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     # Retention: a project's copy on the server is deleted this many days after its last change.
     retention_days: float = 30
     purge_interval_seconds: float = 3600
+    # An uploaded blob no record of its uploader refers to (a sync cut between upload and push, or bytes
+    # sent for nothing) is dropped this many hours after its upload by the purge (docs/sync.md).
+    unreferenced_blob_hours: float = 24
+
+    # Per-user quotas (docs/sync.md, "Quotas"); GET /api/me shows each one's use. Bytes stored counts the
+    # blobs the user holds (each in full, even when another user holds the same bytes), training and batch
+    # uploads and job result files: an upload over it gets 413, and no job starts while it is full.
+    max_user_bytes: int = 5 * 1000**3
+    max_streams: int = 20  # prediction streams per user, then 429 on creating another
+    max_stream_pending: int = 10_000  # images appended to a user's streams and not yet done, then 429
 
     # Training jobs (docs/jobs.md). "inprocess": one job at a time in a worker process the server starts;
     # "celery": jobs go to Celery workers (`tejas worker`) through Redis at redis_url.
@@ -74,7 +84,7 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     max_upload_bytes: int = 500 * 1024 * 1024  # an ImageFolder zip sent for training
     max_epochs: int = 500
-    max_jobs_queued: int = 20  # per user, queued or running
+    max_jobs_queued: int = 20  # per user, queued or running (training and batch jobs), then 429
     job_heartbeat_seconds: float = 5.0  # a running job's worker says it is alive this often
     job_stale_seconds: float = 60.0  # no heartbeat for this long: the worker died, the job is run again
     job_checkpoint_seconds: float = 120.0  # a checkpoint within an epoch at least this often

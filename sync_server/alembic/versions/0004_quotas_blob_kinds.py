@@ -3,12 +3,16 @@
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-07 19:10:00
+
+A blob's kind moves to each user's hold of it (user_blobs.kind; existing holds take the kind the bytes
+were first uploaded as, which is what decided until now), and a job remembers how many bytes its upload
+takes (jobs.upload_bytes; existing ones from their stored size are unknown here: 0).
 """
 
 from __future__ import annotations
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0004"
 down_revision = "0003"
@@ -17,8 +21,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("user_blobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("kind", sa.String(length=16), server_default="image", nullable=False))
+    op.execute(
+        "UPDATE user_blobs SET kind = (SELECT blobs.kind FROM blobs WHERE blobs.sha256 = user_blobs.sha256)"
+    )
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("upload_bytes", sa.BigInteger(), server_default="0", nullable=False))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_column("upload_bytes")
+    with op.batch_alter_table("user_blobs", schema=None) as batch_op:
+        batch_op.drop_column("kind")
