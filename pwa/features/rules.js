@@ -65,3 +65,38 @@ export function formatNumber(x) {
 export function message(template, values = {}) {
   return template.replace(/\{(\w+)\}/g, (_, key) => String(values[key]));
 }
+
+const IMAGE = RULES.image;
+
+/** A pixel limit in megapixels as messages write it: 64, 0.5. */
+export function megapixels(maxPixels) {
+  const mp = maxPixels / 1e6;
+  return Number.isInteger(mp) ? String(mp) : formatFloat(mp);
+}
+
+/**
+ * Why a width × height image costs too much to decode and resize (rules.json image: its pixels and the
+ * ratio of its sides), or null; the same answers as the core's tejas.rules.image_size_problem.
+ */
+export function imageSizeProblem(width, height, maxPixels = IMAGE.max_pixels, maxAspectRatio = IMAGE.max_aspect_ratio) {
+  if (width * height > maxPixels) return message(IMAGE.messages.too_large, { width, height, megapixels: megapixels(maxPixels) });
+  if (maxAspectRatio != null && Math.max(width, height) > maxAspectRatio * Math.min(width, height)) {
+    return message(IMAGE.messages.too_narrow, { width, height, ratio: formatNumber(maxAspectRatio) });
+  }
+  return null;
+}
+
+/** torchvision's resize of the shorter side to `shorter`: the long side scales alike, truncated. */
+export function resizedSize(width, height, shorter) {
+  if (width <= height) return [shorter, Math.trunc((shorter * height) / width)];
+  return [Math.trunc((shorter * width) / height), shorter];
+}
+
+/** Why resizing a width × height image to a `shorter` px shorter side would cost too much, or null. */
+export function resizeProblem(width, height, shorter, maxPixels = IMAGE.max_pixels) {
+  const [resizedWidth, resizedHeight] = resizedSize(width, height, shorter);
+  if (resizedWidth * resizedHeight <= maxPixels) return null;
+  return message(IMAGE.messages.resized_too_large, {
+    width, height, shorter, resized_width: resizedWidth, resized_height: resizedHeight, megapixels: megapixels(maxPixels),
+  });
+}

@@ -6,6 +6,7 @@ import { MESSAGE, serveRequests } from '../protocol.js';
 import { fetchManifest, numel, outputSize, parameterViews, wasmThreads } from '../features/artifacts.js';
 import { augment } from '../features/embed/augment.js';
 import { preprocess, rgbaToRgb } from '../features/embed/preprocess.js';
+import { imageSizeProblem } from '../features/rules.js';
 import { loadTokenizer } from '../features/text/tokenize.js';
 
 const VENDOR = new URL('../vendor/ort/', import.meta.url);
@@ -120,6 +121,11 @@ async function decode(blob, thumbnailSize = 0) {
     bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
   } catch {
     throw new Error('not a readable image (the browser cannot decode it)');
+  }
+  const problem = imageSizeProblem(bitmap.width, bitmap.height);  // before a canvas of its size is made
+  if (problem) {
+    bitmap.close();
+    throw new Error(problem);
   }
   const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
   const context = canvas.getContext('2d', { willReadFrequently: true });

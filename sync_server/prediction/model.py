@@ -9,7 +9,6 @@ crop, scale to [0, 1], normalise.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Iterable
@@ -17,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from tejas.rules import resized_size
 
 __all__ = ["Classifier", "ModelError", "decode"]
 
@@ -47,22 +47,21 @@ def import_onnxruntime():
 
 
 def decode(data: bytes, spec: dict) -> np.ndarray:
-    """Image bytes → the model's input [3, H, W] float32 (ValueError with the reason when undecodable)."""
-    from PIL import Image, UnidentifiedImageError
+    """Image bytes → the model's input [3, H, W] float32 (ValueError with the reason when undecodable, or
+    when decoding or resizing it would cost more than the core's image rule allows: sync_server.imaging)."""
+    from PIL import Image
+
+    from ..imaging import open_rgb
 
     resize = spec["resize"]["shorter_side"]
     crop_h, crop_w = spec["size"]
+    rgb = open_rgb(data, resize)  # ImageError (a ValueError) says why not
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            rgb = image.convert("RGB")
-            width, height = rgb.size
-            if width <= height:
-                size = (resize, int(resize * height / width))
-            else:
-                size = (int(resize * width / height), resize)
-            resized = np.asarray(rgb.resize(size, Image.Resampling.BILINEAR))
-    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        resized = np.asarray(rgb.resize(resized_size(rgb.width, rgb.height, resize), Image.Resampling.BILINEAR))
+    except (OSError, ValueError) as exc:
         raise ValueError(f"cannot be decoded ({exc})") from None
+    finally:
+        rgb.close()
     h, w = resized.shape[:2]
     # torchvision's centre-crop offsets
     top, left = int(round((h - crop_h) / 2.0)), int(round((w - crop_w) / 2.0))

@@ -207,12 +207,19 @@ class ImageDataset:
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        from PIL import Image, UnidentifiedImageError
+        from ..imaging import ImageError, open_rgb
 
+        what = f"image {self.ids[i][:12]}…"
         try:
-            with Image.open(self.paths[i]) as image:
-                return self.transform(image.convert("RGB")), self.labels[i]
-        except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as exc:  # what Pillow raises for damage
-            raise DataError(
-                f"image {self.ids[i][:12]}… cannot be decoded ({exc}); remove it from the data and start again"
-            ) from None
+            with open(self.paths[i], "rb") as f:
+                data = f.read()
+        except OSError as exc:  # the message of an OSError names the path: the user gets its reason only
+            raise DataError(f"{what} cannot be read ({exc.strerror}); start the job again") from None
+        try:
+            # the core's image rule first (every frame's size, pixels, sides' ratio), then Pillow
+            image = open_rgb(data)
+        except ImageError as exc:
+            reason = str(exc) if str(exc).startswith("cannot") else f"is refused: {exc}"
+            raise DataError(f"{what} {reason}; remove it from the data and start again") from None
+        with image:
+            return self.transform(image), self.labels[i]

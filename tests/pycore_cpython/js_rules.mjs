@@ -1,5 +1,5 @@
 // The browser's implementations of the shared rules, answering one JSON request per stdin line:
-// {"kind": "name"|"blankText"|"textProblem"|"split"|"metrics", "args": [...]} -> {"value": ...} or {"error": message}.
+// {"kind": "name"|"blankText"|"textProblem"|"split"|"metrics"|"imageSize"|"resize", "args": [...]} -> {"value": ...} or {"error": message}.
 // Non-finite numbers travel as {"$float": "NaN"|"Infinity"|"-Infinity"} (JSON has none).
 import path from 'node:path';
 import readline from 'node:readline';
@@ -11,6 +11,7 @@ const { validateClassName } = await load('features/dataset/names.js');
 const { BLANK_TEXT, isBlankText, textProblem } = await load('features/text/rules.js');
 const { stratifiedSplit } = await load('features/train/split.js');
 const { classificationReport } = await load('features/train/metrics.js');
+const { imageSizeProblem, resizeProblem } = await load('features/rules.js');
 
 // The JS report names two keys the JS way; the Python core's names are what the test compares.
 const PYTHON_KEYS = { perClass: 'per_class', confusionMatrix: 'confusion_matrix' };
@@ -22,6 +23,8 @@ const KINDS = {
   textProblem: (text) => textProblem(text),
   split: (...args) => stratifiedSplit(...args),
   metrics: (...args) => pythonKeys(classificationReport(...args)),
+  imageSize: (...args) => imageSizeProblem(...args),
+  resize: (...args) => resizeProblem(...args),
 };
 
 const revive = (key, value) => (value && typeof value === 'object' && '$float' in value ? Number(value.$float) : value);

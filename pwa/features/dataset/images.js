@@ -1,4 +1,7 @@
-// Image intake in the browser: identify by bytes, check the browser can decode it, make a thumbnail.
+// Image intake in the browser: identify by bytes, check the browser can decode it and that its size is
+// within the image rule the core and the server share (rules.json image), make a thumbnail.
+import { imageSizeProblem } from '../rules.js';
+
 
 const SIGNATURES = [
   ['png', (b) => b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47],
@@ -32,6 +35,11 @@ export async function readImage(blob) {
     throw new Error(`corrupt ${format.toUpperCase()} (the browser cannot decode it)`);
   }
   const { width, height } = bitmap;
+  const problem = imageSizeProblem(width, height);
+  if (problem) {
+    bitmap.close();
+    throw new Error(problem);
+  }
   const scale = Math.min(1, THUMBNAIL / Math.max(width, height));
   const canvas = new OffscreenCanvas(Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale)));
   canvas.getContext('2d').drawImage(bitmap, 0, 0, canvas.width, canvas.height);

@@ -4,13 +4,11 @@
 // Pure functions on RGBA pixels: they run in a worker, in any browser, with no canvas smoothing
 // (whose filter differs between browsers and from the native reference).
 
-const PRECISION_BITS = 32 - 8 - 2; // Pillow's fixed-point precision for 8-bit images
+import { imageSizeProblem, resizeProblem, resizedSize } from '../rules.js';
 
-/** Output size of torchvision's resize(shorter side = `shorter`): the long side is truncated. */
-export function resizedSize(width, height, shorter) {
-  if (width <= height) return [shorter, Math.trunc((shorter * height) / width)];
-  return [Math.trunc((shorter * width) / height), shorter];
-}
+export { resizedSize };  // torchvision's resize(shorter side): the long side is truncated
+
+const PRECISION_BITS = 32 - 8 - 2; // Pillow's fixed-point precision for 8-bit images
 
 /** Pillow's precomputed bilinear coefficients (Resample.c precompute_coeffs), as fixed-point ints. */
 function coefficients(inSize, outSize) {
@@ -110,6 +108,9 @@ export function rgbaToRgb(rgba) {
  * `input` is manifest.input: {size:[h,w], resize:{shorter_side}, scale, mean, std}.
  */
 export function preprocess(rgb, width, height, input, out = null, offset = 0) {
+  // the core's image rule (rules.json image): a 3000×1 strip would resize to 549,000×183 pixels
+  const problem = imageSizeProblem(width, height) ?? resizeProblem(width, height, input.resize.shorter_side);
+  if (problem) throw new Error(problem);
   const [cropH, cropW] = input.size;
   const [rw, rh] = resizedSize(width, height, input.resize.shorter_side);
   const resized = resizeRgb(rgb, width, height, rw, rh);

@@ -92,7 +92,7 @@ def export_dataset(classes: list[str], samples: Iterable[dict], dest) -> list[st
         metadata = s.get("metadata") or {}
         if isinstance(metadata, str):
             metadata = json.loads(metadata)
-        info = sniff_image(data, 10**9)
+        info = sniff_image(data, 10**9, max_aspect_ratio=None)  # what the app holds is written as it is
         digest = hashlib.sha256(data).hexdigest()
         items.append(Sample(f"{s['label']}/{s['name']}", s["label"], data, info, digest, dict(metadata)))
     return write_archive(list(classes), items, dest)

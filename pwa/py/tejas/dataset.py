@@ -161,7 +161,7 @@ class _Scan:
             raise ImageError("encrypted (password-protected entries are not supported)")
 
     def check_content(self, rel: str, data: bytes) -> tuple[ImageInfo, str]:
-        info = sniff_image(data, self.limits.max_pixels)
+        info = sniff_image(data, self.limits.max_pixels, self.limits.max_aspect_ratio)
         digest = hashlib.sha256(data).hexdigest()
         if digest in self.contents:
             raise ImageError(f"same image as {self.contents[digest]}")

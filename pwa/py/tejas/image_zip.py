@@ -43,7 +43,7 @@ class ImageZip:
         if entry.encrypted:
             raise ImageError("encrypted (password-protected entries are not supported)")
         data = _read_entry(entry, self.limits)
-        return data, sniff_image(data, self.limits.max_pixels)
+        return data, sniff_image(data, self.limits.max_pixels, self.limits.max_aspect_ratio)
 
     def read_many(self, indices: Iterable[int]) -> list[tuple[bytes | None, str]]:
         """For each index, (bytes, MIME type) or (None, why it is no usable image)."""

@@ -25,7 +25,12 @@ class Limits:
     ratio_floor_bytes: int = 1 * MiB
     max_files: int = 100_000  # entries in the archive, folders included
     max_classes: int = 100  # the default artifacts' head serves up to 100 classes
-    max_pixels: int = 64_000_000  # width × height of one image: decompression bombs declare huge sizes
+    # width × height of one image's canvas, every frame included (rules.json image.max_pixels, shared with
+    # the browser and Pillow's MAX_IMAGE_PIXELS on the server): decompression bombs declare huge sizes.
+    max_pixels: int = RULES["image"]["max_pixels"]
+    # longer side over shorter (rules.json image.max_aspect_ratio): resizing a 3000×1 strip to a model's
+    # shorter side would make it 549,000×183 pixels.
+    max_aspect_ratio: int = RULES["image"]["max_aspect_ratio"]
     max_name_chars: int = RULES["class_name"]["max_chars"]  # one class name (100, shared with the browser)
     max_sidecar_bytes: int = 16 * MiB  # tejas.json
 

@@ -10,14 +10,20 @@ from numbers import Integral, Real
 
 __all__ = [
     "BLANK_TEXT",
+    "MAX_ASPECT_RATIO",
+    "MAX_IMAGE_PIXELS",
     "MAX_TEXT_CHARACTERS",
     "RULES",
     "format_float",
     "format_number",
+    "image_size_problem",
     "is_blank_text",
     "is_exact_integer",
+    "megapixels",
     "message",
     "quote",
+    "resize_problem",
+    "resized_size",
     "text_problem",
     "validate_class_name",
 ]
@@ -56,6 +62,9 @@ def _char_class(ranges: list[str]) -> str:
 _NOT_BLANK = re.compile(f"[^{_char_class(_NAMES['blank'])}]")
 BLANK_TEXT: str = RULES["text"]["messages"]["blank"]
 MAX_TEXT_CHARACTERS: int = RULES["text"]["max_characters"]
+_IMAGE = RULES["image"]
+MAX_IMAGE_PIXELS: int = _IMAGE["max_pixels"]
+MAX_ASPECT_RATIO: int = _IMAGE["max_aspect_ratio"]
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -140,3 +149,48 @@ def validate_class_name(name: str, max_chars: int | None = None) -> str | None:
     if name[-1] in _NAMES["bad_last"]:
         return message(messages["bad_last"], name=quote(name))
     return None
+
+
+def megapixels(max_pixels: int) -> str:
+    """A pixel limit in megapixels as messages write it: 64, 0.5."""
+    mp = max_pixels / 1e6
+    return str(int(mp)) if mp == int(mp) else format_float(mp)
+
+
+def image_size_problem(
+    width: int,
+    height: int,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    max_aspect_ratio: int | None = MAX_ASPECT_RATIO,
+) -> str | None:
+    """Why a width × height canvas costs too much to decode and resize (rules.json image), or None.
+    `max_aspect_ratio=None` checks the pixels only (an image that is stored, never resized)."""
+    messages = _IMAGE["messages"]
+    if width * height > max_pixels:
+        return message(messages["too_large"], width=width, height=height, megapixels=megapixels(max_pixels))
+    if max_aspect_ratio is not None and max(width, height) > max_aspect_ratio * min(width, height):
+        return message(messages["too_narrow"], width=width, height=height, ratio=format_number(max_aspect_ratio))
+    return None
+
+
+def resized_size(width: int, height: int, shorter_side: int) -> tuple[int, int]:
+    """torchvision's resize of the shorter side to `shorter_side`: the long side scales alike, truncated."""
+    if width <= height:
+        return shorter_side, int(shorter_side * height / width)
+    return int(shorter_side * width / height), shorter_side
+
+
+def resize_problem(width: int, height: int, shorter_side: int, max_pixels: int = MAX_IMAGE_PIXELS) -> str | None:
+    """Why resizing a width × height image to a `shorter_side` px shorter side would cost too much, or None."""
+    resized_width, resized_height = resized_size(width, height, shorter_side)
+    if resized_width * resized_height <= max_pixels:
+        return None
+    return message(
+        _IMAGE["messages"]["resized_too_large"],
+        width=width,
+        height=height,
+        shorter=shorter_side,
+        resized_width=resized_width,
+        resized_height=resized_height,
+        megapixels=megapixels(max_pixels),
+    )
