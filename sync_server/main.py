@@ -125,5 +125,15 @@ def serve(host: str | None = None, port: int | None = None) -> int:
     host = host or settings.host
     port = port or settings.port
     print(f"Tejas on http://{host}:{port}  (Ctrl+C stops; data in {settings.data_dir})", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise: only the proxies named in
+    # settings may name the client (the sign-in and sign-up limits count by client address)
+    proxies = settings.forwarded_allow_ips
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+    )
     return 0

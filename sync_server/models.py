@@ -63,6 +63,26 @@ class LoginFailure(Base):
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
+class SignupAttempt(Base):
+    """One sign-up request from a client address (new email or taken alike): the per-address limit counts them."""
+
+    __tablename__ = "signup_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ip: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class KnownAddress(Base):
+    """A client address this account signed in from: it still signs in while strangers' guesses lock the email."""
+
+    __tablename__ = "known_addresses"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    ip: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Device(Base):
     """The highest mutation id applied per (user, device): pushes are idempotent by it."""
 

@@ -45,6 +45,13 @@ class Session(BaseModel):
     user: UserOut
 
 
+class SignupOut(BaseModel):
+    """Sign-up's answer, the same for a new email and a taken one: sign in next."""
+
+    email: str
+    message: str
+
+
 class Me(UserOut):
     retention_days: float
 

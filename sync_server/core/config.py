@@ -49,9 +49,22 @@ class Settings(BaseSettings):
     # Accounts
     token_days: float = 30
     min_password_length: int = 8
-    login_max_failures: int = 10  # per email within the window, then 429
-    login_max_failures_per_ip: int = 50
+    # Sign-in limits (docs/sync.md "Sign-in limits"): wrong passwords are counted per client address, so
+    # a guesser is slowed and the owner, signing in from elsewhere, is not.
+    login_max_failures: int = 10  # per (email, client address) within the window, then 429 for that pair
+    login_max_failures_per_ip: int = 50  # per client address over all emails within the window, then 429
+    # per email from all addresses (a guesser with many addresses): then 429 only for addresses this
+    # account has not signed in from within known_address_days; its known addresses still sign in
+    login_max_failures_per_email: int = 100
     login_window_seconds: int = 900
+    known_address_days: float = 90  # an address this account signed in from stays known this long
+    # Sign-up: requests per client address (a taken email counts like a new one) within the window, then 429
+    signup_max_per_address: int = 10
+    signup_window_seconds: int = 3600
+    # Reverse proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips, e.g.
+    # ["10.0.0.5"]); empty: the connection's own address is the client and X-Forwarded-For is ignored, so
+    # nobody picks the address the limits above count. Behind a proxy, without it, every client shares one.
+    forwarded_allow_ips: list[str] = []
     argon2_time_cost: int = 3  # argon2-cffi's defaults; tests lower them (NOTES.md)
     argon2_memory_kib: int = 65536
     argon2_parallelism: int = 4

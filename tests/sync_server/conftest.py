@@ -82,9 +82,12 @@ class Account:
     def __init__(self, base_url: str, email: str | None = None, password: str = PASSWORD, signup: bool = True):
         self.http = httpx.Client(base_url=base_url, timeout=60)
         self.email = email or f"{uuid.uuid4().hex[:10]}@example.org"
-        route = "/api/auth/signup" if signup else "/api/auth/signin"
-        response = self.http.post(route, json={"email": self.email, "password": password})
-        assert response.status_code in (200, 201), response.text
+        credentials = {"email": self.email, "password": password}
+        if signup:  # sign-up answers 202 without a token (the same for a taken email): then sign in
+            response = self.http.post("/api/auth/signup", json=credentials)
+            assert response.status_code == 202, response.text
+        response = self.http.post("/api/auth/signin", json=credentials)
+        assert response.status_code == 200, response.text
         self.session = response.json()
         self.token = self.session["token"]
         self.http.headers["Authorization"] = f"Bearer {self.token}"
