@@ -37,13 +37,34 @@ log = logging.getLogger("tejas")
 
 async def _purge_timer(app: FastAPI) -> None:
     settings: Settings = app.state.settings
+    streams_store = await run_in_threadpool(make_store, settings, "streams")
     while True:
         try:
-            await run_in_threadpool(purge, app.state.sessions, app.state.store, utcnow(), settings.retention_days)
+            await run_in_threadpool(
+                purge, app.state.sessions, app.state.store, utcnow(), settings.retention_days, streams_store
+            )
             await run_in_threadpool(purge_jobs, app.state.sessions, app.state.jobs_store, utcnow())
         except Exception:  # a failed run (database restarting, …) is retried at the next tick
             log.exception("retention purge failed")
         await asyncio.sleep(settings.purge_interval_seconds)
+
+
+async def _requeue_timer(app: FastAPI) -> None:
+    """Images a stream owes whose Redis entries are gone (a Redis restarted empty) are enqueued again, at
+    start and every TEJAS_STREAM_REQUEUE_SECONDS (prediction/ledger.py; stream workers do the same)."""
+    from .prediction import ledger
+    from .prediction.streams import StreamQueue
+
+    settings: Settings = app.state.settings
+    while True:
+        try:
+            if getattr(app.state, "stream_queue", None) is None:
+                app.state.stream_queue = StreamQueue(settings)
+            grace = settings.stream_requeue_seconds
+            await run_in_threadpool(ledger.requeue_lost, app.state.sessions, app.state.stream_queue, grace)
+        except Exception as exc:  # Redis or the database away: the next tick tries again
+            log.warning("streams: enqueueing owed images again failed (%s: %s); retrying", type(exc).__name__, exc)
+        await asyncio.sleep(settings.stream_requeue_seconds)
 
 
 @asynccontextmanager
@@ -61,14 +82,15 @@ async def lifespan(app: FastAPI):
             await run_in_threadpool(store.sweep_partials)
     state.queue = make_queue(state.settings, state.sessions)
     state.queue.start()
-    timer = asyncio.create_task(_purge_timer(app))
+    timers = [asyncio.create_task(_purge_timer(app)), asyncio.create_task(_requeue_timer(app))]
     try:
         yield
     finally:
         await run_in_threadpool(state.queue.stop)
-        timer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await timer
+        for timer in timers:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
         state.engine.dispose()
         state.read_engine.dispose()
 

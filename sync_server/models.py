@@ -241,6 +241,28 @@ class Stream(Base):
     appended: Mapped[int] = mapped_column(BigInteger, default=0)  # images accepted into the stream
 
 
+class StreamImage(Base):
+    """An image appended to a stream and not yet classified ("pending") or given up on ("dead", with its
+    error): the database, not Redis, is the truth for what a stream still owes. The row is deleted in the
+    transaction that writes the image's result; a pending row whose Redis entry is gone (Redis restarted
+    without persistence) is enqueued again (sync_server/prediction/ledger.py)."""
+
+    __tablename__ = "stream_images"
+    __table_args__ = (Index("ix_stream_images_state_enqueued", "state", "enqueued_at"),)
+
+    stream_id: Mapped[str] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"), primary_key=True)
+    image_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    state: Mapped[str] = mapped_column(String(8), default="pending")  # pending | dead
+    blob: Mapped[str] = mapped_column(String(64))  # its name in the store
+    store: Mapped[str] = mapped_column(String(8))  # "streams" (bytes of its own) or "blobs" (the user's blob)
+    entry: Mapped[str | None] = mapped_column(String(40), nullable=True)  # its Redis entry id, once added
+    appended_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    enqueued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)  # last put into Redis (or tried)
+    error: Mapped[str | None] = mapped_column(String(2000), nullable=True)  # a dead letter's reason
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    dead_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class Prediction(Base):
     """One image's result in a stream, written once per (stream, image key) whoever delivers it again."""
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .core.db import session_scope
 from .models import Blob, Job, Prediction, PurgedProject, Record, User, UserBlob
+from .prediction import ledger
 from .storage import BlobStore
 
 log = logging.getLogger("tejas.retention")
@@ -23,6 +24,8 @@ class PurgeReport:
     records: int = 0
     blobs: int = 0
     predictions: int = 0
+    dead_letters: int = 0
+    stream_images: int = 0
 
 
 def forget_project(session: Session, user_id: str, project_id: str) -> int:
@@ -64,8 +67,15 @@ def collect_blobs(sessions: sessionmaker[Session], store: BlobStore, older_than:
     return len(orphans)
 
 
-def purge(sessions: sessionmaker[Session], store: BlobStore, now: datetime, retention_days: float) -> PurgeReport:
-    """Delete every project whose last change is older than the retention period; record that it was."""
+def purge(
+    sessions: sessionmaker[Session],
+    store: BlobStore,
+    now: datetime,
+    retention_days: float,
+    streams_store: BlobStore | None = None,
+) -> PurgeReport:
+    """Delete every project whose last change is older than the retention period; record that it was. With
+    `streams_store`: also stream images no stream owes any more (prediction/ledger.py)."""
     report = PurgeReport()
     cutoff = now - timedelta(days=retention_days)
     with session_scope(sessions) as session:
@@ -86,16 +96,20 @@ def purge(sessions: sessionmaker[Session], store: BlobStore, now: datetime, rete
                 ~exists().where(Record.user_id == UserBlob.user_id, Record.blob == UserBlob.sha256),
             )
         )
-        # stream results are kept as long as a project's copy (dead letters: the stream workers trim them)
+        # stream results and dead letters are kept as long as a project's copy
         report.predictions = session.execute(delete(Prediction).where(Prediction.created_at < cutoff)).rowcount
     report.blobs = collect_blobs(sessions, store, now)
-    if report.projects or report.blobs or report.predictions:
+    report.dead_letters = ledger.trim_dead(sessions, cutoff)
+    if streams_store is not None:
+        report.stream_images = ledger.purge_orphans(sessions, streams_store)
+    if report.projects or report.blobs or report.predictions or report.dead_letters:
         log.warning(
-            "retention: deleted %d project(s), %d record(s), %d blob(s), %d stream result(s)",
+            "retention: deleted %d project(s), %d record(s), %d blob(s), %d stream result(s), %d dead letter(s)",
             report.projects,
             report.records,
             report.blobs,
             report.predictions,
+            report.dead_letters,
         )
     return report
 

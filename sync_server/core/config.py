@@ -111,8 +111,12 @@ class Settings(BaseSettings):
     stream_key: str = "tejas:predict"  # the Redis stream every prediction stream's images go through
     stream_group: str = "tejas-predict"  # the consumer group of `tejas stream-worker` processes
     stream_claim_idle_seconds: float = 30.0  # a pending entry idle this long (its worker died) is taken over
-    stream_max_deliveries: int = 3  # then it goes to the dead-letter stream <stream_key>:dead with its error
+    stream_max_deliveries: int = 3  # then it becomes a dead letter (a row in the database) with its error
     stream_batch_size: int = 16  # entries a worker reads and classifies at once
+    # The server and each stream worker look this often (and at start) for images a stream still owes whose
+    # Redis entry is gone (a Redis restarted without persistence) and enqueue them again; an image enqueued
+    # less than this long ago is left alone (its append may be between the database and Redis).
+    stream_requeue_seconds: float = 60.0
 
     def as_env(self) -> dict[str, str]:
         """These settings as TEJAS_* variables, for the worker processes the server starts."""

@@ -4,20 +4,18 @@ one Redis stream (TEJAS_STREAM_KEY) read by one consumer group of `tejas stream-
 Keys, all under the stream's key K:
 
     K                      entries: {stream, user, key, blob, store, at}; acknowledged entries are deleted
-    K:dead                 dead letters: {stream, user, key, error, deliveries, at, entry}
     K:errors               hash: entry id -> the last error of an entry still pending
-    K:inflight             hash: stream id -> its entries appended and not acknowledged yet ("pending")
-    K:dead-counts          hash: stream id -> its dead letters
-    K:key:<stream>:<key>   the entry id of an image key in flight (a second append of it answers that id)
 
-Appending and acknowledging are Lua scripts, so the counters, the in-flight markers and the entries never
-disagree, whoever crashes where. The bytes of an image are never in Redis: an entry names a blob.
+Redis only carries the work. What a stream still owes, and its dead letters, are rows in the database
+(ledger.py): a Redis that restarts empty loses entries, never images — they are enqueued again from there.
+The bytes of an image are never in Redis: an entry names a blob.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC
 from urllib.parse import urlsplit, urlunsplit
 
 from ..core.config import Settings
@@ -30,32 +28,11 @@ __all__ = [
     "redacted",
 ]
 
-MARKER_TTL_S = 24 * 3600  # a lost marker only lets a duplicate through, which the table's key absorbs
-
-# KEYS: stream, inflight, marker. ARGV: ttl, stream id, entry fields…
-_APPEND = """
-local existing = redis.call('GET', KEYS[3])
-if existing then return {0, existing} end
-local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
-redis.call('SET', KEYS[3], id, 'EX', tonumber(ARGV[1]))
-redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-return {1, id}
-"""
-
-# KEYS: stream, errors, inflight, dead-counts, dead, marker.
-# ARGV: group, entry id, stream id, "1" to dead-letter it (then the dead letter's fields…) or "0".
+# KEYS: stream, errors. ARGV: group, entry id.
 _ACK = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[2])
-if redis.call('HEXISTS', KEYS[3], ARGV[3]) == 1 then
-  if redis.call('HINCRBY', KEYS[3], ARGV[3], -1) <= 0 then redis.call('HDEL', KEYS[3], ARGV[3]) end
-end
-if redis.call('GET', KEYS[6]) == ARGV[2] then redis.call('DEL', KEYS[6]) end
-if ARGV[4] == '1' then
-  redis.call('XADD', KEYS[5], '*', unpack(ARGV, 5))
-  redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
-end
 return 1
 """
 
@@ -114,23 +91,8 @@ class Keys:
     stream: str
 
     @property
-    def dead(self) -> str:
-        return f"{self.stream}:dead"
-
-    @property
     def errors(self) -> str:
         return f"{self.stream}:errors"
-
-    @property
-    def inflight(self) -> str:
-        return f"{self.stream}:inflight"
-
-    @property
-    def dead_counts(self) -> str:
-        return f"{self.stream}:dead-counts"
-
-    def marker(self, stream_id: str, key: str) -> str:
-        return f"{self.stream}:key:{stream_id}:{key}"
 
 
 def now_ms() -> int:
@@ -138,8 +100,8 @@ def now_ms() -> int:
 
 
 class StreamQueue:
-    """One Redis stream + consumer group, as the routes (append, counts, dead letters) and the workers
-    (read, claim, acknowledge, dead-letter) use it. Every method may raise redis' ConnectionError /
+    """One Redis stream + consumer group, as the routes and the ledger's recovery (append, which entries
+    are live) and the workers (read, claim, acknowledge) use it. Every method may raise redis' ConnectionError /
     TimeoutError; the routes turn those into 503 (`RedisUnavailable`)."""
 
     def __init__(self, settings: Settings, client=None, block_s: float = 0):
@@ -147,7 +109,6 @@ class StreamQueue:
         self.client = client if client is not None else connect(settings, block_s)
         self.keys = Keys(settings.stream_key)
         self.group = settings.stream_group
-        self._append = self.client.register_script(_APPEND)
         self._ack = self.client.register_script(_ACK)
         self._renew = self.client.register_script(_RENEW)
 
@@ -168,52 +129,27 @@ class StreamQueue:
 
     # ------------------------------------------------------------------------------------ the routes
 
-    def append(self, stream_id: str, user_id: str, key: str, blob: str, store: str) -> tuple[bool, str]:
-        """(True, entry id) for a new entry; (False, the entry id in flight) when that key is already
-        waiting in that stream (nothing added)."""
-        fields = {"stream": stream_id, "user": user_id, "key": key, "blob": blob, "store": store, "at": now_ms()}
-        flat = [str(v) for pair in fields.items() for v in pair]
-        keys = [self.keys.stream, self.keys.inflight, self.keys.marker(stream_id, key)]
-        new, entry = self._append(keys=keys, args=[MARKER_TTL_S, stream_id, *flat])
-        return bool(int(new)), entry
+    def append(self, stream_id: str, user_id: str, key: str, blob: str, store: str, at=None) -> str:
+        """Add an entry for an image (already recorded in the ledger); its entry id. `at`: when the image was
+        appended (a datetime, UTC), for an image enqueued again; default now."""
+        at_ms = now_ms() if at is None else int(at.replace(tzinfo=UTC).timestamp() * 1000)
+        fields = {"stream": stream_id, "user": user_id, "key": key, "blob": blob, "store": store, "at": at_ms}
+        return self.client.xadd(self.keys.stream, fields)
 
-    def counts(self, stream_ids: list[str]) -> dict[str, tuple[int, int]]:
-        """stream id -> (pending, dead)."""
-        if not stream_ids:
-            return {}
+    def live(self, entries: list[tuple[str, str, str]]) -> set[str]:
+        """Of these (entry id, stream id, image key), the entry ids Redis still holds for that image (an
+        entry id of a Redis that restarted empty may have been given again to another image)."""
+        if not entries:
+            return set()
         with self.client.pipeline(transaction=False) as pipe:
-            pipe.hmget(self.keys.inflight, stream_ids)
-            pipe.hmget(self.keys.dead_counts, stream_ids)
-            pending, dead = pipe.execute()
-        return {sid: (max(0, int(p or 0)), int(d or 0)) for sid, p, d in zip(stream_ids, pending, dead, strict=True)}
-
-    def dead_letters(self, stream_id: str, limit: int = 100) -> list[dict]:
-        """The stream's dead letters, oldest first (the dead-letter stream is shared: read in pages)."""
-        out: list[dict] = []
-        start = "-"
-        while len(out) < limit:
-            page = self.client.xrange(self.keys.dead, min=start, max="+", count=1000)
-            for entry_id, fields in page:
-                if fields.get("stream") == stream_id:
-                    out.append({"id": entry_id, **fields})
-                    if len(out) == limit:
-                        break
-            if len(page) < 1000:
-                break
-            start = "(" + page[-1][0]
+            for entry_id, _, _ in entries:
+                pipe.xrange(self.keys.stream, min=entry_id, max=entry_id, count=1)
+            replies = pipe.execute()
+        out = set()
+        for (entry_id, stream_id, key), reply in zip(entries, replies, strict=True):
+            if reply and reply[0][1] and reply[0][1].get("stream") == stream_id and reply[0][1].get("key") == key:
+                out.add(entry_id)
         return out
-
-    def forget_stream(self, stream_id: str) -> int:
-        """A deleted stream's dead letters and counters (its entries still queued are dropped by the
-        workers, which see the stream gone); the number of dead letters deleted."""
-        ids = [d["id"] for d in self.dead_letters(stream_id, limit=10**9)]
-        with self.client.pipeline(transaction=True) as pipe:
-            for start in range(0, len(ids), 1000):
-                pipe.xdel(self.keys.dead, *ids[start : start + 1000])
-            pipe.hdel(self.keys.inflight, stream_id)
-            pipe.hdel(self.keys.dead_counts, stream_id)
-            pipe.execute()
-        return len(ids)
 
     # ------------------------------------------------------------------------------------ the workers
 
@@ -261,50 +197,11 @@ class StreamQueue:
         values = self.client.hmget(self.keys.errors, entry_ids)
         return {entry_id: value for entry_id, value in zip(entry_ids, values, strict=True) if value}
 
-    def _ack_keys(self, stream_id: str, key: str) -> list[str]:
-        k = self.keys
-        return [k.stream, k.errors, k.inflight, k.dead_counts, k.dead, k.marker(stream_id, key)]
-
-    def ack(self, entries: list[tuple[str, str, str]]) -> int:
-        """Acknowledge and delete (entry id, stream id, image key) entries; how many were still pending."""
+    def ack(self, entries: list[str]) -> int:
+        """Acknowledge and delete these entries; how many were still pending."""
         if not entries:
             return 0
         with self.client.pipeline(transaction=False) as pipe:
-            for entry_id, stream_id, key in entries:
-                self._ack(keys=self._ack_keys(stream_id, key), args=[self.group, entry_id, stream_id, "0"], client=pipe)
+            for entry_id in entries:
+                self._ack(keys=[self.keys.stream, self.keys.errors], args=[self.group, entry_id], client=pipe)
             return sum(int(n) for n in pipe.execute())
-
-    def dead_letter(self, entry_id: str, fields: dict, error: str, deliveries: int) -> bool:
-        """Move a pending entry to the dead-letter stream with its error; False when it was not pending."""
-        letter = {
-            "stream": fields.get("stream", ""),
-            "user": fields.get("user", ""),
-            "key": fields.get("key", ""),
-            "error": error,
-            "deliveries": deliveries,
-            "at": now_ms(),
-            "entry": entry_id,
-        }
-        flat = [str(v) for pair in letter.items() for v in pair]
-        stream_id = fields.get("stream", "")
-        args = [self.group, entry_id, stream_id, "1", *flat]
-        return bool(int(self._ack(keys=self._ack_keys(stream_id, fields.get("key", "")), args=args)))
-
-    def trim_dead(self, before_ms: int) -> int:
-        """Delete dead letters older than `before_ms` (the retention period), keeping the counts right."""
-        removed = 0
-        while True:
-            page = self.client.xrange(self.keys.dead, min="-", max=f"({before_ms}-0", count=1000)
-            if not page:
-                return removed
-            with self.client.pipeline(transaction=True) as pipe:
-                for entry_id, fields in page:
-                    pipe.xdel(self.keys.dead, entry_id)
-                    pipe.hincrby(self.keys.dead_counts, fields.get("stream", ""), -1)
-                pipe.execute()
-            # counters of streams deleted meanwhile (or of the last letters) go below 1: drop them
-            for stream_id in {fields.get("stream", "") for _, fields in page}:
-                value = self.client.hget(self.keys.dead_counts, stream_id)
-                if value is not None and int(value) <= 0:
-                    self.client.hdel(self.keys.dead_counts, stream_id)
-            removed += len(page)

@@ -5,11 +5,14 @@ own pending entries (what it had been given before it was killed), then new ones
 than TEJAS_STREAM_CLAIM_IDLE_SECONDS (a dead worker's, or ones that failed) are taken over with
 XAUTOCLAIM. A batch is grouped by stream, each stream's model loaded once (ModelCache), the results
 inserted with ON CONFLICT DO NOTHING on (stream, image key) and committed, and only then acknowledged:
-an entry delivered twice (its worker died after the commit) still has one row. An entry that fails
-(undecodable image, model gone, image bytes gone) stays pending with its error; once delivered
-TEJAS_STREAM_MAX_DELIVERIES times it moves to the dead-letter stream. A stream's image bytes (the
+an entry delivered twice (its worker died after the commit) still has one row. The same transaction
+deletes the image's ledger row (ledger.py: the database's list of what each stream owes). An entry that
+fails (undecodable image, model gone, image bytes gone) stays pending with its error; once delivered
+TEJAS_STREAM_MAX_DELIVERIES times its ledger row becomes a dead letter. A stream's image bytes (the
 "streams" area of the blob store) are deleted when its entry is done, whichever way (row, dead letter,
 stream deleted), before the acknowledgement: a crash in between leaves an entry whose row already exists.
+At start and every TEJAS_STREAM_REQUEUE_SECONDS the worker enqueues again the owed images whose Redis
+entries are gone (a Redis restarted without persistence), as the server does.
 
 SIGTERM/SIGINT: the current batch is finished, the worker deregisters and exits 0.
 """
@@ -25,19 +28,20 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from ..core.clock import utcnow
 from ..core.config import Settings
 from ..core.db import make_engine, make_sessionmaker, session_scope
 from ..jobs import forget_worker, register_worker
-from ..models import Prediction, Stream
+from ..models import Prediction, Stream, StreamImage
 from ..storage import make_store
+from . import ledger
 from .models import ModelCache, ModelNotFound, model_file
-from .streams import StreamQueue, now_ms, redacted
+from .streams import StreamQueue, redacted
 
 log = logging.getLogger("tejas.streams")
 
@@ -111,7 +115,7 @@ class StreamWorker:
         self._beat()
         own_cursor: str | None = "0"  # own pending entries first, then new ones
         claim_cursor, next_claim = "0-0", 0.0
-        next_beat = next_trim = 0.0
+        next_beat = next_trim = next_requeue = 0.0
         failures = 0
         while not self.stopping.is_set():
             try:
@@ -122,6 +126,9 @@ class StreamWorker:
                 if now >= next_trim:
                     self._trim_dead()
                     next_trim = now + DEAD_TRIM_EVERY_S
+                if now >= next_requeue:
+                    next_requeue = now + self.settings.stream_requeue_seconds
+                    ledger.requeue_lost(self.sessions, self.queue, self.settings.stream_requeue_seconds)
                 batch = self.settings.stream_batch_size
                 if own_cursor is not None:
                     entries = self.queue.read(self.name, own_cursor, batch)
@@ -167,8 +174,7 @@ class StreamWorker:
             log.warning("stream worker %s: heartbeat: %s", self.name, exc)
 
     def _trim_dead(self) -> None:
-        cutoff = now_ms() - int(self.settings.retention_days * 86400 * 1000)
-        removed = self.queue.trim_dead(cutoff)
+        removed = ledger.trim_dead(self.sessions, utcnow() - timedelta(days=self.settings.retention_days))
         if removed:
             log.warning("stream worker %s: deleted %d dead letter(s) past the retention period", self.name, removed)
 
@@ -202,7 +208,12 @@ class StreamWorker:
                     todo.append(entry)
             self._classify(todo, streams)
             written = self._write([e for e in todo if e.result is not None], streams)
-            self._finish([*dropped, *written, *(e for e in settled if e.error is None)])
+            already = [e for e in settled if e.error is None]
+            if already:  # a row admitted while its result was being written: owed no more
+                owed = tuple_(StreamImage.stream_id, StreamImage.image_key).in_([(e.stream, e.key) for e in already])
+                with session_scope(self.sessions) as session:
+                    session.execute(delete(StreamImage).where(owed))
+            self._finish([*dropped, *written, *already])
             self._fail([e for e in [*todo, *settled] if e.error is not None])
 
     def _lookup(self, entries: list[Entry]) -> tuple[dict[str, Stream], set[tuple[str, str]]]:
@@ -283,9 +294,11 @@ class StreamWorker:
                 for e in entries
             ]
             statement = self.insert(Prediction).on_conflict_do_nothing(index_elements=["stream_id", "image_key"])
+            owed = tuple_(StreamImage.stream_id, StreamImage.image_key).in_([(e.stream, e.key) for e in entries])
             try:
                 with session_scope(self.sessions) as session:
                     session.execute(statement, rows)
+                    session.execute(delete(StreamImage).where(owed))  # no longer owed, in the same commit
                 self.written += len(rows)
                 return entries
             except IntegrityError:
@@ -300,7 +313,7 @@ class StreamWorker:
         """Delete their image bytes, then acknowledge (deleting the entries)."""
         for entry in entries:
             self._delete_image(entry)
-        self.queue.ack([(e.id, e.stream, e.key) for e in entries])
+        self.queue.ack([e.id for e in entries])
 
     def _delete_image(self, entry: Entry) -> None:
         if entry.fields.get("store") == "streams" and entry.fields.get("blob"):
@@ -320,8 +333,10 @@ class StreamWorker:
             if (entry.crashed or "no longer stored" in error) and entry.id in earlier:
                 error = earlier[entry.id]  # the failure before the crash (or before its bytes went) is the reason
             if entry.deliveries >= self.settings.stream_max_deliveries:
+                with session_scope(self.sessions) as session:  # the dead letter first: it survives Redis
+                    ledger.give_up(session, entry.stream, entry.key, error[:2000], entry.deliveries)
                 self._delete_image(entry)
-                self.queue.dead_letter(entry.id, entry.fields, error[:2000], entry.deliveries)
+                self.queue.ack([entry.id])
                 log.warning(
                     "stream worker %s: entry %s dead after %d deliveries: %s",
                     self.name,

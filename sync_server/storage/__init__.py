@@ -24,6 +24,9 @@ class BlobStore(Protocol):
     def delete(self, sha256: str) -> None:
         """Forget the blob (no error when absent)."""
 
+    def names(self) -> Iterator[str]:
+        """Every name stored in this area (what a sweep for orphans compares with the database)."""
+
 
 def make_store(settings: Settings, area: str = "blobs") -> BlobStore:
     """The store of an `area`: "blobs" (synced images and models) or "jobs" (training uploads,

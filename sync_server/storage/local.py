@@ -62,6 +62,11 @@ class LocalStore:
     def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
 
+    def names(self) -> Iterator[str]:
+        for path in self.root.glob("??/*"):
+            if not path.name.startswith(".") and path.name[:2] == path.parent.name:  # not a partial copy
+                yield path.name
+
 
 def _running(pid: int) -> bool:
     try:

@@ -59,3 +59,11 @@ class S3Store:
 
     def delete(self, sha256: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(sha256))
+
+    def names(self) -> Iterator[str]:
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Contents", []):
+                rest = item["Key"][len(self.prefix) :]
+                head, _, name = rest.partition("/")
+                if name and "/" not in name and name[:2] == head:
+                    yield name

@@ -309,11 +309,11 @@ def test_restarted_worker_reads_its_own_pending_entries_first(tmp_path, redis_se
     migrate(make_engine(settings))
     queue = StreamQueue(settings)
     queue.ensure_group()
-    old = [queue.append("s", "u", f"old-{i}", "b", "streams")[1] for i in range(5)]
+    old = [queue.append("s", "u", f"old-{i}", "b", "streams") for i in range(5)]
     assert [e for e, _ in queue.read("worker-1", ">", 5)] == old  # given to worker-1, which then dies
-    others = [queue.append("s", "u", f"other-{i}", "b", "streams")[1] for i in range(3)]
+    others = [queue.append("s", "u", f"other-{i}", "b", "streams") for i in range(3)]
     assert [e for e, _ in queue.read("worker-2", ">", 3)] == others  # another live worker's
-    new = [queue.append("s", "u", f"new-{i}", "b", "streams")[1] for i in range(4)]
+    new = [queue.append("s", "u", f"new-{i}", "b", "streams") for i in range(4)]
 
     worker = StreamWorker(settings.model_copy(update={"stream_batch_size": 3}), "worker-1")
     batches: list[list[str]] = []

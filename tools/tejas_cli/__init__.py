@@ -96,13 +96,17 @@ def _server(argv: list[str]) -> int:
     from sync_server.jobs.state import purge_jobs
 
     sessions = make_sessionmaker(engine)
-    report = purge(sessions, make_store(settings), now, settings.retention_days)
+    report = purge(sessions, make_store(settings), now, settings.retention_days, make_store(settings, "streams"))
     jobs = purge_jobs(sessions, make_store(settings, "jobs"), now)
     print(
         f"purged {report.projects} project(s) ({report.records} records) and {report.blobs} blob(s) "
         f"unchanged for {settings.retention_days:g} days as of {now.isoformat()}Z"
     )
     print(f"purged {jobs} training job(s) (with their results) that ended over {settings.retention_days:g} days ago")
+    print(
+        f"purged {report.dead_letters} stream dead letter(s) over {settings.retention_days:g} days old and "
+        f"{report.stream_images} stream image(s) no stream owes any more"
+    )
     return 0
 
 

@@ -6,7 +6,9 @@ when it does not answer; results and their events are read from the database onl
 
 Image bytes go to the "streams" area of the blob store under a random name of their own; the worker
 deletes them once the image's entry is done (result written, dead-lettered, or its stream deleted).
-An image named by `?blob=` stays the user's blob and is never deleted here.
+An image named by `?blob=` stays the user's blob and is never deleted here. What a stream still owes and
+its dead letters are rows in the database (prediction/ledger.py), written before the bytes and the Redis
+entry: the counts and dead letters are read from there, and survive a Redis that restarts empty.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
@@ -30,7 +33,8 @@ from ...core.clock import iso, utcnow
 from ...core.config import Settings
 from ...core.db import session_scope
 from ...jobs import live_workers
-from ...models import Blob, Job, Prediction, Record, Stream, UserBlob
+from ...models import Blob, Job, Prediction, Record, Stream, StreamImage, UserBlob
+from ...prediction import ledger
 from ...prediction.models import REFERENCE, parse_reference
 from ...prediction.streams import RedisUnavailable, StreamQueue, unavailable
 from ...schemas import SHA256
@@ -39,6 +43,7 @@ from ...uploads import received
 from ..deps import CurrentUser, ReadSessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/streams", tags=["streams"])
+log = logging.getLogger("tejas.streams")
 
 NAME = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$"
 KEY = r"^[^\x00-\x1f\x7f]{1,300}$"  # any printable text up to 300 characters (a file name, a frame id)
@@ -209,7 +214,7 @@ def _summaries(request: Request, db, streams: list[Stream]) -> list[StreamSummar
     if ids:
         query = select(Prediction.stream_id, func.count()).where(Prediction.stream_id.in_(ids))
         predicted = {sid: n for sid, n in db.execute(query.group_by(Prediction.stream_id))}
-    counts = _queue(request).counts(ids)
+    counts = ledger.counts(db, ids)
     return [
         StreamSummary(
             name=s.name,
@@ -225,7 +230,7 @@ def _summaries(request: Request, db, streams: list[Stream]) -> list[StreamSummar
     ]
 
 
-def _stats(request: Request, db, stream: Stream, with_redis: bool = True) -> dict:
+def _stats(request: Request, db, stream: Stream) -> dict:
     """The stream's counts, images/s over the last RATE_WINDOW_S seconds and latency percentiles (from
     appended to written) over its last LATENCY_ROWS results."""
     settings: Settings = request.app.state.settings
@@ -243,9 +248,7 @@ def _stats(request: Request, db, stream: Stream, with_redis: bool = True) -> dic
         .limit(LATENCY_ROWS)
     ).all()
     latencies = sorted(max(0.0, (created - appended).total_seconds() * 1000) for appended, created in rows)
-    pending = dead = None
-    if with_redis:
-        pending, dead = _queue(request).counts([stream.id])[stream.id]
+    pending, dead = ledger.counts(db, [stream.id])[stream.id]
     workers = live_workers(db, max(30.0, settings.job_heartbeat_seconds * 6))
     return {
         "name": stream.name,
@@ -320,8 +323,7 @@ def put_stream(
         except IntegrityError:
             if attempt:
                 raise
-    with _redis(settings):
-        return StreamOut(**_stats(request, db, stream))
+    return StreamOut(**_stats(request, db, stream))
 
 
 @router.get("", responses=REDIS_503)
@@ -333,30 +335,24 @@ def list_streams(request: Request, user: CurrentUser, db: ReadSessionDep, settin
         return StreamsOut(streams=_summaries(request, db, streams))
 
 
-@router.get("/{name}", responses={**NOT_FOUND_404, **REDIS_503})
-def get_stream(name: Name, request: Request, user: CurrentUser, db: ReadSessionDep, settings: SettingsDep) -> StreamOut:
+@router.get("/{name}", responses=NOT_FOUND_404)
+def get_stream(name: Name, request: Request, user: CurrentUser, db: ReadSessionDep) -> StreamOut:
     """Counts, images/s over the last 10 s, latency from append to result (p50/p95 of the last 1000) and
-    the stream workers alive."""
+    the stream workers alive (read from the database: Redis not needed)."""
     stream = _owned(db, user.id, name)
-    with _redis(settings):
-        return StreamOut(**_stats(request, db, stream))
+    return StreamOut(**_stats(request, db, stream))
 
 
-@router.delete("/{name}", status_code=204, responses={**NOT_FOUND_404, **REDIS_503})
-def delete_stream(
-    name: Name, request: Request, user: CurrentUser, db: ReadSessionDep, settings: SettingsDep
-) -> Response:
-    """The stream, its results and dead letters; its images still queued are dropped by the workers."""
+@router.delete("/{name}", status_code=204, responses=NOT_FOUND_404)
+def delete_stream(name: Name, request: Request, user: CurrentUser, db: ReadSessionDep) -> Response:
+    """The stream, its results and dead letters; its images still queued are dropped by the workers (and
+    their bytes, should Redis have lost their entries, by the purge)."""
     stream_id = _owned(db, user.id, name).id
     db.rollback()
-    queue = _queue(request)
-    with _redis(settings):
-        queue.ping()
     with session_scope(request.app.state.sessions) as writer:
         writer.execute(delete(Prediction).where(Prediction.stream_id == stream_id))
+        writer.execute(delete(StreamImage).where(StreamImage.stream_id == stream_id))
         writer.execute(delete(Stream).where(Stream.id == stream_id))
-    with _redis(settings):
-        queue.forget_stream(stream_id)
     return Response(status_code=204)
 
 
@@ -403,12 +399,18 @@ def _lookup(readers, user_id: str, name: str, key: str | None) -> tuple[Stream, 
         return stream, done
 
 
-def _enqueue(request: Request, stream: Stream, user_id: str, key: str, blob: str, store: str) -> tuple[bool, str]:
-    new, entry = _queue(request).append(stream.id, user_id, key, blob, store)
-    if new:
-        with session_scope(request.app.state.sessions) as db:
-            db.execute(update(Stream).where(Stream.id == stream.id).values(appended=Stream.appended + 1))
-    return new, entry
+def _enqueue(request: Request, stream_id: str, user_id: str, key: str, blob: str, store: str) -> str | None:
+    """Put an image already in the ledger into Redis: its entry id, or None when Redis stopped answering
+    meanwhile (the image stays owed: the server or a worker enqueues it once Redis answers again)."""
+    import redis
+
+    try:
+        entry = _queue(request).append(stream_id, user_id, key, blob, store)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        log.warning("stream %s: image %r kept for later, Redis failed: %s", stream_id, key, exc)
+        return None
+    ledger.attach_entry(request.app.state.sessions, stream_id, key, blob, entry)
+    return entry
 
 
 @router.post(
@@ -456,13 +458,13 @@ async def append_image(
         if not await run_in_threadpool(_holds_image, state.readers, user.id, blob):
             raise HTTPException(404, "No such image among the blobs you uploaded (PUT /api/blobs/{sha256}?kind=image).")
         key = key or blob
-        if not done:
-            stream, done = await run_in_threadpool(_lookup, state.readers, user.id, name, key)
-        if done:
-            return AppendOut(key=key, entry=None, duplicate=True)
         with _redis(settings):
-            new, entry = await run_in_threadpool(_enqueue, request, stream, user.id, key, blob, "blobs")
-        return AppendOut(key=key, entry=entry, duplicate=not new)
+            await run_in_threadpool(queue.ping)
+        new, entry = await run_in_threadpool(ledger.admit, state.sessions, stream.id, key, blob, "blobs")
+        if not new:
+            return AppendOut(key=key, entry=entry, duplicate=True)
+        entry = await run_in_threadpool(_enqueue, request, stream.id, user.id, key, blob, "blobs")
+        return AppendOut(key=key, entry=entry, duplicate=False)
 
     limit = settings.max_image_bytes
     too_large = HTTPException(413, f"Too large: an image may be at most {limit / 2**20:g} MiB.")
@@ -477,16 +479,17 @@ async def append_image(
             return AppendOut(key=key, entry=None, duplicate=True)
         store = _streams_store(request)
         name_in_store = secrets.token_hex(32)  # its own name: the worker deletes it when its entry is done
-        await run_in_threadpool(store.put_file, name_in_store, path)
-    try:
-        with _redis(settings):
-            new, entry = await run_in_threadpool(_enqueue, request, stream, user.id, key, name_in_store, "streams")
-    except BaseException:
-        await run_in_threadpool(store.delete, name_in_store)
-        raise
-    if not new:
-        await run_in_threadpool(store.delete, name_in_store)
-    return AppendOut(key=key, entry=entry, duplicate=not new)
+        # the ledger's row before the bytes: bytes no row names are orphans (the purge deletes them)
+        new, entry = await run_in_threadpool(ledger.admit, state.sessions, stream.id, key, name_in_store, "streams")
+        if not new:
+            return AppendOut(key=key, entry=entry, duplicate=True)
+        try:
+            await run_in_threadpool(store.put_file, name_in_store, path)
+        except BaseException:
+            await run_in_threadpool(ledger.withdraw, state.sessions, stream.id, key, name_in_store)
+            raise
+    entry = await run_in_threadpool(_enqueue, request, stream.id, user.id, key, name_in_store, "streams")
+    return AppendOut(key=key, entry=entry, duplicate=False)
 
 
 @router.get("/{name}/results", responses=NOT_FOUND_404)
@@ -530,12 +533,7 @@ def _events_after(request: Request, user_id: str, name: str, stream_id: str, aft
                 .limit(500)
             )
         )
-        out = None
-        if stats:
-            try:
-                out = _stats(request, db, stream)
-            except Exception:  # Redis away: the database's half of the numbers still goes out
-                out = _stats(request, db, stream, with_redis=False)
+        out = _stats(request, db, stream) if stats else None
         return [_result(r) for r in rows], out
 
 
@@ -589,32 +587,20 @@ async def events(
     return EventSourceResponse(feed(), ping=15, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-@router.get("/{name}/dead", responses={**NOT_FOUND_404, **REDIS_503})
+@router.get("/{name}/dead", responses=NOT_FOUND_404)
 def dead(
     name: Name,
-    request: Request,
     user: CurrentUser,
     db: ReadSessionDep,
-    settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DeadOut:
     """Images that could not be classified after TEJAS_STREAM_MAX_DELIVERIES deliveries, with the reason,
-    oldest first (kept until the stream is deleted or the retention period passes)."""
+    oldest first (kept until the stream is deleted or the retention period passes; read from the database)."""
     stream = _owned(db, user.id, name)
-    with _redis(settings):
-        letters = _queue(request).dead_letters(stream.id, limit)
-    out = []
-    for letter in letters:
-        try:
-            at = iso(datetime.fromtimestamp(int(letter.get("at", "")) / 1000, UTC).replace(tzinfo=None))
-        except ValueError:
-            at = None
-        out.append(
-            DeadLetter(
-                key=letter.get("key", ""),
-                error=letter.get("error", ""),
-                deliveries=int(letter.get("deliveries") or 0),
-                at=at,
-            )
-        )
-    return DeadOut(entries=out)
+    letters = ledger.dead_letters(db, stream.id, limit)
+    return DeadOut(
+        entries=[
+            DeadLetter(key=row.image_key, error=row.error or "", deliveries=row.deliveries, at=iso(row.dead_at))
+            for row in letters
+        ]
+    )
