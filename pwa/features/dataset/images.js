@@ -20,9 +20,11 @@ export async function sha256Hex(bytes) {
 
 /**
  * {contentId, format, width, height, bytes, thumbnail} for an image Blob, or an Error whose message
- * says why it cannot be used (the caller reports it with the file name).
+ * says why it cannot be used (the caller reports it with the file name). `sizeRule: false` keeps an
+ * image the rule refuses (one pulled from another device, stored before the rule): embedding it then
+ * fails with the rule's sentence, instead of the whole pull.
  */
-export async function readImage(blob) {
+export async function readImage(blob, { sizeRule = true } = {}) {
   const bytes = new Uint8Array(await blob.arrayBuffer());
   if (!bytes.length) throw new Error('empty file (0 bytes)');
   const format = SIGNATURES.find(([, test]) => test(bytes))?.[0];
@@ -35,7 +37,7 @@ export async function readImage(blob) {
     throw new Error(`corrupt ${format.toUpperCase()} (the browser cannot decode it)`);
   }
   const { width, height } = bitmap;
-  const problem = imageSizeProblem(width, height);
+  const problem = sizeRule && imageSizeProblem(width, height);
   if (problem) {
     bitmap.close();
     throw new Error(problem);

@@ -78,7 +78,7 @@ async function downloadBlobs(server, token, changes, onProgress) {
       // a text sample: its blob is the text's UTF-8 bytes (the server checked them), stored as texts.js does
       got.set(sha, { contentId: sha, image: new Blob([bytes], { type: 'text/plain;charset=utf-8' }), thumbnail: null });
     } else if (change.kind === 'sample') {
-      const image = await readImage(new Blob([bytes]));
+      const image = await readImage(new Blob([bytes]), { sizeRule: false });  // the other device kept it
       got.set(sha, { contentId: sha, image: image.image, thumbnail: image.thumbnail });
     } else {
       got.set(sha, parametersFrom(bytes));
