@@ -8,6 +8,7 @@ import logging
 import mimetypes
 from contextlib import asynccontextmanager
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,11 +20,14 @@ from .api.routes import auth, batches, blobs, health, jobs, projects, streams, s
 from .core.clock import utcnow
 from .core.config import Settings
 from .core.db import make_engine, make_sessionmaker, migrate
+from .core.partials import sweep_abandoned
 from .core.security import dummy_hash, password_hasher
+from .deployment import claim_redis_for_server
 from .headers import IsolationHeaders
 from .jobs import make_queue
 from .jobs.state import purge_jobs
 from .limits import BodyLimit
+from .readiness import DATABASE_DOWN, RETRY_AFTER_S
 from .retention import purge
 from .storage import make_store
 
@@ -70,10 +74,11 @@ async def _requeue_timer(app: FastAPI) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI):
     state = app.state
-    # uploads cut by a crash (SIGKILL, power) left partial files: nobody is receiving them now
-    for partial in (state.settings.data_dir / "uploads").glob("*.part"):
-        partial.unlink(missing_ok=True)
-    await run_in_threadpool(migrate, state.engine)
+    # uploads cut by a crash (SIGKILL, power) left partial files; another server sharing the data dir may be
+    # receiving some right now: only those no live process holds a lock on go (core/partials.py)
+    await run_in_threadpool(sweep_abandoned, state.settings.data_dir / "uploads")
+    await run_in_threadpool(migrate, state.engine)  # under a lock: replicas starting together take turns
+    await run_in_threadpool(claim_redis_for_server, state.settings, state.engine)
     state.store = await run_in_threadpool(make_store, state.settings)
     state.jobs_store = await run_in_threadpool(make_store, state.settings, "jobs")
     # copies into the local blob folders cut by a crash (the S3 API has no partial objects)
@@ -107,6 +112,13 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return JSONResponse({"detail": "Invalid request: " + "; ".join(parts) + more, "errors": safe}, status_code=422)
 
 
+async def _database_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    """A route that hit a dead (or restarting) database: 503 JSON with a sentence and Retry-After, not a
+    plain-text 500; the pool reconnects by itself once the database is back (pool_pre_ping)."""
+    log.warning("database error on %s %s: %s", request.method, request.url.path, str(exc).splitlines()[0][:300])
+    return JSONResponse({"detail": DATABASE_DOWN}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = FastAPI(
@@ -122,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hasher = password_hasher(settings)
     app.state.dummy_hash = dummy_hash(app.state.hasher)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for error in (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError):
+        app.add_exception_handler(error, _database_unreachable)
     for module in (health, auth, users, sync, blobs, projects, jobs, batches, streams):
         app.include_router(module.router)
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)

@@ -281,3 +281,13 @@ class Prediction(Base):
     worker: Mapped[str] = mapped_column(String(200))
     appended_at: Mapped[datetime] = mapped_column(DateTime)  # when the image entered the stream
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Deployment(Base):
+    """One row, written by the first migration that creates it: this database's identity. Workers compare it
+    with the one recorded in Redis so that none serves another deployment's queue (sync_server.deployment)."""
+
+    __tablename__ = "deployment"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)

@@ -11,6 +11,12 @@ target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:  # the caller's transaction, which holds the migration lock (core.db.migrate)
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
     engine = config.attributes.get("engine")
     if engine is None:
         from sync_server.core.config import Settings

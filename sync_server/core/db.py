@@ -49,7 +49,15 @@ def make_engine(settings: Settings, readonly: bool = False) -> Engine:
             connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=30, pool_timeout=120)
+    # connect_timeout: a database host that stopped answering fails a request (503) in seconds instead of hanging
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=20,
+        max_overflow=30,
+        pool_timeout=120,
+        connect_args={"connect_timeout": 10} if url.startswith("postgresql") else {},
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -72,11 +80,42 @@ def alembic_config(engine: Engine):
     return config
 
 
+# pg_advisory_xact_lock's key for "a migration is running" (any 64-bit number no other code uses)
+MIGRATION_LOCK_KEY = 0x7E1A5_3161
+
+
 def migrate(engine: Engine) -> str:
-    """Bring the schema to the newest revision; returns that revision."""
+    """Bring the schema to the newest revision; returns that revision.
+
+    Replicas started together migrate one after the other, in one transaction each: on Postgres under a
+    transaction-scoped advisory lock, on SQLite under the write lock `BEGIN IMMEDIATE` takes. The first
+    applies the revisions; the others wait, then find the schema at head and do nothing (without the
+    lock the second crashed with UniqueViolation on alembic_version)."""
     from alembic import command
     from alembic.script import ScriptDirectory
+    from sqlalchemy import text
 
     config = alembic_config(engine)
-    command.upgrade(config, "head")
+    with engine.begin() as connection:  # SQLite: the writer engine's BEGIN IMMEDIATE
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def schema_revision(connection) -> str | None:
+    """The revision the database is at (None: no Tejas schema at all)."""
+    from alembic.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest revision this code knows."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(ALEMBIC_DIR))
     return ScriptDirectory.from_config(config).get_current_head()

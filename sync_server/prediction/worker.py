@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -391,6 +392,13 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     settings = Settings()
+    from ..deployment import WrongDatabase, check_worker_database
+
+    try:  # never on a missing, empty or another deployment's database (it used to make its own SQLite)
+        check_worker_database(settings, "tejas stream-worker").dispose()
+    except WrongDatabase as exc:
+        print(exc, file=sys.stderr)
+        return 1
     worker = StreamWorker(settings, args.name or default_name())
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..core.partials import abandoned, locked_part
 from . import CHUNK
 
 
@@ -22,28 +22,29 @@ class LocalStore:
     def put_file(self, sha256: str, path: Path) -> None:
         target = self._path(sha256)
         target.parent.mkdir(exist_ok=True)
-        # a name of its own: two requests may store the same blob at once (the last rename wins, same bytes)
-        # the writer's pid in the name: a copy cut by a crash is told from one still being written (sweep_partials)
-        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{sha256[:8]}.{os.getpid()}.", suffix=".partial")
-        os.close(fd)
+        # a name of its own: two requests may store the same blob at once (the last rename wins, same bytes);
+        # locked while written: a copy cut by a crash is told from one still being written (sweep_partials)
+        fd, partial = locked_part(target.parent, suffix=".partial", prefix=f".{sha256[:8]}.{os.getpid()}.")
         try:
             shutil.copyfile(path, partial)
             os.replace(partial, target)
         except BaseException:
-            Path(partial).unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             raise
+        finally:
+            os.close(fd)
 
     def sweep_partials(self) -> int:
-        """Delete the partial copies of writers that died mid-copy (SIGKILL, power): those whose pid no longer
-        runs on this machine; copies of live writers (other processes sharing the folder) are left alone."""
+        """Delete the partial copies of writers that died mid-copy (SIGKILL, power): those no process holds a
+        lock on (core/partials.py) and whose pid, if on this machine, no longer runs; copies of live writers
+        (other processes sharing the folder, here or on another machine or container) are left alone."""
         removed = 0
         for partial in self.root.glob("??/.*.partial"):
             parts = partial.name.split(".")  # "", sha prefix, pid, random + "", "partial"
             pid = int(parts[2]) if len(parts) >= 5 and parts[2].isdigit() else None
             if pid is not None and _running(pid):
                 continue
-            partial.unlink(missing_ok=True)
-            removed += 1
+            removed += abandoned(partial)
         return removed
 
     def exists(self, sha256: str) -> bool:

@@ -15,7 +15,13 @@ import pytest
 from ..services import redis_server  # noqa: F401 (fixture)
 from .conftest import PASSWORD, Account, png_bytes, project_changes, sample_change, sha
 
-OPEN_ROUTES = {("get", "/api/health"), ("post", "/api/auth/signup"), ("post", "/api/auth/signin")}
+OPEN_ROUTES = {
+    ("get", "/api/health"),
+    ("get", "/api/health/live"),
+    ("get", "/api/health/ready"),
+    ("post", "/api/auth/signup"),
+    ("post", "/api/auth/signin"),
+}
 
 
 def operations(base_url: str):

@@ -164,9 +164,17 @@ def _worker(argv: list[str]) -> int:
     try:
         import os
 
-        from sync_server.jobs.celery_app import app
+        from sync_server.core.config import Settings
+        from sync_server.deployment import WrongDatabase, check_worker_database
     except ImportError as exc:
         return missing_extra("worker", "server", "the worker", exc)
+    try:  # never on a missing, empty or another deployment's database
+        check_worker_database(Settings(), "tejas worker").dispose()
+    except WrongDatabase as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    from sync_server.jobs.celery_app import app
+
     name = args.name or f"tejas-{os.getpid()}@%h"
     app.worker_main(
         [
