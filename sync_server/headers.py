@@ -13,8 +13,10 @@ ISOLATION_HEADERS = {
 
 
 class IsolationHeaders:
-    """ASGI middleware adding ISOLATION_HEADERS and `Cache-Control: no-cache` (the service worker
-    does the caching; the server always revalidates so an update is seen)."""
+    """ASGI middleware adding ISOLATION_HEADERS, and `Cache-Control: no-store` on everything under /api/
+    (user data: nothing of it is kept in a browser's HTTP cache or a proxy), `no-cache` on the app's own
+    files unless they say otherwise (the service worker does the caching; the server always revalidates
+    so an update is seen)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -28,7 +30,11 @@ class IsolationHeaders:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in ISOLATION_HEADERS]
                 headers += list(ISOLATION_HEADERS.items())
-                if not any(k.lower() == b"cache-control" for k, _ in headers):
+                if scope["path"].startswith("/api/"):
+                    # user data (blobs, job files, predictions, accounts): never kept by a browser or a proxy
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
+                elif not any(k.lower() == b"cache-control" for k, _ in headers):
                     headers.append((b"cache-control", b"no-cache"))
                 message["headers"] = headers
             await send(message)

@@ -26,7 +26,7 @@ from .deployment import claim_redis_for_server
 from .headers import IsolationHeaders
 from .jobs import make_queue
 from .jobs.state import purge_jobs
-from .limits import BodyLimit
+from .limits import BodyLimit, BodyTimeout
 from .readiness import DATABASE_DOWN, RETRY_AFTER_S
 from .retention import purge
 from .storage import make_store
@@ -142,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/artifacts", StaticFiles(directory=settings.artifacts_dir), name="artifacts")
     app.mount("/", StaticFiles(directory=settings.pwa_dir, html=True), name="pwa")
     app.add_middleware(BodyLimit, limit=settings.max_push_bytes)
+    app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

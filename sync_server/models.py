@@ -213,6 +213,20 @@ class JobFile(Base):
     size: Mapped[int] = mapped_column(BigInteger)
 
 
+class IdempotencyKey(Base):
+    """An `Idempotency-Key` a user sent with a request that made a job: the same key again gets that job
+    back (never a second one); `fingerprint` (sha256 of the route, its options and the body) tells a
+    retry from a different request reusing the key. Deleted with its job."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Worker(Base):
     """A process that runs jobs, with the device it has (what GET /api/jobs/capabilities reports)."""
 

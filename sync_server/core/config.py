@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     job_checkpoint_seconds: float = 120.0  # a checkpoint within an epoch at least this often
     job_loader_workers: int | None = None  # DataLoader worker processes; None: by the CPU count
     artifacts_name: str = "default"  # the artifact set (under artifacts_dir) the app uses and jobs start from
+    # SIGTERM to a worker (or the server, in-process queue): its job checkpoints and goes back to the queue;
+    # a job process still running this long after is killed (the job resumes from its last checkpoint)
+    worker_stop_seconds: float = 30.0
+    # a request body that stops arriving (no byte for this long) is answered 408 and its connection closed
+    body_timeout_seconds: float = 60.0
 
     # Prediction (docs/predictions.md): POST /api/predictions answers directly for a few images; a zip goes
     # to POST /api/batches (≤ max_upload_bytes) as a job; streams go through Redis at redis_url.

@@ -94,10 +94,10 @@ class InProcessQueue:
         self.stopping.set()
         self.wake.set()
         if self.process and self.process.poll() is None:
-            # The job stays `running`; the next server resumes it from its checkpoint.
+            # The job checkpoints and goes back to the queue (runner.py); the next server resumes it.
             self.process.terminate()
             try:
-                self.process.wait(10)
+                self.process.wait(self.settings.worker_stop_seconds)
             except subprocess.TimeoutExpired:
                 self.process.kill()
         if self.thread:
@@ -239,8 +239,12 @@ class CeleryQueue:
                 waiting = self._waiting() if waiting is None else waiting
             if status == "queued" and waiting > 0:
                 continue  # its message is most likely still in the queue behind busy workers: no copies
+            try:
+                self.submit(job_id)
+            except Exception as exc:  # the broker is down: every job waits (the rows keep them) until it is back
+                log.warning("job queue unreachable (%s); %s waits", exc, job_id)
+                return
             log.warning("job %s (%s, attempt %d): no live worker; sent to the queue again", job_id, status, attempt)
-            self.submit(job_id)
             self.sent[job_id] = (attempt, now)
 
 

@@ -3,19 +3,29 @@ claim it, fetch its data, train with a heartbeat beside, keep checkpoints in the
 results, finish it. Every write names the attempt this worker holds (jobs/state.py), so a worker that
 was presumed dead cannot finish a job twice.
 
-    python -m sync_server.jobs.runner JOB_ID     (what the in-process queue starts)
+    python -m sync_server.jobs.runner JOB_ID [PARENT_PID [WORKER_NAME]]
+        (what the in-process queue and a Celery worker's task start: one process per job, so the memory a
+        job took goes back to the system when it ends)
+
+SIGTERM asks this process to stop soon: it writes a checkpoint of the epoch so far, hands the job back to
+the queue (`released`) and exits; the next worker resumes it. Work folders are `work/<job>-<attempt>`; one
+left by an attempt that was killed is removed when the job is claimed again (sweep_work).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
+import signal
 import socket
 import sys
 import threading
 import traceback
 from pathlib import Path
+
+from sqlalchemy import select
 
 from ..core.config import Settings
 from ..core.db import make_engine, make_sessionmaker, session_scope
@@ -26,18 +36,54 @@ from . import state
 
 log = logging.getLogger("tejas.jobs")
 
+# set by SIGTERM (main): stop between batches, keep the progress, hand the job back to the queue
+RELEASE = threading.Event()
+RELEASED = "The worker running this job was stopped; the job goes on from its last checkpoint on another worker."
+WORK_FOLDER = re.compile(r"^([0-9a-f]{32})-(\d+)$")
+
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return os.environ.get("TEJAS_JOB_WORKER_NAME") or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def sweep_work(settings: Settings, sessions) -> int:
+    """Remove work folders no live attempt owns (an attempt killed before it could clean up): every
+    `work/<job>-<attempt>` but those of jobs running *that* attempt. Returns how many went."""
+    root = settings.data_dir / "work"
+    if not root.is_dir():
+        return 0
+    folders = {}
+    for path in root.iterdir():
+        match = WORK_FOLDER.match(path.name)
+        if match and path.is_dir():
+            folders[path] = (match[1], int(match[2]))
+    if not folders:
+        return 0
+    with session_scope(sessions) as session:
+        live = set(
+            session.execute(
+                select(Job.id, Job.attempt).where(
+                    Job.id.in_({job for job, _ in folders.values()}), Job.status == "running"
+                )
+            ).all()
+        )
+    removed = 0
+    for path, owner in folders.items():
+        if owner not in live:
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 class _Heartbeat(threading.Thread):
     """Renews the job's heartbeat and reads `cancel_requested`; stops the run when the job was cancelled
     or taken over, or when `parent` (the server that started this process) is gone."""
 
-    def __init__(self, sessions, job_id: str, attempt: int, every: float, parent: int | None):
+    def __init__(self, sessions, job_id: str, attempt: int, every: float, parent: int | None, releasable=True):
         super().__init__(daemon=True)
         self.sessions, self.job_id, self.attempt, self.every, self.parent = sessions, job_id, attempt, every, parent
+        # a prediction job has no checkpoint to stop at: SIGTERM leaves it to the parent (it kills, then releases)
+        self.releasable = releasable
         self.cancelled = threading.Event()
         self.lost = threading.Event()
         self.done = threading.Event()
@@ -59,7 +105,26 @@ class _Heartbeat(threading.Thread):
                 self.cancelled.set()
 
     def stop_requested(self) -> bool:
-        return self.cancelled.is_set() or self.lost.is_set()
+        return self.cancelled.is_set() or self.lost.is_set() or self.releasing()
+
+    def releasing(self) -> bool:
+        """Stopping because this worker was asked to stop (SIGTERM), not cancelled or taken over."""
+        return self.releasable and RELEASE.is_set() and not self.cancelled.is_set() and not self.lost.is_set()
+
+
+class _StopWhen:
+    """The trainer's `should_stop`: true when cancelled, taken over or released; `keep_progress` asks the
+    trainer for a checkpoint of the epoch so far first (only when released: another worker resumes)."""
+
+    def __init__(self, beat: _Heartbeat):
+        self.beat = beat
+
+    def __call__(self) -> bool:
+        return self.beat.stop_requested()
+
+    @property
+    def keep_progress(self) -> bool:
+        return self.beat.releasing()
 
 
 def _download(store: BlobStore, sha: str, dest: Path) -> Path:
@@ -67,6 +132,43 @@ def _download(store: BlobStore, sha: str, dest: Path) -> Path:
         for chunk in store.open(sha):
             f.write(chunk)
     return dest
+
+
+def _fetch_checkpoint(sessions, store: BlobStore, job_id: str, attempt: int, sha: str | None, dest: Path) -> bool:
+    """Download the job's checkpoint and check it against its sha256: True when it may be resumed from; a
+    missing or changed one is refused with a `notice` event (the job starts over)."""
+    if not sha:
+        return False
+    from tejas.artifacts import sha256_file
+
+    try:
+        _download(store, sha, dest)
+        ok = sha256_file(dest) == sha
+        problem = "does not match its checksum (damaged or changed on the server)"
+    except FileNotFoundError:
+        ok, problem = False, "is no longer stored"
+    if ok:
+        return True
+    log.warning("job %s: checkpoint %s %s; starting over", job_id, sha, problem)
+    dest.unlink(missing_ok=True)
+    state.record(
+        sessions, job_id, attempt, "notice", {"message": f"The stored checkpoint {problem}; the job starts over."}
+    )
+    return False
+
+
+def _train_resuming(train, resume: bool, notice):
+    """`train(resume)`, and once more from scratch when the checkpoint turns out unusable when loaded."""
+    from ..training.trainer import CheckpointError
+
+    try:
+        return train(resume)
+    except CheckpointError as exc:
+        if not resume:
+            raise
+        log.warning("checkpoint refused: %s", exc.__cause__ or exc)
+        notice(f"{exc} The job starts over.")
+        return train(False)
 
 
 def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions=None) -> str | None:
@@ -81,9 +183,13 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
         job = session.get(Job, job_id)
         user_id, project_id, options = job.user_id, job.project_id, dict(job.options)
         upload, checkpoint_sha, kind = job.upload_sha256, job.checkpoint_sha256, job.kind
+    try:
+        sweep_work(settings, sessions)  # earlier attempts' folders, this job's included
+    except Exception:
+        log.warning("sweeping work folders failed", exc_info=True)
     work = settings.data_dir / "work" / f"{job_id}-{attempt}"  # a late-dying older attempt cleans up only its own
     work.mkdir(parents=True, exist_ok=True)
-    beat = _Heartbeat(sessions, job_id, attempt, settings.job_heartbeat_seconds, parent)
+    beat = _Heartbeat(sessions, job_id, attempt, settings.job_heartbeat_seconds, parent, releasable=kind != "predict")
     beat.start()
     if kind == "predict":
         return _run_prediction(settings, sessions, job_id, attempt, beat, work)
@@ -137,9 +243,15 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
             workers=settings.job_loader_workers,
             checkpoint_seconds=settings.job_checkpoint_seconds,
         )
+        stop = _StopWhen(beat)
+        resume = _fetch_checkpoint(sessions, store, job_id, attempt, checkpoint_sha, checkpoint)
+
+        def notice(message: str) -> None:
+            state.record(sessions, job_id, attempt, "notice", {"message": message})
+
         if options.get("modality") == "text":
-            hooks = {"on_event": on_event, "on_checkpoint": on_checkpoint, "should_stop": beat.stop_requested}
-            return _run_text(settings, sessions, store, job_id, attempt, work, options, config, checkpoint_sha, hooks)
+            hooks = {"on_event": on_event, "on_checkpoint": on_checkpoint, "should_stop": stop}
+            return _run_text(settings, sessions, store, job_id, attempt, work, options, config, resume, hooks, notice)
         cache = work / "images"
         if upload:
             examples = from_archive(_download(store, upload, work / "upload.zip"), cache)
@@ -149,23 +261,23 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
                 records = project_records(session, user_id, project_id)
             examples = from_project(records, blobs.open, cache)
         state.record(sessions, job_id, attempt, "", {}, classes=examples.classes, epochs=config.epochs)
-        resume = False
-        if checkpoint_sha:
-            _download(store, checkpoint_sha, checkpoint)
-            resume = True
         artifacts = settings.artifacts_dir / settings.artifacts_name
-        summary, _ = train_and_write(
-            examples,
-            config,
-            artifacts,
-            work / "out",
-            backbone_name=options.get("backbone", "auto"),
-            checkpoint=checkpoint,
-            resume=resume,
-            job=job_id,
-            on_event=on_event,
-            on_checkpoint=on_checkpoint,
-            should_stop=beat.stop_requested,
+        summary, _ = _train_resuming(
+            lambda resume: train_and_write(
+                examples,
+                config,
+                artifacts,
+                work / "out",
+                backbone_name=options.get("backbone", "auto"),
+                checkpoint=checkpoint,
+                resume=resume,
+                job=job_id,
+                on_event=on_event,
+                on_checkpoint=on_checkpoint,
+                should_stop=stop,
+            ),
+            resume,
+            notice,
         )
         if beat.stop_requested():
             raise Cancelled()
@@ -173,6 +285,9 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
     except Cancelled:
         if beat.lost.is_set() and not beat.cancelled.is_set():
             return None  # the server died or another worker took the job over: not ours to end
+        if beat.releasing():
+            state.release(sessions, job_id, attempt, RELEASED)
+            return "released"
         return finish("cancelled", {})
     except (DataError, ResultError) as exc:
         # raised in a DataLoader worker, the message carries that worker's traceback: keep the sentence
@@ -213,7 +328,7 @@ def _store_results(sessions, store, job_id: str, attempt: int, out: Path, summar
     return finish("done", done, result=result)
 
 
-def _run_text(settings: Settings, sessions, store, job_id, attempt, work: Path, options, config, checkpoint_sha, hooks):
+def _run_text(settings: Settings, sessions, store, job_id, attempt, work: Path, options, config, resume, hooks, notice):
     """A text job: texts from the synced project or the uploaded CSV, the encoder fine-tuned, results
     stored and the job done (the caller's handlers end it when it fails or is cancelled)."""
     from ..training.text import train_text_and_write
@@ -230,18 +345,19 @@ def _run_text(settings: Settings, sessions, store, job_id, attempt, work: Path, 
             records = project_records(session, user_id, project_id)
         examples = texts_from_project(records, make_store(settings).open)
     state.record(sessions, job_id, attempt, "", {}, classes=examples.classes, epochs=config.epochs)
-    checkpoint = work / "checkpoint.pt"
-    if checkpoint_sha:
-        _download(store, checkpoint_sha, checkpoint)
-    summary, _ = train_text_and_write(
-        examples,
-        config,
-        work / "out",
-        max_length=options.get("max_length", 128),
-        checkpoint=checkpoint,
-        resume=bool(checkpoint_sha),
-        job=job_id,
-        **hooks,
+    summary, _ = _train_resuming(
+        lambda resume: train_text_and_write(
+            examples,
+            config,
+            work / "out",
+            max_length=options.get("max_length", 128),
+            checkpoint=work / "checkpoint.pt",  # fetched and checked by the caller
+            resume=resume,
+            job=job_id,
+            **hooks,
+        ),
+        resume,
+        notice,
     )
     if hooks["should_stop"]():
         raise Cancelled()
@@ -254,9 +370,12 @@ def _run_text(settings: Settings, sessions, store, job_id, attempt, work: Path, 
 
 
 def _internal_error(settings: Settings, sessions, job_id: str, attempt: int, what: str, exc: Exception) -> str:
-    """Fail the job with a sentence naming the error; its trace goes to the log."""
+    """Fail the job with a sentence naming the error; its trace goes to the log, never to the user (no
+    path, no traceback: state.fail keeps the message's last line and file names only)."""
     log.error("job %s failed:\n%s", job_id, traceback.format_exc())
-    reason = f"The {what} stopped with an internal error ({type(exc).__name__}: {exc})."
+    detail = state.public_reason(str(exc)).strip()[:300]
+    named = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    reason = f"The {what} stopped with an internal error ({named}); the server's log has the details."
     state.fail(sessions, job_id, attempt, reason, settings.retention_days)
     return "failed"
 
@@ -280,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parent = int(argv[1]) if len(argv) > 1 else None
+    if len(argv) > 2:
+        os.environ["TEJAS_JOB_WORKER_NAME"] = argv[2]  # the Celery worker's name: the job row shows who holds it
+    signal.signal(signal.SIGTERM, lambda *_: RELEASE.set())
     status = run_job(Settings(), argv[0], parent=parent)
     log.info("job %s: %s", argv[0], status)
     return 0

@@ -9,6 +9,7 @@ heartbeat stopped). A job therefore finishes once, with one `done` event, howeve
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
@@ -16,13 +17,25 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..core.clock import iso, utcnow
 from ..core.db import session_scope
-from ..models import Job, JobEvent, JobFile
+from ..models import IdempotencyKey, Job, JobEvent, JobFile
 from ..storage import BlobStore
 
 log = logging.getLogger("tejas.jobs")
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("done", "failed", "cancelled")
+
+# an absolute path (POSIX or Windows) of at least two parts; group 1 is its last part, the file's name
+_ABSOLUTE_PATH = re.compile(r"""(?<![\w.~-])(?:[A-Za-z]:\\|/)(?:[^\s'"():,;<>|/\\]+[/\\])+([^\s'"():,;<>|/\\]*)""")
+
+
+def public_reason(reason: str) -> str:
+    """A failure's reason as its user sees it: a traceback cut to its last line and every absolute path cut
+    to its file's name (`…/work/<job>/images/x.png` → `x.png`); the server's log keeps the detail."""
+    lines = [line.strip() for line in reason.strip().splitlines() if line.strip()]
+    if any("Traceback (most recent call last)" in line or line.startswith('File "') for line in lines):
+        lines = lines[-1:]
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "a server folder", " ".join(lines))
 
 
 def emit(session: Session, job: Job, kind: str, data: dict) -> int:
@@ -120,9 +133,30 @@ def finish(
 
 
 def fail(sessions: sessionmaker[Session], job_id: str, attempt: int, reason: str, retention_days: float) -> bool:
-    """End the job as failed: the `failed` event and the row's `error` carry the same sentence."""
-    reason = reason[:2000]  # the error column's size
+    """End the job as failed: the `failed` event and the row's `error` carry the same sentence, with no
+    server path or traceback in it (public_reason)."""
+    reason = public_reason(reason)[:2000]  # the error column's size
     return finish(sessions, job_id, attempt, "failed", {"reason": reason}, retention_days, error=reason)
+
+
+def record_notice(sessions: sessionmaker[Session], job_id: str, message: str) -> None:
+    """A `notice` event on a job whatever its state (what the user should know, e.g. it waits for the queue)."""
+    with session_scope(sessions) as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is not None:
+            emit(session, job, "notice", {"message": message})
+
+
+def release(sessions: sessionmaker[Session], job_id: str, attempt: int, message: str) -> bool:
+    """Hand a running job back to the queue (its worker is stopping): `queued` again with a `released`
+    event; the next worker that claims it resumes from its last checkpoint. Fenced by `attempt`."""
+    with session_scope(sessions) as session:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None or job.attempt != attempt or job.status != "running":
+            return False
+        job.status, job.worker, job.heartbeat_at = "queued", None, None
+        emit(session, job, "released", {"message": message})
+        return True
 
 
 def stale_jobs(sessions: sessionmaker[Session], stale_seconds: float) -> list[str]:
@@ -155,6 +189,7 @@ def delete_jobs(sessions: sessionmaker[Session], store: BlobStore, job_ids: list
             shas.update(s for s in (job.upload_sha256, job.checkpoint_sha256) if s)
         session.execute(delete(JobEvent).where(JobEvent.job_id.in_(job_ids)))
         session.execute(delete(JobFile).where(JobFile.job_id.in_(job_ids)))
+        session.execute(delete(IdempotencyKey).where(IdempotencyKey.job_id.in_(job_ids)))
         session.execute(delete(Job).where(Job.id.in_(job_ids)))
         still = set(session.scalars(select(JobFile.sha256).where(JobFile.sha256.in_(shas))))
         still |= set(session.scalars(select(Job.upload_sha256).where(Job.upload_sha256.in_(shas))))

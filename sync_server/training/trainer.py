@@ -35,6 +35,23 @@ class Cancelled(Exception):
     """The run was asked to stop."""
 
 
+class CheckpointError(Exception):
+    """A stored checkpoint that cannot be used (damaged, changed, or holding more than tensors and plain
+    values): the job starts over instead of resuming from it."""
+
+
+def read_checkpoint(path: Path, device) -> dict:
+    """A checkpoint's state, read with `torch.load(weights_only=True)`: tensors, numbers, strings, lists
+    and dicts only, so a checkpoint someone changed cannot run code in the worker."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # UnpicklingError, a damaged zip, …: all say "not this file"
+        raise CheckpointError(f"The stored checkpoint cannot be used ({type(exc).__name__}).") from exc
+    if not isinstance(state, dict) or state.get("format") != 1 or "network" not in state:
+        raise CheckpointError("The stored checkpoint cannot be used (not a checkpoint of this trainer).")
+    return state
+
+
 @dataclass
 class TrainConfig:
     mode: str = "head"
@@ -182,7 +199,8 @@ class RunResult:
 
 class Trainer:
     """Train `network` on (train, validation) examples; `on_event(kind, data)` hears started, epoch and
-    checkpoint; `should_stop()` is asked between batches (True → Cancelled)."""
+    checkpoint; `should_stop()` is asked between batches (True → Cancelled; when it also has a true
+    `keep_progress` attribute, a checkpoint of the epoch so far is written first)."""
 
     def __init__(
         self,
@@ -305,7 +323,7 @@ class Trainer:
                 raise writer.error
 
     def load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = read_checkpoint(path, self.device)
         self.network.load_state_dict(state["network"], strict=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -343,6 +361,11 @@ class Trainer:
 
         for inputs, labels in self.train_loader:
             if self.should_stop():
+                # a worker asked to stop (SIGTERM) keeps what this epoch did so far for the one that resumes
+                if getattr(self.should_stop, "keep_progress", False) and self.step > 0 and seen:
+                    settle()
+                    self.partial["seconds"] = time.monotonic() - started
+                    self.save_checkpoint()
                 raise Cancelled()
             inputs, labels = self._to_device(inputs, labels)
             with self._autocast():

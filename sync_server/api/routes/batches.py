@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -157,6 +157,7 @@ def _check_zip(path) -> int:
 )
 async def batch(
     request: Request,
+    response: Response,
     user: CurrentUser,
     settings: SettingsDep,
     model: ModelRef,
@@ -168,6 +169,7 @@ async def batch(
     await run_in_threadpool(_model_path, request, user.id, model)
     return await create_from_upload(
         request,
+        response,
         user.id,
         settings,
         "a zip to predict",

@@ -140,5 +140,5 @@ def download(sha256: ShaPath, user: CurrentUser, db: ReadSessionDep, request: Re
     return StreamingResponse(
         chunks,
         media_type="application/octet-stream",
-        headers={"Content-Length": str(blob.size), "Cache-Control": "private, max-age=31536000, immutable"},
+        headers={"Content-Length": str(blob.size), "Cache-Control": "no-store"},
     )

@@ -5,7 +5,10 @@ Every query filters on the signed-in user: another user's job id answers 404 lik
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import logging
+import re
 from pathlib import Path as FilePath
 from typing import Annotated, Literal
 
@@ -13,13 +16,14 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...core.clock import utcnow
 from ...core.db import session_scope
 from ...jobs import live_workers, state
-from ...models import Job, JobEvent, JobFile
+from ...models import IdempotencyKey, Job, JobEvent, JobFile
 from ...records import project_records
 from ...schemas import ID
 from ...training.data import DataError, check_project, check_trainable
@@ -28,6 +32,7 @@ from ...uploads import received
 from ..deps import CurrentUser, ReadSessionDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+log = logging.getLogger("tejas.jobs")
 
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 NOT_FOUND = "No such job among yours."
@@ -190,19 +195,82 @@ def _check_quota(db, user_id: str, settings) -> None:
         )
 
 
-def _create(request: Request, db, user_id: str, **fields) -> JobOut:
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces (a UUID is usual)
+QUEUE_DOWN = "The job queue cannot be reached just now; the job waits and starts once it is back."
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's `Idempotency-Key` header (400 when malformed), or None."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY.match(key):
+        raise HTTPException(
+            400, "Invalid Idempotency-Key: 1 to 200 printable ASCII characters without spaces (a UUID, say)."
+        )
+    return key
+
+
+def fingerprint(*parts) -> str:
+    """What a request asked for (route, options, body digest): a retry has the same, another request not."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def replayed(db, user_id: str, key: str | None, print_: str, response: Response) -> JobOut | None:
+    """The job an earlier request with this key made (the same request: 201 again, header
+    `Idempotent-Replayed: true`); 422 when the key came with a different request; None when new."""
+    if key is None:
+        return None
+    row = db.get(IdempotencyKey, (user_id, key))
+    if row is None:
+        return None
+    if row.fingerprint != print_:
+        raise HTTPException(
+            422,
+            "This Idempotency-Key was already used for a different request (another body, route or options); "
+            "send a new key for a new job.",
+        )
+    job = db.get(Job, row.job_id)
+    response.headers["Idempotent-Replayed"] = "true"
+    return JobOut(**state.job_out(job))
+
+
+def _create(request: Request, db, user_id: str, idempotency=None, **fields) -> JobOut:
+    """A queued job, and its delivery to the queue. One outcome: the row is the truth, so a queue that
+    cannot be reached (Redis down) leaves the job queued with a notice (201): the queue's reaper delivers it
+    once the queue is back. `idempotency` = (key, fingerprint, response) records the key with the job in
+    the same transaction; the loser of two requests racing with one key gets the winner's job."""
     job = Job(user_id=user_id, status="queued", **fields)
     db.add(job)
     db.flush()
+    if idempotency is not None:
+        key, print_, response = idempotency
+        db.add(IdempotencyKey(user_id=user_id, key=key, fingerprint=print_, job_id=job.id))
+        try:
+            db.flush()
+        except IntegrityError:
+            db.rollback()
+            return replayed(db, user_id, key, print_, response)
     state.emit(db, job, "queued", {"position": state.queue_position(db, job)})
     db.commit()
-    request.app.state.queue.submit(job.id)
+    try:
+        request.app.state.queue.submit(job.id)
+    except Exception as exc:  # the broker is down: the reaper sends it when it is back
+        log.warning("job %s: not delivered to the queue (%s); it waits for the reaper", job.id, exc)
+        state.record_notice(request.app.state.sessions, job.id, QUEUE_DOWN)
     return JobOut(**state.job_out(job))
 
 
 @router.post("", status_code=201, responses={404: {"description": "No such synced project."}})
-def create(body: JobIn, request: Request, user: CurrentUser, db: SessionDep, settings: SettingsDep) -> JobOut:
-    """Train on one of your synced projects (switch sync on for it in the app and sync first)."""
+def create(
+    body: JobIn, request: Request, response: Response, user: CurrentUser, db: SessionDep, settings: SettingsDep
+) -> JobOut:
+    """Train on one of your synced projects (switch sync on for it in the app and sync first). With an
+    `Idempotency-Key` header, the same request again gets the same job back (docs/jobs.md)."""
+    key = idempotency_key(request)
+    print_ = fingerprint(request.url.path, body.model_dump())
+    if (earlier := replayed(db, user.id, key, print_, response)) is not None:
+        return earlier
     _check_options(body, settings)
     records = project_records(db, user.id, body.project)
     project = next((r for r in records if r["kind"] == "project"), None)
@@ -220,6 +288,7 @@ def create(body: JobIn, request: Request, user: CurrentUser, db: SessionDep, set
         request,
         db,
         user.id,
+        idempotency=(key, print_, response) if key else None,
         project_id=body.project,
         name=name[:200],
         source="project",
@@ -273,6 +342,7 @@ def _check_archive(path: FilePath) -> list[str]:
 )
 async def upload(
     request: Request,
+    response: Response,
     user: CurrentUser,
     settings: SettingsDep,
     options: Annotated[UploadOptions, Query()],
@@ -283,6 +353,7 @@ async def upload(
     if options.modality == "text":
         return await create_from_upload(
             request,
+            response,
             user.id,
             settings,
             "a text CSV",
@@ -294,6 +365,7 @@ async def upload(
         )
     return await create_from_upload(
         request,
+        response,
         user.id,
         settings,
         "a training zip",
@@ -318,23 +390,52 @@ def _check_text_csv(path: FilePath) -> dict:
 
 
 async def create_from_upload(
-    request: Request, user_id: str, settings, what: str, check, limit: int | None = None, **fields
+    request: Request,
+    response: Response,
+    user_id: str,
+    settings,
+    what: str,
+    check,
+    limit: int | None = None,
+    **fields,
 ) -> JobOut:
     """A job on the request's body (a zip): the user's quota first, then the body streamed to a file (at
     most TEJAS_MAX_UPLOAD_BYTES, never held in memory), `check(path)` (raises the 4xx, returns more of the
-    job's fields), stored in the jobs area of the blob store, a queued job; the file goes however it ends."""
+    job's fields), stored in the jobs area of the blob store, a queued job; the file goes however it ends.
+    With an `Idempotency-Key` the same route, options and body again get the job the first request made."""
+    key = idempotency_key(request)
     limit = min(limit or settings.max_upload_bytes, settings.max_upload_bytes)
     too_large = HTTPException(413, f"Too large: {what} may be at most {limit / 2**20:g} MiB.")
     with session_scope(request.app.state.readers) as db:
-        _check_quota(db, user_id, settings)
+        known = key is not None and db.get(IdempotencyKey, (user_id, key)) is not None
+        if not known:  # a retry of a job already made is answered even at the quota
+            _check_quota(db, user_id, settings)
     async with received(request, settings.data_dir / "uploads", limit, too_large) as (path, sha, _):
+        print_ = fingerprint(request.url.path, fields, sha)
+
+        def earlier() -> JobOut | None:
+            with session_scope(request.app.state.readers) as db:
+                return replayed(db, user_id, key, print_, response)
+
+        if known and (job := await run_in_threadpool(earlier)) is not None:
+            return job
         checked = await run_in_threadpool(check, path)
         await run_in_threadpool(request.app.state.jobs_store.put_file, sha, path)
 
     def create_job() -> JobOut:
         with session_scope(request.app.state.sessions) as db:
+            if (job := replayed(db, user_id, key, print_, response)) is not None:
+                return job
             return _create(
-                request, db, user_id, project_id=None, source="upload", upload_sha256=sha, **fields, **checked
+                request,
+                db,
+                user_id,
+                idempotency=(key, print_, response) if key else None,
+                project_id=None,
+                source="upload",
+                upload_sha256=sha,
+                **fields,
+                **checked,
             )
 
     return await run_in_threadpool(create_job)
