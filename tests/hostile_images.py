@@ -1,6 +1,7 @@
 """Crafted images for the image rule (rules.json "image", issue 24): hostile sizes that must be refused
 before anything is decoded, and legitimate but unusual images that must still predict. Made in memory with
-Pillow and struct; a header is patched where Pillow would not write the lie (a PNG's CRC is recomputed).
+Pillow and struct (the stdlib builders of tests/pycore/hostile_headers.py for GIF, APNG, PNG and BMP
+headers); a header is patched where Pillow would not write the lie.
 
 `HOSTILE[name] = (bytes, words the refusal contains)`, `LEGITIMATE[name] = bytes`.
 """
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import io
 import struct
-import zlib
 
 from PIL import Image
+
+from .pycore.hostile_headers import apng, bmp_claiming, gif
+from .pycore.images_for_tests import png_header_claiming
 
 
 def _save(image: Image.Image, fmt: str, **options) -> bytes:
@@ -20,51 +23,9 @@ def _save(image: Image.Image, fmt: str, **options) -> bytes:
     return out.getvalue()
 
 
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
 def _gradient(width: int, height: int, mode: str = "RGB") -> Image.Image:
     image = Image.linear_gradient("L").resize((width, height))
     return Image.merge("RGB", (image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), image)).convert(mode)
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A small PNG whose IHDR declares width × height (valid CRC; its data is a few bytes)."""
-    data = bytearray(_save(Image.new("RGB", (4, 4), "red"), "PNG"))
-    ihdr = bytearray(data[16:29])
-    ihdr[0:8] = struct.pack(">II", width, height)
-    data[8:33] = _chunk(b"IHDR", bytes(ihdr))
-    return bytes(data)
-
-
-def gif_with_frames(screen: tuple[int, int], frames: list[tuple[int, int, int, int]]) -> bytes:
-    """A GIF of a `screen` logical screen holding frames (left, top, width, height) of a few bytes each."""
-    out = b"GIF89a" + struct.pack("<HHBBB", *screen, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
-    for left, top, width, height in frames:
-        out += b"!\xf9\x04\x00\x00\x00\x00\x00"  # graphic control extension
-        out += b"," + struct.pack("<HHHHB", left, top, width, height, 0)
-        out += b"\x02\x02\x4c\x01\x00"  # LZW code size 2, one sub-block (clear, end), terminator
-    return out + b";"
-
-
-def apng_with_frame(width: int, height: int, after_idat: bool) -> bytes:
-    """A 16×16 APNG whose first (or, `after_idat`, second) frame control chunk declares width × height."""
-    still = _save(Image.new("RGB", (16, 16), "blue"), "PNG")
-    ihdr, rest = still[8:33], still[33:]
-    idat_at = rest.index(b"IDAT") - 4
-    idat, tail = rest[idat_at:-12], rest[-12:]
-
-    def fctl(sequence: int, w: int, h: int) -> bytes:
-        return _chunk(b"fcTL", struct.pack(">IIIIIHHBB", sequence, w, h, 0, 0, 1, 10, 0, 0))
-
-    body = ihdr + _chunk(b"acTL", struct.pack(">II", 2, 0))
-    if after_idat:
-        body += fctl(0, 16, 16) + idat + fctl(1, width, height)
-        body += _chunk(b"fdAT", struct.pack(">I", 2) + zlib.compress(b"\x00" * 49))
-    else:
-        body += fctl(0, width, height) + idat
-    return still[:8] + body + tail
 
 
 def webp_animated_with_frame(width: int, height: int) -> bytes:
@@ -104,12 +65,6 @@ def bmp_top_down(width: int, height: int) -> bytes:
     return bytes(data)
 
 
-def bmp_declaring(width: int, height: int) -> bytes:
-    data = bytearray(_save(Image.new("RGB", (4, 4), "red"), "BMP"))
-    data[18:26] = struct.pack("<ii", width, height)
-    return bytes(data)
-
-
 def exif_rotated_jpeg() -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
@@ -142,12 +97,12 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     "strip-1x4000.bmp": (_save(Image.new("RGB", (1, 4000)), "BMP"), TOO_NARROW),
     "strip-top-down-3000x1.bmp": (bmp_top_down(3000, 1), TOO_NARROW),
     # frames larger than the header's size
-    "gif-9000x9000-frame-on-1x1-screen.gif": (gif_with_frames((1, 1), [(0, 0, 9000, 9000)]), TOO_LARGE),
-    "gif-huge-second-frame.gif": (gif_with_frames((16, 16), [(0, 0, 16, 16), (0, 0, 65535, 65535)]), TOO_LARGE),
-    "gif-frame-far-right.gif": (gif_with_frames((16, 16), [(60000, 0, 16, 16)]), TOO_NARROW),
-    "apng-huge-first-frame.png": (apng_with_frame(9000, 9000, after_idat=False), TOO_LARGE),
-    "apng-huge-second-frame.png": (apng_with_frame(100000, 100000, after_idat=True), TOO_LARGE),
-    "apng-strip-second-frame.png": (apng_with_frame(16, 5000, after_idat=True), TOO_NARROW),
+    "gif-9000x9000-frame-on-1x1-screen.gif": (gif((1, 1), [(0, 0, 9000, 9000)]), TOO_LARGE),
+    "gif-huge-second-frame.gif": (gif((16, 16), [(0, 0, 16, 16), (0, 0, 65535, 65535)]), TOO_LARGE),
+    "gif-frame-far-right.gif": (gif((16, 16), [(60000, 0, 16, 16)]), TOO_NARROW),
+    "apng-huge-first-frame.png": (apng((9000, 9000), after_idat=False), TOO_LARGE),
+    "apng-huge-second-frame.png": (apng((100000, 100000), after_idat=True), TOO_LARGE),
+    "apng-strip-second-frame.png": (apng((16, 5000), after_idat=True), TOO_NARROW),
     "webp-anim-huge-frame.webp": (webp_animated_with_frame(16000, 16000), TOO_LARGE),
     "webp-canvas-16Mx16M.webp": (webp_canvas(1 << 24, 1 << 24), TOO_LARGE),
     "webp-canvas-1x9000.webp": (webp_canvas(1, 9000), TOO_NARROW),
@@ -155,10 +110,10 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     "jpeg-progressive-65000x65000.jpg": (jpeg_declaring(65000, 65000, progressive=True), TOO_LARGE),
     "jpeg-progressive-60000x2.jpg": (jpeg_declaring(60000, 2, progressive=True), TOO_NARROW),
     "jpeg-baseline-65535x65535.jpg": (jpeg_declaring(65535, 65535, progressive=False), TOO_LARGE),
-    "png-100000x100000.png": (png_declaring(100000, 100000), TOO_LARGE),
-    "png-8001x8000.png": (png_declaring(8001, 8000), TOO_LARGE),  # just over 64 megapixels
-    "png-2147483647x1.png": (png_declaring(2**31 - 1, 1), TOO_LARGE),
-    "bmp-negative-height-huge.bmp": (bmp_declaring(50000, -50000), TOO_LARGE),
+    "png-100000x100000.png": (png_header_claiming(100000, 100000), TOO_LARGE),
+    "png-8001x8000.png": (png_header_claiming(8001, 8000), TOO_LARGE),  # just over 64 megapixels
+    "png-2147483647x1.png": (png_header_claiming(2**31 - 1, 1), TOO_LARGE),
+    "bmp-negative-height-huge.bmp": (bmp_claiming(50000, -50000), TOO_LARGE),
 }
 
 LEGITIMATE: dict[str, bytes] = {
