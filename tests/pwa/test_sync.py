@@ -519,6 +519,29 @@ def test_sync_screen_and_what_about_says(new_device, sync_server):
     assert "Deleting your account deletes everything the server holds for you" in page.inner_text("#retention")
 
 
+def test_create_account_with_a_taken_email(new_device):
+    """The server answers sign-up for a taken email like for a new one (it does not tell strangers which
+    emails have accounts): on the Sync screen, "Create account" then fails only at the sign-in that follows,
+    with a sentence that says what to do; with the account's own password it signs in."""
+    first = new_device()
+    sign(first, "taken@example.org", create=True)
+    page = new_device()
+    page.get_by_role("banner").get_by_role("link", name="Sync", exact=True).click()
+    wait_screen(page, "sync")
+    page.get_by_label("Email").fill("taken@example.org")
+    page.get_by_label("Password").fill("not the owner's password")
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_function("document.getElementById('account-error').textContent !== ''")
+    assert page.inner_text("#account-error") == (
+        "taken@example.org cannot sign in with this password: "
+        "if it already has an account, sign in with that account's password."
+    )
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()  # someone who forgot they had an account
+    page.wait_for_selector("#account-state")
+    assert "Signed in as taken@example.org" in page.inner_text("#account-state")
+
+
 def test_clock_never_goes_back(new_device):
     page = new_device()
     result = page.evaluate(

@@ -39,7 +39,8 @@ export async function call(server, path, { token, method = 'GET', json, body, he
     } catch { /* not JSON */ }
     if (response.status === 404 && !detail) detail = `${server} has no sync service (HTTP 404 for ${path}); check the address`;
     const retry = response.headers.get('Retry-After');
-    throw new SyncError(`${detail || `HTTP ${response.status}`}${retry ? ` (try again in ${retry} s)` : ''}`, response.status, answer);
+    const when = retry && !/try again/i.test(detail) ? ` (try again in ${retry} s)` : '';  // once is enough
+    throw new SyncError(`${detail || `HTTP ${response.status}`}${when}`, response.status, answer);
   }
   if (bytes) return new Uint8Array(await response.arrayBuffer());
   return response.status === 204 ? null : response.json();
@@ -61,7 +62,19 @@ export function refusedChange(error) {
   return null;
 }
 
-export const signUp = (server, email, password) => call(server, 'api/auth/signup', { method: 'POST', json: { email, password } });
+/** Create an account, then sign in with it. The server answers a taken email exactly like a new one (202,
+ * no token: it does not tell strangers which emails have accounts), so a taken email with another
+ * password shows only at the sign-in, and gets a sentence that says what to do. */
+export async function signUp(server, email, password) {
+  await call(server, 'api/auth/signup', { method: 'POST', json: { email, password } });
+  try {
+    return await signIn(server, email, password);
+  } catch (error) {
+    if (error.status !== 401) throw error;
+    throw new SyncError(`${email} cannot sign in with this password: if it already has an account, `
+      + 'sign in with that account\'s password.', 401, error.detail);
+  }
+}
 export const signIn = (server, email, password) => call(server, 'api/auth/signin', { method: 'POST', json: { email, password } });
 export const signOut = (server, token) => call(server, 'api/auth/signout', { method: 'POST', token });
 export const me = (server, token) => call(server, 'api/me', { token });

@@ -65,7 +65,7 @@ function signInForm(status, show) {
       const call = create ? tejas.signUp : tejas.signIn;
       show(await busy(button, create ? 'Creating…' : 'Signing in…',
         () => call(email.input.value, password.input.value, { server: server.input.value })));
-      toast(create ? `Account created; signed in as ${email.input.value}.` : `Signed in as ${email.input.value}.`);
+      toast(create ? `Account ready; signed in as ${email.input.value}.` : `Signed in as ${email.input.value}.`);
     } catch (e) {
       error.textContent = e.message;
     }
