@@ -51,17 +51,15 @@ def decode(data: bytes, spec: dict) -> np.ndarray:
     when decoding or resizing it would cost more than the core's image rule allows: sync_server.imaging)."""
     from PIL import Image
 
-    from ..imaging import open_rgb
+    from ..imaging import decoded_rgb
 
     resize = spec["resize"]["shorter_side"]
     crop_h, crop_w = spec["size"]
-    rgb = open_rgb(data, resize)  # ImageError (a ValueError) says why not
-    try:
-        resized = np.asarray(rgb.resize(resized_size(rgb.width, rgb.height, resize), Image.Resampling.BILINEAR))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot be decoded ({exc})") from None
-    finally:
-        rgb.close()
+    with decoded_rgb(data, resize) as rgb:  # ImageError (a ValueError) says why not
+        try:
+            resized = np.asarray(rgb.resize(resized_size(rgb.width, rgb.height, resize), Image.Resampling.BILINEAR))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot be decoded ({exc})") from None
     h, w = resized.shape[:2]
     # torchvision's centre-crop offsets
     top, left = int(round((h - crop_h) / 2.0)), int(round((w - crop_w) / 2.0))

@@ -207,7 +207,7 @@ class ImageDataset:
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        from ..imaging import ImageError, open_rgb
+        from ..imaging import ImageError, decoded_rgb
 
         what = f"image {self.ids[i][:12]}…"
         try:
@@ -217,9 +217,8 @@ class ImageDataset:
             raise DataError(f"{what} cannot be read ({exc.strerror}); start the job again") from None
         try:
             # the core's image rule first (every frame's size, pixels, sides' ratio), then Pillow
-            image = open_rgb(data)
+            with decoded_rgb(data) as image:
+                return self.transform(image), self.labels[i]
         except ImageError as exc:
             reason = str(exc) if str(exc).startswith("cannot") else f"is refused: {exc}"
             raise DataError(f"{what} {reason}; remove it from the data and start again") from None
-        with image:
-            return self.transform(image), self.labels[i]
