@@ -26,6 +26,15 @@ def human_size(n: int) -> str:
     return f"{n} bytes"
 
 
+def binary_size(n: int) -> str:
+    """Bytes in KiB/MiB/GiB, as zip tools show them: "344 KiB", "1.5 MiB"."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
+    return f"{n} bytes"
+
+
 class ArchiveError(ValueError):
     """The whole archive is refused; str() names the archive and the reason."""
 
@@ -161,10 +170,12 @@ def _dir_entries(root: Path, limits: Limits) -> tuple[list[Entry], Callable[[], 
 def list_entries(source, limits: Limits) -> tuple[list[Entry], Callable[[], None], str]:
     """(entries, close, display name) of a zip file or a directory, refusing unsafe archives whole."""
     path = Path(source)
+    archive_bytes = None  # a folder is not compressed: no ratio to judge
     if path.is_dir():
         entries, close = _dir_entries(path, limits)
     elif path.exists():
         entries, close = _zip_entries(path, limits)
+        archive_bytes = path.stat().st_size
     else:
         raise ArchiveError(f"{path.name}: no such file")
     total = sum(e.size for e in entries)
@@ -181,4 +192,14 @@ def list_entries(source, limits: Limits) -> tuple[list[Entry], Callable[[], None
                 f"{path.name}: {e.path} expands {e.size // max(e.compressed, 1)}× (limit {limits.max_ratio}×); "
                 "refusing a possible zip bomb"
             )
+    # The whole archive against the file's real size (not the entries' declared compressed sizes, which
+    # overlapping entries repeat): many entries just under the per-entry floor add up like one big one.
+    whole = archive_bytes is not None and total > limits.total_ratio_floor_bytes
+    if whole and total > limits.max_ratio * max(archive_bytes, 1):
+        close()
+        raise ArchiveError(
+            f"{path.name}: expands {total // max(archive_bytes, 1)}× ({binary_size(total)} from "
+            f"{binary_size(archive_bytes)}); at most {limits.max_ratio}× for an archive over "
+            f"{binary_size(limits.total_ratio_floor_bytes)}; refusing a possible zip bomb"
+        )
     return entries, close, path.name

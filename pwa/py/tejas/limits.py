@@ -23,6 +23,10 @@ class Limits:
     # for entries over `ratio_floor_bytes`, so a small flat drawing saved as BMP still imports.
     max_ratio: int = 200
     ratio_floor_bytes: int = 1 * MiB
+    # The same ratio for the whole archive (all entries against the zip file's real size, so entries that
+    # share compressed bytes count), once it expands past this: 300 entries of 1 MiB at ~900× are refused
+    # before anything is written; a small archive of flat drawings, however well it compresses, is not.
+    total_ratio_floor_bytes: int = 64 * MiB
     max_files: int = 100_000  # entries in the archive, folders included
     max_classes: int = 100  # the default artifacts' head serves up to 100 classes
     # width × height of one image's canvas, every frame included (rules.json image.max_pixels, shared with
