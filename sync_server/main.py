@@ -44,8 +44,10 @@ async def _purge_timer(app: FastAPI) -> None:
     streams_store = await run_in_threadpool(make_store, settings, "streams")
     while True:
         try:
+            # stream images no stream owes: only once entries queued before the ledger existed have their rows
+            orphans = streams_store if getattr(app.state, "streams_adopted", False) else None
             await run_in_threadpool(
-                purge, app.state.sessions, app.state.store, utcnow(), settings.retention_days, streams_store
+                purge, app.state.sessions, app.state.store, utcnow(), settings.retention_days, orphans
             )
             await run_in_threadpool(purge_jobs, app.state.sessions, app.state.jobs_store, utcnow())
         except Exception:  # a failed run (database restarting, …) is retried at the next tick
@@ -60,14 +62,21 @@ async def _requeue_timer(app: FastAPI) -> None:
     from .prediction.streams import StreamQueue
 
     settings: Settings = app.state.settings
+    failing = False
     while True:
         try:
             if getattr(app.state, "stream_queue", None) is None:
                 app.state.stream_queue = StreamQueue(settings)
+            if not getattr(app.state, "streams_adopted", False):
+                await run_in_threadpool(ledger.adopt_entries, app.state.sessions, app.state.stream_queue)
+                app.state.streams_adopted = True
             grace = settings.stream_requeue_seconds
             await run_in_threadpool(ledger.requeue_lost, app.state.sessions, app.state.stream_queue, grace)
-        except Exception as exc:  # Redis or the database away: the next tick tries again
-            log.warning("streams: enqueueing owed images again failed (%s: %s); retrying", type(exc).__name__, exc)
+            failing = False
+        except Exception as exc:  # Redis or the database away (or no Redis: no streams): the next tick tries again
+            if not failing:  # once per outage, not every tick
+                log.warning("streams: looking for owed images failed (%s: %s); retrying", type(exc).__name__, exc)
+            failing = True
         await asyncio.sleep(settings.stream_requeue_seconds)
 
 

@@ -14,7 +14,7 @@ key on (stream, image key).
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +30,7 @@ PAGE = 500
 
 __all__ = [
     "admit",
+    "adopt_entries",
     "attach_entry",
     "counts",
     "dead_letters",
@@ -192,6 +193,8 @@ def requeue_lost(sessions: sessionmaker[Session], queue, grace_s: float, now: da
                 .limit(PAGE)
             ).all()
         if not rows:
+            if requeued:
+                log.warning("streams: enqueued %d image(s) again whose Redis entries were gone", requeued)
             return requeued
         if not asked_redis:
             queue.ensure_group()  # a Redis that came back empty has no group: entries added now must be read
@@ -220,8 +223,65 @@ def requeue_lost(sessions: sessionmaker[Session], queue, grace_s: float, now: da
             entry = queue.append(r.stream_id, r.user_id, r.image_key, r.blob, r.store, at=r.appended_at)
             attach_entry(sessions, r.stream_id, r.image_key, r.blob, entry)
             requeued += 1
-        if requeued:
-            log.warning("streams: enqueued %d image(s) again whose Redis entries were gone", requeued)
+
+
+def adopt_entries(sessions: sessionmaker[Session], queue) -> int:
+    """Rows for the entries Redis holds that have none (images queued before this ledger existed, by a
+    server before the upgrade): from then on they are owed like any other, and their bytes are no orphans.
+    The server runs this once at start and every worker when it starts; how many rows were added."""
+    adopted, start = 0, "-"
+    while True:
+        page = queue.entries(start, PAGE)
+        if not page:
+            return adopted
+        for _attempt in range(2):  # another process adopting the same page at once: the second pass skips it
+            try:
+                adopted += _adopt(sessions, page)
+                break
+            except IntegrityError:
+                continue
+        if len(page) < PAGE:
+            return adopted
+        start = "(" + page[-1][0]
+
+
+def _adopt(sessions: sessionmaker[Session], page: list[tuple[str, dict]]) -> int:
+    entries = [(entry_id, f) for entry_id, f in page if f.get("stream") and f.get("key") and f.get("blob")]
+    if not entries:
+        return 0
+    pairs = list({(f["stream"], f["key"]) for _, f in entries})
+    with session_scope(sessions) as db:
+        streams = set(db.scalars(select(Stream.id).where(Stream.id.in_({sid for sid, _ in pairs}))))
+        known = set()
+        for table in (Prediction, StreamImage):
+            key = tuple_(table.stream_id, table.image_key)
+            known |= {tuple(row) for row in db.execute(select(table.stream_id, table.image_key).where(key.in_(pairs)))}
+        added = 0
+        for entry_id, f in entries:
+            pair = (f["stream"], f["key"])
+            if f["stream"] not in streams or pair in known:
+                continue
+            known.add(pair)
+            try:
+                at = datetime.fromtimestamp(int(f.get("at", "")) / 1000, UTC).replace(tzinfo=None)
+            except ValueError:
+                at = utcnow()
+            db.add(
+                StreamImage(
+                    stream_id=pair[0],
+                    image_key=pair[1],
+                    state="pending",
+                    blob=f["blob"],
+                    store=f.get("store") or "streams",
+                    entry=entry_id,
+                    appended_at=at,
+                    enqueued_at=utcnow(),
+                    deliveries=0,
+                )
+            )
+            added += 1
+        db.flush()
+    return added
 
 
 def _same(column, value):

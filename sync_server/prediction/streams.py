@@ -136,6 +136,11 @@ class StreamQueue:
         fields = {"stream": stream_id, "user": user_id, "key": key, "blob": blob, "store": store, "at": at_ms}
         return self.client.xadd(self.keys.stream, fields)
 
+    def entries(self, start: str, count: int) -> list[tuple[str, dict]]:
+        """The stream's entries from `start` ("-", an id, or "(" + an id for after it), oldest first."""
+        page = self.client.xrange(self.keys.stream, start, "+", count)
+        return [(entry_id, fields or {}) for entry_id, fields in page]
+
     def live(self, entries: list[tuple[str, str, str]]) -> set[str]:
         """Of these (entry id, stream id, image key), the entry ids Redis still holds for that image (an
         entry id of a Redis that restarted empty may have been given again to another image)."""

@@ -117,6 +117,7 @@ class StreamWorker:
         own_cursor: str | None = "0"  # own pending entries first, then new ones
         claim_cursor, next_claim = "0-0", 0.0
         next_beat = next_trim = next_requeue = 0.0
+        adopted = False
         failures = 0
         while not self.stopping.is_set():
             try:
@@ -129,6 +130,9 @@ class StreamWorker:
                     next_trim = now + DEAD_TRIM_EVERY_S
                 if now >= next_requeue:
                     next_requeue = now + self.settings.stream_requeue_seconds
+                    if not adopted:  # entries queued before the ledger existed get their rows, once
+                        ledger.adopt_entries(self.sessions, self.queue)
+                        adopted = True
                     ledger.requeue_lost(self.sessions, self.queue, self.settings.stream_requeue_seconds)
                 batch = self.settings.stream_batch_size
                 if own_cursor is not None:

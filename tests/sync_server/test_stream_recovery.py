@@ -23,7 +23,14 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ..conftest import ROOT, TEJAS, Server
-from ..services import REDIS_SERVER, free_port, stop_process, wait_for
+from ..services import (  # noqa: F401 (fixtures)
+    REDIS_SERVER,
+    free_port,
+    fresh_postgres_db,
+    postgres_url,
+    stop_process,
+    wait_for,
+)
 from .conftest import Account
 from .predict_support import image_bytes, synced_model
 
@@ -161,10 +168,7 @@ def test_images_queued_when_redis_lost_everything_get_one_result_each(tmp_path, 
         # Redis loses everything
         redis_server.kill()
         redis_server.start()
-        back = time.monotonic()
-        import redis
-
-        assert redis.Redis.from_url(redis_server.url).dbsize() == 0
+        back = time.monotonic()  # a new redis-server with nothing saved: every entry is gone
 
         # the counts still say what the stream owes; the dead letter is still there
         assert counts(account, "cam") == (IMAGES + 1, 0, IMAGES, 1)
@@ -203,15 +207,25 @@ def test_images_queued_when_redis_lost_everything_get_one_result_each(tmp_path, 
     engine.dispose()
 
 
-def test_two_recoverers_at_once_enqueue_each_lost_image_once(tmp_path, redis_on_a_port):
-    """Several API replicas and workers re-enqueue at the same time: each owed image gets one new entry."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tejas.db'}"
+    return request.getfixturevalue("fresh_postgres_db")
+
+
+def test_two_recoverers_at_once_enqueue_each_lost_image_once(tmp_path, redis_on_a_port, database):
+    """Several API replicas and workers re-enqueue at the same time: each owed image gets one new entry.
+    A dead letter appended again is owed again, without counting the image twice."""
     from sync_server.core.config import Settings
     from sync_server.core.db import make_engine, make_sessionmaker, migrate, session_scope
     from sync_server.models import Stream, User
     from sync_server.prediction import ledger
     from sync_server.prediction.streams import StreamQueue
 
-    settings = Settings(data_dir=tmp_path, redis_url=redis_on_a_port.url, stream_requeue_seconds=0)
+    settings = Settings(
+        data_dir=tmp_path, database_url=database, redis_url=redis_on_a_port.url, stream_requeue_seconds=0
+    )
     engine = make_engine(settings)
     migrate(engine)
     sessions = make_sessionmaker(engine)
@@ -241,4 +255,57 @@ def test_two_recoverers_at_once_enqueue_each_lost_image_once(tmp_path, redis_on_
     # now every image has a live entry: another pass adds nothing
     assert ledger.requeue_lost(sessions, queues[1], grace_s=0) == 0
     assert queues[0].client.xlen(settings.stream_key) == 30
+
+    # a dead letter survives in the database; the same key appended again is owed again
+    with session_scope(sessions) as db:
+        ledger.give_up(db, "s1", "k0", "k0: cannot be decoded", 3)
+    with session_scope(sessions) as db:
+        assert ledger.counts(db, ["s1"]) == {"s1": (29, 1)}
+        assert [(d.image_key, d.error, d.deliveries) for d in ledger.dead_letters(db, "s1", 10)] == [
+            ("k0", "k0: cannot be decoded", 3)
+        ]
+    assert ledger.admit(sessions, "s1", "k0", "blob-again", "streams") == (True, None)
+    assert ledger.admit(sessions, "s1", "k0", "blob-third", "streams") == (False, None)  # owed: a duplicate
+    with session_scope(sessions) as db:
+        assert ledger.counts(db, ["s1"]) == {"s1": (30, 0)}
+        assert db.get(Stream, "s1").appended == 30
+    engine.dispose()
+
+
+def test_entries_queued_before_the_ledger_are_adopted_not_purged(tmp_path, redis_on_a_port):
+    """A server upgraded with images queued by the old code (entries with no ledger row): they become owed
+    rows, so the purge keeps their bytes; bytes nothing names are deleted."""
+    from sync_server.core.config import Settings
+    from sync_server.core.db import make_engine, make_sessionmaker, migrate, session_scope
+    from sync_server.models import Stream, User
+    from sync_server.prediction import ledger
+    from sync_server.prediction.streams import StreamQueue
+    from sync_server.storage import make_store
+
+    settings = Settings(data_dir=tmp_path, redis_url=redis_on_a_port.url)
+    engine = make_engine(settings)
+    migrate(engine)
+    sessions = make_sessionmaker(engine)
+    with session_scope(sessions) as db:
+        db.add(User(id="u1", email="u1@example.org", password_hash="x"))
+        db.flush()
+        db.add(Stream(id="s1", user_id="u1", name="cam", model="model:x", top_k=1, appended=3))
+    store, source = make_store(settings, "streams"), tmp_path / "image"
+    source.write_bytes(image_bytes(1))
+    queue = StreamQueue(settings)
+    queue.ensure_group()
+    names = [f"{i:02x}" * 32 for i in range(4)]
+    for name in names:
+        store.put_file(name, source)
+    old = [queue.append("s1", "u1", f"old-{i}", names[i], "streams") for i in range(3)]  # no rows: the old code
+
+    assert ledger.adopt_entries(sessions, queue) == 3
+    assert ledger.adopt_entries(sessions, queue) == 0  # once
+    with session_scope(sessions) as db:
+        assert ledger.counts(db, ["s1"]) == {"s1": (3, 0)}
+        assert db.get(Stream, "s1").appended == 3  # counted by the old code already
+    assert ledger.requeue_lost(sessions, queue, grace_s=0) == 0  # their entries are live
+    assert queue.client.xlen(settings.stream_key) == len(old)
+    assert ledger.purge_orphans(sessions, store) == 1
+    assert sorted(store.names()) == sorted(names[:3])
     engine.dispose()

@@ -268,11 +268,11 @@ def _scenario(s: Stack, tmp_path: Path) -> None:
     assert [(x["name"], x["predicted"], x["dead"], x["pending"]) for x in listed] == [("cam-1", IMAGES, 1, 0)]
 
     # nothing left behind: what worker-a held was taken over; acknowledged entries deleted, no errors
-    # remembered, no in-flight markers, no image bytes
+    # remembered, nothing owed in the ledger but the dead letter, no image bytes
     assert not r.xpending_range("tejas:predict", "tejas-predict", "-", "+", 1000, consumername="worker-a")
     assert r.xlen("tejas:predict") == 0
-    assert not r.exists("tejas:predict:errors", "tejas:predict:inflight")
-    assert not list(r.scan_iter("tejas:predict:key:*"))
+    assert not r.exists("tejas:predict:errors")
+    assert s.sql("SELECT image_key, state FROM stream_images") == [("poison.png", "dead")]
     assert not [p for p in (s.data / "streams").rglob("*") if p.is_file()]
 
     # SIGTERM: the survivor finishes its batch, deregisters, exits 0
@@ -441,7 +441,7 @@ def test_routes_refuse_what_they_must(stack, tmp_path):
     assert alice.delete("/api/streams/door").status_code == 204
     assert alice.get("/api/streams/door").status_code == 404
     assert not s.sql("SELECT id FROM streams WHERE id = :i", i=stream_id)
-    assert not s.redis().hexists("tejas:predict:inflight", stream_id)
+    assert not s.sql("SELECT image_key FROM stream_images WHERE stream_id = :i", i=stream_id)
 
 
 def read_events(account: Account, name: str, params: dict, until, headers: dict | None = None, timeout: float = 60):

@@ -96,7 +96,16 @@ def _server(argv: list[str]) -> int:
     from sync_server.jobs.state import purge_jobs
 
     sessions = make_sessionmaker(engine)
-    report = purge(sessions, make_store(settings), now, settings.retention_days, make_store(settings, "streams"))
+    from sync_server.prediction import ledger
+    from sync_server.prediction.streams import StreamQueue, redacted
+
+    try:  # images queued before the stream ledger existed get their rows first: their bytes are no orphans
+        ledger.adopt_entries(sessions, StreamQueue(settings))
+        streams_store = make_store(settings, "streams")
+    except Exception as exc:
+        print(f"stream images not checked: Redis at {redacted(settings.redis_url)} does not answer ({exc})")
+        streams_store = None
+    report = purge(sessions, make_store(settings), now, settings.retention_days, streams_store)
     jobs = purge_jobs(sessions, make_store(settings, "jobs"), now)
     print(
         f"purged {report.projects} project(s) ({report.records} records) and {report.blobs} blob(s) "
