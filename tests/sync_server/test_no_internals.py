@@ -38,7 +38,7 @@ def _no_internals(text_: str) -> None:
     assert "Traceback" not in text_ and 'File "' not in text_, text_
 
 
-def test_a_job_failing_inside_training_tells_a_sentence_without_server_paths(job_server, tmp_path):
+def test_a_job_failing_inside_training_tells_a_sentence_without_server_paths(job_server, tmp_path):  # noqa: F811 (fixtures)
     """A PNG whose header CRC is broken passes the upload's header checks; Pillow then refuses it inside the
     DataLoader with `cannot identify image file '<server path>'`: the user sees which image, not where."""
     server = job_server()
@@ -59,7 +59,22 @@ def test_a_job_failing_inside_training_tells_a_sentence_without_server_paths(job
     _no_internals(json.dumps(row, ensure_ascii=False))
 
 
-def test_user_data_is_served_no_store_and_the_app_keeps_its_caching(job_server, tmp_path):
+def test_a_job_failing_on_the_servers_side_names_no_server_path(job_server, tmp_path):  # noqa: F811 (fixtures)
+    """The server's artifact set is missing (a broken deployment): the job fails with an internal error
+    whose sentence names the file, not the server's folders."""
+    server = job_server(TEJAS_ARTIFACTS_NAME="gone")
+    alice = Account(server.url)
+    job = upload(alice, write_zip(tmp_path / "d.zip", animal_pngs(2, 3)).read_bytes(), mode="head", epochs=1).json()
+    events = read_events(alice, job["id"])
+    assert events[-1]["event"] == "failed", events[-1]
+    reason = events[-1]["data"]["reason"]
+    assert reason.startswith("The training stopped with an internal error"), reason
+    assert "manifest.json" in reason, reason
+    _no_internals(reason)
+    _no_internals(json.dumps(alice.get(f"/api/jobs/{job['id']}").json(), ensure_ascii=False))
+
+
+def test_user_data_is_served_no_store_and_the_app_keeps_its_caching(job_server, tmp_path):  # noqa: F811 (fixtures)
     server = job_server()
     alice = Account(server.url)
     image = png_bytes(7)
@@ -110,7 +125,7 @@ def _stall(port: int, request_head: bytes, sent_body: bytes, wait_s: float) -> t
 @pytest.mark.parametrize(
     "method,path", [("POST", "/api/jobs/upload?mode=head"), ("PUT", "/api/blobs/" + "a" * 64 + "?kind=image")]
 )
-def test_a_request_whose_body_stalls_is_dropped_after_the_timeout(job_server, method, path):
+def test_a_request_whose_body_stalls_is_dropped_after_the_timeout(job_server, method, path):  # noqa: F811 (fixtures)
     server = job_server(TEJAS_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT_S))
     alice = Account(server.url)
     head = (
@@ -127,7 +142,7 @@ def test_a_request_whose_body_stalls_is_dropped_after_the_timeout(job_server, me
     assert alice.get("/api/jobs").status_code == 200
 
 
-def test_a_slow_but_steady_body_is_not_dropped(job_server):
+def test_a_slow_but_steady_body_is_not_dropped(job_server):  # noqa: F811 (fixtures)
     """The timeout is between pieces of the body, not for the whole: a body arriving in pieces, each within
     the timeout, is taken even when it takes longer than the timeout in all."""
     server = job_server(TEJAS_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT_S))
@@ -165,7 +180,7 @@ def _runner_processes(job_id: str) -> list[int]:
     return found
 
 
-def test_a_tampered_checkpoint_is_refused_and_the_job_starts_over(job_server, tmp_path):
+def test_a_tampered_checkpoint_is_refused_and_the_job_starts_over(job_server, tmp_path):  # noqa: F811 (fixtures)
     """Kill the server mid-job, change one byte of the stored checkpoint, start it again: the job does not
     resume from it (its sha256 no longer matches) but starts over, says why, and ends done."""
     server = job_server()

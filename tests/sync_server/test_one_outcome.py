@@ -51,7 +51,7 @@ def _restart_redis(server) -> None:
     wait_for(answers, 30, "redis-server answering again")
 
 
-def test_an_upload_while_redis_is_down_makes_one_job_that_runs_once_when_it_is_back(stack, redis_server, tmp_path):
+def test_an_upload_while_redis_is_down_makes_one_job_that_runs_once_when_it_is_back(stack, redis_server, tmp_path):  # noqa: F811 (fixtures)
     s = stack()
     alice = Account(s.server.url)
     stop_process(redis_server.process)  # SIGTERM, then SIGKILL: the broker is gone
@@ -81,7 +81,7 @@ def test_an_upload_while_redis_is_down_makes_one_job_that_runs_once_when_it_is_b
         assert connection.execute(text("SELECT count(*) FROM jobs")).scalar() == 1
 
 
-def test_an_idempotency_key_gives_the_same_job_back_and_refuses_another_body(job_server, tmp_path):
+def test_an_idempotency_key_gives_the_same_job_back_and_refuses_another_body(job_server, tmp_path):  # noqa: F811 (fixtures)
     server = job_server()
     alice, bob = Account(server.url), Account(server.url)
     zip_a = write_zip(tmp_path / "a.zip", animal_pngs(2, 3)).read_bytes()

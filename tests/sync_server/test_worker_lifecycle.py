@@ -6,7 +6,8 @@ two `tejas worker` processes:
 - SIGTERM to a worker mid-job: it checkpoints, hands the job back to the queue and exits within
   TEJAS_WORKER_STOP_SECONDS (+ a few seconds of Celery's own shutdown); the other worker resumes the job;
 - between jobs a worker holds no torch: its memory stays that of an idle Celery process;
-- when it is all over no work folder is left behind.
+- when it is all over no work folder is left behind;
+- (in-process queue) the job's process, sent SIGTERM, checkpoints, hands the job back and exits.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from ..services import wait_for
+from ..services import redis_server, wait_for  # noqa: F401 (fixture)
 from .conftest import Account
+from .test_jobs import job_server  # noqa: F401 (fixture)
 from .test_jobs_celery import JOB_S, START_S, Stack, follow, kinds, stack, submit  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
@@ -57,7 +59,7 @@ def _holder(s: Stack, job_id: str, attempt: int) -> str | None:
     return row["worker"] if row["status"] == "running" and row["attempt"] == attempt else None
 
 
-def test_sigterm_hands_the_job_back_in_time_and_workers_stay_lean(stack, tmp_path):
+def test_sigterm_hands_the_job_back_in_time_and_workers_stay_lean(stack, tmp_path):  # noqa: F811 (fixtures)
     s = stack()
     s.server.env["TEJAS_WORKER_STOP_SECONDS"] = str(STOP_S)  # the workers read it (they share the env)
     alice = Account(s.server.url)
@@ -113,3 +115,51 @@ def test_sigterm_hands_the_job_back_in_time_and_workers_stay_lean(stack, tmp_pat
     assert rss < IDLE_RSS_BOUND_MB, f"idle worker at {rss:.0f} MB"
     row = s.row(job)
     assert row["attempt"] == 3 and row["status"] == "cancelled", row
+
+
+def test_a_job_process_asked_to_stop_checkpoints_and_hands_the_job_back(job_server, tmp_path):  # noqa: F811 (fixtures)
+    """SIGTERM to the process that trains (what a stopping worker or server sends it): it writes a
+    checkpoint of the epoch so far, marks the job `released` (queued again) and exits 0; the in-process
+    queue then resumes the job from that checkpoint."""
+    from ..training.animals import animal_pngs, write_zip
+    from .test_jobs import read_events, upload, wait_for_event
+
+    server = job_server()
+    alice = Account(server.url)
+    zipped = write_zip(tmp_path / "d.zip", animal_pngs(2, 8)).read_bytes()
+    job = upload(alice, zipped, mode="head", epochs=300, batch_size=2, patience=0).json()["id"]
+    wait_for_event(alice, job, lambda e: e["event"] == "epoch")
+    trainer = wait_for(lambda: _children(server.process.pid), 60, "the job's process")[0]
+    asked = time.monotonic()
+    os.kill(trainer, signal.SIGTERM)
+    wait_for(lambda: not Path(f"/proc/{trainer}").exists() or _zombie(trainer), 120, "the job's process ended")
+    print(f"the job's process stopped {time.monotonic() - asked:.1f} s after SIGTERM")
+    events = list(
+        read_events_until(alice, job, lambda e: e["event"] == "started" and e["data"]["resumed_from_epoch"] is not None)
+    )
+    kinds_ = [e["event"] for e in events]
+    released = kinds_.index("released")
+    assert kinds_[released - 1] == "checkpoint", kinds_  # the progress kept just before handing it back
+    assert kinds_.count("started") == 2, kinds_
+    assert alice.delete(f"/api/jobs/{job}").status_code == 202
+    assert read_events(alice, job)[-1]["event"] == "cancelled"
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except OSError:
+        return True
+
+
+def read_events_until(account, job_id, predicate):
+    from .test_jobs import stream_events
+
+    events = stream_events(account, job_id)
+    try:
+        for event in events:
+            yield event
+            if predicate(event):
+                return
+    finally:
+        events.close()
