@@ -112,6 +112,10 @@ def _compare_with_redis(settings: Settings, ours: str, what: str, wait_s: float)
             try:
                 theirs = claim_redis(client, ours)
                 break
+            except redis.AuthenticationError as exc:  # a ConnectionError too, but waiting will not fix it
+                raise WrongDatabase(
+                    f"{what}: Redis at TEJAS_REDIS_URL ({redacted(settings.redis_url)}) refused us: {exc}."
+                ) from None
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 if time.monotonic() > deadline:
                     raise WrongDatabase(
@@ -122,6 +126,10 @@ def _compare_with_redis(settings: Settings, ours: str, what: str, wait_s: float)
                     log.warning("%s: Redis at %s does not answer yet (retrying)", what, redacted(settings.redis_url))
                     warned = True
                 time.sleep(1)  # a retry interval while Redis is away
+            except redis.RedisError as exc:  # answering, but refusing us (a password, a read-only replica)
+                raise WrongDatabase(
+                    f"{what}: Redis at TEJAS_REDIS_URL ({redacted(settings.redis_url)}) refused us: {exc}."
+                ) from None
     finally:
         client.close()
     if theirs != ours:
@@ -145,7 +153,7 @@ def claim_redis_for_server(settings: Settings, engine: Engine) -> None:
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
     try:
         theirs = claim_redis(client, ours)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except redis.RedisError as exc:  # down, or refusing us (auth): the routes that need it say so
         log.warning(
             "Redis at %s does not answer (%s); deployment id not recorded yet", redacted(settings.redis_url), exc
         )

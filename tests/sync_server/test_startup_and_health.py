@@ -61,17 +61,22 @@ def cluster():
     pg.stop()
 
 
-def test_three_replicas_migrate_one_fresh_postgres_together(cluster, tmp_path):
+@pytest.mark.parametrize("database", ["postgres", "sqlite"])
+def test_three_replicas_migrate_one_fresh_database_together(database, request, tmp_path):
     """Three `tejas serve` started at once on an empty database: all three become ready, and the schema is
-    at head with one alembic_version row and one deployment id (the second used to crash in the migration
-    with UniqueViolation on alembic_version)."""
+    at head with one alembic_version row and one deployment id (on Postgres the second used to crash in the
+    migration with UniqueViolation on alembic_version). SQLite: one file the three share."""
+    if database == "postgres":
+        url = request.getfixturevalue("cluster").url
+    else:
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
     replicas = []
     started = time.monotonic()
     for i in range(3):
         folder = tmp_path / f"replica{i}"
         folder.mkdir()
         port = free_port()
-        env = _env(folder, TEJAS_DATABASE_URL=cluster.url)
+        env = _env(folder, TEJAS_DATABASE_URL=url)
         log = open(folder / "server.log", "w")  # noqa: SIM115 - closed below
         process = subprocess.Popen([TEJAS, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
         replicas.append((process, port, log, folder / "server.log"))
@@ -85,8 +90,8 @@ def test_three_replicas_migrate_one_fresh_postgres_together(cluster, tmp_path):
 
             wait_for(up, 120, f"replica on port {port} ready")
         elapsed = time.monotonic() - started
-        print(f"3 replicas ready on a fresh Postgres in {elapsed:.1f} s")
-        engine = create_engine(cluster.url)
+        print(f"3 replicas ready on a fresh {database} database in {elapsed:.1f} s")
+        engine = create_engine(url)
         with engine.connect() as connection:
             assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
                 head_revision()
