@@ -97,9 +97,11 @@ ensure_default_artifacts() {
 
 # The sentence encoder text projects use (artifacts/text), exported again when missing or stale.
 ensure_text_artifacts() {
-  # An export from before the quantised encoder or the narrow head sets still verifies: re-export those too.
+  # An export from before the quantised encoder or the narrow head sets still verifies: re-export those too, and
+  # one whose encoder_uint8 quantises activations at run time (no "uint8-weights": its features depend on the CPU).
   if ! "$VENV/bin/tejas" verify artifacts/text >/dev/null 2>&1 \
     || ! grep -q '"encoder_uint8"' artifacts/text/manifest.json \
+    || ! grep -q '"uint8-weights"' artifacts/text/manifest.json \
     || ! grep -q '"narrow"' artifacts/text/manifest.json; then
     say "exporting text artifacts into artifacts/text"
     "$VENV/bin/tejas" export --modality text --out artifacts/text --force

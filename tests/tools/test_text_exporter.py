@@ -14,6 +14,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from tejas.artifacts import SCHEMA_PATH, sha256_file, verify_artifacts
+from tejas_export.quantise import integer_kernel_ops
 
 from ..conftest import PYTHON, ROOT, manifest_of, offline_env, run_export
 from .test_exporter import _train
@@ -143,7 +144,7 @@ def test_checks_are_recorded(text_export):
     assert encoder["min_cosine"] >= 0.9999 and encoder["max_abs_diff"] <= 1e-5
     quantised = manifest["checks"]["encoder_uint8"]
     assert quantised["texts"] == encoder["texts"] and quantised["reference"] == "encoder.onnx"
-    assert 0.95 <= quantised["min_cosine"] <= quantised["mean_cosine"] < 0.9999  # close, yet really quantised
+    assert 0.99 <= quantised["min_cosine"] <= quantised["mean_cosine"] < 0.99999  # close, yet really quantised
     step = manifest["training"]["head"]["check"]
     assert step["loss_abs_diff"] <= 1e-5 and step["weights_max_abs_diff"] <= 1e-5
     assert step["weights_max_update"] > 1e-4
@@ -252,27 +253,38 @@ def test_weights_package_incomplete(tmp_path):
 
 @pytest.mark.slow
 def test_quantised_encoder_is_a_drop_in_for_float32(text_export):
-    """Same inputs and output, a quarter of the size, MatMulInteger with uint8 weights (the kernels
-    onnxruntime-web runs fast), features close to float32's on texts the export did not check."""
+    """Same inputs and output, a quarter of the size, uint8 weights dequantised in the graph into float32
+    MatMuls: no integer kernel runs (their results depend on the CPU: issue 24 part 8), so features are float32's
+    within weight rounding on any x86-64, in any batch, on texts the export did not check."""
     manifest = manifest_of(text_export)
     fp32, uint8 = manifest["models"]["encoder"], manifest["models"]["encoder_uint8"]
-    assert uint8["file"] == "encoder_uint8.onnx"
+    assert uint8["file"] == "encoder_uint8.onnx" and uint8["quantization"] == "uint8-weights"
     assert uint8["inputs"] == fp32["inputs"] and uint8["outputs"] == fp32["outputs"]
     assert uint8["ir_version"] <= 10 and uint8["opset"] == 17
     assert manifest["files"]["encoder_uint8.onnx"]["size"] < manifest["files"]["encoder.onnx"]["size"] / 3
     model = onnx.load(str(text_export / "encoder_uint8.onnx"))
     assert {o.domain for o in model.opset_import} <= {"", "ai.onnx"}  # no contrib ops: any runtime runs it
-    integer = [n for n in model.graph.node if n.op_type == "MatMulInteger"]
-    assert len(integer) >= 36  # 6 layers x (q, k, v, out, 2 feed-forward)
+    assert integer_kernel_ops(text_export / "encoder_uint8.onnx") == set()  # not in the file, not after ORT's fusions
     weights = {t.name: t for t in model.graph.initializer}
-    assert all(weights[n.input[1]].data_type == onnx.TensorProto.UINT8 for n in integer if n.input[1] in weights)
+    dequantized = {n.output[0]: n for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    matmuls = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in dequantized]
+    assert len(matmuls) >= 36  # 6 layers x (q, k, v, out, 2 feed-forward)
+    for matmul in matmuls:
+        stored, scale, _ = dequantized[matmul.input[1]].input
+        assert weights[stored].data_type == onnx.TensorProto.UINT8 and len(weights[scale].dims) == 1  # per channel
+    tables = [t for t in model.graph.initializer if len(t.dims) == 2 and t.dims[0] > 1000]  # the vocabulary's
+    assert tables and all(t.data_type == onnx.TensorProto.UINT8 for t in tables)
     session = ort.InferenceSession(str(text_export / "encoder_uint8.onnx"), providers=["CPUExecutionProvider"])
     input_ids, attention_mask = tokenize(text_export, TEXTS)
     got = session.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
     expected = encode(text_export, TEXTS)
     assert got.shape == expected.shape == (len(TEXTS), 384)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
-    assert (np.sum(got * expected, 1) >= 0.95).all()
+    assert (np.sum(got * expected, 1) >= 0.99).all()
+    for i in (1, 6):  # a text alone gives its features in the batch: nothing is quantised per batch
+        ids, mask = tokenize(text_export, [TEXTS[i]])
+        alone = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        np.testing.assert_allclose(alone[0], got[i], atol=1e-5)
 
 
 def test_the_app_loads_the_float32_encoder_and_the_uint8_one_is_measured():

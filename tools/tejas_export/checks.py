@@ -231,8 +231,9 @@ def check_text_encoder(
     }
 
 
-TEXT_UINT8_MIN_COSINE = 0.95
-TEXT_UINT8_MEAN_COSINE = 0.98
+# The uint8 encoder computes in float32 from uint8 weights (quantise.py): measured min 0.9987, mean 0.9995 on any CPU.
+TEXT_UINT8_MIN_COSINE = 0.99
+TEXT_UINT8_MEAN_COSINE = 0.995
 
 
 def encode_batches(onnx_path: Path, token_ids: list[list[int]], pad_id: int, batch_size: int = 8) -> np.ndarray:
@@ -258,7 +259,7 @@ def check_quantised_encoder(
         raise ExportError(
             f"{quantised_path.name}: quantised features differ from {reference_path.name} (cosine "
             f"{cosines[worst]:.4f} on text {worst}, mean {cosines.mean():.4f}; need {TEXT_UINT8_MIN_COSINE} and "
-            f"{TEXT_UINT8_MEAN_COSINE}); onnxruntime's quantize_dynamic changed, please report it"
+            f"{TEXT_UINT8_MEAN_COSINE}); the uint8 weights are broken, please report it"
         )
     return {
         "texts": len(token_ids),
