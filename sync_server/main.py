@@ -128,6 +128,19 @@ async def _database_unreachable(request: Request, exc: Exception) -> JSONRespons
     return JSONResponse({"detail": DATABASE_DOWN}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
+async def _value_refused(request: Request, exc: sqlalchemy.exc.DataError) -> JSONResponse:
+    """A value the database will not store (a NUL character in text on Postgres, NaN in JSON, an integer out
+    of range) came from the request: 422 with a sentence, not a 500; the database's words go to the log."""
+    log.warning("value refused by the database on %s %s: %s", request.method, request.url.path, exc.orig)
+    return JSONResponse({"detail": VALUE_REFUSED}, status_code=422)
+
+
+VALUE_REFUSED = (
+    "Invalid request: it holds a value the database cannot store (a NUL character, NaN or Infinity, or a "
+    "number out of range); remove it and send the request again."
+)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     app = FastAPI(
@@ -145,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for error in (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError):
         app.add_exception_handler(error, _database_unreachable)
+    app.add_exception_handler(sqlalchemy.exc.DataError, _value_refused)
     for module in (health, auth, users, sync, blobs, projects, jobs, batches, streams):
         app.include_router(module.router)
     settings.artifacts_dir.mkdir(parents=True, exist_ok=True)

@@ -94,6 +94,12 @@ class Change(Strict):
         data = self.data
         if data is None:
             raise ValueError("a change that is not a delete needs data")
+        try:  # only what every database and client reads back as it was sent
+            json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("record data holds text that is not valid Unicode (a lone surrogate)") from None
+        except ValueError:  # NaN, Infinity and numbers like 1e999 that JSON parsers read as Infinity
+            raise ValueError("record data holds NaN or Infinity, which JSON cannot carry") from None
         if len(json.dumps(data, separators=(",", ":"))) > MAX_RECORD_BYTES:
             raise ValueError(f"record data over {MAX_RECORD_BYTES // 1024} KiB")
         if self.kind in ("project", "class") and not (isinstance(data.get("name"), str) and data["name"].strip()):

@@ -25,7 +25,8 @@ async def received(request: Request, folder: Path, limit: int, too_large: HTTPEx
     """`async with received(...) as (path, sha256, size)`: the body in a `.part` file under `folder`
     (deleted when the block ends, however it ends; the server deletes leftovers of a crash on start)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    # ASCII digits only: "²".isdigit() is True but int() refuses it (a 500, when not behind a server that checks)
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise too_large
     fd, path = locked_part(folder)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Header, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -73,3 +73,11 @@ def current_user(
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+# Last-Event-ID as an event-stream client sends it back: the id of an event this server sent (a whole number
+# up to 2^62, what the database's integers hold). Anything else (a non-ASCII digit like "²", 23 digits, a
+# header that is not UTF-8) is refused with 422 and a sentence, as a bad `after` is, before a stream starts.
+LastEventId = Annotated[
+    int | None,
+    Header(alias="Last-Event-ID", ge=0, le=2**62, description="resume after this event id (one this server sent)"),
+]

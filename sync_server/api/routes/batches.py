@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ...core.db import session_scope
-from ...prediction.models import REFERENCE, ModelCache, ModelNotFound, list_models, model_file
+from ...prediction.models import REFERENCE, ModelCache, ModelNotFound, ModelUnusable, list_models, model_file
 from ..deps import CurrentUser, ReadSessionDep, SettingsDep
 from .jobs import JobOut, create_from_upload, zip_refused
 
@@ -70,7 +70,7 @@ def _model_path(request: Request, user_id: str, ref: str):
         try:
             return model_file(db, user_id, ref, state.settings, state.jobs_store, state.store)
         except ModelNotFound as exc:
-            code = 422 if "other artifacts" in str(exc) else 404
+            code = 422 if isinstance(exc, ModelUnusable) or "other artifacts" in str(exc) else 404
             raise HTTPException(code, f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
 
 

@@ -29,7 +29,7 @@ from ...schemas import ID
 from ...training.data import DataError, check_project, check_trainable
 from ...training.text_data import MAX_CSV_BYTES
 from ...uploads import received
-from ..deps import CurrentUser, ReadSessionDep, SessionDep, SettingsDep
+from ..deps import CurrentUser, LastEventId, ReadSessionDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 log = logging.getLogger("tejas.jobs")
@@ -504,13 +504,15 @@ async def events(
     request: Request,
     user: CurrentUser,
     db: ReadSessionDep,
-    after: Annotated[int | None, Query(ge=0, description="resume after this event id (or Last-Event-ID)")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=2**62, description="resume after this event id (or Last-Event-ID)")
+    ] = None,
+    last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     """The job's events as server-sent events; ends after done, failed or cancelled."""
     _owned(db, user.id, job_id)
     db.close()
-    header = request.headers.get("last-event-id", "")
-    cursor = int(header) if header.isdigit() else (after or 0)
+    cursor = last_event_id if last_event_id is not None else (after or 0)
     readers = request.app.state.readers
 
     async def stream():

@@ -35,12 +35,12 @@ from ...core.db import session_scope
 from ...jobs import live_workers
 from ...models import Blob, Job, Prediction, Record, Stream, StreamImage, UserBlob
 from ...prediction import ledger
-from ...prediction.models import REFERENCE, parse_reference
+from ...prediction.models import REFERENCE, ModelUnusable, check_synced_model, parse_reference
 from ...prediction.streams import RedisUnavailable, StreamQueue, unavailable
 from ...schemas import SHA256
 from ...storage import make_store
 from ...uploads import received
-from ..deps import CurrentUser, ReadSessionDep, SettingsDep
+from ..deps import CurrentUser, LastEventId, ReadSessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/streams", tags=["streams"])
 log = logging.getLogger("tejas.streams")
@@ -188,8 +188,13 @@ def _check_model(db, user_id: str, ref: str, settings: Settings) -> None:
     model = record("model", ident)
     if model is None:
         raise missing
-    wanted = (model.get("artifacts") or {}).get("backbone_sha256") if isinstance(model, dict) else None
-    if wanted and (model.get("artifacts") or {}).get("kind") != "job":
+    try:
+        check_synced_model(model, kind, settings)
+    except ModelUnusable as exc:
+        raise HTTPException(422, f"{str(exc)[0].upper()}{str(exc)[1:]}.") from None
+    artifacts = model.get("artifacts") or {}
+    wanted = artifacts.get("backbone_sha256")
+    if wanted and artifacts.get("kind") != "job":
         from tejas.artifacts import ArtifactError, read_manifest
 
         try:
@@ -551,12 +556,12 @@ async def events(
         int | None,
         Query(ge=0, le=2**62, description="replay results after this id (or Last-Event-ID); default: new ones"),
     ] = None,
+    last_event_id: LastEventId = None,
 ) -> EventSourceResponse:
     """Server-sent events: `prediction` (id = the result's id) as results are written, `stats` every 2 s."""
     stream = _owned(db, user.id, name)
-    header = request.headers.get("last-event-id", "")
-    if header.isdigit():
-        cursor = int(header)
+    if last_event_id is not None:
+        cursor = last_event_id
     elif after is not None:
         cursor = after
     else:
