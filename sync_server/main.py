@@ -47,7 +47,13 @@ async def _purge_timer(app: FastAPI) -> None:
             # stream images no stream owes: only once entries queued before the ledger existed have their rows
             orphans = streams_store if getattr(app.state, "streams_adopted", False) else None
             await run_in_threadpool(
-                purge, app.state.sessions, app.state.store, utcnow(), settings.retention_days, orphans
+                purge,
+                app.state.sessions,
+                app.state.store,
+                utcnow(),
+                settings.retention_days,
+                orphans,
+                settings.unreferenced_blob_hours,
             )
             await run_in_threadpool(purge_jobs, app.state.sessions, app.state.jobs_store, utcnow())
         except Exception:  # a failed run (database restarting, …) is retried at the next tick

@@ -134,10 +134,13 @@ class UserBlob(Base):
     `kind`: what a record of theirs may use it as is decided by their own upload, never by another user's."""
 
     __tablename__ = "user_blobs"
+    # the storage quota sums a user's sizes from this index alone (measured: docs/sync.md, "Quotas")
+    __table_args__ = (Index("ix_user_blobs_user_size", "user_id", "size"),)
 
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256", ondelete="CASCADE"), primary_key=True, index=True)
     kind: Mapped[str] = mapped_column(String(16), default="image", server_default="image")  # image | text | model
+    size: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # the blob's, copied here
     # the user's last upload of it: an unreferenced hold expires TEJAS_UNREFERENCED_BLOB_HOURS after it
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from .core.clock import iso
-from .models import Blob, Device, PurgedProject, Record, User, UserBlob
+from .models import Device, PurgedProject, Record, User, UserBlob
 from .schemas import Change, ChangeOut, PullOut, PushIn, PushOut, Retention, blob_kind, blob_of
 
 
@@ -170,7 +170,7 @@ def push(session: Session, user_id: str, body: PushIn, now: datetime) -> PushOut
                 f"first (POST /api/blobs/missing, then PUT each): {', '.join(missing[:5])}"
                 + (" …" if len(missing) > 5 else ""),
             )
-        _check_blob_kinds(session, todo)
+        _check_blob_kinds(session, user_id, todo)
     state = _Push(session, user, now)
     keys = {(c.kind, c.id) for c in todo} | {("project", c.project) for c in todo}
     keys |= {("class", c.data["classId"]) for c in todo if c.kind == "sample" and not c.deleted}
@@ -187,18 +187,26 @@ def push(session: Session, user_id: str, body: PushIn, now: datetime) -> PushOut
     )
 
 
-def _check_blob_kinds(session: Session, changes: list[Change]) -> None:
+def _check_blob_kinds(session: Session, user_id: str, changes: list[Change]) -> None:
     """A text sample refers to a text blob, an image sample to an image, a model to float32s (blobs were
-    checked by content when uploaded): a record that calls an image a text is refused with its push."""
+    checked by content when uploaded): a record that calls an image a text is refused with its push. The
+    kind is the one this user uploaded the bytes as: another user's upload of them decides nothing here."""
     wanted = {blob_of(c.kind, c.data): (c, blob_kind(c.kind, c.data)) for c in changes if not c.deleted}
     wanted.pop(None, None)
-    kinds = dict(session.execute(select(Blob.sha256, Blob.kind).where(Blob.sha256.in_(sorted(wanted)))).all())
+    kinds = dict(
+        session.execute(
+            select(UserBlob.sha256, UserBlob.kind).where(
+                UserBlob.user_id == user_id, UserBlob.sha256.in_(sorted(wanted))
+            )
+        ).all()
+    )
     for sha, (change, kind) in wanted.items():
         if kinds.get(sha, kind) != kind:
             raise PushRefused(
                 422,
-                f"{change.kind} {change.id} needs a blob of kind {kind}, but {sha} was uploaded as kind "
-                f"{kinds[sha]} (a sample with format 'text' refers to a text, any other sample to an image)",
+                f"{change.kind} {change.id} needs a blob of kind {kind}, but you uploaded {sha} as {kinds[sha]} "
+                f"(a sample with format 'text' refers to a text, any other sample to an image; upload it again "
+                f"with ?kind={kind})",
             )
 
 

@@ -26,6 +26,7 @@ class PurgeReport:
     predictions: int = 0
     dead_letters: int = 0
     stream_images: int = 0
+    uploads: int = 0  # holds on uploaded blobs no record of their uploader referred to, dropped
 
 
 def forget_project(session: Session, user_id: str, project_id: str) -> int:
@@ -67,15 +68,35 @@ def collect_blobs(sessions: sessionmaker[Session], store: BlobStore, older_than:
     return len(orphans)
 
 
+def drop_unreferenced_uploads(sessions: sessionmaker[Session], older_than: datetime) -> int:
+    """Drop users' holds on blobs they uploaded before `older_than` that no record of theirs refers to (a
+    sync cut between upload and push, bytes sent for nothing). Each user's holds go under that user's row
+    lock, which a push takes too: a push that refers to one either committed first (the hold stays) or
+    finds it gone and answers 409 (the app uploads it again)."""
+    unreferenced = (UserBlob.created_at < older_than) & ~exists().where(
+        Record.user_id == UserBlob.user_id, Record.blob == UserBlob.sha256
+    )
+    with session_scope(sessions) as session:
+        users = list(session.scalars(select(UserBlob.user_id).where(unreferenced).distinct()))
+    dropped = 0
+    for user_id in users:
+        with session_scope(sessions) as session:
+            session.get(User, user_id, with_for_update=True)
+            dropped += session.execute(delete(UserBlob).where(UserBlob.user_id == user_id, unreferenced)).rowcount
+    return dropped
+
+
 def purge(
     sessions: sessionmaker[Session],
     store: BlobStore,
     now: datetime,
     retention_days: float,
     streams_store: BlobStore | None = None,
+    unreferenced_blob_hours: float = 24,
 ) -> PurgeReport:
     """Delete every project whose last change is older than the retention period; record that it was. With
-    `streams_store`: also stream images no stream owes any more (prediction/ledger.py)."""
+    `streams_store`: also stream images no stream owes any more (prediction/ledger.py). Blobs uploaded and
+    referred to by no record of their uploader go after `unreferenced_blob_hours`."""
     report = PurgeReport()
     cutoff = now - timedelta(days=retention_days)
     with session_scope(sessions) as session:
@@ -89,15 +110,9 @@ def purge(
             report.projects += 1
             if session.get(PurgedProject, (user_id, project_id)) is None:
                 session.add(PurgedProject(user_id=user_id, project_id=project_id, purged_at=now))
-        # uploads never referenced by a record (a device that stopped mid-sync) expire the same way
-        session.execute(
-            delete(UserBlob).where(
-                UserBlob.created_at < cutoff,
-                ~exists().where(Record.user_id == UserBlob.user_id, Record.blob == UserBlob.sha256),
-            )
-        )
         # stream results and dead letters are kept as long as a project's copy
         report.predictions = session.execute(delete(Prediction).where(Prediction.created_at < cutoff)).rowcount
+    report.uploads = drop_unreferenced_uploads(sessions, now - timedelta(hours=unreferenced_blob_hours))
     report.blobs = collect_blobs(sessions, store, now)
     report.dead_letters = ledger.trim_dead(sessions, cutoff)
     if streams_store is not None:

@@ -52,8 +52,23 @@ class SignupOut(BaseModel):
     message: str
 
 
+class QuotaUse(BaseModel):
+    used: int
+    limit: int
+
+
+class MeUsage(BaseModel):
+    """Each per-user quota's use and limit (docs/sync.md, "Quotas")."""
+
+    storage_bytes: QuotaUse = Field(description="blobs you hold, job uploads and job result files, in bytes")
+    jobs: QuotaUse = Field(description="jobs queued or running")
+    streams: QuotaUse = Field(description="prediction streams")
+    stream_images_pending: QuotaUse = Field(description="images appended to your streams and not done yet")
+
+
 class Me(UserOut):
     retention_days: float
+    usage: MeUsage
 
 
 # --- records ------------------------------------------------------------------------------------

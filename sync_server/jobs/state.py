@@ -199,6 +199,14 @@ def delete_jobs(sessions: sessionmaker[Session], store: BlobStore, job_ids: list
     return len(job_ids)
 
 
+def delete_unused_upload(sessions: sessionmaker[Session], store: BlobStore, sha: str) -> None:
+    """Delete an upload stored for a job that was then refused, unless a job refers to the same bytes."""
+    with session_scope(sessions) as session:
+        used = session.scalar(select(func.count()).where(Job.upload_sha256 == sha))
+    if not used:
+        store.delete(sha)
+
+
 def purge_jobs(sessions: sessionmaker[Session], store: BlobStore, now) -> int:
     """Delete finished jobs whose results passed the retention period."""
     with session_scope(sessions) as session:

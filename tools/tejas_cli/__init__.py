@@ -105,13 +105,19 @@ def _server(argv: list[str]) -> int:
     except Exception as exc:
         print(f"stream images not checked: Redis at {redacted(settings.redis_url)} does not answer ({exc})")
         streams_store = None
-    report = purge(sessions, make_store(settings), now, settings.retention_days, streams_store)
+    report = purge(
+        sessions, make_store(settings), now, settings.retention_days, streams_store, settings.unreferenced_blob_hours
+    )
     jobs = purge_jobs(sessions, make_store(settings, "jobs"), now)
     print(
         f"purged {report.projects} project(s) ({report.records} records) and {report.blobs} blob(s) "
         f"unchanged for {settings.retention_days:g} days as of {now.isoformat()}Z"
     )
     print(f"purged {jobs} training job(s) (with their results) that ended over {settings.retention_days:g} days ago")
+    print(
+        f"dropped {report.uploads} upload(s) that no record referred to within "
+        f"{settings.unreferenced_blob_hours:g} hours (their bytes went with the blobs above when nobody else held them)"
+    )
     print(
         f"purged {report.dead_letters} stream dead letter(s) over {settings.retention_days:g} days old and "
         f"{report.stream_images} stream image(s) no stream owes any more"

@@ -151,7 +151,7 @@ def _check_zip(path) -> int:
     responses={
         **MODEL_NOT_FOUND,
         400: {"description": "Not a usable zip."},
-        413: {"description": "Over TEJAS_MAX_UPLOAD_BYTES."},
+        413: {"description": "Over TEJAS_MAX_UPLOAD_BYTES, or over your storage quota."},
         429: {"description": "Too many jobs queued."},
     },
 )

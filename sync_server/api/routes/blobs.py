@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from tejas.images import ImageError, sniff_image
 from tejas.limits import DEFAULT_LIMITS
 
+from ... import quotas
+from ...core.clock import utcnow
 from ...core.db import session_scope
 from ...models import Blob, Record, UserBlob
 from ...schemas import SHA256, BlobOut, MissingIn, MissingOut
@@ -55,22 +57,34 @@ def _check_content(kind: str, path: FilePath, size: int) -> None:
 
 
 def _keep(request: Request, user_id: str, sha: str, kind: str, size: int, path: FilePath) -> None:
+    """Store the bytes (once, whoever sends them) and the user's hold on them as `kind` (their own: another
+    user's upload of the same bytes as another kind changes nothing for them), within their storage quota."""
     state = request.app.state
+    what = f"this {'image' if kind == 'image' else kind}"
     with state.readers() as db:
         known = db.get(Blob, sha) is not None
+        if db.get(UserBlob, (user_id, sha)) is None:  # before any bytes are stored (checked again below)
+            quotas.check_storage(db, user_id, state.settings, size, what)
         db.commit()
-    if not known or not state.store.exists(sha):
-        state.store.put_file(sha, path)  # bytes first: a row never points at nothing
     for attempt in range(3):  # the same blob sent twice at once: the loser finds the winner's rows
+        if not known or not state.store.exists(sha):
+            state.store.put_file(sha, path)  # bytes first: a row never points at nothing
         try:
             with session_scope(state.sessions) as db:
                 if db.get(Blob, sha) is None:
                     db.add(Blob(sha256=sha, size=size, kind=kind))
-                    db.flush()
-                if db.get(UserBlob, (user_id, sha)) is None:
-                    db.add(UserBlob(user_id=user_id, sha256=sha))
+            # a hold refused by the quota leaves a blob nobody holds: the next purge removes it
+            with session_scope(state.sessions) as db:
+                quotas.lock_user(db, user_id)
+                hold = db.get(UserBlob, (user_id, sha))
+                if hold is None:
+                    quotas.check_storage(db, user_id, state.settings, size, what)
+                    db.add(UserBlob(user_id=user_id, sha256=sha, kind=kind, size=size, created_at=utcnow()))
+                else:  # sent again: the kind is the latest upload's, and the grace period starts again
+                    hold.kind, hold.created_at = kind, utcnow()
             return
-        except IntegrityError:
+        except IntegrityError:  # a concurrent insert, or the blob collected in between: look again
+            known = False
             if attempt == 2:
                 raise
 
@@ -87,7 +101,7 @@ def _keep(request: Request, user_id: str, sha: str, kind: str, size: int, path: 
     },
     responses={
         400: {"description": "Bytes do not match the sha256, or are not an image / a text / float32s."},
-        413: {"description": "Larger than the limit for this kind."},
+        413: {"description": "Larger than the limit for this kind, or over your storage quota."},
     },
 )
 async def upload(

@@ -15,11 +15,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from ... import quotas
 from ...core.clock import utcnow
 from ...core.db import session_scope
 from ...jobs import live_workers, state
@@ -186,13 +187,11 @@ def _image_options(options: Options) -> dict:
     return options.model_dump(exclude={"project", "name", "max_length", "modality"})
 
 
-def _check_quota(db, user_id: str, settings) -> None:
-    active = db.scalar(select(func.count()).where(Job.user_id == user_id, Job.status.in_(state.ACTIVE)))
-    if active >= settings.max_jobs_queued:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"You have {active} jobs queued or running (the most this server takes); wait for one or cancel one.",
-        )
+def _check_quota(db, user_id: str, settings, adding: int = 0) -> None:
+    """429 at TEJAS_MAX_JOBS_QUEUED jobs queued or running; 413 when the user's storage is full, or an
+    upload of `adding` bytes would not fit (quotas.py)."""
+    quotas.check_jobs(db, user_id, settings)
+    quotas.check_storage(db, user_id, settings, adding, "this upload")
 
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces (a UUID is usual)
@@ -240,6 +239,8 @@ def _create(request: Request, db, user_id: str, idempotency=None, **fields) -> J
     cannot be reached (Redis down) leaves the job queued with a notice (201): the queue's reaper delivers it
     once the queue is back. `idempotency` = (key, fingerprint, response) records the key with the job in
     the same transaction; the loser of two requests racing with one key gets the winner's job."""
+    quotas.lock_user(db, user_id)  # the quota's last word: two requests at once cannot both take the last room
+    _check_quota(db, user_id, request.app.state.settings, fields.get("upload_bytes", 0))
     job = Job(user_id=user_id, status="queued", **fields)
     db.add(job)
     db.flush()
@@ -261,7 +262,15 @@ def _create(request: Request, db, user_id: str, idempotency=None, **fields) -> J
     return JobOut(**state.job_out(job))
 
 
-@router.post("", status_code=201, responses={404: {"description": "No such synced project."}})
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        404: {"description": "No such synced project."},
+        413: {"description": "Your storage quota is full."},
+        429: {"description": "Too many jobs queued."},
+    },
+)
 def create(
     body: JobIn, request: Request, response: Response, user: CurrentUser, db: SessionDep, settings: SettingsDep
 ) -> JobOut:
@@ -282,7 +291,6 @@ def create(
         raise HTTPException(422, str(exc)) from None
     text = (project["data"] or {}).get("kind") == "text"
     options = _text_options(body) if text else _image_options(body)
-    _check_quota(db, user.id, settings)
     name = body.name or (project["data"] or {}).get("name") or body.project
     return _create(
         request,
@@ -338,7 +346,11 @@ def _check_archive(path: FilePath) -> list[str]:
             "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         }
     },
-    responses={400: {"description": "Not a usable zip."}, 413: {"description": "Over TEJAS_MAX_UPLOAD_BYTES."}},
+    responses={
+        400: {"description": "Not a usable zip."},
+        413: {"description": "Over TEJAS_MAX_UPLOAD_BYTES, or over your storage quota."},
+        429: {"description": "Too many jobs queued."},
+    },
 )
 async def upload(
     request: Request,
@@ -410,7 +422,7 @@ async def create_from_upload(
         known = key is not None and db.get(IdempotencyKey, (user_id, key)) is not None
         if not known:  # a retry of a job already made is answered even at the quota
             _check_quota(db, user_id, settings)
-    async with received(request, settings.data_dir / "uploads", limit, too_large) as (path, sha, _):
+    async with received(request, settings.data_dir / "uploads", limit, too_large) as (path, sha, size):
         print_ = fingerprint(request.url.path, fields, sha)
 
         def earlier() -> JobOut | None:
@@ -420,6 +432,7 @@ async def create_from_upload(
         if known and (job := await run_in_threadpool(earlier)) is not None:
             return job
         checked = await run_in_threadpool(check, path)
+        await run_in_threadpool(_check_room, request, user_id, settings, size)  # before the bytes are stored
         await run_in_threadpool(request.app.state.jobs_store.put_file, sha, path)
 
     def create_job() -> JobOut:
@@ -434,11 +447,23 @@ async def create_from_upload(
                 project_id=None,
                 source="upload",
                 upload_sha256=sha,
+                upload_bytes=size,
                 **fields,
                 **checked,
             )
 
-    return await run_in_threadpool(create_job)
+    try:
+        return await run_in_threadpool(create_job)
+    except quotas.QuotaExceeded:  # another request took the room meanwhile: its bytes go unless a job uses them
+        await run_in_threadpool(
+            state.delete_unused_upload, request.app.state.sessions, request.app.state.jobs_store, sha
+        )
+        raise
+
+
+def _check_room(request: Request, user_id: str, settings, size: int) -> None:
+    with session_scope(request.app.state.readers) as db:
+        _check_quota(db, user_id, settings, size)
 
 
 @router.get("")

@@ -29,11 +29,12 @@ from sqlalchemy.exc import IntegrityError
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from ... import quotas
 from ...core.clock import iso, utcnow
 from ...core.config import Settings
 from ...core.db import session_scope
 from ...jobs import live_workers
-from ...models import Blob, Job, Prediction, Record, Stream, StreamImage, UserBlob
+from ...models import Job, Prediction, Record, Stream, StreamImage, UserBlob
 from ...prediction import ledger
 from ...prediction.models import REFERENCE, ModelUnusable, check_synced_model, parse_reference
 from ...prediction.streams import RedisUnavailable, StreamQueue, unavailable
@@ -295,6 +296,7 @@ def _result(row: Prediction) -> ResultOut:
         201: {"description": "Created.", "model": StreamOut},
         404: {"description": "No such model among yours."},
         422: {"description": "A model this server cannot run, or an invalid body."},
+        429: {"description": "Creating one more than TEJAS_MAX_STREAMS streams."},
         **REDIS_503,
     },
 )
@@ -319,6 +321,8 @@ def put_stream(
             with session_scope(request.app.state.sessions) as writer:
                 stream = writer.scalar(select(Stream).where(Stream.user_id == user.id, Stream.name == name))
                 if stream is None:
+                    quotas.lock_user(writer, user.id)  # two creations at once cannot both take the last one
+                    quotas.check_streams(writer, user.id, settings)
                     stream = Stream(user_id=user.id, name=name, model=body.model, top_k=body.top_k, appended=0)
                     writer.add(stream)
                     response.status_code = status.HTTP_201_CREATED
@@ -385,11 +389,17 @@ def _holds_image(readers, user_id: str, sha: str) -> bool:
             db.scalar(
                 select(func.count())
                 .select_from(UserBlob)
-                .join(Blob, Blob.sha256 == UserBlob.sha256)
-                .where(UserBlob.user_id == user_id, UserBlob.sha256 == sha, Blob.kind == "image")
+                .where(UserBlob.user_id == user_id, UserBlob.sha256 == sha, UserBlob.kind == "image")
             )
             > 0
         )
+
+
+def _check_pending(readers, user_id: str, settings: Settings) -> None:
+    """429 when the user's streams hold TEJAS_MAX_STREAM_PENDING images not done yet (checked before each
+    append: appends of one user sent at the same moment can pass it together)."""
+    with session_scope(readers) as db:
+        quotas.check_stream_pending(quotas.stream_images_pending(db, user_id), settings)
 
 
 def _lookup(readers, user_id: str, name: str, key: str | None) -> tuple[Stream, bool]:
@@ -432,6 +442,7 @@ def _enqueue(request: Request, stream_id: str, user_id: str, key: str, blob: str
         400: {"description": "Not an image, or both a body and ?blob=."},
         404: {"description": "No such stream (or ?blob= image) among yours."},
         413: {"description": "Over TEJAS_MAX_IMAGE_BYTES."},
+        429: {"description": "TEJAS_MAX_STREAM_PENDING of your images are waiting in your streams."},
         **REDIS_503,
     },
 )
@@ -463,6 +474,7 @@ async def append_image(
         if not await run_in_threadpool(_holds_image, state.readers, user.id, blob):
             raise HTTPException(404, "No such image among the blobs you uploaded (PUT /api/blobs/{sha256}?kind=image).")
         key = key or blob
+        await run_in_threadpool(_check_pending, state.readers, user.id, settings)
         with _redis(settings):
             await run_in_threadpool(queue.ping)
         new, entry = await run_in_threadpool(ledger.admit, state.sessions, stream.id, key, blob, "blobs")
@@ -473,6 +485,7 @@ async def append_image(
 
     limit = settings.max_image_bytes
     too_large = HTTPException(413, f"Too large: an image may be at most {limit / 2**20:g} MiB.")
+    await run_in_threadpool(_check_pending, state.readers, user.id, settings)  # before the bytes are read
     with _redis(settings):
         await run_in_threadpool(queue.ping)  # before the bytes are stored: nothing to clean up after a 503
     async with received(request, settings.data_dir / "uploads", limit, too_large) as (path, sha, _size):
