@@ -24,7 +24,7 @@ export const startSync = () => { syncWorker(); };
 export const syncNow = () => ask(MESSAGE.SYNC_NOW);
 
 /**
- * {server, signedIn, email, retentionDays, lastSync, lastError, failedAt, online, running, progress,
+ * {server, signedIn, email, retentionDays, lastSync, lastError, failedAt, usage, online, running, progress,
  *  projects: [{id, name, on, pending, expires, notice, error}], source, seq}: of two statuses from one
  *  `source` (a tab's sync worker) the one with the higher `seq` is the newer.
  */

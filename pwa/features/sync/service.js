@@ -33,6 +33,7 @@ export async function signIn({ server, email, password, create = false }) {
       retentionDays: profile.retention_days ?? null,
     });
     await putMeta(meta, 'status', { lastSync: null, lastError: null });
+    await putMeta(meta, 'usage', { usage: profile.usage ?? null });
   });
   return status();
 }
@@ -76,14 +77,23 @@ export async function syncOnce({ onProgress } = {}) {
     await pushAll({ ...args, synced });
     await pullAll(args);
     await updateMeta('status', () => ({ lastSync: new Date().toISOString(), lastError: null }));
+    await refreshUsage(account);
   } catch (error) {
     const expired = error.status === 401;
     const message = expired ? 'The server no longer accepts this sign-in (expired or revoked); sign in again.' : error.message;
     if (expired) await updateMeta('account', (old) => ({ server: old.server, email: old.email }));
+    else await refreshUsage(account);  // a full quota is when the screen must show it
     await updateMeta('status', (old) => ({ ...old, lastError: message, failedAt: new Date().toISOString() }));
     throw Object.assign(new Error(message), { name: 'SyncError' });
   }
   return status();
+}
+
+/** The account's quotas as the server counts them now (GET /api/me `usage`), kept for the Sync screen; a
+ * server that does not answer or has no quotas leaves what was there. */
+async function refreshUsage(account) {
+  const profile = await api.me(account.server, account.token).catch(() => null);
+  if (profile?.usage) await updateMeta('usage', () => ({ usage: profile.usage }));
 }
 
 let statusSeq = 0;
@@ -91,8 +101,10 @@ let statusSeq = 0;
 const STATUS_SOURCE = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 
 /**
- * {server, signedIn, email, retentionDays, lastSync, lastError, failedAt, projects: [{id, name, on,
+ * {server, signedIn, email, retentionDays, lastSync, lastError, failedAt, usage, projects: [{id, name, on,
  * pending, expires, notice, error}], source, seq}: what the Sync screen shows, read from this device.
+ * `usage`: the account's quotas at the last sign-in or sync ({storage_bytes, jobs, streams,
+ * stream_images_pending: {used, limit}}, GET /api/me), or null.
  * `notice`: why sync was switched off by the server's side; `error`: a record the server refused.
  * `seq` grows with every call in this worker, and everything is read in one transaction opened in that
  * order, so of two statuses from one `source` the higher `seq` never shows an older state (the screen
@@ -101,10 +113,10 @@ const STATUS_SOURCE = `${Date.now().toString(36)}-${Math.random().toString(36).s
 export async function status() {
   const seq = ++statusSeq;  // before the transaction below is opened: calls open theirs in this order
   const read = await transaction(['meta', 'projects', 'changes'], 'readonly', async ({ meta, projects, changes }) => {
-    const [account, last, retention, settings, all, entries] = await Promise.all([
+    const [account, last, retention, settings, all, entries, usage] = await Promise.all([
       getMeta(meta, 'account'), getMeta(meta, 'status'), getMeta(meta, 'retention'), projectSettings(meta),
-      getAll(projects), getAll(changes)]);
-    return { account, last, retention, settings, all, entries };
+      getAll(projects), getAll(changes), getMeta(meta, 'usage')]);
+    return { account, last, retention, settings, all, entries, usage };
   });
   const { account, last, retention, settings } = read;
   const synced = new Set(Object.keys(settings).filter((id) => settings[id].on));
@@ -117,6 +129,7 @@ export async function status() {
     lastSync: last?.lastSync ?? null,
     lastError: last?.lastError ?? null,
     failedAt: last?.lastError ? last.failedAt ?? null : null,
+    usage: account?.token ? read.usage?.usage ?? null : null,
     projects: read.all.sort((a, b) => a.name.localeCompare(b.name)).map((p) => ({
       id: p.id, name: p.name, on: Boolean(settings[p.id]?.on), pending: pending[p.id] ?? 0,
       expires: retention?.projects?.[p.id]?.expires ?? null, notice: settings[p.id]?.notice ?? null,

@@ -33,6 +33,7 @@ export async function render(view) {
       accountShown = status.signedIn;
       account.replaceChildren(...(status.signedIn ? signedIn(status, show) : signInForm(status, show)));
     }
+    account.querySelector('#account-usage')?.replaceChildren(...usageItems(status.usage));
     overall.replaceChildren(...overallStatus(status, show));
     list.replaceChildren(...(status.projects.length
       ? status.projects.map((p) => projectRow(p, status, show))
@@ -96,8 +97,39 @@ function signedIn(status, show) {
   return [
     h('h2', { id: 'account-title' }, 'Account'),
     h('p', { id: 'account-state' }, 'Signed in as ', h('strong', {}, status.email), ` on ${status.server}.`),
+    h('ul', { id: 'account-usage', class: 'usage', 'aria-label': 'Your use of this server' }),
     h('div', { class: 'row wrap' }, signOut, remove),
   ];
+}
+
+/** Bytes for people in decimal units, as the server's messages write them (1.2 GB, 350 MB, 80 bytes). */
+function sizeText(n) {
+  for (const [unit, scale] of [['GB', 1e9], ['MB', 1e6], ['kB', 1e3]]) {
+    if (n >= scale) {
+      const value = n / scale;
+      const digits = value < 10 ? 2 : value < 100 ? 1 : 0;
+      return `${Number(value.toFixed(digits)).toLocaleString('en-US')} ${unit}`;
+    }
+  }
+  return plural(n, 'byte');
+}
+
+/** The account's quotas (GET /api/me `usage`) as list items; the storage one with a meter. */
+function usageItems(usage) {
+  if (!usage) return [];
+  const count = (n) => n.toLocaleString('en-US');
+  const item = (name, text, { used, limit }) => h('li', { dataset: { quota: name, full: String(used >= limit) } }, text);
+  const { storage_bytes: storage, jobs, streams, stream_images_pending: waiting } = usage;
+  return [
+    storage && item('storage_bytes', [
+      `Stored: ${sizeText(storage.used)} of ${sizeText(storage.limit)} `,
+      h('meter', { min: 0, max: storage.limit, value: storage.used, high: storage.limit * 0.9, 'aria-label': 'Storage used' }),
+      storage.used >= storage.limit ? ' Full: delete projects or jobs on the server to sync more.' : '',
+    ], storage),
+    jobs && item('jobs', `Server jobs queued or running: ${count(jobs.used)} of ${count(jobs.limit)}`, jobs),
+    streams && item('streams', `Prediction streams: ${count(streams.used)} of ${count(streams.limit)}`, streams),
+    waiting && item('stream_images_pending', `Images waiting in streams: ${count(waiting.used)} of ${count(waiting.limit)}`, waiting),
+  ].filter(Boolean);
 }
 
 function overallStatus(status, show) {
