@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 ACTIVE_JOBS = ("queued", "running")  # jobs.state.ACTIVE (not imported: the jobs package imports the worker)
-FREE_SPACE = "delete projects (switch their sync off and delete them on the server) or jobs you no longer need"
 
 
 class QuotaExceeded(HTTPException):
@@ -87,7 +86,9 @@ def check_storage(session: Session, user_id: str, settings: Settings, adding: in
         after = f"; {what} ({size_text(adding)}) would not fit" if adding else ""
         raise QuotaExceeded(
             413,
-            f"Storage full: {size_text(used)} of your {size_text(limit)} used{after}. To make room, {FREE_SPACE}.",
+            f"Storage full: {size_text(used)} of your {size_text(limit)} used{after}. To make room, delete "
+            f"projects or jobs you no longer need (a project deleted in the app frees its space within "
+            f"{settings.unreferenced_blob_hours:g} hours).",
         )
 
 
