@@ -108,3 +108,19 @@ def test_integer_kernel_ops_catches_a_run_time_quantised_model(tmp_path):
     found = integer_kernel_ops(tmp_path / "d.onnx")
     assert {"MatMulInteger", "DynamicQuantizeLinear"} <= found or "DynamicQuantizeMatMul" in found, found
 
+
+def test_a_depthwise_convolution_stays_float32(tmp_path):
+    """Grouped convolutions hold a few weights per channel: in uint8 they were all of MobileNetV2's drift."""
+    weight = RNG.normal(size=(3, 1, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], group=3)], "depthwise",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 3, 3])], [numpy_helper.from_array(weight, "w")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "f.onnx"))
+    counts = quantise_weights_uint8(tmp_path / "f.onnx", tmp_path / "q.onnx")
+    assert counts == {"dequantized_weights": 0, "gather_tables": 0}
+    (kept,) = onnx.load(str(tmp_path / "q.onnx")).graph.initializer
+    np.testing.assert_array_equal(numpy_helper.to_array(kept), weight)
