@@ -177,7 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-        expose_headers=["Retry-After", "Idempotent-Replayed"],
+        expose_headers=["Retry-After", "Idempotent-Replayed", "X-Tejas-Quota"],
         max_age=600,
     )
     app.add_middleware(IsolationHeaders)

@@ -86,7 +86,8 @@ def check_storage(session: Session, user_id: str, settings: Settings, adding: in
         after = f"; {what} ({size_text(adding)}) would not fit" if adding else ""
         raise QuotaExceeded(
             413,
-            f"Storage full: {size_text(used)} of your {size_text(limit)} used{after}. To make room, delete "
+            headers={"X-Tejas-Quota": "storage"},  # the app retries later instead of setting the record aside
+            detail=f"Storage full: {size_text(used)} of your {size_text(limit)} used{after}. To make room, delete "
             f"projects or jobs you no longer need (a project deleted in the app frees its space within "
             f"{settings.unreferenced_blob_hours:g} hours).",
         )

@@ -270,6 +270,36 @@ def test_a_blob_the_server_refuses_is_set_aside_and_the_rest_syncs(new_device, s
     assert again["lastError"] is None and a.evaluate("(id) => pendingOf(id)", out["projectId"]) == 0
 
 
+def test_a_full_storage_quota_keeps_the_changes_waiting(browser, default_export, serve, tmp_path):
+    """A blob refused because the account's storage is full (413 with X-Tejas-Quota: storage) fails the run
+    and is retried later, unlike bytes the server will never take: setting those samples aside would lose
+    them for good once room is made (issue 24, 3)."""
+    folder, _ = default_export
+    shutil.copytree(folder, tmp_path / "artifacts" / "default")
+    server = serve(tmp_path / "artifacts", data_dir=tmp_path / "server-data", env={"TEJAS_MAX_USER_BYTES": "100"})
+    opened = devices(browser, server.url)
+    a = next(opened)()
+    sign(a, "full@example.org", create=True)
+    items = [[b64, 0] for b64 in digits(0, 0, 3)]
+    out = a.evaluate(
+        """async (items) => {
+          const { t, project } = await projectWith('Digits', ['zero'], items);
+          await t.setProjectSync(project.id, true);
+          let error = null;
+          try { await t.syncNow(); } catch (e) { error = e.message; }
+          return { projectId: project.id, error, status: await t.syncStatus(), pending: await pendingOf(project.id) };
+        }""",
+        items,
+    )
+    message = out["error"] or (out["status"] or {}).get("lastError") or ""
+    assert "Storage full" in message, out
+    assert out["pending"] >= 4, out  # the project, its class and its 3 samples all still wait
+    row = ((out["status"] or {}).get("projects") or [{}])[0]
+    assert "was not synced" not in (row.get("error") or ""), row
+    assert server_state(server.url, "full@example.org") == {}
+    next(opened, None)  # closes the device's context
+
+
 def test_offline_edits_on_two_devices_converge(new_device, sync_server):
     email = "two@example.org"
     a, b = new_device(), new_device()

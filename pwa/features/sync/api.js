@@ -2,11 +2,12 @@
 // message a person can act on; `status` is the HTTP status (0: the server could not be reached).
 
 export class SyncError extends Error {
-  constructor(message, status = 0, detail = null) {
+  constructor(message, status = 0, detail = null, quota = null) {
     super(message);
     this.name = 'SyncError';
     this.status = status;
     this.detail = detail;  // the server's answer's `detail` as sent (a validation error's list)
+    this.quota = quota;  // the server's X-Tejas-Quota: which quota is full ("storage"), or null
   }
 }
 
@@ -40,7 +41,8 @@ export async function call(server, path, { token, method = 'GET', json, body, he
     if (response.status === 404 && !detail) detail = `${server} has no sync service (HTTP 404 for ${path}); check the address`;
     const retry = response.headers.get('Retry-After');
     const when = retry && !/try again/i.test(detail) ? ` (try again in ${retry} s)` : '';  // once is enough
-    throw new SyncError(`${detail || `HTTP ${response.status}`}${when}`, response.status, answer);
+    throw new SyncError(`${detail || `HTTP ${response.status}`}${when}`, response.status, answer,
+      response.headers.get('X-Tejas-Quota'));
   }
   if (bytes) return new Uint8Array(await response.arrayBuffer());
   return response.status === 204 ? null : response.json();

@@ -85,8 +85,10 @@ function blobOf(change) {
   return undefined;
 }
 
-/** The server's answer to a blob that it will never take as it is (not a lost connection, sign-in or rate). */
-const refusedForGood = (error) => error.status >= 400 && error.status < 500 && ![401, 403, 408, 429].includes(error.status);
+/** The server's answer to a blob that it will never take as it is (not a lost connection, sign-in, rate, or a
+ * full storage quota: room made later lets the same bytes in, so that run fails and is retried). */
+const refusedForGood = (error) => error.status >= 400 && error.status < 500
+  && ![401, 403, 408, 429].includes(error.status) && !error.quota;
 
 /**
  * Upload the blobs `items` refer to that the server lacks. Resolves with those it refused for good
