@@ -11,7 +11,7 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .core.db import session_scope
-from .models import Blob, Job, Prediction, PurgedProject, Record, User, UserBlob
+from .models import Blob, Job, Prediction, PurgedProject, Record, Stream, StreamImage, User, UserBlob
 from .prediction import ledger
 from .storage import BlobStore
 
@@ -73,8 +73,16 @@ def drop_unreferenced_uploads(sessions: sessionmaker[Session], older_than: datet
     sync cut between upload and push, bytes sent for nothing). Each user's holds go under that user's row
     lock, which a push takes too: a push that refers to one either committed first (the hold stays) or
     finds it gone and answers 409 (the app uploads it again)."""
-    unreferenced = (UserBlob.created_at < older_than) & ~exists().where(
-        Record.user_id == UserBlob.user_id, Record.blob == UserBlob.sha256
+    unreferenced = (
+        (UserBlob.created_at < older_than)
+        & ~exists().where(Record.user_id == UserBlob.user_id, Record.blob == UserBlob.sha256)
+        # an image appended to a stream by ?blob= and not predicted yet still needs its bytes
+        & ~exists().where(
+            StreamImage.store == "blobs",
+            StreamImage.blob == UserBlob.sha256,
+            StreamImage.stream_id == Stream.id,
+            Stream.user_id == UserBlob.user_id,
+        )
     )
     with session_scope(sessions) as session:
         users = list(session.scalars(select(UserBlob.user_id).where(unreferenced).distinct()))
