@@ -5,6 +5,7 @@ Each check answers None (fine) or one sentence naming the dependency and what it
 
 from __future__ import annotations
 
+import logging
 import os
 
 from sqlalchemy import Engine, text
@@ -14,6 +15,7 @@ from .deployment import uses_redis
 from .prediction.streams import redacted
 
 DATABASE_DOWN = "The database is unreachable; try again shortly."
+log = logging.getLogger("tejas")
 RETRY_AFTER_S = 5  # what 503 answers put in Retry-After: a restarting database is usually back within seconds
 
 
@@ -35,7 +37,9 @@ def redis_problem(settings: Settings) -> str | None:
         with redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2) as client:
             client.ping()
     except Exception as exc:  # noqa: BLE001
-        return f"Redis at {redacted(settings.redis_url)} does not answer: {type(exc).__name__}."
+        # anyone may ask for readiness: the answer names no host or port, the log does
+        log.warning("readiness: Redis at %s does not answer: %r", redacted(settings.redis_url), exc)
+        return f"Redis does not answer: {type(exc).__name__}."
     return None
 
 
@@ -44,7 +48,8 @@ def store_problem(store, settings: Settings) -> str | None:
     try:
         if root is not None:  # a local folder: it must be there and writable
             if not (root.is_dir() and os.access(root, os.W_OK)):
-                return f"The blob folder {root} is missing or not writable."
+                log.warning("readiness: the blob folder %s is missing or not writable", root)
+                return "The blob folder is missing or not writable."
         else:
             store.exists("0" * 64)  # one request to the S3 API: answers False, or raises when it is down
     except Exception as exc:  # noqa: BLE001

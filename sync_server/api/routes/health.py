@@ -45,7 +45,8 @@ async def ready(request: Request):
     answer. 503 JSON whose `detail` names each dependency that does not (send no traffic here meanwhile)."""
     state = request.app.state
     checks = {
-        "database": await run_in_threadpool(database_problem, state.engine),
+        # the readers' engine: on SQLite the writers' one takes the write lock for every probe
+        "database": await run_in_threadpool(database_problem, state.read_engine),
         "redis": await run_in_threadpool(redis_problem, state.settings),
         "blob_store": await run_in_threadpool(store_problem, state.store, state.settings),
     }
