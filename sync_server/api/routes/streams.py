@@ -421,7 +421,7 @@ def _enqueue(request: Request, stream_id: str, user_id: str, key: str, blob: str
 
     try:
         entry = _queue(request).append(stream_id, user_id, key, blob, store)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except redis.RedisError as exc:  # down, or answering an error (out of memory, a read-only replica)
         log.warning("stream %s: image %r kept for later, Redis failed: %s", stream_id, key, exc)
         return None
     ledger.attach_entry(request.app.state.sessions, stream_id, key, blob, entry)
