@@ -44,13 +44,13 @@ function newWatch(projectId, jobId, status) {
 }
 
 /** An event of the job's stream applied to what the app shows (docs/jobs.md "Event stream"). */
-function apply(watch, { event, data }) {
+export function applyJobEvent(watch, { event, data }) {
   switch (event) {
     case 'queued':
       Object.assign(watch, { status: 'queued', position: data.position ?? null });
       break;
     case 'started':
-      Object.assign(watch, { status: 'running', device: data.device, deviceName: data.device_name ?? null, started: data });
+      Object.assign(watch, { status: 'running', notice: null, device: data.device, deviceName: data.device_name ?? null, started: data });
       // a job resumed from a checkpoint runs its later epochs again
       if (data.resumed_from_epoch) watch.history = watch.history.filter((e) => e.epoch <= data.resumed_from_epoch);
       break;
@@ -64,6 +64,12 @@ function apply(watch, { event, data }) {
       break;
     case 'checkpoint':
       watch.checkpoint = data.epoch;
+      break;
+    case 'notice':  // the job goes on: the queue is away for now, a refused checkpoint, …
+      watch.notice = data.message ?? null;
+      break;
+    case 'released':  // its worker stopped; queued again until another one resumes it
+      Object.assign(watch, { status: 'queued', position: null, notice: data.message ?? null });
       break;
     case 'done':
       Object.assign(watch, { status: 'importing', result: data });
@@ -107,7 +113,7 @@ async function follow(watch, { defaultArtifacts }) {
         lastEventId, signal, onEvent: (e) => {
           if (e.id !== null) lastEventId = e.id;
           delay = 1000;
-          apply(watch, e);
+          applyJobEvent(watch, e);
         },
       });
       if (terminal) break;

@@ -67,7 +67,10 @@ function statusText(watch, unit = 'image') {
   switch (watch.status) {
     case 'syncing': return `Syncing the project so the server has its latest ${unit}s…`;
     case 'starting': return 'Starting the job…';
-    case 'queued': return watch.position ? `Waiting in the server's queue (position ${watch.position})…` : 'Waiting for the server to start…';
+    case 'queued': {
+      const waiting = watch.position ? `Waiting in the server's queue (position ${watch.position})…` : 'Waiting for the server to start…';
+      return watch.notice ? `${waiting} ${watch.notice}` : waiting;
+    }
     case 'running': {
       const e = watch.epoch;
       if (!e) return `Started, ${where}: preparing…`;
