@@ -7,12 +7,22 @@ Shared: runs under pytest and inside Pyodide (the app's zip import reads images 
 
 from __future__ import annotations
 
+import struct
+import sys
 import zipfile
 
+import tejas.images
 from tejas.dataset import read_archive
 from tejas.images import ImageError, sniff_image
 from tejas.limits import DEFAULT_LIMITS
-from tejas.rules import MAX_ASPECT_RATIO, MAX_IMAGE_PIXELS, image_size_problem, resize_problem, resized_size
+from tejas.rules import (
+    MAX_ASPECT_RATIO,
+    MAX_IMAGE_FRAMES,
+    MAX_IMAGE_PIXELS,
+    image_size_problem,
+    resize_problem,
+    resized_size,
+)
 
 from .hostile_headers import apng, bmp_claiming, gif, jpeg_claiming, webp_animation
 from .images_for_tests import bmp, png, png_header_claiming
@@ -62,6 +72,62 @@ def test_every_gif_frame_counts():
     info = sniff_image(gif((16, 16), [(0, 0, 16, 16), (10, 10, 16, 16)]), LIMIT)  # Pillow grows the canvas too
     assert (info.width, info.height) == (26, 26)
     assert refusal(gif((16, 16), [(0, 0, 16, 16)])[:-6] + b";") == "truncated GIF (image data incomplete)"
+
+
+def python_lines_run(data: bytes) -> tuple[int, int, str]:
+    """Sniffing `data`: the lines of tejas/images.py Python ran, the frames it read and the result (the size
+    or the refusal). The work counted, not timed: a walk of the bytes in Python runs lines for every byte."""
+    lines = frames = 0
+    images_py = tejas.images.__file__
+
+    def line(frame, event, arg):
+        nonlocal lines
+        lines += event == "line"
+        return line
+
+    def call(frame, event, arg):  # a function starts: trace its lines if it is in tejas/images.py
+        nonlocal frames
+        if frame.f_code.co_filename != images_py:
+            return None
+        frames += frame.f_code.co_qualname == "Canvas.add"
+        return line
+
+    previous = sys.gettrace()
+    sys.settrace(call)
+    try:
+        try:
+            info = sniff_image(data, LIMIT)
+            result = f"{info.width}×{info.height}"
+        except ImageError as error:
+            result = str(error)
+    finally:
+        sys.settrace(previous)
+    return lines, frames, result
+
+
+def test_a_gif_walk_is_bounded_by_frames_not_bytes():
+    # 20 MB of stray bytes (Pillow passes over them) and of 3-byte extensions: no Python per byte or block
+    screen = b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0, 0, 0)
+    for filler in (b"\x00", b"\xff", b"!\x01\x00", b"\x02ab"):
+        data = screen + filler * (20_000_000 // len(filler)) + b";"
+        lines, frames, result = python_lines_run(data)
+        assert (result, frames) == ("1×1", 0) and lines < 100, (filler, lines)
+    # one frame with 20 MB of 1-byte data sub-blocks
+    frame = b"," + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02"
+    lines, frames, result = python_lines_run(screen + frame + b"\x01\x00" * 10_000_000 + b"\x00;")
+    assert (result, frames) == ("1×1", 1) and lines < 100, lines
+    # 12 MB of 1×1 frames (a million) are refused at the limit: the frames read, not the file, bound the work
+    one_by_one = frame + b"\x00"
+    data = screen + one_by_one * (12_000_000 // len(one_by_one)) + b";"
+    lines, frames, result = python_lines_run(data)
+    assert MAX_IMAGE_FRAMES == 10_000 and result == "image has too many frames: more than 10000"
+    assert frames == MAX_IMAGE_FRAMES + 1 and lines < 20 * frames, lines
+    # at the limit the frames pass, and the canvas still grows to fit the largest of them; one more is refused
+    grown = screen + one_by_one * (MAX_IMAGE_FRAMES - 1) + b"," + struct.pack("<HHHHB", 5, 6, 10, 10, 0) + b"\x02\x00;"
+    assert (sniff_image(grown, LIMIT).width, sniff_image(grown, LIMIT).height) == (15, 16)
+    assert refusal(grown[:-1] + b"," + struct.pack("<HHHHB", 0, 0, 9000, 9000, 0) + b"\x02\x00;") == (
+        "image has too many frames: more than 10000"
+    )
 
 
 def test_every_apng_frame_counts():

@@ -11,6 +11,7 @@ from numbers import Integral, Real
 __all__ = [
     "BLANK_TEXT",
     "MAX_ASPECT_RATIO",
+    "MAX_IMAGE_FRAMES",
     "MAX_IMAGE_PIXELS",
     "MAX_TEXT_CHARACTERS",
     "RULES",
@@ -65,6 +66,7 @@ MAX_TEXT_CHARACTERS: int = RULES["text"]["max_characters"]
 _IMAGE = RULES["image"]
 MAX_IMAGE_PIXELS: int = _IMAGE["max_pixels"]
 MAX_ASPECT_RATIO: int = _IMAGE["max_aspect_ratio"]
+MAX_IMAGE_FRAMES: int = _IMAGE["max_frames"]
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
