@@ -61,6 +61,15 @@ async def _purge_timer(app: FastAPI) -> None:
         await asyncio.sleep(settings.purge_interval_seconds)
 
 
+def _has_streams(sessions) -> bool:
+    from sqlalchemy import select
+
+    from .models import Stream
+
+    with sessions() as session:
+        return session.scalar(select(Stream.id).limit(1)) is not None
+
+
 async def _requeue_timer(app: FastAPI) -> None:
     """Images a stream owes whose Redis entries are gone (a Redis restarted empty) are enqueued again, at
     start and every TEJAS_STREAM_REQUEUE_SECONDS (prediction/ledger.py; stream workers do the same)."""
@@ -71,6 +80,10 @@ async def _requeue_timer(app: FastAPI) -> None:
     failing = False
     while True:
         try:
+            if not await run_in_threadpool(_has_streams, app.state.sessions):
+                # nothing can be owed: a server that never had a stream needs no Redis (and logs no warning)
+                await asyncio.sleep(settings.stream_requeue_seconds)
+                continue
             if getattr(app.state, "stream_queue", None) is None:
                 app.state.stream_queue = StreamQueue(settings)
             if not getattr(app.state, "streams_adopted", False):
