@@ -98,16 +98,7 @@ def test_decoding_every_crafted_image_stays_within_the_memory_bound(tmp_path):
     folder.mkdir()
     for name, data in images.items():
         (folder / name).write_bytes(data)
-    spec = json.loads((ARTIFACTS / "manifest.json").read_text())["input"]
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, str(folder), json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    measured = json.loads(result.stdout)
+    measured = _run_child(CHILD, folder)
     assert set(measured) == set(images)
     for name, row in measured.items():
         _check_row(name, row["error"])
@@ -123,6 +114,21 @@ def test_decoding_every_crafted_image_stays_within_the_memory_bound(tmp_path):
         f"\npeak growth: largest refused {worst[0]} {worst[1]['growth_mb']:.1f} MB; "
         f"{LARGE} {measured[LARGE]['growth_mb']:.1f} MB (12 megapixels)"
     )
+
+
+def _run_child(script: str, path) -> dict:
+    """What `script` prints as JSON, run in a fresh Python (its peak memory is its own) on `path` and the
+    default artifacts' input description."""
+    spec = json.loads((ARTIFACTS / "manifest.json").read_text())["input"]
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(path), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
 
 
 THREADS_CHILD = r"""
@@ -152,16 +158,7 @@ def test_threads_decoding_together_share_one_pixel_budget(tmp_path):
     once hold about one canvas, not four (sync_server.imaging.BUDGET: 64 megapixels in flight)."""
     path = tmp_path / "big.png"
     Image.new("RGB", (6000, 6000), "teal").save(path)
-    spec = json.loads((ARTIFACTS / "manifest.json").read_text())["input"]
-    result = subprocess.run(
-        [sys.executable, "-c", THREADS_CHILD, str(path), json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    measured = json.loads(result.stdout)
+    measured = _run_child(THREADS_CHILD, path)
     assert len(measured["shapes"]) == 4
     one_image_mb = BYTES_PER_PIXEL_BOUND * 6000 * 6000 / 2**20 + DECODE_SLACK_MB
     print(f"\nfour 36-megapixel decodes at once: peak growth {measured['growth_mb']:.0f} MB")
