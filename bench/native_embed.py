@@ -62,8 +62,9 @@ def bench_onnxruntime(path: Path, images: np.ndarray, threads: int, seconds: flo
 
 def bench_torch(manifest: dict, images: np.ndarray, threads: int, seconds: float) -> dict:
     import torch
-    from tejas_export.backbones import get_backbone
-    from tejas_export.models import FeatureExtractor
+
+    from tejas_ml.export.backbones import get_backbone
+    from tejas_ml.export.models import FeatureExtractor
 
     torch.set_num_threads(threads)
     backbone = get_backbone(manifest["architecture"])

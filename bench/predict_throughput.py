@@ -212,7 +212,7 @@ class Native:
     batch, measured just before and just after it."""
 
     def __init__(self, model: Path, images: list[tuple[str, bytes]], seconds: float):
-        from sync_server.prediction.model import Classifier, decode
+        from tejas_ml.prediction.model import Classifier, decode
 
         self.model, self.images, self.seconds = model, images, seconds
         self.classifiers: dict[int, Classifier] = {}
@@ -220,7 +220,7 @@ class Native:
         self.inputs = np.stack([decode(data, spec) for _, data in images])
 
     def classifier(self, threads: int):
-        from sync_server.prediction.model import Classifier
+        from tejas_ml.prediction.model import Classifier
 
         if threads not in self.classifiers:
             self.classifiers[threads] = Classifier(self.model, threads)
@@ -346,7 +346,6 @@ def sync_model(account, artifacts: Path, trained: dict) -> str:
     """The browser's model synced as the app syncs one (tests/sync_server/predict_support.py does the same
     for a random head): its parameters blob, the project, classes, model record and head. → `model:<id>`."""
     from tejas.artifacts import read_manifest
-
     from tests.sync_server.conftest import project_changes
 
     manifest = read_manifest(artifacts)
@@ -723,7 +722,7 @@ def main(argv=None) -> int:
             "zip_bytes": archive.stat().st_size,
             "top_k": args.top_k,
             "batch_size": args.batch_size,
-            "batch_job_batch_size": 16,  # sync_server.prediction.batch.BATCH_SIZE: jobs take no batch option
+            "batch_job_batch_size": 16,  # tejas_ml.prediction.batch.BATCH_SIZE: jobs take no batch option
             "threads": threads,
             "browser_threads": None,
             "stream_workers": worker_counts,
@@ -757,8 +756,8 @@ def main(argv=None) -> int:
         )
         from playwright.sync_api import sync_playwright
         from sqlalchemy import create_engine
-        from tejas.onnx_writer import write_classifier_onnx
 
+        from tejas.onnx_writer import write_classifier_onnx
         from tests.sync_server.conftest import Account
 
         engine = create_engine(f"sqlite:///{work / 'data' / 'tejas.db'}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The server's trainer (sync_server/training) against a minimal hand-written PyTorch loop: images/s.
+"""The server's trainer (tejas_ml/training) against a minimal hand-written PyTorch loop: images/s.
 
 Both train the same network (built by the trainer's own `build_classifier`) on the same images, read
 from the same PNG files on disk through a DataLoader with the same transforms (the trainer's
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from bench.report import _git, machine_facts, new_report, write_report  # noqa: E402
 
 # Code the numbers depend on besides bench/ (report.py's list covers bench/, pwa/, tools/).
-TRAINER_PATHS = ("sync_server/training",)
+TRAINER_PATHS = ("tejas_ml/training",)
 GOAL_RATIO = 0.95  # trainer ÷ hand loop (issue 13)
 GPU_GOAL_IMAGES_PER_SECOND = 5000  # ResNet18 224² full fine-tune, AMP + channels-last, one H100 (issue 13)
 DEFAULT_RUNS = "auto:full,auto:head,resnet18:full"
@@ -69,11 +69,10 @@ def make_network(backbone_name: str, mode: str, examples, config, artifacts: Pat
     """(network, backbone, weights, weights_note, manifest) from the trainer's own `prepare`; a backbone
     without ImageNet weights here gets random ones (build_classifier from an empty state dict)."""
     from tejas.artifacts import read_manifest
-    from tejas_export.backbones import BACKBONES
-
-    from sync_server.training.data import DataError
-    from sync_server.training.run import prepare
-    from sync_server.training.trainer import build_classifier
+    from tejas_ml.export.backbones import BACKBONES
+    from tejas_ml.training.data import DataError
+    from tejas_ml.training.run import prepare
+    from tejas_ml.training.trainer import build_classifier
 
     manifest = read_manifest(artifacts)
     try:
@@ -176,8 +175,8 @@ def rate(ends: list[tuple[float, float]], start: tuple[float, float], per_epoch:
 def run_one(index: int, spec: str, args, examples, artifacts: Path, work: Path) -> dict:
     import torch
 
-    from sync_server.training.data import ImageDataset, transforms
-    from sync_server.training.trainer import TrainConfig, Trainer
+    from tejas_ml.training.data import ImageDataset, transforms
+    from tejas_ml.training.trainer import TrainConfig, Trainer
 
     arch, mode = spec.split(":")
     epochs = args.warmup_epochs + args.epochs
@@ -301,8 +300,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from sync_server.training.data import from_archive
-    from sync_server.training.trainer import default_workers, device_name, pick_device
+    from tejas_ml.training.data import from_archive
+    from tejas_ml.training.trainer import default_workers, device_name, pick_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -316,7 +315,7 @@ def main(argv=None) -> int:
         folder, data = animal_folder(work, args.images, args.classes, args.image_size)
         # the trainer's own ingestion (core archive rules, images cached by sha256): both loops read these files
         examples = from_archive(folder, work / "cache")
-        data["read_by_both_from"] = "the trainer's image cache on local disk (sync_server.training.data.from_archive)"
+        data["read_by_both_from"] = "the trainer's image cache on local disk (tejas_ml.training.data.from_archive)"
         results = [run_one(i, spec, args, examples, args.artifacts, work) for i, spec in enumerate(runs)]
     dirty = _git("status", "--porcelain", "--untracked-files=all", "--", *TRAINER_PATHS)
     gpu = None

@@ -150,9 +150,9 @@ def manifest_of(folder: Path) -> dict:
 @functools.cache
 def _native_features(folder: Path, dataset: str, threads: int) -> np.ndarray:
     """Features of a data set from the folder's backbone.onnx in native onnxruntime, preprocessed by the
-    manifest's rule (tejas_export.checks.preprocess, which the browser matches), 16 images a run. Batches of
+    manifest's rule (tejas_ml.export.checks.preprocess, which the browser matches), 16 images a run. Batches of
     16 in input order: a uint8 backbone's activations are quantised per batch, so features depend on it."""
-    from tejas_export.checks import preprocess, session
+    from tejas_ml.export.checks import preprocess, session
 
     spec = manifest_of(folder)["input"]
     native = session(folder / "backbone.onnx", threads=threads)
@@ -273,7 +273,7 @@ def native_speed(folder: Path, threads: int, batch: int, seconds: float) -> floa
 
 def native_features_of(folder: Path, rgb: np.ndarray, batch: int) -> np.ndarray:
     """What the browser should give for these images at this batch size (in input order)."""
-    from tejas_export.checks import preprocess, session
+    from tejas_ml.export.checks import preprocess, session
 
     spec = manifest_of(folder)["input"]
     native = session(folder / "backbone.onnx")
@@ -293,7 +293,7 @@ SESSION_SETTINGS = {
 
 
 def export_missing(names, out_root: Path) -> None:
-    from tejas_export.export import ExportConfig, export_artifacts
+    from tejas_ml.export.export import ExportConfig, export_artifacts
 
     for name in names:
         if (out_root / name / "manifest.json").is_file():

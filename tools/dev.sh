@@ -124,7 +124,7 @@ setup_tests() {
 case "${1:-}" in
   run)
     shift
-    setup_python "export,server"
+    setup_python "server"
     vendor_browser_libs
     ensure_default_artifacts
     ensure_text_artifacts

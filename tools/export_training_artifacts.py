@@ -5,10 +5,10 @@ import sys
 from pathlib import Path
 
 try:
-    from tejas_export.cli import main
+    from tejas_ml.export.cli import main
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from tejas_export.cli import main
+    from tejas_ml.export.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(prog="export_training_artifacts.py"))

@@ -39,7 +39,7 @@ MAX_ATTEMPTS = 3  # a job whose worker process dies this often is failed, not ru
 # the trainer's own choice of device and its name
 PROBE = (
     "import json\n"
-    "from sync_server.training.trainer import device_name, pick_device\n"
+    "from tejas_ml.training.trainer import device_name, pick_device\n"
     "device = pick_device()\n"
     "print(json.dumps({'device': device.type, 'device_name': device_name(device)}))"
 )

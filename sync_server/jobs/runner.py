@@ -159,7 +159,7 @@ def _fetch_checkpoint(sessions, store: BlobStore, job_id: str, attempt: int, sha
 
 def _train_resuming(train, resume: bool, notice):
     """`train(resume)`, and once more from scratch when the checkpoint turns out unusable when loaded."""
-    from ..training.trainer import CheckpointError
+    from tejas_ml.training.trainer import CheckpointError
 
     try:
         return train(resume)
@@ -194,10 +194,10 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
     if kind == "predict":
         return _run_prediction(settings, sessions, job_id, attempt, beat, work)
     # torch takes seconds to import: the heartbeat runs meanwhile, so the claim is not taken for a dead worker
-    from ..training.data import DataError, from_archive, from_project
-    from ..training.results import ResultError
-    from ..training.run import train_and_write
-    from ..training.trainer import Cancelled, TrainConfig
+    from tejas_ml.training.data import DataError, from_archive, from_project
+    from tejas_ml.training.results import ResultError
+    from tejas_ml.training.run import train_and_write
+    from tejas_ml.training.trainer import Cancelled, TrainConfig
 
     checkpoint = work / "checkpoint.pt"
     held_checkpoint = {"sha": checkpoint_sha}
@@ -331,9 +331,9 @@ def _store_results(sessions, store, job_id: str, attempt: int, out: Path, summar
 def _run_text(settings: Settings, sessions, store, job_id, attempt, work: Path, options, config, resume, hooks, notice):
     """A text job: texts from the synced project or the uploaded CSV, the encoder fine-tuned, results
     stored and the job done (the caller's handlers end it when it fails or is cancelled)."""
-    from ..training.text import train_text_and_write
-    from ..training.text_data import texts_from_csv, texts_from_project
-    from ..training.trainer import Cancelled
+    from tejas_ml.training.run import train_text_and_write
+    from tejas_ml.training.text_data import texts_from_csv, texts_from_project
+    from tejas_ml.training.trainer import Cancelled
 
     with session_scope(sessions) as session:
         job = session.get(Job, job_id)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from tejas.artifacts import sha256_file
 from tejas.predictions import ArchiveError
+from tejas_ml.prediction.batch import Stopped, Throughput, predict_source, write_reports
+from tejas_ml.prediction.model import Classifier, ModelError
 
 from ..core.config import Settings
 from ..core.db import session_scope
 from ..jobs import state
 from ..models import Job, JobFile
 from ..storage import make_store
-from .batch import Stopped, Throughput, predict_source, write_reports
-from .model import Classifier, ModelError
 from .models import ModelNotFound, model_file
 
 PROGRESS_EVERY_S = 1.0

@@ -319,7 +319,7 @@ class ModelCache:
         self.lock = threading.Lock()
 
     def get(self, path: Path):
-        from .model import Classifier
+        from tejas_ml.prediction.model import Classifier
 
         key = str(path)
         with self.lock:

@@ -3,29 +3,10 @@ S3 API (AWS S3, MinIO; moto in the tests). Chosen by TEJAS_BLOB_STORE, never by 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Protocol
-
 from ..core.config import Settings
+from .base import CHUNK, BlobStore
 
-CHUNK = 1024 * 1024
-
-
-class BlobStore(Protocol):
-    def put_file(self, sha256: str, path: Path) -> None:
-        """Store the file's bytes under sha256 (atomically: a crash leaves the old state or the new)."""
-
-    def exists(self, sha256: str) -> bool: ...
-
-    def open(self, sha256: str) -> Iterator[bytes]:
-        """The bytes, in chunks; FileNotFoundError when absent."""
-
-    def delete(self, sha256: str) -> None:
-        """Forget the blob (no error when absent)."""
-
-    def names(self) -> Iterator[str]:
-        """Every name stored in this area (what a sweep for orphans compares with the database)."""
+__all__ = ["CHUNK", "BlobStore", "make_store"]
 
 
 def make_store(settings: Settings, area: str = "blobs") -> BlobStore:

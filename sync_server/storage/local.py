@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..core.partials import abandoned, locked_part
-from . import CHUNK
+from .base import CHUNK
 
 
 class LocalStore:

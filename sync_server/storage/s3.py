@@ -10,7 +10,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ..core.config import Settings
-from . import CHUNK
+from .base import CHUNK
 
 
 class S3Store:

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import pytest
+
 from tejas.artifacts import read_manifest
 from tejas.dataset import iter_archive
 from tejas.onnx_writer import write_classifier_onnx
 from tejas.predictions import ArchiveError, ImageFile, Unreadable, iter_images, neutralise_cell
-from tejas_export.checks import preprocess
+from tejas_ml.export.checks import preprocess
 
 from ..conftest import TEJAS
 from ..pycore.test_dataset import CASES

@@ -8,8 +8,9 @@ import base64
 import numpy as np
 import pytest
 from PIL import Image
-from tejas_export.checks import preprocess, session
-from tejas_export.photos import load_photos
+
+from tejas_ml.export.checks import preprocess, session
+from tejas_ml.export.photos import load_photos
 
 from ..conftest import manifest_of
 from .conftest import png

@@ -14,7 +14,8 @@ import onnxruntime as ort
 import pytest
 import torch
 import torchvision
-from tejas_export.checks import preprocess
+
+from tejas_ml.export.checks import preprocess
 
 from ..conftest import manifest_of
 from .conftest import PAGE_HELPERS, digit_images, png

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+
 from tejas.metrics import classification_report
 from tejas.splits import stratified_split
 

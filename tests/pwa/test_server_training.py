@@ -18,7 +18,8 @@ import pytest
 import torch
 import torchvision
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from tejas_export.checks import preprocess
+
+from tejas_ml.export.checks import preprocess
 
 from .conftest import (
     ANIMAL_NAMES,
@@ -247,7 +248,7 @@ def test_a_text_jobs_fine_tuned_model_is_imported_and_predicts_offline_like_its_
     """A text project made in the browser, its records and texts put on the server as the sync protocol
     does, fine-tuned there (1 epoch), imported by the app's importJobResult: the app then predicts with the
     job's encoder and head exactly as the job's model.onnx does, also offline."""
-    from sync_server.training.text_data import encode, pad
+    from tejas_ml.training.text_data import encode, pad
 
     from ..sync_server.conftest import Account
     from ..sync_server.test_text_sync import text_sample

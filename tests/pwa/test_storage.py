@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+
 from tejas.dataset import validate_class_name
 
 from ..pycore.images_for_tests import png

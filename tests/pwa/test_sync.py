@@ -262,7 +262,9 @@ def test_a_blob_the_server_refuses_is_set_aside_and_the_rest_syncs(new_device, s
     assert "The bytes do not match their name" in row["error"], row["error"]
     on_server = server_state(sync_server.url, "bo@example.org")[out["projectId"]]
     assert sorted(s["contentId"] for s in on_server["samples"]) == sorted(
-        s["contentId"] for s in a.evaluate("dumpDevice()")[out["projectId"]]["samples"] if s["contentId"] != out["damaged"]
+        s["contentId"]
+        for s in a.evaluate("dumpDevice()")[out["projectId"]]["samples"]
+        if s["contentId"] != out["damaged"]
     )
     assert len(on_server["samples"]) == 3 and on_server["classes"][0]["name"] == "zero"
     # the next run is clean: the sample set aside does not come back until it is changed

@@ -123,7 +123,13 @@ def test_add_texts_dedupes_and_refuses_with_reasons(text_app):
     )
     assert out["kind"] == "text" and out["imageKind"] == "image"
     added = out["first"]["added"]
-    assert [a["name"] for a in added] == ["hello there", "see you at 5", "x" * 59 + "…", "Café ☕ 東京", "😀" * 59 + "…"]
+    assert [a["name"] for a in added] == [
+        "hello there",
+        "see you at 5",
+        "x" * 59 + "…",
+        "Café ☕ 東京",
+        "😀" * 59 + "…",
+    ]
     assert added[0]["contentId"] == out["digest"] and out["text"] == "hello there"
     assert added[0]["format"] == "text" and added[0]["size"] == len(b"hello there") and added[0]["source"] == "typed"
     reasons = {s["name"]: s["reason"] for s in out["first"]["skipped"]}

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
-from tejas_export.checks import preprocess, session
+
+from tejas_ml.export.checks import preprocess, session
 
 from ..conftest import manifest_of
 from .conftest import CLASSES, animal_images, digit_images

@@ -10,7 +10,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from tejas_export.checks import preprocess
+
+from tejas_ml.export.checks import preprocess
 
 from ..conftest import manifest_of
 from .conftest import png

@@ -10,9 +10,10 @@ import zipfile
 import numpy as np
 import pytest
 from sklearn import metrics as sk
+from torchvision.datasets import ImageFolder
+
 from tejas.dataset import Sample, iter_archive
 from tejas.metrics import classification_report
-from torchvision.datasets import ImageFolder
 
 from ..pycore import test_dataset as shared
 from ..pycore.images_for_tests import png

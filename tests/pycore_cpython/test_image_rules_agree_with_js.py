@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from hypothesis import example, given
 from hypothesis import strategies as st
+
 from tejas.rules import image_size_problem, resize_problem
 
 from .test_rules_agree_with_js import CASES, js  # noqa: F401 (the fixture: one Node process for the module)

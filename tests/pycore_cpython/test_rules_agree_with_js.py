@@ -15,6 +15,7 @@ import subprocess
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
 from tejas.dataset import validate_class_name
 from tejas.metrics import classification_report
 from tejas.rules import BLANK_TEXT, RULES, code_points, is_blank_text, text_problem

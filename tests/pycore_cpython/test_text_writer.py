@@ -12,11 +12,12 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+
 from tejas.artifacts import ArtifactError
 from tejas.bridge import write_model
 from tejas.model_export import write_classifier_pt
 from tejas.onnx_writer import write_classifier_onnx
-from tejas_export.sentences import SENTENCES
+from tejas_ml.export.sentences import SENTENCES
 
 from ..conftest import ROOT
 

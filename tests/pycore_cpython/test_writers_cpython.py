@@ -15,12 +15,13 @@ import onnxruntime as ort
 import pytest
 import torch
 import torchvision
+
 from tejas.model_export import read_pt_metadata, write_classifier_pt
 from tejas.onnx_writer import write_classifier_onnx
 from tejas.safetensors import read_safetensors
 from tejas.torch_writer import write_state_dict_pt
-from tejas_export.checks import preprocess
-from tejas_export.photos import load_photos
+from tejas_ml.export.checks import preprocess
+from tejas_ml.export.photos import load_photos
 
 from ..conftest import manifest_of
 from ..pycore.test_writers import (

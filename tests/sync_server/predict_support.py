@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
 from tejas.artifacts import read_manifest
 from tejas.onnx_writer import write_classifier_onnx
 

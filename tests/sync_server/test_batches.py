@@ -72,7 +72,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_a_few_images_are_answered_directly(predict_server, tmp_path):
-    from sync_server.prediction.model import Classifier
+    from tejas_ml.prediction.model import Classifier
 
     server, account, ref, local = predict_server
     images = [image_bytes(i) for i in range(3)]

@@ -65,7 +65,7 @@ import json, resource, sys
 from pathlib import Path
 # A regression fails with MemoryError here instead of taking the machine's memory.
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
-from sync_server.prediction.model import decode
+from tejas_ml.prediction.model import decode
 
 def status(field):
     for line in open("/proc/self/status"):
@@ -134,7 +134,7 @@ def _run_child(script: str, path) -> dict:
 THREADS_CHILD = r"""
 import json, sys
 from concurrent.futures import ThreadPoolExecutor
-from sync_server.prediction.model import decode
+from tejas_ml.prediction.model import decode
 
 def hwm():
     for line in open("/proc/self/status"):
@@ -155,7 +155,7 @@ print(json.dumps({"shapes": shapes, "growth_mb": hwm() - before}))
 
 def test_threads_decoding_together_share_one_pixel_budget(tmp_path):
     """The Classifier decodes in threads, requests run concurrently: four 36-megapixel images decoded at
-    once hold about one canvas, not four (sync_server.imaging.BUDGET: 64 megapixels in flight)."""
+    once hold about one canvas, not four (tejas_ml.imaging.BUDGET: 64 megapixels in flight)."""
     path = tmp_path / "big.png"
     Image.new("RGB", (6000, 6000), "teal").save(path)
     measured = _run_child(THREADS_CHILD, path)
@@ -279,7 +279,7 @@ def test_every_route_and_tejas_predict_answer_each_crafted_image(serve, tmp_path
 
 def test_training_decoder_refuses_a_hostile_image_already_in_its_cache(tmp_path):
     """Images synced before the rule may sit in a training cache: the training decoder applies it too."""
-    from sync_server.training.data import DataError, Example, ImageDataset
+    from tejas_ml.training.data import DataError, Example, ImageDataset
 
     paths = {}
     for name, data in [("strip", HOSTILE["strip-3000x1.png"][0]), ("cmyk", LEGITIMATE["cmyk.jpg"])]:

@@ -139,7 +139,7 @@ def check_server_predictions(account: Account, job: dict, pngs: list[bytes], tmp
     """The job's model predicts on the server by its job reference, and so does the same model synced back
     as the app syncs one (app_model.json + parameters.bin: the server writes its ONNX from the artifacts,
     here in last-block mode), both equal to model.onnx run locally."""
-    from sync_server.prediction.model import Classifier
+    from tejas_ml.prediction.model import Classifier
 
     local = tmp_path / "job-model.onnx"
     local.write_bytes(account.get(f"/api/jobs/{job['id']}/files/model.onnx").content)

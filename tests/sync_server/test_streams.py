@@ -186,7 +186,7 @@ def test_two_workers_one_killed_every_image_once(stack, tmp_path, database):
 
 
 def _scenario(s: Stack, tmp_path: Path) -> None:
-    from sync_server.prediction.model import Classifier
+    from tejas_ml.prediction.model import Classifier
 
     account = Account(s.server.url)
     ref, local = synced_model(account, ROOT / "artifacts" / "default", CLASSES, tmp_path)

@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from sync_server.training.text_data import encode, pad
+from tejas_ml.training.text_data import encode, pad
 
 from ..training.spam import content_id, csv_bytes, spam_rows
 from .conftest import Account, png_bytes

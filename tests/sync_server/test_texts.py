@@ -1,4 +1,4 @@
-"""The server's text blob check (sync_server/texts.py) refuses a blank text by the rule the app and the core
+"""The server's text blob check (tejas_ml/texts.py) refuses a blank text by the rule the app and the core
 apply (rules.json text.$blank: class_name.blank's characters), in the same words; a text with anything
 else in it is accepted."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tejas.rules import BLANK_TEXT, RULES, code_points, is_blank_text
 
-from sync_server.texts import TextError, check_text
+from tejas.rules import BLANK_TEXT, RULES, code_points, is_blank_text
+from tejas_ml.texts import TextError, check_text
 
 from .conftest import Account, sha
 

@@ -11,6 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnxruntime.training.api import CheckpointState, Module, Optimizer
+
 from tejas.artifacts import SCHEMA_PATH, ArtifactError, verify_artifacts
 
 from ..conftest import manifest_of
@@ -218,8 +219,8 @@ def test_last_block_trains_from_trunk_output(which, request, tmp_path):
     folder = folder[0] if isinstance(folder, tuple) else folder
     manifest = manifest_of(folder)
     trunk = ort.InferenceSession(str(folder / "backbone_trunk.onnx"), providers=["CPUExecutionProvider"])
-    from tejas_export.checks import preprocess
-    from tejas_export.photos import load_photos
+    from tejas_ml.export.checks import preprocess
+    from tejas_ml.export.photos import load_photos
 
     photos = load_photos()[:4]
     images = np.stack(
@@ -248,6 +249,7 @@ def _check_trained_last_block_exports(folder, manifest, module, images, block_in
     onnxruntime-training's own eval logits."""
     import torch
     import torchvision
+
     from tejas.model_export import read_pt_metadata, write_classifier_pt
     from tejas.onnx_writer import write_classifier_onnx
 

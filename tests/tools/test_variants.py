@@ -9,6 +9,7 @@ import jsonschema
 import numpy as np
 import onnx
 import pytest
+
 from tejas.artifacts import SCHEMA_PATH, verify_artifacts
 
 from ..conftest import _export, manifest_of, offline_env, run_export
@@ -58,7 +59,7 @@ def test_uint8_manifest_records_the_quantisation_and_its_check(variants):
 
 
 def test_uint8_backbone_runs_in_native_onnxruntime_close_to_float32(variants):
-    from tejas_export.checks import session
+    from tejas_ml.export.checks import session
 
     images = np.random.default_rng(0).random((2, 3, 224, 224), dtype=np.float32)
     got = session(variants["uint8-224"] / "backbone.onnx").run(None, {"image": images})[0]

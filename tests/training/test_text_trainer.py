@@ -1,4 +1,4 @@
-"""The text trainer (sync_server/training/text.py) through `tejas train texts.csv` on a few SMS texts on
+"""The text trainer (tejas_ml/training/text.py) through `tejas train texts.csv` on a few SMS texts on
 CPU: all-MiniLM-L6-v2 fine-tuned whole with the app's head; model.onnx (onnxruntime) and model.pt agree
 with each other and with what the app computes from the artifact set (encoder.onnx features →
 parameters.bin head → softmax); metrics on a stratified validation split; cancel; refusals."""
@@ -15,15 +15,15 @@ import jsonschema
 import numpy as np
 import onnxruntime
 import pytest
-from tejas.artifacts import SCHEMA_PATH, sha256_file, verify_artifacts
-from tejas_export.text import find_text_model
 
-from sync_server.prediction.model import Classifier, ModelError
-from sync_server.training.data import DataError, Examples
-from sync_server.training.text import train_text_and_write
-from sync_server.training.text_data import TextExample, encode, pad
-from sync_server.training.text_results import load_text_pt
-from sync_server.training.trainer import Cancelled, TrainConfig
+from tejas.artifacts import SCHEMA_PATH, sha256_file, verify_artifacts
+from tejas_ml.export.text import find_text_model
+from tejas_ml.prediction.model import Classifier, ModelError
+from tejas_ml.training.data import DataError, Examples
+from tejas_ml.training.run import train_text_and_write
+from tejas_ml.training.text_data import TextExample, encode, pad
+from tejas_ml.training.text_results import load_text_pt
+from tejas_ml.training.trainer import Cancelled, TrainConfig
 
 from ..conftest import TEJAS
 from .spam import content_id, csv_bytes, spam_rows

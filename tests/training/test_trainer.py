@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from tejas.archive_source import ArchiveError
 from tejas.dataset import read_archive
 from tejas.splits import stratified_split
-
-from sync_server.training.data import DataError, from_archive, split
-from sync_server.training.run import make_trainer, train_and_write
-from sync_server.training.trainer import Cancelled, TrainConfig
+from tejas_ml.training.data import DataError, from_archive, split
+from tejas_ml.training.run import make_trainer, train_and_write
+from tejas_ml.training.trainer import Cancelled, TrainConfig
 
 from ..conftest import TEJAS
 from ..pycore.test_dataset import CASES

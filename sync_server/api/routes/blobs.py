@@ -11,15 +11,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
+
 from tejas.images import ImageError, sniff_image
 from tejas.limits import DEFAULT_LIMITS
+from tejas_ml.texts import MAX_TEXT_BYTES, MAX_TEXT_CHARACTERS, TextError, check_text
 
 from ... import quotas
 from ...core.clock import utcnow
 from ...core.db import session_scope
 from ...models import Blob, Record, UserBlob
 from ...schemas import SHA256, BlobOut, MissingIn, MissingOut
-from ...texts import MAX_TEXT_BYTES, MAX_TEXT_CHARACTERS, TextError, check_text
 from ...uploads import received
 from ..deps import CurrentUser, ReadSessionDep, SettingsDep
 

@@ -20,6 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from tejas_ml.training.data import DataError, check_project, check_trainable
+from tejas_ml.training.text_data import MAX_CSV_BYTES
+
 from ... import quotas
 from ...core.clock import utcnow
 from ...core.db import session_scope
@@ -27,8 +30,6 @@ from ...jobs import live_workers, state
 from ...models import IdempotencyKey, Job, JobEvent, JobFile
 from ...records import project_records
 from ...schemas import ID
-from ...training.data import DataError, check_project, check_trainable
-from ...training.text_data import MAX_CSV_BYTES
 from ...uploads import received
 from ..deps import CurrentUser, LastEventId, ReadSessionDep, SessionDep, SettingsDep
 
@@ -391,7 +392,7 @@ async def upload(
 def _check_text_csv(path: FilePath) -> dict:
     """Read an uploaded CSV by the core's rules before a job is made of it: 400 when it cannot be read as
     texts, 422 when it cannot train (fewer than 2 classes with 2 texts); returns the job's classes."""
-    from ...training.text_data import CsvError, check_csv
+    from tejas_ml.training.text_data import CsvError, check_csv
 
     try:
         return {"classes": check_csv(path, "the CSV")}

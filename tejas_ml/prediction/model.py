@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
 from tejas.rules import resized_size
 
 __all__ = ["Classifier", "ModelError", "decode"]
@@ -48,7 +49,7 @@ def import_onnxruntime():
 
 def decode(data: bytes, spec: dict) -> np.ndarray:
     """Image bytes → the model's input [3, H, W] float32 (ValueError with the reason when undecodable, or
-    when decoding or resizing it would cost more than the core's image rule allows: sync_server.imaging)."""
+    when decoding or resizing it would cost more than the core's image rule allows: tejas_ml.imaging)."""
     from PIL import Image
 
     from ..imaging import decoded_rgb

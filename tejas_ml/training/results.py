@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from tejas.artifacts import read_manifest, sha256_file
 from tejas.model_export import write_classifier_pt
 from tejas.onnx_writer import write_classifier_onnx
-from tejas_export.backbones import Backbone
+from tejas_ml.export.backbones import Backbone
 
 from .data import ImageDataset, transforms
 from .trainer import Classifier, RunResult, TrainConfig
@@ -64,7 +65,7 @@ def _parameters_in_layout(tensors: dict[str, torch.Tensor], layout: list[dict]) 
 
 def _export_full_artifacts(network: Classifier, backbone: Backbone, config_input: dict, max_classes: int, out: Path):
     """The exporter's artifact set from the fine-tuned network (its weights given as a state-dict file)."""
-    from tejas_export.export import ExportConfig, export_artifacts
+    from tejas_ml.export.export import ExportConfig, export_artifacts
 
     weights = out.parent / "finetuned_state.pt"
     torch.save(network.trainable.state_dict(), weights)

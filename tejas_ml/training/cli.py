@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .data import DataError, from_archive
     from .results import ResultError
-    from .run import train_and_write
-    from .text import train_text_and_write
+    from .run import train_and_write, train_text_and_write
     from .text_data import texts_from_csv
     from .trainer import Cancelled, TrainConfig
 

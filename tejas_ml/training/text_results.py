@@ -1,6 +1,6 @@
 """What a finished text run leaves in its output folder (docs/jobs.md "Text jobs"):
 
-- artifacts/: a text artifact set made by the exporter's own pipeline (tools/tejas_export/text.py) from
+- artifacts/: a text artifact set made by the exporter's own pipeline (tejas_ml/export/text.py) from
   the fine-tuned encoder: encoder.onnx (checked against it), tokenizer.json, the head's training
   artifacts, manifest.json (modality text), so the app embeds with it and keeps training offline;
 - model.onnx: that encoder.onnx with the trained head and a softmax appended by the core's writer
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from tejas.artifacts import sha256_file
 from tejas.safetensors import float32_tensor
 
@@ -36,8 +37,8 @@ PT_FORMAT = "tejas-text-classifier/1"
 def export_text_artifacts(network: TextClassifier, folder: Path, out: Path, seed: int, job: str | None, progress):
     """The exporter's text pipeline run on the fine-tuned encoder (saved as a model folder like the
     package's) into `out`; returns its manifest (also written as out/manifest.json)."""
-    from tejas_export.export import ExportConfig
-    from tejas_export.text import MODEL_FILES, run_text_pipeline
+    from tejas_ml.export.export import ExportConfig
+    from tejas_ml.export.text import MODEL_FILES, run_text_pipeline
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tejas-finetuned-") as tmp:
@@ -64,7 +65,7 @@ def _float_encoder_only(manifest: dict, out: Path) -> None:
     """The app embeds with the float32 encoder of a fine-tuned set: the very model the job checked, so the
     app's predictions are model.onnx's (a quantised variant the exporter adds is dropped, unmeasured for
     fine-tuned weights)."""
-    from tejas_export.text import ENCODER_FILE
+    from tejas_ml.export.text import ENCODER_FILE
 
     for key, model in list(manifest["models"].items()):
         if key != "encoder":
@@ -129,7 +130,8 @@ def write_text_pt(network: TextClassifier, artifacts: Path, manifest: dict, clas
 def load_text_pt(path: Path):
     """(a torch module (input_ids, attention_mask) -> probabilities, the file's dict), from model.pt alone."""
     import transformers
-    from tejas_export.models import SentenceEncoder
+
+    from tejas_ml.export.models import SentenceEncoder
 
     saved = torch.load(path, weights_only=True)
     config = transformers.BertConfig.from_dict(json.loads(saved["bert_config"]))

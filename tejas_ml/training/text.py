@@ -8,13 +8,12 @@ the data (token ids padded to the longest in a batch) and the network differ.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from .data import DataError, Examples, split
+from .data import DataError
 from .text_data import TokenisedTexts, collate
 from .trainer import TrainConfig, Trainer
 
@@ -63,8 +62,8 @@ class TextClassifier(nn.Module):
 
 def text_model_folder() -> Path:
     """The package folder of all-MiniLM-L6-v2 (DataError with the install line when it is missing)."""
-    from tejas_export.errors import ExportError
-    from tejas_export.text import find_text_model
+    from tejas_ml.export.errors import ExportError
+    from tejas_ml.export.text import find_text_model
 
     try:
         return find_text_model()
@@ -73,9 +72,9 @@ def text_model_folder() -> Path:
 
 
 def build_text_classifier(num_classes: int, seed: int, folder: Path | None = None) -> TextClassifier:
-    from tejas_export.errors import ExportError
-    from tejas_export.models import make_head
-    from tejas_export.text import load_encoder
+    from tejas_ml.export.errors import ExportError
+    from tejas_ml.export.models import make_head
+    from tejas_ml.export.text import load_encoder
 
     try:
         encoder = load_encoder(folder or text_model_folder())
@@ -120,59 +119,4 @@ def text_config(config: TrainConfig) -> TrainConfig:
     return config
 
 
-def train_text_and_write(
-    examples: Examples,
-    config: TrainConfig,
-    out: Path,
-    *,
-    max_length: int = DEFAULT_MAX_LENGTH,
-    checkpoint: Path | None = None,
-    resume: bool = False,
-    job: str | None = None,
-    on_event: Callable[[str, dict], None] | None = None,
-    on_checkpoint: Callable[[Path, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    progress: Callable[[str], None] = lambda stage: None,
-) -> tuple[dict, object]:
-    """Fine-tune on `examples` and write the results into `out`; returns (results summary, RunResult)."""
-    from .text_results import write_text_results
-
-    if not 8 <= max_length <= DEFAULT_MAX_LENGTH:
-        raise DataError(f"max_length {max_length}: choose 8 to {DEFAULT_MAX_LENGTH} tokens")
-    if len(examples.classes) > MAX_CLASSES:
-        raise DataError(f"{len(examples.classes)} classes; a text classifier here has at most {MAX_CLASSES}")
-    config = text_config(config)
-    folder = text_model_folder()
-    train, validation = split(examples, config.validation_share, config.seed)
-    network = build_text_classifier(len(examples.classes), config.seed, folder)
-    trainer = TextTrainer(
-        network,
-        config,
-        {},
-        examples.classes,
-        train,
-        validation,
-        checkpoint=checkpoint,
-        on_event=on_event,
-        on_checkpoint=on_checkpoint,
-        should_stop=should_stop,
-        tokenizer=folder / "tokenizer.json",
-        max_length=max_length,
-    )
-    return trainer.fit_and_write(
-        resume,
-        lambda result: write_text_results(
-            result,
-            folder=folder,
-            classes=examples.classes,
-            class_ids=examples.class_ids,
-            config=config,
-            max_length=max_length,
-            out=out,
-            job=job,
-            progress=progress,
-        ),
-    )
-
-
-__all__ = ["TextClassifier", "TextTrainer", "build_text_classifier", "train_text_and_write"]
+__all__ = ["TextClassifier", "TextTrainer", "build_text_classifier"]

@@ -1,7 +1,7 @@
 """Tejas' export module: a pretrained image backbone or sentence encoder as ONNX and its trainable head as
 onnxruntime-training artifacts.
 
-Needs the `[export]` extra (torch, torchvision, onnx, onnxruntime-training; transformers, tokenizers for text).
+Needs the `[ml]` extra (torch, torchvision, onnx, onnxruntime-training; transformers, tokenizers for text).
 Public surface:
 `export_artifacts(ExportConfig(...))`, `ExportConfig`, `ExportError`, `read_manifest`, `main` (CLI).
 """

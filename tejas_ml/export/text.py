@@ -59,7 +59,7 @@ def load_encoder(folder: Path):
     try:
         import transformers
     except ImportError:
-        raise ExportError("--modality text needs transformers: pip install 'tejas[export]'") from None
+        raise ExportError("--modality text needs transformers: pip install 'tejas[ml]'") from None
     from .models import SentenceEncoder
 
     transformers.logging.set_verbosity_error()

@@ -1,4 +1,5 @@
-"""One training run from examples to result files: what server jobs, `tejas train` and the benchmark call."""
+"""One training run from examples to result files, for images (`train_and_write`) and texts
+(`train_text_and_write`): what server jobs, `tejas train` and the benchmarks call."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
 from tejas.artifacts import read_manifest
 from tejas.safetensors import read_safetensors
-from tejas_export.backbones import BACKBONES, Backbone, find_imagenet_weights, load_state_dict_file
+from tejas_ml.export.backbones import BACKBONES, Backbone, find_imagenet_weights, load_state_dict_file
 
 from .data import DataError, Examples, split
 from .results import write_results
+from .text import DEFAULT_MAX_LENGTH, MAX_CLASSES, TextTrainer, build_text_classifier, text_config, text_model_folder
+from .text_results import write_text_results
 from .trainer import MODES, Classifier, TrainConfig, Trainer, build_classifier
 
 _DTYPES = {"F32": torch.float32, "I64": torch.int64}
@@ -111,4 +115,57 @@ def train_and_write(
     )
 
 
-__all__ = ["Classifier", "make_trainer", "prepare", "resolve_backbone", "train_and_write"]
+def train_text_and_write(
+    examples: Examples,
+    config: TrainConfig,
+    out: Path,
+    *,
+    max_length: int = DEFAULT_MAX_LENGTH,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    job: str | None = None,
+    on_event: Callable[[str, dict], None] | None = None,
+    on_checkpoint: Callable[[Path, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[str], None] = lambda stage: None,
+) -> tuple[dict, object]:
+    """Fine-tune on `examples` and write the results into `out`; returns (results summary, RunResult)."""
+    if not 8 <= max_length <= DEFAULT_MAX_LENGTH:
+        raise DataError(f"max_length {max_length}: choose 8 to {DEFAULT_MAX_LENGTH} tokens")
+    if len(examples.classes) > MAX_CLASSES:
+        raise DataError(f"{len(examples.classes)} classes; a text classifier here has at most {MAX_CLASSES}")
+    config = text_config(config)
+    folder = text_model_folder()
+    train, validation = split(examples, config.validation_share, config.seed)
+    network = build_text_classifier(len(examples.classes), config.seed, folder)
+    trainer = TextTrainer(
+        network,
+        config,
+        {},
+        examples.classes,
+        train,
+        validation,
+        checkpoint=checkpoint,
+        on_event=on_event,
+        on_checkpoint=on_checkpoint,
+        should_stop=should_stop,
+        tokenizer=folder / "tokenizer.json",
+        max_length=max_length,
+    )
+    return trainer.fit_and_write(
+        resume,
+        lambda result: write_text_results(
+            result,
+            folder=folder,
+            classes=examples.classes,
+            class_ids=examples.class_ids,
+            config=config,
+            max_length=max_length,
+            out=out,
+            job=job,
+            progress=progress,
+        ),
+    )
+
+
+__all__ = ["Classifier", "make_trainer", "prepare", "resolve_backbone", "train_and_write", "train_text_and_write"]

@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     from tejas.predictions import ArchiveError, count_images, write_csv
 
     from .batch import Throughput, predict_source, write_reports

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import onnx
 import torch
+
 from tejas.artifacts import sha256_file
 
 from . import checks

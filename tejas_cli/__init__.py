@@ -1,9 +1,9 @@
 """The `tejas` command: one small function per subcommand, registered with @command.
 
-This package sits above everything it dispatches to: the stdlib core (tejas), the exporter
-(tejas_export) and the server (sync_server). None of those imports it, and the core imports neither
-of the others (tests/test_layering.py checks), so the layering stays one-way. Heavy imports happen only
-inside the subcommand that needs them, so `tejas verify` starts without torch or FastAPI.
+This package sits above everything it dispatches to: the server (sync_server), the torch/ONNX layer
+(tejas_ml: export, train, predict) and the stdlib core (tejas). Imports go one way, cli -> server -> ML ->
+core (tests/test_layering.py checks). Heavy imports happen only inside the subcommand that needs them, so
+`tejas verify` starts without torch or FastAPI, and `tejas export/train/predict` need only the [ml] extra.
 
 A new subcommand (`tejas worker`, `tejas server migrate`, ...) is one function:
 
@@ -128,9 +128,9 @@ def _server(argv: list[str]) -> int:
 @command("export", "export training artifacts (backbone, head, checkpoints)")
 def _export(argv: list[str]) -> int:
     try:
-        from tejas_export.cli import main
+        from tejas_ml.export.cli import main
     except ImportError as exc:
-        return missing_extra("export", "export", "exporting", exc)
+        return missing_extra("export", "ml", "exporting", exc)
     return main(argv)
 
 
@@ -156,18 +156,18 @@ def _verify(argv: list[str]) -> int:
 @command("train", "train a classifier with PyTorch on an ImageFolder zip or folder")
 def _train(argv: list[str]) -> int:
     try:
-        from sync_server.training.cli import main
+        from tejas_ml.training.cli import main
     except ImportError as exc:
-        return missing_extra("train", "export,server", "training", exc)
+        return missing_extra("train", "ml", "training", exc)
     return main(argv)
 
 
 @command("predict", "predict every image of a folder or zip with an ONNX model (onnxruntime)")
 def _predict(argv: list[str]) -> int:
     try:
-        from sync_server.prediction.cli import main
+        from tejas_ml.prediction.cli import main
     except ImportError as exc:
-        return missing_extra("predict", "export", "predicting", exc)
+        return missing_extra("predict", "ml", "predicting", exc)
     return main(argv)
 
 

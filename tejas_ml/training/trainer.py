@@ -21,9 +21,10 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+
 from tejas.metrics import classification_report
-from tejas_export.backbones import Backbone
-from tejas_export.models import FeatureExtractor, LastBlockHead, fold_batch_norm, make_head
+from tejas_ml.export.backbones import Backbone
+from tejas_ml.export.models import FeatureExtractor, LastBlockHead, fold_batch_norm, make_head
 
 from .data import Example, ImageDataset, transforms
 
