@@ -1,20 +1,20 @@
-// The app shell: a hash router over the screens in features/ui/, the service worker (offline use and
+// The app shell: a hash router over the screens in features/screens/, the service worker (offline use and
 // updates), the install button and the offline indicator.
 import { applyUpdate, registerServiceWorker } from './features/update.js';
 import { getProject } from './features/dataset/projects.js';
-import { h, projectUrl, showError } from './features/ui/dom.js';
+import { h, projectUrl, showError } from './features/screens/dom.js';
 import { REMOTE_CHANGES_CHANNEL } from './protocol.js';
-import * as projectsScreen from './features/ui/projects.js';
-import * as dataScreen from './features/ui/data.js';
-import * as textDataScreen from './features/ui/data_text.js';
-import * as trainScreen from './features/ui/train.js';
-import * as predictScreen from './features/ui/predict.js';
-import * as evaluateScreen from './features/ui/evaluate.js';
-import * as exportScreen from './features/ui/exports.js';
-import * as aboutScreen from './features/ui/about.js';
-import * as syncScreen from './features/ui/sync.js';
+import * as projectsScreen from './features/screens/projects.js';
+import * as dataScreen from './features/screens/data.js';
+import * as textDataScreen from './features/screens/data_text.js';
+import * as trainScreen from './features/screens/train.js';
+import * as predictScreen from './features/screens/predict.js';
+import * as evaluateScreen from './features/screens/evaluate.js';
+import * as exportScreen from './features/screens/exports.js';
+import * as aboutScreen from './features/screens/about.js';
+import * as syncScreen from './features/screens/sync.js';
 import { startSync } from './features/sync/client.js';
-import { watchServerJobs } from './features/ui/server_train.js';
+import { watchServerJobs } from './features/screens/server_train.js';
 import { backgroundEmbedding } from './tejas.js';
 
 const $ = (id) => document.getElementById(id);

@@ -111,7 +111,7 @@ SHA256 = """async (texts) => Promise.all(texts.map(async (text) => {
 TRAIN_FIXED_SPLIT = """async ([projectId, train, validation]) => {
   const t = await import('/tejas.js');
   const started = performance.now();
-  const { trainingDefaults } = await import('/features/ui/train.js');  // the Train screen's settings
+  const { trainingDefaults } = await import('/features/screens/train.js');  // the Train screen's settings
   const model = await t.train(projectId, { ...trainingDefaults({ kind: 'text' }), split: { train, validation } });
   return { macroF1: model.metrics.macro.f1, accuracy: model.metrics.accuracy, validation: model.split.validation.length,
            train: model.split.train.length, seconds: (performance.now() - started) / 1000 };
