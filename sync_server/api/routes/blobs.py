@@ -21,7 +21,7 @@ from ...core.clock import utcnow
 from ...core.db import session_scope
 from ...models import Blob, Record, UserBlob
 from ...schemas import SHA256, BlobOut, MissingIn, MissingOut
-from ...uploads import received
+from ..bodies import raw_body, received_body
 from ..deps import CurrentUser, ReadSessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/blobs", tags=["blobs"])
@@ -94,12 +94,7 @@ def _keep(request: Request, user_id: str, sha: str, kind: str, size: int, path: 
     "/{sha256}",
     status_code=status.HTTP_201_CREATED,
     response_model=BlobOut,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        }
-    },
+    openapi_extra=raw_body(required=True),
     responses={
         400: {"description": "Bytes do not match the sha256, or are not an image / a text / float32s."},
         413: {"description": "Larger than the limit for this kind, or over your storage quota."},
@@ -117,13 +112,11 @@ async def upload(
 ) -> BlobOut:
     if kind == "text":
         limit = MAX_TEXT_BYTES
-        too_large = HTTPException(413, f"Too large: a text may be at most {MAX_TEXT_CHARACTERS:,} characters.")
+        refusal = HTTPException(413, f"Too large: a text may be at most {MAX_TEXT_CHARACTERS:,} characters.")
     else:
         limit = settings.max_image_bytes if kind == "image" else settings.max_model_bytes
-        too_large = HTTPException(
-            413, f"Too large: a{'n image' if kind == 'image' else ' model'} may be at most {limit / 2**20:g} MiB."
-        )
-    async with received(request, settings.data_dir / "uploads", limit, too_large) as (path, digest, size):
+        refusal = "an image" if kind == "image" else "a model"
+    async with received_body(request, settings, limit, refusal) as (path, digest, size):
         if digest != sha256:
             raise HTTPException(
                 400,

@@ -40,7 +40,7 @@ from ...prediction.models import REFERENCE, ModelUnusable, check_synced_model, p
 from ...prediction.streams import RedisUnavailable, StreamQueue, unavailable
 from ...schemas import SHA256
 from ...storage import make_store
-from ...uploads import received
+from ..bodies import raw_body, received_body
 from ..deps import CurrentUser, LastEventId, ReadSessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/streams", tags=["streams"])
@@ -431,13 +431,9 @@ def _enqueue(request: Request, stream_id: str, user_id: str, key: str, blob: str
 @router.post(
     "/{name}/images",
     status_code=202,
-    openapi_extra={
-        "requestBody": {
-            "required": False,
-            "description": "one image's bytes (PNG, JPEG, WebP, GIF or BMP; checked by content); empty with ?blob=",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        }
-    },
+    openapi_extra=raw_body(
+        "one image's bytes (PNG, JPEG, WebP, GIF or BMP; checked by content); empty with ?blob=", required=False
+    ),
     responses={
         400: {"description": "Not an image, or both a body and ?blob=."},
         404: {"description": "No such stream (or ?blob= image) among yours."},
@@ -483,12 +479,10 @@ async def append_image(
         entry = await run_in_threadpool(_enqueue, request, stream.id, user.id, key, blob, "blobs")
         return AppendOut(key=key, entry=entry, duplicate=False)
 
-    limit = settings.max_image_bytes
-    too_large = HTTPException(413, f"Too large: an image may be at most {limit / 2**20:g} MiB.")
     await run_in_threadpool(_check_pending, state.readers, user.id, settings)  # before the bytes are read
     with _redis(settings):
         await run_in_threadpool(queue.ping)  # before the bytes are stored: nothing to clean up after a 503
-    async with received(request, settings.data_dir / "uploads", limit, too_large) as (path, sha, _size):
+    async with received_body(request, settings, settings.max_image_bytes, "an image") as (path, sha, _size):
         await run_in_threadpool(_check_image, path, DEFAULT_LIMITS.max_pixels)
         if key is None:
             key = sha
