@@ -44,7 +44,8 @@ from bench.variants import (  # noqa: E402
     export_missing,
     measure_drift,
 )
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Server  # noqa: E402
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from testkit.server import Server  # noqa: E402
 
 EMBED = """async ([images, artifacts, threads, batchSize]) => {
   const t = await import('/tejas.js');

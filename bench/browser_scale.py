@@ -331,7 +331,8 @@ def main(argv=None) -> int:
         "--pwa", type=Path, help="serve this copy of the app instead of pwa/ (before/after comparisons)"
     )
     args = parser.parse_args(argv)
-    from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Server
+    from testkit.browser import CHROMIUM, CHROMIUM_ARGS
+    from testkit.server import Server
 
     default = ROOT / "artifacts" / "default"
     if not default.exists() or not Path(CHROMIUM).exists() or not (ROOT / "pwa" / "vendor" / "vendor.json").exists():

@@ -58,8 +58,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import _git, machine_facts, new_report, vendored_npm, write_report  # noqa: E402
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, TEJAS, Server  # noqa: E402
-from tests.services import REDIS_SERVER, RedisServer, stop_process, wait_for  # noqa: E402
+from testkit.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from testkit.server import TEJAS, Server  # noqa: E402
+from testkit.services import REDIS_SERVER, RedisServer, stop_process, wait_for  # noqa: E402
 
 # Code the numbers depend on besides bench/ and pwa/ (report.py's list covers bench/, pwa/, tools/).
 SERVER_PATHS = ("sync_server",)
@@ -346,7 +347,7 @@ def sync_model(account, artifacts: Path, trained: dict) -> str:
     """The browser's model synced as the app syncs one (tests/sync_server/predict_support.py does the same
     for a random head): its parameters blob, the project, classes, model record and head. → `model:<id>`."""
     from tejas.artifacts import read_manifest
-    from tests.sync_server.conftest import project_changes
+    from testkit.sync_client import project_changes
 
     manifest = read_manifest(artifacts)
     blob = np.asarray(trained["parameters"], dtype="<f4").tobytes()
@@ -758,7 +759,7 @@ def main(argv=None) -> int:
         from sqlalchemy import create_engine
 
         from tejas.onnx_writer import write_classifier_onnx
-        from tests.sync_server.conftest import Account
+        from testkit.sync_client import Account
 
         engine = create_engine(f"sqlite:///{work / 'data' / 'tejas.db'}")
 

@@ -64,7 +64,7 @@ print("RESULT " + json.dumps(result))
 
 def make_dataset(path: Path, n_images: int) -> int:
     """n_images PNGs of ~60 kB each (stored deflate, like camera photos they do not compress) in 5 classes."""
-    from tests.pycore.images_for_tests import png
+    from testkit.images import png
 
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
         for i in range(n_images):

@@ -44,8 +44,8 @@ DEFAULT_RUNS = "auto:full,auto:head,resnet18:full"
 
 
 def animal_folder(root: Path, images: int, classes: int, size: int) -> tuple[Path, dict]:
-    """An ImageFolder of Animal-MNIST drawings resized to size² RGB PNGs (tests/training/animals.py)."""
-    from tests.training.animals import animal_pngs, write_folder
+    """An ImageFolder of Animal-MNIST drawings resized to size² RGB PNGs (testkit/animals.py)."""
+    from testkit.animals import animal_pngs, write_folder
 
     per_class = max(2, images // classes)
     data = animal_pngs(classes=classes, per_class=per_class, size=size)

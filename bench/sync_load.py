@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import _git, machine_facts, new_report, write_report  # noqa: E402
-from tests import services  # noqa: E402
-from tests.pycore.images_for_tests import png  # noqa: E402
+from testkit import services  # noqa: E402
+from testkit.images import png  # noqa: E402
 
 TEJAS = str(Path(sys.executable).parent / "tejas")
 BACKENDS = ("embedded", "postgres+s3")
@@ -124,7 +124,7 @@ class Server:
             urllib.request.urlopen(f"{self.url}/api/health", timeout=2).close()
 
         try:
-            services._poll(health, 60, "tejas serve", alive=lambda: self.process.poll() is None, log=self.log)
+            services.poll(health, 60, "tejas serve", alive=lambda: self.process.poll() is None, log=self.log)
         except BaseException:
             self.stop()
             raise
@@ -670,7 +670,7 @@ async def run_backend(config: Config, name: str) -> dict:
         try:
             groups, wall, stats = await asyncio.wait_for(drive(config, server.url), config.timeout_s)
         except BaseException:
-            print(f"sync_load: {name}: the server's log ends:\n{services._tail(server.log, 40)}", file=sys.stderr)
+            print(f"sync_load: {name}: the server's log ends:\n{services.log_tail(server.log, 40)}", file=sys.stderr)
             raise
         cpu_after = server.cpu_seconds()
         try:

@@ -200,7 +200,8 @@ def main(argv=None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Server
+    from testkit.browser import CHROMIUM, CHROMIUM_ARGS
+    from testkit.server import Server
 
     manifest = json.loads((args.artifacts / "manifest.json").read_text())
     if "encoder_uint8" not in manifest["models"]:

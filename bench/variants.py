@@ -317,7 +317,8 @@ def browser_rows(folders: dict[str, Path], out_root: Path, images: np.ndarray, a
     features vs native; then the session-option sweep (threads, batch, options) on the two MobileNetV2 224/160."""
     from playwright.sync_api import sync_playwright
 
-    from tests.conftest import CHROMIUM, CHROMIUM_ARGS, Server
+    from testkit.browser import CHROMIUM, CHROMIUM_ARGS
+    from testkit.server import Server
 
     encoded = png_base64(images)
     server = Server(out_root)
