@@ -1,4 +1,5 @@
-"""Backbone architectures: how to build each, split it into trunk, last block and classifier, find its weights."""
+"""Backbone architectures: how to build each, split it into trunk, last block and classifier, find its weights
+(names, feature sizes and default crops come from the catalog, tejas.catalog)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from tejas.catalog import IMAGE_BACKBONES, default_input_size, feature_size
 
 from .errors import ExportError
 
@@ -36,9 +39,7 @@ class Backbone:
     imagenet_file: str
     imagenet_url: str
     classifier_prefix: str  # state_dict keys of the ImageNet classifier, which the export drops
-    # Crop size when --input-size is not given: the fastest size whose linear-probe accuracy stays within
-    # 1 point of 224² (bench/variants.py → bench/results/variants.json).
-    default_input_size: int = 224
+    default_input_size: int  # crop size when --input-size is not given (the catalog says why each)
 
 
 def _build_resnet18():
@@ -73,10 +74,10 @@ def _split_mobilenet_v2(model):
     return trunk, last, model.classifier[1]
 
 
-BACKBONES: dict[str, Backbone] = {
-    "resnet18": Backbone(
-        name="resnet18",
-        feature_size=512,
+# The torch side of each image backbone; its name, feature size and default crop are the catalog's
+# (tejas.catalog: pwa/py/tejas/schemas/catalog.json), which lists them for the app and the server too.
+_BUILDERS: dict[str, dict] = {
+    "resnet18": dict(
         last_block="layer4 + head",
         build=_build_resnet18,
         split=_split_resnet18,
@@ -84,19 +85,21 @@ BACKBONES: dict[str, Backbone] = {
         imagenet_url="https://download.pytorch.org/models/" + RESNET18_FILE,
         classifier_prefix="fc.",
     ),
-    "mobilenet_v2": Backbone(
-        name="mobilenet_v2",
-        feature_size=1280,
+    "mobilenet_v2": dict(
         last_block="features[17] + features[18] + head",
         build=_build_mobilenet_v2,
         split=_split_mobilenet_v2,
         imagenet_file=MOBILENET_V2_FILE,
         imagenet_url="https://download.pytorch.org/models/" + MOBILENET_V2_FILE,
         classifier_prefix="classifier.",
-        # 160²: ~2× the images/s of 224² for 0.7 (Animal-MNIST) and 0.9 (photo crops) points of accuracy;
-        # ResNet18 stays at 224² (no ImageNet weights ship offline to measure its drift with)
-        default_input_size=160,
     ),
+}
+
+BACKBONES: dict[str, Backbone] = {
+    name: Backbone(
+        name=name, feature_size=feature_size(name), default_input_size=default_input_size(name), **_BUILDERS[name]
+    )
+    for name in IMAGE_BACKBONES
 }
 
 

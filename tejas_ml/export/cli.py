@@ -9,6 +9,8 @@ import time
 import warnings
 from pathlib import Path
 
+from tejas.catalog import APP_MODES, IMAGE_BACKBONES, MAX_CLASSES, default_input_size
+
 from .errors import ExportError
 
 PROG = "tejas export"
@@ -38,7 +40,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "--backbone",
         default="auto",
         help="auto (ResNet18-ImageNet if its weights can be had, else "
-        "MobileNetV2-ImageNet), resnet18 or mobilenet_v2 (default: auto)",
+        f"MobileNetV2-ImageNet), {' or '.join(IMAGE_BACKBONES)} (default: auto)",
     )
     parser.add_argument(
         "--weights",
@@ -49,19 +51,23 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument(
         "--train",
         default="head",
-        choices=["head", "last-block"],
+        choices=[mode.replace("_", "-") for mode in APP_MODES],
         help="what the browser trains: the head only, or the last block + head "
         "(also exports the head artifacts) (default: head)",
     )
     parser.add_argument(
-        "--max-classes", type=int, default=100, help="the head serves 2..N classes without re-exporting (default: 100)"
+        "--max-classes",
+        type=int,
+        default=MAX_CLASSES,
+        help=f"the head serves 2..N classes without re-exporting (default: {MAX_CLASSES})",
     )
     parser.add_argument(
         "--input-size",
         type=int,
         default=None,
-        help="crop size in pixels (default: per backbone: 160 for mobilenet_v2, within 1 point of 224² at about "
-        "twice the speed; 224 for resnet18)",
+        help=f"crop size in pixels (default: per backbone: {default_input_size('mobilenet_v2')} for mobilenet_v2, "
+        "within 1 point of 224² at about twice the speed; "
+        f"{default_input_size('resnet18')} for resnet18)",
     )
     parser.add_argument(
         "--quantize",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tejas.artifacts import sha256_file
+from tejas.catalog import APP_MODES, MAX_CLASSES
 
 from .backbones import (
     Backbone,
@@ -30,7 +31,7 @@ from .text import find_text_model, run_text_pipeline
 log = logging.getLogger("tejas.export")
 
 MANIFEST = "manifest.json"
-TRAIN_MODES = ("head", "last-block")
+TRAIN_MODES = tuple(mode.replace("_", "-") for mode in APP_MODES)  # --train spells them head, last-block
 QUANTIZATIONS = ("none", "uint8")
 MODALITIES = ("image", "text")
 
@@ -44,7 +45,7 @@ class ExportConfig:
     backbone: str = "auto"  # auto | resnet18 | mobilenet_v2
     weights: str = "imagenet"  # imagenet | none | path to a state_dict
     train: str = "head"  # head | last-block (last-block exports the head artifacts too)
-    max_classes: int = 100
+    max_classes: int = MAX_CLASSES
     input_size: int | None = None  # None: the backbone's default_input_size
     quantize: str = "none"  # none | uint8 (backbone.onnx's weights, dynamic; head training only)
     force: bool = False
@@ -57,7 +58,7 @@ def _validate(config: ExportConfig) -> None:
     if config.max_classes < 2:
         raise ExportError(f"--max-classes must be at least 2 (got {config.max_classes})")
     if config.train not in TRAIN_MODES:
-        raise ExportError(f"unknown --train mode {config.train!r} (choose from head, last-block)")
+        raise ExportError(f"unknown --train mode {config.train!r} (choose from {', '.join(TRAIN_MODES)})")
     if config.input_size is not None and not 32 <= config.input_size <= 1024:
         raise ExportError(f"--input-size must be between 32 and 1024 (got {config.input_size})")
     if config.quantize not in QUANTIZATIONS:

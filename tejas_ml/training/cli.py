@@ -13,6 +13,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from tejas.catalog import IMAGE_BACKBONES, MODES
+
 PROG = "tejas train"
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 
@@ -24,10 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "dataset", type=Path, help="an ImageFolder zip or folder (<class>/<image>), or a text CSV (text,label rows)"
     )
+    p.add_argument("--mode", choices=list(MODES), default="full", help="what to train (default: full)")
     p.add_argument(
-        "--mode", choices=["head", "last_block", "full"], default="full", help="what to train (default: full)"
+        "--backbone", default="auto", help=f"auto (the artifacts' own), {' or '.join(IMAGE_BACKBONES)} (full only)"
     )
-    p.add_argument("--backbone", default="auto", help="auto (the artifacts' own), resnet18 or mobilenet_v2 (full only)")
     p.add_argument("--artifacts", type=Path, default=Path("artifacts/default"), help="artifact set to start from")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--learning-rate", type=float, default=None, help="default: by mode")

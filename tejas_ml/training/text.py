@@ -13,17 +13,17 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from tejas.catalog import MAX_CLASSES, TEXT_ENCODER, TEXT_MODES, feature_size
+
 from .data import DataError
 from .text_data import TokenisedTexts, collate
 from .trainer import TrainConfig, Trainer
 
-TEXT_MODES = ("full",)
 DEFAULT_MAX_LENGTH = 128  # tokenizer.json's own truncation: what the app tokenises with
 # The head starts from zero knowledge and sees features of norm 1: it learns at this rate; the pretrained
 # encoder at TEXT_ENCODER_LR_SCALE of it (5e-5, the usual rate for fine-tuning a BERT).
 TEXT_LEARNING_RATE = 5e-3
 TEXT_ENCODER_LR_SCALE = 0.01
-MAX_CLASSES = 100  # the text artifacts' head size (tejas export --modality text's default)
 
 
 class _Trainable(nn.Module):
@@ -80,7 +80,7 @@ def build_text_classifier(num_classes: int, seed: int, folder: Path | None = Non
         encoder = load_encoder(folder or text_model_folder())
     except ExportError as exc:
         raise DataError(str(exc)) from None
-    return TextClassifier(encoder.train(), make_head(384, MAX_CLASSES, seed), num_classes)
+    return TextClassifier(encoder.train(), make_head(feature_size(TEXT_ENCODER), MAX_CLASSES, seed), num_classes)
 
 
 class TextTrainer(Trainer):

@@ -23,10 +23,11 @@ import numpy as np
 import torch
 
 from tejas.artifacts import sha256_file
+from tejas.catalog import MAX_CLASSES
 from tejas.safetensors import float32_tensor
 
 from .results import _floats, _head, agreement, app_options, finish_results
-from .text import DEFAULT_MAX_LENGTH, MAX_CLASSES, TextClassifier
+from .text import DEFAULT_MAX_LENGTH, TextClassifier
 from .text_data import encode, pad
 from .trainer import RunResult, TrainConfig
 

@@ -9,6 +9,7 @@ import { stratifiedSplit } from './split.js';
 import { AUGMENTATION_VERSION } from '../embed/augment.js';
 import { sha256Hex } from '../dataset/images.js';
 import { backboneId, outputSize } from '../artifacts.js';
+import { modesFor } from '../catalog.js';
 import { ArtifactsChangedError, artifactsMismatch, artifactsRecord, loadArtifactSet, loadManifest } from './artifact_set.js';
 
 const NO_AUGMENTATION = 'none';
@@ -58,13 +59,15 @@ const cacheId = (manifest, model) => (model === 'backbone' || model === 'encoder
 
 const TEXT_HEAD_ONLY = 'Text projects train the classifier only: the text encoder stays as it is (choose "classifier", mode head).';
 
-/** Which embedding a training mode needs. */
+/** Which embedding a training mode needs (for each mode the catalog lets the app train images in). */
 const MODEL_OF_MODE = { head: 'backbone', last_block: 'backbone_trunk' };
+const IMAGE_MODES = modesFor('app', 'image');
+const TEXT_MODES = modesFor('app', 'text');
 
 function modelOfMode(manifest, mode) {
-  if (!(mode in MODEL_OF_MODE)) throw new Error(`unknown training mode "${mode}" (head or last_block)`);
+  if (!IMAGE_MODES.includes(mode)) throw new Error(`unknown training mode "${mode}" (${IMAGE_MODES.join(' or ')})`);
   if (manifest.modality === 'text') {
-    if (mode !== 'head') throw new Error(TEXT_HEAD_ONLY);
+    if (!TEXT_MODES.includes(mode)) throw new Error(TEXT_HEAD_ONLY);
     return 'encoder';
   }
   if (!manifest.training[mode] || !manifest.models[MODEL_OF_MODE[mode]]) {
@@ -196,7 +199,7 @@ export async function trainProject(projectId, options, { embedImages, embedTexts
     onProgress, signal, ...trainOptions
   } = options;
   const kind = projectKind(await getProject(projectId));
-  if (kind === 'text' && mode !== 'head') throw new Error(TEXT_HEAD_ONLY);
+  if (kind === 'text' && !TEXT_MODES.includes(mode)) throw new Error(TEXT_HEAD_ONLY);
   // A sentence encoder's features are unit vectors: the image default (3e-3) leaves a small text project's
   // head short of converging in 20 epochs (200 SMS: macro-F1 0.874 against 0.90 converged), 1e-2 gets there.
   if (kind === 'text') trainOptions.learningRate ??= TEXT_LEARNING_RATE;

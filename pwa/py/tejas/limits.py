@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .catalog import MAX_CLASSES
 from .rules import RULES
 
 __all__ = ["Limits", "DEFAULT_LIMITS"]
@@ -28,7 +29,7 @@ class Limits:
     # before anything is written; a small archive of flat drawings, however well it compresses, is not.
     total_ratio_floor_bytes: int = 64 * MiB
     max_files: int = 100_000  # entries in the archive, folders included
-    max_classes: int = 100  # the default artifacts' head serves up to 100 classes
+    max_classes: int = MAX_CLASSES  # what the default artifacts' head serves (catalog.json)
     # width × height of one image's canvas, every frame included (rules.json image.max_pixels, shared with
     # the browser and Pillow's MAX_IMAGE_PIXELS on the server): decompression bombs declare huge sizes.
     max_pixels: int = RULES["image"]["max_pixels"]
