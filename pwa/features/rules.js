@@ -1,5 +1,6 @@
 // The rules the browser shares with the Python core (tejas.rules), read from the one table both read:
-// py/tejas/schemas/rules.json. Also how refusals quote texts and write numbers, so both word them alike.
+// py/tejas/schemas/rules.json. Also how refusals quote texts and write numbers, so both word them alike,
+// and the spreadsheet guard of every CSV cell written.
 import RULES from '../py/tejas/schemas/rules.json' with { type: 'json' };
 
 export { RULES };
@@ -99,4 +100,25 @@ export function resizeProblem(width, height, shorter, maxPixels = IMAGE.max_pixe
   return message(IMAGE.messages.resized_too_large, {
     width, height, shorter, resized_width: resizedWidth, resized_height: resizedHeight, megapixels: megapixels(maxPixels),
   });
+}
+
+const CELL = RULES.spreadsheet_cell;
+const PLAIN_NUMBER = new RegExp(`^(?:${CELL.plain_number})$`);
+const startsFormula = (text) => CELL.formula_starts.some((start) => text.startsWith(start));
+
+/** Whether `cell` is already guarded (rules.json spreadsheet_cell): one ' or more, then a formula start. */
+export function isGuarded(cell) {
+  let i = 0;
+  while (cell.startsWith(CELL.guard, i)) i += CELL.guard.length;
+  return i > 0 && startsFormula(cell.slice(i));
+}
+
+/**
+ * A CSV cell a spreadsheet shows as text (rules.json spreadsheet_cell): one it would run as a formula
+ * (=, +, -, @, tab or CR first, but not a plain number such as -1 or +2.5) or one already guarded
+ * ('=..., ''-x) gets a leading '; the same as the core's tejas.rules.guard_cell.
+ */
+export function guardCell(value) {
+  const text = value === null || value === undefined ? '' : String(value);
+  return (startsFormula(text) && !PLAIN_NUMBER.test(text)) || isGuarded(text) ? CELL.guard + text : text;
 }

@@ -1,6 +1,7 @@
 // Batch prediction: many images (Files or a zip) through the project's current model, a batch at a time
 // — the backbone in the embed worker, the head as predict() computes it — so results equal predict()'s
 // and memory holds two batches of images at most, whatever the count.
+import { sha256Hex } from '../dataset/images.js';
 import { usableModel } from '../train/engine.js';
 import { openImages } from './sources.js';
 
@@ -55,11 +56,15 @@ export async function predictMany(projectId, source, options, deps) {
       next?.catch(() => null); // awaited next round; an abort in between must not go unhandled
       const indices = indicesFrom(start);
       const batchRows = indices.map((index, i) => ({
-        index, file: images.names[index], top: [], error: batch[i].error ?? null, ...(thumbnailSize ? { thumbnail: null } : {}),
+        index, file: images.names[index], sha256: null, top: [], error: batch[i].error ?? null,
+        ...(thumbnailSize ? { thumbnail: null } : {}),
       }));
       const readable = batchRows.filter((row, i) => batch[i].blob);
       if (readable.length) {
         const blobs = batchRows.flatMap((row, i) => (batch[i].blob ? [batch[i].blob] : []));
+        // the report names each file's bytes by their sha256 (as the core's does), hashed while they are embedded
+        const digests = Promise.all(blobs.map(async (blob) => sha256Hex(await blob.arrayBuffer())));
+        digests.catch(() => null); // awaited below; an embedding that throws first must not leave it unhandled
         const result = await embedImages(blobs, {
           artifacts, model: lastBlock ? 'backbone_trunk' : 'backbone', batchSize: blobs.length, thumbnailSize, signal,
         });
@@ -79,6 +84,7 @@ export async function predictMany(projectId, source, options, deps) {
           });
         }
         if (thumbnailSize) readable.forEach((row, i) => { row.thumbnail = result.thumbnails?.[i] ?? null; });
+        (await digests).forEach((digest, i) => { readable[i].sha256 = digest; });
       }
       failed += batchRows.filter((r) => r.error).length;
       rows.push(...batchRows);

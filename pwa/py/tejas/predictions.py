@@ -1,5 +1,6 @@
 """Images to predict from a zip or a folder (any layout), read with the dataset archive's hostile-input
-rules, and the prediction report (CSV / JSON) that the CLI, the server's batches and the app share.
+rules, and the prediction report (CSV / JSON) that the CLI and the server's batches write, in the one
+format schemas/report.json defines (the app's features/predict/report.js writes it too).
 
 A whole archive is refused (ArchiveError) for what `list_entries` refuses: unsafe paths, zip bombs, too
 many entries. A bad *file* becomes a row with its error, never a failed run. Only one file's bytes are
@@ -14,11 +15,13 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from importlib import resources
 
 from .archive_source import ArchiveError
 from .image_zip import ImageZip
 from .images import ImageError, ImageInfo
 from .limits import DEFAULT_LIMITS, Limits
+from .rules import guard_cell
 
 __all__ = [
     "ArchiveError",
@@ -28,11 +31,15 @@ __all__ = [
     "csv_header",
     "csv_row",
     "iter_images",
-    "neutralise_cell",
+    "probability_text",
     "report_json",
+    "write_csv",
 ]
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+REPORT_SCHEMA: dict = json.loads(
+    resources.files("tejas").joinpath("schemas", "report.json").read_text(encoding="utf-8")
+)
+_CSV = REPORT_SCHEMA["x-csv"]
 
 
 @dataclass
@@ -72,32 +79,30 @@ def iter_images(source, limits: Limits = DEFAULT_LIMITS) -> Iterator[ImageFile |
             yield ImageFile(path, data, info, hashlib.sha256(data).hexdigest())
 
 
-def neutralise_cell(value) -> str:
-    """A cell a spreadsheet shows as text: one beginning with =, +, -, @ (a formula) gets a leading '."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+def probability_text(probability: float) -> str:
+    """A probability as the report's CSV writes it (report.json x-csv): 0.75 -> 0.750000."""
+    return format(probability, f".{_CSV['probability_decimals']}f")
 
 
 def csv_header(top_k: int) -> list[str]:
-    columns = ["file", "predicted", "confidence"]
-    for i in range(1, top_k + 1):
-        columns += [f"class_{i}", f"probability_{i}"]
-    return columns + ["error"]
+    """The report's CSV columns (report.json x-csv): file, predicted, confidence, class_1, ..., error."""
+    ranks = [column.format(rank=rank) for rank in range(1, top_k + 1) for column in _CSV["each_rank"]]
+    return [*_CSV["before"], *ranks, *_CSV["after"]]
 
 
 def csv_row(row: dict, top_k: int) -> list[str]:
-    """One report row ({file, top: [{class, probability}], error}) as CSV cells, formulas neutralised."""
+    """One report row ({file, top: [{class, probability}], error}) as CSV cells, each through guard_cell."""
     top = row.get("top") or []
-    cells = [row["file"], top[0]["class"] if top else "", f"{top[0]['probability']:.6f}" if top else ""]
+    cells = [row["file"], top[0]["class"] if top else "", probability_text(top[0]["probability"]) if top else ""]
     for i in range(top_k):
-        cells += [top[i]["class"], f"{top[i]['probability']:.6f}"] if i < len(top) else ["", ""]
+        cells += [top[i]["class"], probability_text(top[i]["probability"])] if i < len(top) else ["", ""]
     cells.append(row.get("error") or "")
-    return [neutralise_cell(c) for c in cells]
+    return [guard_cell(c) for c in cells]
 
 
 def write_csv(rows: Iterable[dict], top_k: int, out: io.TextIOBase) -> None:
     """The report as CSV (RFC 4180 quoting, \\r\\n line ends), one row per file."""
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv.writer(out, lineterminator=_CSV["line_end"])
     writer.writerow(csv_header(top_k))
     for row in rows:
         writer.writerow(csv_row(row, top_k))

@@ -1,5 +1,6 @@
 """The rules the core shares with the browser, read from schemas/rules.json (which pwa/features/rules.js
-imports too): class names, and how refusals quote texts and write numbers, so both word them alike."""
+imports too): class names, texts, image sizes, the spreadsheet guard of every CSV cell written, and how
+refusals quote texts and write numbers, so both word them alike."""
 
 from __future__ import annotations
 
@@ -17,15 +18,18 @@ __all__ = [
     "RULES",
     "format_float",
     "format_number",
+    "guard_cell",
     "image_size_problem",
     "is_blank_text",
     "is_exact_integer",
+    "is_guarded",
     "megapixels",
     "message",
     "quote",
     "resize_problem",
     "resized_size",
     "text_problem",
+    "unguard_cell",
     "validate_class_name",
 ]
 
@@ -67,6 +71,10 @@ _IMAGE = RULES["image"]
 MAX_IMAGE_PIXELS: int = _IMAGE["max_pixels"]
 MAX_ASPECT_RATIO: int = _IMAGE["max_aspect_ratio"]
 MAX_IMAGE_FRAMES: int = _IMAGE["max_frames"]
+_CELL = RULES["spreadsheet_cell"]
+_GUARD: str = _CELL["guard"]
+_FORMULA_STARTS = tuple(_CELL["formula_starts"])
+_PLAIN_NUMBER = re.compile(_CELL["plain_number"])
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -196,3 +204,24 @@ def resize_problem(width: int, height: int, shorter_side: int, max_pixels: int =
         resized_height=resized_height,
         megapixels=megapixels(max_pixels),
     )
+
+
+def is_guarded(cell: str) -> bool:
+    """Whether `cell` is already guarded (rules.json spreadsheet_cell): one ' or more, then a formula start."""
+    rest = cell.lstrip(_GUARD)
+    return len(rest) < len(cell) and rest.startswith(_FORMULA_STARTS)
+
+
+def guard_cell(value) -> str:
+    """A CSV cell a spreadsheet shows as text (rules.json spreadsheet_cell): one it would run as a formula
+    (=, +, -, @, tab or CR first, but not a plain number such as -1 or +2.5) or one already guarded
+    ('=..., ''-x) gets a leading '."""
+    text = "" if value is None else str(value)
+    if text.startswith(_FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text) or is_guarded(text):
+        return _GUARD + text
+    return text
+
+
+def unguard_cell(cell: str) -> str:
+    """A cell as it was before guard_cell: one ' less before a formula start ('=x -> =x, ''=x -> '=x)."""
+    return cell[len(_GUARD) :] if is_guarded(cell) else cell
