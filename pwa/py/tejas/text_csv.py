@@ -3,13 +3,13 @@
 Strict: a file that is not text, too big, with too many rows or labels, or with no usable row is refused
 whole (TextCsvError, naming the file and the limit). Kind: the encoding, delimiter, header and which
 column holds the label are worked out and said in `notes`; a bad row is skipped with its 1-based line
-number and the reason, never a failed import. Formula-looking cells are neutralised on export (a ' before
-them) and come back without that ' on import, so export -> import gives the same texts and labels.
+number and the reason, never a failed import. Formula-looking cells are guarded on export (a ' before them,
+rules.json spreadsheet_cell) and come back without that ' on import, so export -> import gives the same
+texts and labels. The bytes are decoded by tejas.text_decode, the columns found by tejas.text_columns.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import re
@@ -17,7 +17,18 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 from .limits import DEFAULT_LIMITS
-from .rules import MAX_TEXT_CHARACTERS, is_blank_text, quote, text_problem, validate_class_name
+from .rules import (
+    MAX_TEXT_CHARACTERS,
+    guard_cell,
+    is_blank_text,
+    is_guarded,
+    quote,
+    text_problem,
+    unguard_cell,
+    validate_class_name,
+)
+from .text_columns import DELIMITERS, find_columns, is_filled, one_column, sample_records, sniff_delimiter
+from .text_decode import TextCsvError, decode_text
 
 __all__ = [
     "DEFAULT_TEXT_LIMITS",
@@ -31,56 +42,6 @@ __all__ = [
 ]
 
 LAYOUTS = ("csv", "lines")
-DELIMITERS = {",": "commas", "\t": "tabs", ";": "semicolons", "|": "pipes"}  # in order of preference on a tie
-SAMPLE_CHARS = 1 << 16  # what the delimiter, header and columns are worked out from
-CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-MAX_CONTROL_SHARE = 0.05  # random bytes are ~11% control bytes; a CSV with a stray NUL in a row far less
-UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
-MAGIC = [
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF87a", "a GIF image"),
-    (b"GIF89a", "a GIF image"),
-    (b"%PDF-", "a PDF document"),
-    (b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook is one: save it as CSV)"),
-    (b"PK\x05\x06", "a zip archive (an Excel .xlsx workbook is one: save it as CSV)"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Office document (.xls, .doc: save it as CSV)"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
-    (b"\xff\xfe\x00\x00", "UTF-32 text, which Tejas does not read (save it as UTF-8)"),
-    (b"\x00\x00\xfe\xff", "UTF-32 text, which Tejas does not read (save it as UTF-8)"),
-]
-# Header names (lower case, without spaces, _ - .) that say which column is which.
-TEXT_NAMES = {"text", "message", "messages", "sms", "content", "body", "sentence", "review", "document", "doc",
-              "tweet", "comment", "utterance", "query", "question", "title", "description", "email", "input",
-              "post", "phrase", "excerpt", "passage", "abstract", "headline", "v2"}  # fmt: skip
-LABEL_NAMES = {"label", "labels", "class", "classname", "category", "target", "sentiment", "intent", "tag",
-               "topic", "type", "y", "classification", "genre", "emotion", "outcome", "output", "v1"}  # fmt: skip
-
-# What a spreadsheet evaluates when a cell begins with it (OWASP, CSV injection): = + - @, tab, CR.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# A signed plain number (-1, +2.5, -.5e3) begins with + or - but a spreadsheet reads it as a number, never a
-# formula: it is written as it is. ASCII digits only: "-١" is no number to a spreadsheet.
-PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-# A guarded cell: one ' or more before a formula start. The export adds one ' to every cell of this form too
-# (so a text that really begins with '= comes back whole) and the reader takes one away; that also mends the
-# '-1 that exports made before numbers were left alone.
-GUARDED = re.compile(r"'+[=+\-@\t\r]")
-
-# Windows-1252 as browsers decode it (WHATWG): the five bytes it leaves undefined become C1 controls.
-_CP1252 = {b: (bytes([b]).decode("cp1252", "ignore") or chr(b)) for b in range(0x80, 0xA0)}
-
-
-def _cp1252_fallback(error: UnicodeDecodeError) -> tuple[str, int]:
-    bad = error.object[error.start : error.end]
-    return "".join(_CP1252.get(b, chr(b)) for b in bad), error.end
-
-
-codecs.register_error("tejas-windows-1252", _cp1252_fallback)
-
-
-class TextCsvError(ValueError):
-    """A file refused whole; the message names the file and what to do."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +85,7 @@ def read_text_csv(data: bytes, name: str, layout: str = "csv", limits: TextLimit
             f"{name} is {len(data) / 1e6:,.1f} MB; a text file may be at most {limits.max_file_bytes / 1e6:,g} MB "
             "(split it into smaller files)"
         )
-    text, encoding, notes = _decode(data, name)
+    text, encoding, notes = decode_text(data, name)
     if is_blank_text(text):
         raise TextCsvError(f"{name} is empty (only blank lines)")
     reader = _read_lines if layout == "lines" else _read_csv
@@ -140,8 +101,9 @@ def read_text_csv(data: bytes, name: str, layout: str = "csv", limits: TextLimit
 
 def write_text_csv(rows) -> bytes:
     """The rows ({text, label}) as UTF-8 CSV: header text,label, RFC 4180 quoting, \\r\\n line ends,
-    cells a spreadsheet would run as formulas (= + - @, tab, CR first; not a plain number like -1) prefixed
-    with ', as are cells already of the form '=... (read_text_csv takes one ' away: the rows come back)."""
+    every cell through guard_cell (rules.json spreadsheet_cell: a ' before = + - @, tab, CR first, but not
+    before a plain number like -1; and before a cell already of the form '=..., as read_text_csv takes one
+    ' away: the rows come back)."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["text", "label"])
@@ -152,87 +114,6 @@ def write_text_csv(rows) -> bytes:
         return value.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate from a JS string
         return re.sub("[\ud800-\udfff]", "\ufffd", value).encode("utf-8")
-
-
-def guard_cell(value) -> str:
-    """A cell a spreadsheet shows as text: one it would evaluate (=, +, -, @, tab or CR first, but not a
-    plain number such as -1 or +2.5) or one already guarded ('=..., ''-x) gets a leading '."""
-    text = "" if value is None else str(value)
-    if text.startswith(FORMULA_STARTS) and not PLAIN_NUMBER.fullmatch(text) or GUARDED.match(text):
-        return "'" + text
-    return text
-
-
-def unguard_cell(cell: str) -> str:
-    """A cell as it was before guard_cell: one ' less before a formula start ('=x -> =x, ''=x -> '=x)."""
-    return cell[1:] if cell.startswith("'") and GUARDED.match(cell) else cell
-
-
-# --- encoding -------------------------------------------------------------------------------------------
-
-
-def _decode(data: bytes, name: str) -> tuple[str, str, list[str]]:
-    """(text, encoding, notes); TextCsvError for a file that is not text."""
-    for magic, what in MAGIC:
-        if data.startswith(magic):
-            raise TextCsvError(f"{name} is not a text file: it is {what}")
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        raise TextCsvError(f"{name} is not a text file: it is a WebP image")
-    notes: list[str] = []
-    if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
-        order = "LE" if data.startswith(codecs.BOM_UTF16_LE) else "BE"
-        text, encoding = _utf16(data[2:], order, name, "it begins with a UTF-16 byte order mark"), f"UTF-16 {order}"
-    elif (order := _utf16_without_bom(data)) is not None:
-        why = "it has no byte order mark, but every second byte is NUL"
-        text, encoding = _utf16(data, order, name, why), f"UTF-16 {order} (no byte order mark)"
-        notes.append(f"read as UTF-16 {order}: {why}")
-    else:
-        bom = 3 if data.startswith(codecs.BOM_UTF8) else 0
-        encoding = "UTF-8 with BOM" if bom else "UTF-8"
-        try:
-            text = data[bom:].decode("utf-8")
-        except UnicodeDecodeError as error:
-            bad = bom + error.start
-            if UTF8_MULTIBYTE.search(data, bom):
-                text, encoding = data[bom:].decode("utf-8", "tejas-windows-1252"), "UTF-8 and Windows-1252 (mixed)"
-                notes.append(
-                    f"the file mixes encodings: read as UTF-8, and the bytes that are not UTF-8 (the first at offset "
-                    f"{bad:,}) as Windows-1252"
-                )
-            else:
-                text, encoding = data[bom:].decode("latin-1").translate(_CP1252), "Windows-1252"
-                notes.append(f"read as Windows-1252: not valid UTF-8 (first bad byte at offset {bad:,})")
-    head = text[:SAMPLE_CHARS]
-    controls = len(CONTROL.findall(head))
-    if controls > MAX_CONTROL_SHARE * len(head):
-        raise TextCsvError(
-            f"{name} is not a text file: {controls / len(head):.0%} of its characters are control characters "
-            "such as NUL (save the data as CSV text)"
-        )
-    return text, encoding, notes
-
-
-def _utf16_without_bom(data: bytes) -> str | None:
-    """'LE' or 'BE' when the first bytes look like mostly-ASCII UTF-16 (NUL every second byte)."""
-    sample = data[:SAMPLE_CHARS]
-    half = len(sample) // 2
-    if half < 2:
-        return None
-    even, odd = sample[0::2].count(0), sample[1::2].count(0)
-    if odd >= 0.4 * half and even <= 0.05 * half:
-        return "LE"
-    if even >= 0.4 * half and odd <= 0.05 * half:
-        return "BE"
-    return None
-
-
-def _utf16(data: bytes, order: str, name: str, why: str) -> str:
-    try:
-        return data.decode(f"utf-16-{order.lower()}")
-    except UnicodeDecodeError as error:
-        raise TextCsvError(
-            f"{name} is not valid UTF-16 {order} ({why}): {error.reason} at byte {error.start:,}; save it as UTF-8"
-        ) from None
 
 
 # --- layouts --------------------------------------------------------------------------------------------
@@ -266,15 +147,15 @@ def _read_csv(text: str, name: str, limits: TextLimits, notes: list[str]):
         start_line = 1
         notes.append(f"the first line {quote(first)} names the delimiter")
     else:
-        delimiter, width = _sniff(text, name)
-    sample = [r for r in _sample_records(text, delimiter)[start_line:] if _filled(r)][:1000]
+        delimiter, width = sniff_delimiter(text, name)
+    sample = [r for r in sample_records(text, delimiter)[start_line:] if is_filled(r)][:1000]
     if not sample:
         raise TextCsvError(f"{name} has no rows")
     if width is None:
         width = Counter(len(r) for r in sample).most_common(1)[0][0]
     if width < 2:
-        raise TextCsvError(_one_column(name))
-    header, text_col, label_col, how = _columns(sample[0], sample[1:], width, name)
+        raise TextCsvError(one_column(name))
+    header, text_col, label_col, how = find_columns(sample[0], sample[1:], width, name)
     notes.append(f"{width} columns separated by {DELIMITERS[delimiter]}")
     if header:
         notes.append(f"the first row is a header: {', '.join(quote(c) for c in sample[0])}")
@@ -304,7 +185,7 @@ def _read_csv(text: str, name: str, limits: TextLimits, notes: list[str]):
 
 def _parse(text: str, delimiter: str, start_line: int, header: bool, columns, name: str, limits: TextLimits):
     """(rows, skipped, blank lines, guarded cells) of the whole file; the common row takes the short path.
-    A guarded cell ('=x, see GUARDED) loses its ' before anything is checked (a 5,000-character text exported
+    A guarded cell ('=x, see rules.is_guarded) loses its ' before anything is checked (a 5,000-character text exported
     as '=... is 5,001 characters in the file)."""
     width, text_col, label_col = columns
     rows, skipped = [], []
@@ -324,9 +205,9 @@ def _parse(text: str, delimiter: str, start_line: int, header: bool, columns, na
             if len(cells) == width:
                 row_text, label = cells[text_col], cells[label_col].strip()
                 guards = 0
-                if row_text.startswith("'") and GUARDED.match(row_text):
+                if row_text.startswith("'") and is_guarded(row_text):  # the cheap test first: 100,000 rows
                     row_text, guards = row_text[1:], 1
-                if label.startswith("'") and GUARDED.match(label):
+                if label.startswith("'") and is_guarded(label):
                     label, guards = label[1:], guards + 1
                 fine = (
                     label in good_labels
@@ -338,7 +219,7 @@ def _parse(text: str, delimiter: str, start_line: int, header: bool, columns, na
                 row_text = label = None
                 fine = False
             if not fine:
-                if not _filled(cells):
+                if not is_filled(cells):
                     blank += 1
                     continue
                 if header:
@@ -383,81 +264,6 @@ def _last_lines(text: str, count: int) -> str:
             end -= 1
         start = max(text.rfind("\n", 0, end), text.rfind("\r", 0, end)) + 1
     return text[start:]
-
-
-def _sample_records(text: str, delimiter: str) -> list[list[str]]:
-    """The records of the file's first SAMPLE_CHARS characters (the last one dropped when cut short)."""
-    out = []
-    try:
-        out.extend(csv.reader(io.StringIO(text[:SAMPLE_CHARS], newline=""), delimiter=delimiter))
-    except csv.Error:
-        pass
-    return out[:-1] if len(text) > SAMPLE_CHARS and len(out) > 1 else out
-
-
-def _filled(cells: list[str]) -> bool:
-    return not all(is_blank_text(c) for c in cells)
-
-
-def _sniff(text: str, name: str) -> tuple[str, int]:
-    """The delimiter that splits the first records (quotes respected) most consistently into 2+ fields."""
-    best = None
-    for delimiter in DELIMITERS:
-        widths = [len(cells) for cells in _sample_records(text, delimiter) if _filled(cells)][:1000]
-        if not widths:
-            continue
-        width, hits = Counter(widths).most_common(1)[0]
-        if width >= 2 and (best is None or hits / len(widths) > best[0]):
-            best = (hits / len(widths), delimiter, width)
-    if best is None:
-        raise TextCsvError(_one_column(name))
-    return best[1], best[2]
-
-
-def _column_kind(cell: str) -> str | None:
-    key = re.sub(r"[\s_.\-]+", "", cell.strip().lower())
-    if key in TEXT_NAMES or key.endswith("text"):
-        return "text"
-    if key in LABEL_NAMES or key.endswith(("label", "class", "category")):
-        return "label"
-    return None
-
-
-def _columns(first: list[str], later: list[list[str]], width: int, name: str) -> tuple[bool, int, int, str]:
-    """(header?, text column, label column, why) from the first record and the ones after it."""
-    kinds = [_column_kind(c) for c in first]
-    text_col = kinds.index("text") if "text" in kinds else None
-    label_col = kinds.index("label") if "label" in kinds else None
-    if width > 2:
-        if text_col is None or label_col is None or len(first) != width:
-            raise TextCsvError(
-                f"{name} has {width} columns and no header row naming its text and label columns; expected 2 "
-                "columns (a text and a label), or a header row with columns named text and label"
-            )
-        return True, text_col, label_col, ""
-    if text_col is not None and label_col is not None:
-        return True, text_col, label_col, ""
-    if text_col is not None or label_col is not None:
-        text_col = 1 - label_col if text_col is None else text_col
-        return True, text_col, 1 - text_col, ""
-    pairs = [r for r in later if len(r) == 2] or [first]
-    distinct = [len({r[i].strip() for r in pairs}) for i in (0, 1)]
-    length = [sum(len(r[i]) for r in pairs) / len(pairs) for i in (0, 1)]
-    label_col = 0 if (distinct[0], length[0]) < (distinct[1], length[1]) else 1
-    later_labels = {r[label_col].strip() for r in later if len(r) == 2}
-    header = (
-        len(first) == 2
-        and first[label_col].strip() not in later_labels
-        and 0 < len(later_labels) < len(pairs)
-        and len(first[1 - label_col]) <= 40
-    )
-    fewer, more = distinct[label_col], distinct[1 - label_col]
-    how = (
-        f" (it has fewer distinct values in the first rows: {fewer:,} against {more:,})"
-        if fewer < more
-        else " (its values are shorter)"
-    )
-    return header, 1 - label_col, label_col, how
 
 
 def _label_key(label: str) -> str:
@@ -510,13 +316,6 @@ def _quote_left_open(tail: str, delimiter: str) -> bool:
 
 def _plural(n: int, one: str, many: str) -> str:
     return one if n == 1 else many
-
-
-def _one_column(name: str) -> str:
-    return (
-        f"{name} has one column; expected 2 columns, a text and a label, separated by commas, tabs, semicolons "
-        "or pipes (for one text per line, add the file as a class instead)"
-    )
 
 
 def _too_many_labels(name: str, distinct: int, rows: int, label_col: int, limits: TextLimits) -> str:
