@@ -2,7 +2,7 @@
 // every write of a replicable record stamps it with a hybrid-logical-clock revision and appends its
 // new state (or a tombstone) to the change log, which the sync worker pushes (docs/sync.md). A write
 // that hits the quota fails alone, with a clear message.
-import { formatRev, nextClock } from './features/sync/clock.js';
+import { formatRev, nextClock } from './clock.js';
 
 export const DB_NAME = 'tejas';
 

@@ -1,25 +1,30 @@
-"""Request and response bodies (pydantic), shared by routes and tests. docs/sync.md is the prose."""
+"""Request and response bodies (pydantic), shared by routes and tests. docs/sync.md is the prose; the
+sync record's shape and the revision format come from the core's schemas/sync.json, which the app reads too."""
 
 from __future__ import annotations
 
 import json
 import re
+from importlib import resources
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-ID = r"^[A-Za-z0-9_-][A-Za-z0-9_.:-]{0,127}(/[0-9a-f]{64})?$"  # sample ids: <project>/<sha256>
-DEVICE = r"^[A-Za-z0-9_-]{1,64}$"
-REV = r"^[0-9]{15}-[0-9]{6}-[A-Za-z0-9_-]{1,64}$"
-SHA256 = r"^[0-9a-f]{64}$"
+SYNC_SCHEMA: dict = json.loads(resources.files("tejas").joinpath("schemas", "sync.json").read_text(encoding="utf-8"))
+_DEFS = SYNC_SCHEMA["$defs"]
+ID: str = _DEFS["record_id"]["pattern"]  # sample ids: <project>/<sha256>
+DEVICE: str = _DEFS["device"]["pattern"]
+REV: str = _DEFS["rev"]["pattern"]
+SHA256: str = _DEFS["sha256"]["pattern"]
 MAX_PUSH_CHANGES = 1000
-MAX_RECORD_BYTES = 64 * 1024
-KINDS = ("project", "class", "sample", "model", "head")
+MAX_RECORD_BYTES: int = SYNC_SCHEMA["max_record_bytes"]
+KINDS: tuple[str, ...] = tuple(_DEFS["kind"]["enum"])
+_MUTATION = SYNC_SCHEMA["properties"]["mutation"]
 
 RecordId = Annotated[str, StringConstraints(pattern=ID)]
 DeviceId = Annotated[str, StringConstraints(pattern=DEVICE)]
 Sha256 = Annotated[str, StringConstraints(pattern=SHA256)]
-Kind = Literal["project", "class", "sample", "model", "head"]
+Kind = Literal[KINDS]  # type: ignore[valid-type]  # the schema's kinds
 
 
 class Strict(BaseModel):
@@ -92,7 +97,7 @@ def blob_kind(kind: str, data: dict | None) -> str | None:
 
 
 class Change(Strict):
-    mutation: Annotated[int, Field(ge=1, le=2**53 - 1)]
+    mutation: Annotated[int, Field(ge=_MUTATION["minimum"], le=_MUTATION["maximum"])]
     kind: Kind
     id: RecordId
     project: RecordId

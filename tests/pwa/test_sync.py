@@ -578,7 +578,7 @@ def test_clock_never_goes_back(new_device):
     page = new_device()
     result = page.evaluate(
         """async () => {
-          const c = await import('/features/sync/clock.js');
+          const c = await import('/clock.js');
           let s = { ms: 1000, counter: 0 };
           const revs = [];
           for (const now of [1000, 1000, 999, 5, 2000]) { s = c.nextClock(s, now); revs.push(c.formatRev(s, 'dev')); }

@@ -9,7 +9,7 @@ import { dropIfUnused } from '../dataset/projects.js';
 import { readImage, sha256Hex } from '../dataset/images.js';
 import { REMOTE_CHANGES_CHANNEL } from '../../protocol.js';
 import * as api from './api.js';
-import { maxRev, observeClock } from './clock.js';
+import { maxRev, observeClock } from '../../clock.js';
 import { blobOf, parametersFrom, sampleKey } from './records.js';
 import { getMeta, projectKey, projectSettings, putMeta, readMeta } from './settings.js';
 

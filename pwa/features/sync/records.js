@@ -1,6 +1,7 @@
 // Local records ⇄ the changes of docs/sync.md: what of each record travels (`data`), and the record a
 // change becomes here. Model parameters travel as a blob (float32 little-endian bytes), named in the
 // model's data by their sha256 and length (the number of float32 values).
+import SYNC_SCHEMA from '../../py/tejas/schemas/sync.json' with { type: 'json' };
 import { sha256Hex } from '../dataset/images.js';
 
 /** The bytes of a model's parameters as stored on the server: float32 little-endian. */
@@ -40,8 +41,8 @@ export async function dataOf(kind, record) {
   }
 }
 
-/** The server's limit on one record's data (docs/sync.md), as compact JSON. */
-export const MAX_DATA_BYTES = 64 * 1024;
+/** The server's limit on one record's data (docs/sync.md; sync.json's max_record_bytes), as compact JSON. */
+export const MAX_DATA_BYTES = SYNC_SCHEMA.max_record_bytes;
 
 /**
  * A model's data within MAX_DATA_BYTES: a model of a large project lists every image id in its split

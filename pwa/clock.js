@@ -1,18 +1,22 @@
 // The hybrid logical clock that stamps record revisions (docs/sync.md): "<15-digit ms>-<6-digit
-// counter>-<device id>", compared as strings. The clock takes max(now, highest revision seen), so it
-// never goes back even when the wall clock does, and counts up on ties. Pure functions: db.js keeps
-// the state in the `meta` store, inside the transaction of each write.
+// counter>-<device id>", compared as strings; the format is py/tejas/schemas/sync.json's (the server
+// reads the same file). The clock takes max(now, highest revision seen), so it never goes back even
+// when the wall clock does, and counts up on ties. Pure functions: db.js keeps the state in the `meta`
+// store, inside the transaction of each write; sync's pull observes the revisions it receives.
+import SYNC_SCHEMA from './py/tejas/schemas/sync.json' with { type: 'json' };
 
-const MAX_COUNTER = 999_999;
+const { ms_digits: MS_DIGITS, counter_digits: COUNTER_DIGITS } = SYNC_SCHEMA.revision;
+const REV = new RegExp(SYNC_SCHEMA.$defs.rev.pattern);
+const MAX_COUNTER = 10 ** COUNTER_DIGITS - 1;
 
 /** The revision string of clock state {ms, counter} on `device`. */
 export function formatRev({ ms, counter }, device) {
-  return `${String(ms).padStart(15, '0')}-${String(counter).padStart(6, '0')}-${device}`;
+  return `${String(ms).padStart(MS_DIGITS, '0')}-${String(counter).padStart(COUNTER_DIGITS, '0')}-${device}`;
 }
 
 /** {ms, counter, device} of a revision string; throws on anything else. */
 export function parseRev(rev) {
-  const match = /^(\d{15})-(\d{6})-([A-Za-z0-9_-]{1,64})$/.exec(rev ?? '');
+  const match = REV.exec(rev ?? '');
   if (!match) throw new Error(`not a revision: ${JSON.stringify(rev)}`);
   return { ms: Number(match[1]), counter: Number(match[2]), device: match[3] };
 }
@@ -20,7 +24,7 @@ export function parseRev(rev) {
 /** The clock state after a local event at wall-clock time `now` (ms). */
 export function nextClock({ ms, counter }, now) {
   if (now > ms) return { ms: now, counter: 0 };
-  // A counter that would overflow its 6 digits borrows the next millisecond instead.
+  // A counter that would overflow its digits borrows the next millisecond instead.
   return counter >= MAX_COUNTER ? { ms: ms + 1, counter: 0 } : { ms, counter: counter + 1 };
 }
 
