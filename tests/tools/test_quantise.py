@@ -1,4 +1,4 @@
-"""Weight-only uint8 (tools/tejas_ml.export/quantise.py): uint8 weights in the file, float32 arithmetic at run time,
+"""Weight-only uint8 (tejas_ml/export/quantise.py): uint8 weights in the file, float32 arithmetic at run time,
 so a quantised model's results cannot depend on the CPU's integer kernels (issue 24 part 8: quantize_dynamic's
 uint8 encoder gave min cosine 0.942 to float32 on an AVX2 CPU without VNNI, >= 0.95 on a VNNI one)."""
 
