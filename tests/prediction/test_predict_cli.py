@@ -11,6 +11,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import onnxruntime
 import pytest
@@ -18,7 +19,7 @@ import pytest
 from tejas.artifacts import read_manifest
 from tejas.dataset import iter_archive
 from tejas.onnx_writer import write_classifier_onnx
-from tejas.predictions import ArchiveError, ImageFile, Unreadable, iter_images
+from tejas.predictions import REPORT_SCHEMA, ArchiveError, ImageFile, Unreadable, iter_images
 from tejas.rules import guard_cell
 from tejas_ml.export.checks import preprocess
 
@@ -108,6 +109,7 @@ def test_tejas_predict_on_a_folder_and_a_zip(model, tmp_path):
         assert result.returncode == 0, result.stderr
         assert "4 of 6 images predicted" in result.stderr and "2 could not be read" in result.stderr
         reports[out] = json.loads((tmp_path / out).read_text())
+        jsonschema.validate(reports[out], REPORT_SCHEMA)  # the one report format the app writes too
 
     folder_rows = reports["folder.json"]["rows"]
     zip_rows = reports["zip.json"]["rows"]

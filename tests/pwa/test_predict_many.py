@@ -12,7 +12,10 @@ import json
 import time
 import zipfile
 
+import jsonschema
 import pytest
+
+from tejas.predictions import REPORT_SCHEMA
 
 from .conftest import (
     ANIMAL_NAMES,
@@ -46,9 +49,9 @@ def test_csv_neutralises_formulas_and_quotes_per_rfc4180(app):
     text = app.evaluate("async (rows) => (await import('/tejas.js')).predictionsCsv({ topK: 1, rows })", rows)
     assert text.endswith("\r\n") and text.startswith("file,predicted,confidence,class_1,probability_1,error\r\n")
     parsed = list(csv.reader(io.StringIO(text, newline="")))
-    assert parsed[1] == ["'=cmd.png", "cat", "0.75", "cat", "0.75", ""]
+    assert parsed[1] == ["'=cmd.png", "cat", "0.750000", "cat", "0.750000", ""]
     assert parsed[2] == ['a,"b"\nc.png', "", "", "", "", "not an image (not PNG, JPEG, WebP, GIF or BMP)"]
-    assert parsed[3][0] == "'@x.png" and float(parsed[3][2]) == pytest.approx(1e-9)
+    assert parsed[3][0] == "'@x.png" and parsed[3][2] == "0.000000"
     assert parsed[4][0] == "'-1+2.png"
 
 
@@ -187,14 +190,18 @@ def test_many_images_offline_through_the_ui(app_copy, serve, tmp_path, browser_t
             assert float(row[4 + 2 * i]) == pytest.approx(probability, abs=1e-4), (name, row, expected)
 
     assert report["top_k"] == TOP_K and report["model"]["classes"] == ANIMAL_NAMES and len(report["rows"]) == IMAGES + 1
+    jsonschema.validate(report, REPORT_SCHEMA)  # the core's report format: images, failed, each file's sha256
+    assert report["images"] == IMAGES + 1 and report["failed"] == 1
     by_file = {r["file"]: r for r in report["rows"]}
+    assert by_file["photos/notes.txt"]["sha256"] is None
+    assert all(by_file[n]["sha256"] == hashlib.sha256(d).hexdigest() for n, d in zip(names, queries, strict=True))
     for name in names[:50]:  # the JSON carries the exact values
         top = by_file[name]["top"]
         assert [t["class"] for t in top] == [c for c, _ in singles[name]]
         assert [t["probability"] for t in top] == pytest.approx([p for _, p in singles[name]], abs=1e-5)
 
     # the 20 least sure are in the dataset, class "cat", marked as corrections (ranked by the JSON's exact
-    # values: the CSV's 7 significant digits could tie two images at the boundary)
+    # values: the CSV's 6 decimals could tie two images at the boundary)
     least = sorted(names, key=lambda n: by_file[n]["top"][0]["probability"])[:20]
     digests = {hashlib.sha256(queries[names.index(n)]).hexdigest() for n in least}
     corrections = {s["contentId"]: s for s in samples if s["source"] == "correction"}
