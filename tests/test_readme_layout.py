@@ -10,10 +10,12 @@ The rule (what "every room" means):
 A room counts as named when the Layout names it or something inside it (naming sync_server/jobs/runner.py
 names sync_server/jobs/). Generated rooms (git-ignored: pwa/vendor/) may be named; they need not be.
 
-How the section is read: its code block has one entry per line that starts in the first column (`pwa/`, then
-indented continuation lines). A path is a token of lower-case letters, digits and _ . - / that contains a /
-or ends in a file extension; {a,b} expands as in a shell (`workers/{embed,train}.js`). A path is read against
-the entry's first path, then each folder above it, then the repository root; the first that exists is what
+How the section is read: its code block is a list of entries. An entry line starts with a path, indented by
+at most 8 spaces, followed by two spaces or the line's end (`pwa/`, `  features/` inside it); the deeper-indented
+lines after it continue it. An indented entry lies inside the entry above it with less indentation. A path is
+a token of lower-case letters, digits and _ . - / that contains a / or ends in a file extension (so prose says
+"push and pull", not "push/pull"); {a,b} expands as in a shell (`workers/{embed,train}.js`). A path is read
+against its entry's folder, then each folder above it, then the repository root; the first that exists is what
 it names. One that exists nowhere (and is not a generated, git-ignored path) fails the test.
 """
 
@@ -28,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EXTENSIONS = (".py", ".js", ".mjs", ".json", ".md", ".sh", ".toml", ".html", ".css", ".webmanifest", ".txt", ".mako")
 PACKAGES = ("sync_server", "tejas_ml", "tejas_cli")
 NOT_ROOMS = {"__init__.py", "__main__.py", "__pycache__"}
-TOKEN = re.compile(r"(?<![\w/.-])[a-z0-9_.{](?:[\w.\-/]|\{[\w.\-/,]*\})*")
+TOKEN = re.compile(r"(?<![\w/.*-])[a-z0-9_.{](?:[a-z0-9_.\-/]|\{[a-z0-9_.\-/,]*\})*(?![\w*])")
+ENTRY = re.compile(r"^( {0,8})(\S+)(?: {2,}|$)")
 
 
 def layout_block(readme: str) -> str:
@@ -57,20 +60,28 @@ def paths_in(line: str) -> list[str]:
 
 
 def _ignored(path: str, root: Path) -> bool:
-    result = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=root, check=False)
+    result = subprocess.run(
+        ["git", "check-ignore", "-q", "--no-index", path], cwd=root, capture_output=True, check=False
+    )
     return result.returncode == 0
 
 
 def named_paths(block: str, root: Path) -> tuple[set[str], list[str]]:
     """(repository-relative paths the block names, the paths it names that exist nowhere)."""
     named, missing = set(), []
+    entries: list[tuple[int, Path]] = []  # the entries that hold the current line: (indentation, folder)
     base = Path()
     for line in block.splitlines():
         if not line.strip():
             continue
         found = paths_in(line)
-        if not line[0].isspace() and found:
-            base = Path(found[0].rstrip("/")) if (root / found[0]).is_dir() else Path(found[0]).parent
+        entry = ENTRY.match(line)
+        if entry and found and entry.group(2).startswith(found[0].rstrip("/").split("/")[0]):
+            indent = len(entry.group(1))
+            entries = [(i, folder) for i, folder in entries if i < indent]
+            path = (entries[-1][1] if entries else Path()) / found[0].rstrip("/")
+            base = path if (root / path).is_dir() else path.parent
+            entries.append((indent, base))
         for path in found:
             clean = path.rstrip("/")
             candidates = [folder / clean for folder in (base, *base.parents)]
@@ -127,23 +138,31 @@ def test_the_readme_layout_names_every_room_and_only_paths_that_exist():
 
 
 def test_the_check_finds_an_unnamed_room_and_a_path_that_does_not_exist(tmp_path):
-    (tmp_path / "pwa" / "features" / "train").mkdir(parents=True)
-    (tmp_path / "sync_server" / "jobs").mkdir(parents=True)
     files = ["pwa/app.js", "pwa/features/train/engine.js", "pwa/features/rules.js", "sync_server/main.py",
-             "sync_server/jobs/runner.py", "sync_server/__init__.py", "tools/dev.sh"]  # fmt: skip
+             "sync_server/jobs/runner.py", "sync_server/jobs/state.py", "sync_server/__init__.py", "tools/dev.sh",
+             "docs/sync.md"]  # fmt: skip
     for f in files:
         (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / f).write_text("")
     readme = (
         "# X\n\n## Layout\n\n```\n"
-        "pwa/            app.js, features/{train,gone}/ (see COOP/COEP), features/rules.js\n"
-        "sync_server/    main.py\n"
-        "                jobs/runner.py\n"
+        "pwa/            app.js, features/{train,gone}/ (COOP/COEP, torch/ONNX)\n"
+        "  features/     rules.js\n"
+        "sync_server/    main.py (push and pull, docs/sync.md)\n"
+        "  jobs/         runner.py, state.py\n"
+        "                main.py, app.js\n"
         "```\n\n## Next\n"
     )
     assert sorted(layout_problems(readme, tmp_path, files)) == [
         "does not name tools",
         "does not name tools/dev.sh",
+        "names a path that does not exist: app.js (on the line 'main.py, app.js')",
         "names a path that does not exist: features/gone/ (on the line "
-        "'pwa/            app.js, features/{train,gone}/ (see COOP/COEP), features/rules.js')",
+        "'pwa/            app.js, features/{train,gone}/ (COOP/COEP, torch/ONNX)')",
     ]
+    fixed = (
+        readme.replace("{train,gone}", "train")
+        .replace(", app.js\n", "\n")
+        .replace("```\n\n", "tools/  dev.sh\n```\n\n")
+    )
+    assert layout_problems(fixed, tmp_path, files) == []
