@@ -1,1 +1,2 @@
-"""Tejas' optional server. For now it serves the PWA and the artifacts with cross-origin isolation."""
+"""Tejas' server: the sync API (accounts, records, blobs), training and prediction jobs, prediction streams, and the
+PWA and artifacts served with cross-origin isolation (main.py wires them; the README's Layout lists the rooms)."""

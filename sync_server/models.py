@@ -1,5 +1,5 @@
 """SQLAlchemy 2.0 typed models. Every row that belongs to a person carries `user_id`, and every query
-a route makes filters on it (tests/sync_server/test_isolation.py walks every route as another user)."""
+a route makes filters on it (tests/sync_server/test_accounts_and_isolation.py walks every route as another user)."""
 
 from __future__ import annotations
 
