@@ -14,6 +14,3 @@ export const modeLabel = (mode) => CATALOG.modes[mode]?.label ?? mode;
 
 /** How the app names an architecture ("MobileNetV2"); an unknown one as it is. */
 export const architectureLabel = (name) => CATALOG.architectures[name]?.label ?? name;
-
-/** Values per item that an architecture's backbone or encoder gives the head. */
-export const featureSize = (name) => CATALOG.architectures[name].feature_size;

@@ -91,7 +91,7 @@ for (const where of {json.dumps(WHERE)}) {{
 for (const mode of Object.keys(c.CATALOG.modes)) out.labels[mode] = c.modeLabel(mode);
 for (const name of Object.keys(c.CATALOG.architectures)) {{
   out.architectures[name] = c.architectureLabel(name);
-  out.sizes[name] = c.featureSize(name);
+  out.sizes[name] = c.CATALOG.architectures[name].feature_size;
 }}
 out.unknown = [c.modeLabel('nope'), c.architectureLabel('resnet50')];
 console.log(JSON.stringify(out));
