@@ -1,5 +1,5 @@
 // The app shell: a hash router over the screens in features/screens/, the service worker (offline use and
-// updates), the install button and the offline indicator.
+// updates), the install button, the offline indicator and the reload notice when another tab upgrades the database.
 import { applyUpdate, registerServiceWorker } from './features/update.js';
 import { getProject } from './features/dataset/projects.js';
 import { h, projectUrl, showError } from './features/screens/dom.js';
@@ -16,6 +16,7 @@ import * as syncScreen from './features/screens/sync.js';
 import { startSync } from './features/sync/client.js';
 import { watchServerJobs } from './features/screens/server_train.js';
 import { backgroundEmbedding } from './tejas.js';
+import { onDatabaseOutdated } from './db.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -107,6 +108,12 @@ function watchRemoteChanges() {
   $('remote-show').addEventListener('click', onRoute);
 }
 
+/** Another tab opened a newer version of the database: this page closed its connection; offer a reload. */
+function watchDatabaseVersion() {
+  onDatabaseOutdated(() => { $('outdated-banner').hidden = false; });
+  $('outdated-reload').addEventListener('click', () => location.reload());
+}
+
 function watchNetwork() {
   const update = () => { $('network').hidden = navigator.onLine; };
   addEventListener('online', update);
@@ -158,6 +165,7 @@ async function startServiceWorker() {
 
 addEventListener('hashchange', onRoute);
 watchRemoteChanges();
+watchDatabaseVersion();
 watchNetwork();
 offerInstall();
 onRoute();

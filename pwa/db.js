@@ -111,6 +111,17 @@ function noticeOnCommit(tx, projectId) {
 /** The BroadcastChannel on which committed writes announce {projects: [id, ...]}. */
 export const CHANGES_CHANNEL = 'tejas-changes';
 
+const outdatedListeners = new Set();
+
+/**
+ * Call `listener()` when a newer version of the app opens the database in another tab: this page or
+ * worker has closed its connection by then (so that upgrade goes on) and its reads and writes fail,
+ * saying to reload.
+ */
+export function onDatabaseOutdated(listener) {
+  outdatedListeners.add(listener);
+}
+
 /** The database, opened (and migrated) once per page or worker. */
 export function openDatabase(name = DB_NAME) {
   opened ??= new Promise((resolve, reject) => {
@@ -118,7 +129,18 @@ export function openDatabase(name = DB_NAME) {
     req.onupgradeneeded = (event) => {
       for (let v = event.oldVersion; v < MIGRATIONS.length; v++) MIGRATIONS[v](req.result, req.transaction);
     };
-    req.onsuccess = () => resolve(req.result);
+    req.onsuccess = () => {
+      const db = req.result;
+      // An upgrade waits until every connection to the old version closes: an old tab left open would
+      // stall it (the new tab saw "blocked") until closed. Close ours at once instead.
+      db.onversionchange = () => {
+        db.close();
+        opened = Promise.reject(new Error('Tejas was updated in another tab; reload this page to keep working.'));
+        opened.catch(() => {});  // rejects each caller, not the page
+        for (const listener of outdatedListeners) listener();
+      };
+      resolve(db);
+    };
     req.onerror = () => reject(req.error);
     req.onblocked = () => reject(new Error('Tejas is open in another tab with an older version; close it and reload.'));
   });
