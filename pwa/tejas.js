@@ -1,7 +1,8 @@
-// Tejas' JavaScript API: what the UI and the tests call. Everything heavy runs in workers.
+// Tejas' JavaScript API: what the UI and the tests call. Everything heavy runs in workers (workers/pool.js).
 // This first part embeds images; projects, training, prediction and exports follow (see README). What only
 // text projects use lives in features/text/api.js and is re-exported here.
 import { MESSAGE, callWorker } from './protocol.js';
+import { callEmbed, callPython, embedCounts, rememberSessionOptions, withSessionOptions, worker } from './workers/pool.js';
 import * as projects from './features/dataset/projects.js';
 import { validateClassName } from './features/dataset/names.js';
 import { requestPersistence, storageStatus } from './db.js';
@@ -13,19 +14,20 @@ import { forEachImage } from './features/predict/sources.js';
 import { predictionsCsv, predictionsJson } from './features/predict/report.js';
 import {
   CORRECTION, KEEP_PREVIOUS_MODELS, TEXT_LEARNING_RATE, currentModel, listModels, loadManifest, modelStatus as engineModelStatus, predictImage,
-  saveImportedModels, trainProject, usableModel,
+  trainProject, usableModel,
 } from './features/train/engine.js';
 import * as texts from './features/dataset/texts.js';
-import { DEFAULT_TEXT_ARTIFACTS, TEXTS_FILE, createTextApi, keepTextArtifactsOffline } from './features/text/api.js';
+import { DEFAULT_TEXT_ARTIFACTS, createTextApi, keepTextArtifactsOffline } from './features/text/api.js';
 import { createBackgroundEmbedding } from './features/embed/background.js';
 import * as zipImport from './features/dataset/zip_import.js';
+import * as projectFile from './features/dataset/project_file.js';
 
 export {
   addClass, addCorrection, addSamples, deleteClass, deleteProject, deleteSamples, getImage, getProject,
   getThumbnail, listChanges, listClasses, listProjects, listSamples, moveSamples, projectStorage, renameClass,
   renameProject, restoreSamples,
 } from './features/dataset/projects.js';
-export { validateClassName, requestPersistence, storageStatus, headOf, predictionsCsv, predictionsJson };
+export { validateClassName, requestPersistence, storageStatus, headOf, predictionsCsv, predictionsJson, embedCounts };
 export {
   deleteAccount, onSyncStatus, setProjectSync, signIn, signOut, signUp, startSync, syncNow, syncStatus,
 } from './features/sync/client.js';
@@ -57,16 +59,6 @@ export async function createProject(name, { kind = 'image' } = {}) {
 /** The artifacts' manifest.json (fetched once per page); rejects with the file and the fix when missing. */
 export const manifest = (artifacts = DEFAULT_ARTIFACTS) => loadManifest(artifacts);
 
-const workers = {};
-const callPython = (type, payload, options) => callWorker(worker('python'), type, payload, options);
-
-/** The worker running workers/<name>.js; `instance` keeps several apart (e.g. one per training mode). */
-function worker(name, instance = '') {
-  const key = `${name}:${instance}`;
-  workers[key] ??= new Worker(new URL(`./workers/${name}.js`, import.meta.url), { type: 'module' });
-  return workers[key];
-}
-
 /**
  * Backbone features of image Blobs.
  * @param {Blob[]} images
@@ -83,29 +75,7 @@ export function embedImages(images, options = {}) {
 }
 
 function embedImagesBy(by, images, { artifacts = DEFAULT_ARTIFACTS, onProgress, signal, ...options } = {}) {
-  embedTally[by].calls += 1;
-  embedTally[by].images += images.length;
-  return callWorker(worker('embed'), MESSAGE.EMBED, { artifacts, images, ...options }, { onProgress, signal });
-}
-
-// Items sent to the embed worker, by whom: a test proves that Train after background embedding embeds
-// nothing. Read with embedCounts().
-const embedTally = { foreground: { calls: 0, images: 0, texts: 0 }, background: { calls: 0, images: 0, texts: 0 } };
-
-/**
- * {foreground: {calls, images, texts}, background: {calls, images, texts}}: embed-worker calls and the
- * images and texts they were given since the page loaded (foreground: embedImages/embedTexts callers,
- * training and predictions included; background: backgroundEmbedding's own calls).
- */
-export function embedCounts() {
-  return { foreground: { ...embedTally.foreground }, background: { ...embedTally.background } };
-}
-
-// The embed worker keeps one set of sessions per (artifacts, threads, provider): background calls use
-// the options of the last foreground call, so the two never make the worker reload its models.
-let sessionOptions = {};
-function rememberSessionOptions({ threads, provider }) {
-  sessionOptions = { threads, provider };
+  return callEmbed(by, MESSAGE.EMBED, { artifacts, images, ...options }, { onProgress, signal });
 }
 
 /**
@@ -127,9 +97,7 @@ export function embedTexts(textList, { artifacts = DEFAULT_TEXT_ARTIFACTS, onPro
 }
 
 function embedTextsBy(by, textList, { artifacts, onProgress, signal, ...options }) {
-  embedTally[by].calls += 1;
-  embedTally[by].texts += textList.length;
-  return callWorker(worker('embed'), MESSAGE.EMBED_TEXT, { artifacts, texts: textList, ...options }, { onProgress, signal });
+  return callEmbed(by, MESSAGE.EMBED_TEXT, { artifacts, texts: textList, ...options }, { onProgress, signal });
 }
 
 /**
@@ -140,8 +108,8 @@ function embedTextsBy(by, textList, { artifacts, onProgress, signal, ...options 
  * cancel(). Predictions, training and foreground embed calls go first: background work waits for them.
  */
 export const backgroundEmbedding = createBackgroundEmbedding({
-  embedImages: (images, options) => embedImagesBy('background', images, { ...sessionOptions, ...options }),
-  embedTexts: (textList, options) => embedTextsBy('background', textList, { ...sessionOptions, ...options }),
+  embedImages: (images, options) => embedImagesBy('background', images, withSessionOptions(options)),
+  embedTexts: (textList, options) => embedTextsBy('background', textList, withSessionOptions(options)),
   projectArtifacts: (projectId) => projectArtifacts(projectId),
 });
 
@@ -319,67 +287,16 @@ export async function modelStatus(projectId, { artifacts } = {}) {
 
 export { CORRECTION, KEEP_PREVIOUS_MODELS, TEXT_LEARNING_RATE, currentModel, listModels };
 
-const PROJECT_FORMAT = 'tejas-project';
-
 /** The whole project — images, classes, every trained model — as one file for another browser. */
-export async function exportProject(projectId) {
-  const project = await projects.getProject(projectId);
-  const classes = await projects.listClasses(projectId);
-  const models = await listModels(projectId);
-  const kind = projects.projectKind(project);
-  const description = {
-    format: PROJECT_FORMAT, version: 1, name: project.name, created: project.created, kind,
-    classes: classes.map((c) => c.name), currentModel: project.modelId ?? null,
-    models: models.map(({ parameters, ...model }) => ({ ...model, parametersFile: `models/${model.id}.f32` })),
-  };
-  const dataset = kind === 'text'
-    ? await textApi.projectFileEntries(projectId, classes)
-    : [{ name: 'dataset.zip', bytes: new Uint8Array(await (await exportDatasetZip(projectId)).arrayBuffer()) }];
-  const entries = [
-    { name: 'tejas-project.json', bytes: new TextEncoder().encode(JSON.stringify(description)) },
-    ...dataset,
-    ...models.map((m) => ({ name: `models/${m.id}.f32`, bytes: new Uint8Array(m.parameters.buffer.slice(0)) })),
-  ];
-  const bytes = await callWorker(worker('python'), MESSAGE.WRITE_ZIP, { entries });
-  return new Blob([bytes], { type: 'application/zip' });
-}
+export const exportProject = (projectId) => projectFile.exportProject(projectId, { callPython, exportDatasetZip, textApi });
 
 /** A project file (from exportProject) as a new project here, its models included. */
-export async function importProject(file) {
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  const label = file.name || 'project file';
-  const read = (names) => callWorker(worker('python'), MESSAGE.READ_ZIP, { bytes, label, names });
-  const head = await read(['tejas-project.json']);
-  if (!head['tejas-project.json']) throw new Error(`${label}: not a Tejas project file (tejas-project.json missing)`);
-  const description = JSON.parse(new TextDecoder().decode(head['tejas-project.json']));
-  if (description.format !== PROJECT_FORMAT || description.version !== 1) {
-    throw new Error(`${label}: a project file of an unknown format or newer version`);
-  }
-  const isText = description.kind === 'text';
-  const files = await read([isText ? TEXTS_FILE : 'dataset.zip', ...description.models.map((m) => m.parametersFile)]);
-  const imported = isText
-    ? await textApi.importProjectFile(files[TEXTS_FILE], description, label)
-    : await importDatasetZip(new File([files['dataset.zip']], 'dataset.zip'), { name: description.name });
-  const projectId = imported.project.id;
-  const classIds = new Map((await projects.listClasses(projectId)).map((c) => [c.name, c.id]));
-  const ids = new Map();
-  const models = description.models.map(({ parametersFile, ...model }) => {
-    const id = crypto.randomUUID();
-    ids.set(model.id, id);
-    const raw = files[parametersFile];
-    return {
-      ...model, id, projectId, classes: model.classes.map((c) => ({ id: classIds.get(c.name), name: c.name })),
-      parameters: new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)),
-    };
-  });
-  await saveImportedModels(projectId, models, ids.get(description.currentModel) ?? null);
-  return { project: await projects.getProject(projectId), models: models.length, skipped: imported.skipped };
-}
+export const importProject = (file) => projectFile.importProject(file, { callPython, importDatasetZip, textApi });
 
 async function modelExport(message, projectId, artifacts) {
   artifacts = await projectArtifacts(projectId, artifacts);
   const model = await usableModel(projectId, artifacts);
-  return callWorker(worker('python'), message, {
+  return callPython(message, {
     artifacts, parameters: model.parameters, layout: model.layout, numClasses: model.classes.length,
     classNames: model.classes.map((c) => c.name), mode: model.mode ?? 'head',
   });
@@ -406,7 +323,7 @@ export async function exportDatasetZip(projectId) {
     bytes: new Uint8Array(await (await projects.getImage(s.contentId)).arrayBuffer()),
     metadata: { source: s.source, added: s.added },
   })));
-  const bytes = await callWorker(worker('python'), MESSAGE.EXPORT_DATASET, { classes: classes.map((c) => c.name), samples: items });
+  const bytes = await callPython(MESSAGE.EXPORT_DATASET, { classes: classes.map((c) => c.name), samples: items });
   return new Blob([bytes], { type: 'application/zip' });
 }
 
