@@ -50,7 +50,7 @@ log = logging.getLogger("tejas.jobs")
 def train(job_id: str) -> str | None:
     """Run the job in a child process and wait for it; hand the job back when this worker is stopping."""
     from . import state
-    from .runner import RELEASED
+    from .attempt import RELEASED
 
     if _state.get("stopping"):
         return None  # a message taken during shutdown: the reaper (or the releasing worker) sends it again
@@ -110,8 +110,8 @@ def _sessions():
 @worker_ready.connect
 def _announce(sender=None, **_):
     """Say which device this worker has (GET /api/jobs/capabilities), and keep saying it."""
-    from . import probe_device, register_worker
-    from .runner import sweep_work
+    from .attempt import sweep_work
+    from .workers import probe_device, register_worker
 
     try:
         sweep_work(settings, _sessions())  # folders of attempts killed with an earlier worker
@@ -136,7 +136,7 @@ def _announce(sender=None, **_):
 
 @worker_shutdown.connect
 def _farewell(**_):
-    from . import forget_worker
+    from .workers import forget_worker
 
     if "stop" in _state:
         _state["stop"].set()

@@ -16,150 +16,28 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import signal
-import socket
 import sys
-import threading
 import traceback
 from pathlib import Path
 
-from sqlalchemy import select
+from tejas import job_events
 
 from ..core.config import Settings
 from ..core.db import make_engine, make_sessionmaker, session_scope
 from ..models import Job, JobFile
 from ..records import project_records
-from ..storage import BlobStore, make_store
+from ..storage import make_store
 from . import state
+from .attempt import RELEASE, RELEASED, Heartbeat, StopWhen, download, fetch_checkpoint, sweep_work, worker_name
 
 log = logging.getLogger("tejas.jobs")
-
-# set by SIGTERM (main): stop between batches, keep the progress, hand the job back to the queue
-RELEASE = threading.Event()
-RELEASED = "The worker running this job was stopped; the job goes on from its last checkpoint on another worker."
-WORK_FOLDER = re.compile(r"^([0-9a-f]{32})-(\d+)$")
-
-
-def worker_name() -> str:
-    return os.environ.get("TEJAS_JOB_WORKER_NAME") or f"{socket.gethostname()}:{os.getpid()}"
-
-
-def sweep_work(settings: Settings, sessions) -> int:
-    """Remove work folders no live attempt owns (an attempt killed before it could clean up): every
-    `work/<job>-<attempt>` but those of jobs running *that* attempt. Returns how many went."""
-    root = settings.data_dir / "work"
-    if not root.is_dir():
-        return 0
-    folders = {}
-    for path in root.iterdir():
-        match = WORK_FOLDER.match(path.name)
-        if match and path.is_dir():
-            folders[path] = (match[1], int(match[2]))
-    if not folders:
-        return 0
-    with session_scope(sessions) as session:
-        live = set(
-            session.execute(
-                select(Job.id, Job.attempt).where(
-                    Job.id.in_({job for job, _ in folders.values()}), Job.status == "running"
-                )
-            ).all()
-        )
-    removed = 0
-    for path, owner in folders.items():
-        if owner not in live:
-            shutil.rmtree(path, ignore_errors=True)
-            removed += 1
-    return removed
-
-
-class _Heartbeat(threading.Thread):
-    """Renews the job's heartbeat and reads `cancel_requested`; stops the run when the job was cancelled
-    or taken over, or when `parent` (the server that started this process) is gone."""
-
-    def __init__(self, sessions, job_id: str, attempt: int, every: float, parent: int | None, releasable=True):
-        super().__init__(daemon=True)
-        self.sessions, self.job_id, self.attempt, self.every, self.parent = sessions, job_id, attempt, every, parent
-        # a prediction job has no checkpoint to stop at: SIGTERM leaves it to the parent (it kills, then releases)
-        self.releasable = releasable
-        self.cancelled = threading.Event()
-        self.lost = threading.Event()
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(self.every):
-            if self.parent is not None and os.getppid() != self.parent:
-                self.lost.set()  # the server died: leave the job running; the next server resumes it
-                return
-            try:
-                held, cancel = state.heartbeat(self.sessions, self.job_id, self.attempt)
-            except Exception:  # the database restarting: try again at the next beat
-                log.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
-                continue
-            if not held:
-                self.lost.set()
-                return
-            if cancel:
-                self.cancelled.set()
-
-    def stop_requested(self) -> bool:
-        return self.cancelled.is_set() or self.lost.is_set() or self.releasing()
-
-    def releasing(self) -> bool:
-        """Stopping because this worker was asked to stop (SIGTERM), not cancelled or taken over."""
-        return self.releasable and RELEASE.is_set() and not self.cancelled.is_set() and not self.lost.is_set()
-
-
-class _StopWhen:
-    """The trainer's `should_stop`: true when cancelled, taken over or released; `keep_progress` asks the
-    trainer for a checkpoint of the epoch so far first (only when released: another worker resumes)."""
-
-    def __init__(self, beat: _Heartbeat):
-        self.beat = beat
-
-    def __call__(self) -> bool:
-        return self.beat.stop_requested()
-
-    @property
-    def keep_progress(self) -> bool:
-        return self.beat.releasing()
-
-
-def _download(store: BlobStore, sha: str, dest: Path) -> Path:
-    with open(dest, "wb") as f:
-        for chunk in store.open(sha):
-            f.write(chunk)
-    return dest
-
-
-def _fetch_checkpoint(sessions, store: BlobStore, job_id: str, attempt: int, sha: str | None, dest: Path) -> bool:
-    """Download the job's checkpoint and check it against its sha256: True when it may be resumed from; a
-    missing or changed one is refused with a `notice` event (the job starts over)."""
-    if not sha:
-        return False
-    from tejas.artifacts import sha256_file
-
-    try:
-        _download(store, sha, dest)
-        ok = sha256_file(dest) == sha
-        problem = "does not match its checksum (damaged or changed on the server)"
-    except FileNotFoundError:
-        ok, problem = False, "is no longer stored"
-    if ok:
-        return True
-    log.warning("job %s: checkpoint %s %s; starting over", job_id, sha, problem)
-    dest.unlink(missing_ok=True)
-    state.record(
-        sessions, job_id, attempt, "notice", {"message": f"The stored checkpoint {problem}; the job starts over."}
-    )
-    return False
 
 
 def _train_resuming(train, resume: bool, notice):
     """`train(resume)`, and once more from scratch when the checkpoint turns out unusable when loaded."""
-    from tejas_ml.training.trainer import CheckpointError
+    from tejas_ml.training.checkpoints import CheckpointError
 
     try:
         return train(resume)
@@ -189,7 +67,7 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
         log.warning("sweeping work folders failed", exc_info=True)
     work = settings.data_dir / "work" / f"{job_id}-{attempt}"  # a late-dying older attempt cleans up only its own
     work.mkdir(parents=True, exist_ok=True)
-    beat = _Heartbeat(sessions, job_id, attempt, settings.job_heartbeat_seconds, parent, releasable=kind != "predict")
+    beat = Heartbeat(sessions, job_id, attempt, settings.job_heartbeat_seconds, parent, releasable=kind != "predict")
     beat.start()
     if kind == "predict":
         return _run_prediction(settings, sessions, job_id, attempt, beat, work)
@@ -210,7 +88,7 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
             fields = {"epoch": data["epoch"]}
         elif kind == "checkpoint":
             return  # announced by on_checkpoint once the file is stored
-        if not state.record(sessions, job_id, attempt, kind, data, **fields):
+        if not state.record(sessions, job_id, attempt, (kind, data), **fields):
             beat.lost.set()
 
     def on_checkpoint(path: Path, epoch: int) -> None:
@@ -220,15 +98,15 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
         store.put_file(sha, path)
         old = held_checkpoint["sha"]
         held_checkpoint["sha"] = sha
-        if state.record(sessions, job_id, attempt, "checkpoint", {"epoch": epoch}, checkpoint_sha256=sha):
+        if state.record(sessions, job_id, attempt, job_events.checkpoint(epoch), checkpoint_sha256=sha):
             if old and old != sha:
                 store.delete(old)
         else:
             beat.lost.set()
 
-    def finish(status: str, data: dict, **fields) -> str:
-        state.finish(sessions, job_id, attempt, status, data, settings.retention_days, **fields)
-        return status
+    def finish(event: job_events.Event, **fields) -> str:
+        state.finish(sessions, job_id, attempt, event, settings.retention_days, **fields)
+        return event[0]
 
     try:
         config = TrainConfig(
@@ -243,24 +121,24 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
             workers=settings.job_loader_workers,
             checkpoint_seconds=settings.job_checkpoint_seconds,
         )
-        stop = _StopWhen(beat)
-        resume = _fetch_checkpoint(sessions, store, job_id, attempt, checkpoint_sha, checkpoint)
+        stop = StopWhen(beat)
+        resume = fetch_checkpoint(sessions, store, job_id, attempt, checkpoint_sha, checkpoint)
 
         def notice(message: str) -> None:
-            state.record(sessions, job_id, attempt, "notice", {"message": message})
+            state.record(sessions, job_id, attempt, job_events.notice(message))
 
         if options.get("modality") == "text":
             hooks = {"on_event": on_event, "on_checkpoint": on_checkpoint, "should_stop": stop}
             return _run_text(settings, sessions, store, job_id, attempt, work, options, config, resume, hooks, notice)
         cache = work / "images"
         if upload:
-            examples = from_archive(_download(store, upload, work / "upload.zip"), cache)
+            examples = from_archive(download(store, upload, work / "upload.zip"), cache)
         else:
             blobs = make_store(settings)
             with session_scope(sessions) as session:
                 records = project_records(session, user_id, project_id)
             examples = from_project(records, blobs.open, cache)
-        state.record(sessions, job_id, attempt, "", {}, classes=examples.classes, epochs=config.epochs)
+        state.record(sessions, job_id, attempt, None, classes=examples.classes, epochs=config.epochs)
         artifacts = settings.artifacts_dir / settings.artifacts_name
         summary, _ = _train_resuming(
             lambda resume: train_and_write(
@@ -288,7 +166,7 @@ def run_job(settings: Settings, job_id: str, parent: int | None = None, sessions
         if beat.releasing():
             state.release(sessions, job_id, attempt, RELEASED)
             return "released"
-        return finish("cancelled", {})
+        return finish(job_events.cancelled())
     except (DataError, ResultError) as exc:
         # raised in a DataLoader worker, the message carries that worker's traceback: keep the sentence
         state.fail(
@@ -324,8 +202,8 @@ def _store_results(sessions, store, job_id: str, attempt: int, out: Path, summar
         if job.attempt == attempt and job.status == "running":
             for name, info in files.items():
                 session.merge(JobFile(job_id=job_id, name=name, sha256=info["sha256"], size=info["size"]))
-    done = {"validation_accuracy": summary["validation_accuracy"], "files": sorted(files)}
-    return finish("done", done, result=result)
+    done = job_events.trained(validation_accuracy=summary["validation_accuracy"], files=sorted(files))
+    return finish(done, result=result)
 
 
 def _run_text(settings: Settings, sessions, store, job_id, attempt, work: Path, options, config, resume, hooks, notice):
@@ -339,12 +217,12 @@ def _run_text(settings: Settings, sessions, store, job_id, attempt, work: Path, 
         job = session.get(Job, job_id)
         user_id, project_id, upload = job.user_id, job.project_id, job.upload_sha256
     if upload:
-        examples = texts_from_csv(_download(store, upload, work / "upload.csv"), "the uploaded CSV")
+        examples = texts_from_csv(download(store, upload, work / "upload.csv"), "the uploaded CSV")
     else:
         with session_scope(sessions) as session:
             records = project_records(session, user_id, project_id)
         examples = texts_from_project(records, make_store(settings).open)
-    state.record(sessions, job_id, attempt, "", {}, classes=examples.classes, epochs=config.epochs)
+    state.record(sessions, job_id, attempt, None, classes=examples.classes, epochs=config.epochs)
     summary, _ = _train_resuming(
         lambda resume: train_text_and_write(
             examples,
@@ -362,9 +240,9 @@ def _run_text(settings: Settings, sessions, store, job_id, attempt, work: Path, 
     if hooks["should_stop"]():
         raise Cancelled()
 
-    def finish(status: str, data: dict, **fields) -> str:
-        state.finish(sessions, job_id, attempt, status, data, settings.retention_days, **fields)
-        return status
+    def finish(event: job_events.Event, **fields) -> str:
+        state.finish(sessions, job_id, attempt, event, settings.retention_days, **fields)
+        return event[0]
 
     return _store_results(sessions, store, job_id, attempt, work / "out", summary, finish)
 
@@ -380,14 +258,12 @@ def _internal_error(settings: Settings, sessions, job_id: str, attempt: int, wha
     return "failed"
 
 
-def _run_prediction(
-    settings: Settings, sessions, job_id: str, attempt: int, beat: _Heartbeat, work: Path
-) -> str | None:
+def _run_prediction(settings: Settings, sessions, job_id: str, attempt: int, beat: Heartbeat, work: Path) -> str | None:
     """A batch prediction job (no torch in this process: onnxruntime only)."""
     from ..prediction.job import run_prediction_job
 
     try:
-        return run_prediction_job(settings, sessions, job_id, attempt, beat, work, _download)
+        return run_prediction_job(settings, sessions, job_id, attempt, beat, work, download)
     except Exception as exc:
         return _internal_error(settings, sessions, job_id, attempt, "prediction", exc)
     finally:

@@ -8,12 +8,17 @@ heartbeat stopped). A job therefore finishes once, with one `done` event, howeve
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 from datetime import timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
+
+from tejas import job_events
+from tejas.job_events import Event
 
 from ..core.clock import iso, utcnow
 from ..core.db import session_scope
@@ -23,7 +28,7 @@ from ..storage import BlobStore
 log = logging.getLogger("tejas.jobs")
 
 ACTIVE = ("queued", "running")
-TERMINAL = ("done", "failed", "cancelled")
+TERMINAL = job_events.TERMINAL
 
 # an absolute path (POSIX or Windows) of at least two parts; group 1 is its last part, the file's name
 _ABSOLUTE_PATH = re.compile(r"""(?<![\w.~-])(?:[A-Za-z]:\\|/)(?:[^\s'"():,;<>|/\\]+[/\\])+([^\s'"():,;<>|/\\]*)""")
@@ -38,8 +43,28 @@ def public_reason(reason: str) -> str:
     return _ABSOLUTE_PATH.sub(lambda m: m.group(1) or "a server folder", " ".join(lines))
 
 
-def emit(session: Session, job: Job, kind: str, data: dict) -> int:
-    """Append an event to the job's stream (in the caller's transaction); returns its id."""
+class InvalidEvent(ValueError):
+    """An event that schemas/job_events.json refuses (raised only with TEJAS_VALIDATE_EVENTS=1: the tests)."""
+
+
+def _check(kind: str, data: dict) -> None:
+    import jsonschema  # a development dependency: only the tests ask for this check
+
+    schema = json.loads(job_events.SCHEMA_PATH.read_text())
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors({"kind": kind, "data": data})
+    )
+    if error is not None:
+        log.error("job event %s %s does not match the schema: %s", kind, data, error.message)
+        raise InvalidEvent(f"job event {kind} {data}: {error.message} (pwa/py/tejas/schemas/job_events.json)")
+
+
+def emit(session: Session, job: Job, event: Event) -> int:
+    """Append an event (made by tejas.job_events) to the job's stream, in the caller's transaction; returns
+    its id. With TEJAS_VALIDATE_EVENTS=1 (the tests) an event the schema refuses raises instead."""
+    kind, data = event
+    if os.environ.get("TEJAS_VALIDATE_EVENTS") == "1":
+        _check(kind, data)
     job.last_event += 1
     session.add(JobEvent(job_id=job.id, seq=job.last_event, kind=kind, data=data))
     return job.last_event
@@ -82,7 +107,7 @@ def claim(sessions: sessionmaker[Session], job_id: str, worker: str, stale_secon
             return None
         if job.cancel_requested:
             job.status, job.finished_at = "cancelled", now
-            emit(session, job, "cancelled", {})
+            emit(session, job, job_events.cancelled())
             return None
         job.attempt += 1
         job.status, job.worker, job.heartbeat_at = "running", worker, now
@@ -102,23 +127,25 @@ def heartbeat(sessions: sessionmaker[Session], job_id: str, attempt: int) -> tup
     return bool(held), bool(cancel)
 
 
-def record(sessions: sessionmaker[Session], job_id: str, attempt: int, kind: str, data: dict, **fields) -> bool:
-    """Append an event and set `fields` on the job, if the worker still holds `attempt`."""
+def record(sessions: sessionmaker[Session], job_id: str, attempt: int, event: Event | None, **fields) -> bool:
+    """Append the event (None: none) and set `fields` on the job, if the worker still holds `attempt`."""
     with session_scope(sessions) as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None or job.attempt != attempt or job.status != "running":
             return False
         for name, value in fields.items():
             setattr(job, name, value)
-        if kind:
-            emit(session, job, kind, data)
+        if event is not None:
+            emit(session, job, event)
         return True
 
 
 def finish(
-    sessions: sessionmaker[Session], job_id: str, attempt: int, status: str, data: dict, retention_days: float, **fields
+    sessions: sessionmaker[Session], job_id: str, attempt: int, event: Event, retention_days: float, **fields
 ) -> bool:
-    """End the job (done, failed or cancelled) with its terminal event, once."""
+    """End the job with its terminal event (done, failed or cancelled: the job's status), once."""
+    status = event[0]
+    assert status in TERMINAL, status
     now = utcnow()
     with session_scope(sessions) as session:
         job = session.get(Job, job_id, with_for_update=True)
@@ -128,7 +155,7 @@ def finish(
             setattr(job, name, value)
         job.status, job.finished_at = status, now
         job.expires_at = now + timedelta(days=retention_days)
-        emit(session, job, status, data)
+        emit(session, job, event)
         return True
 
 
@@ -136,7 +163,7 @@ def fail(sessions: sessionmaker[Session], job_id: str, attempt: int, reason: str
     """End the job as failed: the `failed` event and the row's `error` carry the same sentence, with no
     server path or traceback in it (public_reason)."""
     reason = public_reason(reason)[:2000]  # the error column's size
-    return finish(sessions, job_id, attempt, "failed", {"reason": reason}, retention_days, error=reason)
+    return finish(sessions, job_id, attempt, job_events.failed(reason), retention_days, error=reason)
 
 
 def record_notice(sessions: sessionmaker[Session], job_id: str, message: str) -> None:
@@ -144,7 +171,7 @@ def record_notice(sessions: sessionmaker[Session], job_id: str, message: str) ->
     with session_scope(sessions) as session:
         job = session.get(Job, job_id, with_for_update=True)
         if job is not None:
-            emit(session, job, "notice", {"message": message})
+            emit(session, job, job_events.notice(message))
 
 
 def release(sessions: sessionmaker[Session], job_id: str, attempt: int, message: str) -> bool:
@@ -155,7 +182,7 @@ def release(sessions: sessionmaker[Session], job_id: str, attempt: int, message:
         if job is None or job.attempt != attempt or job.status != "running":
             return False
         job.status, job.worker, job.heartbeat_at = "queued", None, None
-        emit(session, job, "released", {"message": message})
+        emit(session, job, job_events.released(message))
         return True
 
 

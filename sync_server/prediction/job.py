@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from tejas import job_events
 from tejas.artifacts import sha256_file
 from tejas.predictions import ArchiveError
 from tejas_ml.prediction.batch import Stopped, Throughput, predict_source, write_reports
@@ -50,7 +51,7 @@ def run_prediction_job(
     rows: list[dict] = []
     speed = Throughput()
     try:
-        if not state.record(sessions, job_id, attempt, "started", {"images": total}):
+        if not state.record(sessions, job_id, attempt, job_events.prediction_started(total)):
             return None
         last = time.monotonic()
         failed = 0
@@ -59,18 +60,15 @@ def run_prediction_job(
             failed += bool(row["error"])
             if time.monotonic() - last >= PROGRESS_EVERY_S:
                 last = time.monotonic()
-                progress = {
-                    "done": len(rows),
-                    "total": total,
-                    "failed": failed,
-                    "images_per_second": round(speed.rate(len(rows)), 2),
-                }
-                if not state.record(sessions, job_id, attempt, "progress", progress):
+                progress = job_events.progress(
+                    done=len(rows), total=total, failed=failed, images_per_second=round(speed.rate(len(rows)), 2)
+                )
+                if not state.record(sessions, job_id, attempt, progress):
                     return None  # taken over by another worker
     except Stopped:
         if beat.lost.is_set() and not beat.cancelled.is_set():
             return None
-        state.finish(sessions, job_id, attempt, "cancelled", {}, settings.retention_days)
+        state.finish(sessions, job_id, attempt, job_events.cancelled(), settings.retention_days)
         return "cancelled"
     except ArchiveError as exc:
         state.fail(sessions, job_id, attempt, f"The zip cannot be used: {exc}", settings.retention_days)
@@ -101,6 +99,6 @@ def run_prediction_job(
         "model": options["model"],
         "classes": classifier.classes,
     }
-    done = {"images": len(rows), "failed": failed, "files": sorted(files), "images_per_second": rate}
-    state.finish(sessions, job_id, attempt, "done", done, settings.retention_days, result=result)
+    done = job_events.predicted(images=len(rows), failed=failed, files=sorted(files), images_per_second=rate)
+    state.finish(sessions, job_id, attempt, done, settings.retention_days, result=result)
     return "done"

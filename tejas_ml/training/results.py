@@ -26,7 +26,8 @@ from tejas.onnx_writer import write_classifier_onnx
 from tejas_ml.export.backbones import Backbone
 
 from .data import ImageDataset, transforms
-from .trainer import Classifier, RunResult, TrainConfig
+from .network import Classifier
+from .trainer import RunResult, TrainConfig
 
 log = logging.getLogger("tejas.training")
 

@@ -13,10 +13,11 @@ from tejas.safetensors import read_safetensors
 from tejas_ml.export.backbones import BACKBONES, Backbone, find_imagenet_weights, load_state_dict_file
 
 from .data import DataError, Examples, split
+from .network import Classifier
 from .results import write_results
 from .text import DEFAULT_MAX_LENGTH, MAX_CLASSES, TextTrainer, build_text_classifier, text_config, text_model_folder
 from .text_results import write_text_results
-from .trainer import MODES, Classifier, TrainConfig, Trainer, build_classifier
+from .trainer import MODES, TrainConfig, Trainer, build_classifier
 
 _DTYPES = {"F32": torch.float32, "I64": torch.int64}
 

@@ -11,22 +11,23 @@ was at, with the same shuffling.
 
 from __future__ import annotations
 
-import math
 import os
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from tejas import job_events
 from tejas.metrics import classification_report
 from tejas_ml.export.backbones import Backbone
 from tejas_ml.export.models import FeatureExtractor, LastBlockHead, fold_batch_norm, make_head
 
+from .checkpoints import CheckpointWriter, EpochSampler, History, detached, read_checkpoint
 from .data import Example, ImageDataset, transforms
+from .network import Classifier, default_workers, device_name, parameter_groups, pick_device
 
 MODES = ("head", "last_block", "full")
 DEFAULT_LEARNING_RATE = {"head": 3e-3, "last_block": 1e-3, "full": 1e-3}
@@ -34,23 +35,6 @@ DEFAULT_LEARNING_RATE = {"head": 3e-3, "last_block": 1e-3, "full": 1e-3}
 
 class Cancelled(Exception):
     """The run was asked to stop."""
-
-
-class CheckpointError(Exception):
-    """A stored checkpoint that cannot be used (damaged, changed, or holding more than tensors and plain
-    values): the job starts over instead of resuming from it."""
-
-
-def read_checkpoint(path: Path, device) -> dict:
-    """A checkpoint's state, read with `torch.load(weights_only=True)`: tensors, numbers, strings, lists
-    and dicts only, so a checkpoint someone changed cannot run code in the worker."""
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # UnpicklingError, a damaged zip, …: all say "not this file"
-        raise CheckpointError(f"The stored checkpoint cannot be used ({type(exc).__name__}).") from exc
-    if not isinstance(state, dict) or state.get("format") != 1 or "network" not in state:
-        raise CheckpointError("The stored checkpoint cannot be used (not a checkpoint of this trainer).")
-    return state
 
 
 @dataclass
@@ -76,66 +60,6 @@ class TrainConfig:
         return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATE[self.mode]
 
 
-def pick_device(requested: str | None = None) -> torch.device:
-    if requested:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import platform
-
-    return platform.processor() or platform.machine() or "CPU"
-
-
-def default_workers() -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 0 if cpus < 4 else min(8, cpus // 2)
-
-
-class Classifier(nn.Module):
-    """A frozen part (run without gradients, always in eval mode) followed by a trainable part.
-
-    `trainable(x)` gives logits over `max_classes` (the app's masked head) or exactly K classes (`full`);
-    `forward` returns the K classes' logits."""
-
-    def __init__(self, frozen: nn.Module | None, trainable: nn.Module, num_classes: int, masked: bool):
-        super().__init__()
-        self.frozen = frozen
-        self.trainable = trainable
-        self.num_classes = num_classes
-        self.masked = masked
-        if masked:
-            mask = torch.zeros(self.head.out_features)
-            mask[:num_classes] = 1.0
-            self.register_buffer("class_mask", mask, persistent=False)
-
-    @property
-    def head(self) -> nn.Linear:
-        """The classifier layer: the K-class Linear (`full`) or the masked head's `max_classes` Linear."""
-        model = self.trainable
-        if not self.masked:
-            return model.fc if hasattr(model, "fc") else model.classifier[1]
-        return model.head.fc if hasattr(model, "head") else model.fc
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.frozen is not None:
-            self.frozen.eval()
-        return self
-
-    def forward(self, image):
-        x = image
-        if self.frozen is not None:
-            with torch.no_grad():
-                x = self.frozen(x)
-        if self.masked:
-            return self.trainable(x, self.class_mask.expand(x.shape[0], -1))[:, : self.num_classes]
-        return self.trainable(x)
-
-
 def build_classifier(backbone: Backbone, state_dict: dict, mode: str, num_classes: int, max_classes: int, seed: int):
     """The network for `mode`, from a torchvision state dict of `backbone` (its ImageNet classifier is
     ignored). head/last_block use the exporter's own modules, so parameter names match the app's layout."""
@@ -156,32 +80,6 @@ def build_classifier(backbone: Backbone, state_dict: dict, mode: str, num_classe
     if mode == "head":
         return Classifier(FeatureExtractor(trunk, last_block).eval(), head, num_classes, masked=True)
     return Classifier(trunk.eval(), LastBlockHead(fold_batch_norm(last_block), head), num_classes, masked=True)
-
-
-class _EpochSampler(torch.utils.data.Sampler):
-    """The same shuffle for (seed, epoch) every time, starting after `skip` items (a resumed epoch)."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch, self.skip = n, seed, 0, 0
-
-    def order(self) -> list[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return torch.randperm(self.n, generator=generator).tolist()
-
-    def __iter__(self):
-        return iter(self.order()[self.skip :])
-
-    def __len__(self) -> int:
-        return self.n - self.skip
-
-
-@dataclass
-class History:
-    epochs: list[dict] = field(default_factory=list)
-    best_accuracy: float = -1.0
-    best_loss: float = math.inf
-    best_epoch: int = 0
-    bad_epochs: int = 0
 
 
 @dataclass
@@ -233,7 +131,7 @@ class Trainer:
         if cuda:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.optimizer = torch.optim.AdamW(_parameter_groups(self.network, config), weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.network, config), weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=max(1, config.epochs))
         train_set, validation_set, collate = self.datasets(input_spec, train, validation)
         workers = default_workers() if config.workers is None else config.workers
@@ -242,7 +140,7 @@ class Trainer:
             loader_args["prefetch_factor"] = 4
         if collate is not None:
             loader_args["collate_fn"] = collate
-        self.sampler = _EpochSampler(len(train), config.seed)
+        self.sampler = EpochSampler(len(train), config.seed)
         # A batch of one breaks batch norm in training mode: drop a lone last image (full mode only).
         drop_last = self.drop_lone_last and config.mode == "full" and len(train) % config.batch_size == 1
         self.train_loader = torch.utils.data.DataLoader(
@@ -256,7 +154,7 @@ class Trainer:
             validation_set, batch_size=max(config.batch_size, 64), shuffle=False, **loader_args
         )
         self.history = History()
-        self._writer: _Writer | None = None
+        self._writer: CheckpointWriter | None = None
         self.best_state: dict | None = None
         self.epoch = 0  # epochs completed
         self.step = 0  # batches done in the current epoch
@@ -301,7 +199,7 @@ class Trainer:
         background thread: the next batches train while the file is written and stored."""
         if self.checkpoint is None:
             return
-        state = _detached(self._state())
+        state = detached(self._state())
         self.wait_for_checkpoint()
         epoch, step = self.epoch, self.step
 
@@ -310,9 +208,9 @@ class Trainer:
             torch.save(state, partial)
             os.replace(partial, self.checkpoint)
             self.on_checkpoint(self.checkpoint, epoch)
-            self.on_event("checkpoint", {"epoch": epoch, "step": step})
+            self.on_event(*job_events.checkpoint(epoch, step))
 
-        self._writer = _Writer(write)
+        self._writer = CheckpointWriter(write)
         self._writer.start()
 
     def wait_for_checkpoint(self) -> None:
@@ -435,16 +333,14 @@ class Trainer:
         if resume is not None:
             self.load_checkpoint(resume)
         self.on_event(
-            "started",
-            {
-                "device": self.device.type,
-                "device_name": device_name(self.device),
-                "images": len(self.train_examples) + len(self.validation_examples),
-                "train_images": len(self.train_examples),
-                "validation_images": len(self.validation_examples),
-                "classes": self.classes,
-                "resumed_from_epoch": self.epoch if resume is not None else None,
-            },
+            *job_events.started(
+                device=self.device.type,
+                device_name=device_name(self.device),
+                train_images=len(self.train_examples),
+                validation_images=len(self.validation_examples),
+                classes=self.classes,
+                resumed_from_epoch=self.epoch if resume is not None else None,
+            )
         )
         stopped_early = False
         labels = [e.label for e in self.validation_examples]
@@ -466,19 +362,19 @@ class Trainer:
             self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
             if self._improved(accuracy, loss):
                 self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self._trainable_state().items()}
-            entry = {
-                "epoch": self.epoch,
-                "epochs": self.config.epochs,
-                "loss": loss,
-                "train_accuracy": train_accuracy,
-                "validation_accuracy": accuracy,
-                "images_per_second": seen / seconds if seconds > 0 else None,
-                "seconds": seconds,
-            }
             done = [e["seconds"] for e in self.history.epochs] + [seconds]
-            entry["eta_seconds"] = (self.config.epochs - self.epoch) * sum(done) / len(done)
+            kind, entry = job_events.epoch(
+                epoch=self.epoch,
+                epochs=self.config.epochs,
+                loss=loss,
+                train_accuracy=train_accuracy,
+                validation_accuracy=accuracy,
+                images_per_second=seen / seconds if seconds > 0 else None,
+                seconds=seconds,
+                eta_seconds=(self.config.epochs - self.epoch) * sum(done) / len(done),
+            )
             self.history.epochs.append(entry)
-            self.on_event("epoch", entry)
+            self.on_event(kind, entry)
             self.save_checkpoint()
         if self.best_state is not None:
             self.network.load_state_dict(self.best_state, strict=False)
@@ -497,38 +393,3 @@ class Trainer:
             sum(rates) / len(rates) if rates else 0.0,
             stopped_early,
         )
-
-
-def _parameter_groups(network: Classifier, config: TrainConfig) -> list[dict]:
-    """One group per learning rate: in `full` mode the classifier at the rate, the rest scaled down."""
-    trainable = [(n, p) for n, p in network.named_parameters() if p.requires_grad]
-    if config.mode != "full" or config.backbone_lr_scale == 1:
-        return [{"params": [p for _, p in trainable], "lr": config.lr()}]
-    head_ids = {id(p) for p in network.head.parameters()}
-    return [
-        {"params": [p for _, p in trainable if id(p) in head_ids], "lr": config.lr()},
-        {"params": [p for _, p in trainable if id(p) not in head_ids], "lr": config.lr() * config.backbone_lr_scale},
-    ]
-
-
-def _detached(value):
-    """A copy of a (nested) state with every tensor cloned to the CPU."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {k: _detached(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_detached(v) for v in value)
-    return value
-
-
-class _Writer(threading.Thread):
-    def __init__(self, work):
-        super().__init__(daemon=True, name="tejas-checkpoint")
-        self.work, self.error = work, None
-
-    def run(self) -> None:
-        try:
-            self.work()
-        except BaseException as exc:  # raised again by wait_for_checkpoint on the training thread
-            self.error = exc

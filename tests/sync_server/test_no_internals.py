@@ -229,7 +229,7 @@ class _Payload:
 def test_a_checkpoint_is_loaded_without_running_pickled_code(tmp_path):
     import torch
 
-    from tejas_ml.training.trainer import CheckpointError, read_checkpoint
+    from tejas_ml.training.checkpoints import CheckpointError, read_checkpoint
 
     marker = tmp_path / "ran"
     path = tmp_path / "checkpoint.pt"

@@ -12,9 +12,12 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ...core.db import session_scope
+from ...jobs.schemas import JobOut
+from ...jobs.service import zip_refused
 from ...prediction.models import REFERENCE, ModelCache, ModelNotFound, ModelUnusable, list_models, model_file
+from ..bodies import raw_body
 from ..deps import CurrentUser, ReadSessionDep, SettingsDep
-from .jobs import JobOut, create_from_upload, zip_refused
+from ..job_uploads import create_from_upload
 
 router = APIRouter(tags=["predictions"])
 
@@ -142,12 +145,7 @@ def _check_zip(path) -> int:
 @router.post(
     "/api/batches",
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "description": "a zip of images (any layout); any Content-Type (application/zip is usual)",
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-        }
-    },
+    openapi_extra=raw_body("a zip of images (any layout); any Content-Type (application/zip is usual)"),
     responses={
         **MODEL_NOT_FOUND,
         400: {"description": "Not a usable zip."},
