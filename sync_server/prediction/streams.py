@@ -13,12 +13,18 @@ The bytes of an image are never in Redis: an entry names a blob.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC
 from urllib.parse import urlsplit, urlunsplit
 
 from ..core.config import Settings
+
+log = logging.getLogger("tejas.streams")
 
 __all__ = [
     "Keys",
@@ -191,6 +197,27 @@ class StreamQueue:
         if not entry_ids:
             return 0
         return int(self._renew(keys=[self.keys.stream], args=[self.group, consumer, *entry_ids]))
+
+    @contextmanager
+    def leased(self, consumer: str, entry_ids: list[str], every: float) -> Iterator[None]:
+        """While the block runs (a batch), renew these entries' idle time every `every` seconds so no other
+        consumer takes them over."""
+        done = threading.Event()
+
+        def loop() -> None:
+            while not done.wait(every):
+                try:
+                    self.renew(consumer, entry_ids)
+                except Exception as exc:
+                    log.warning("stream worker %s: renewing the lease: %s", consumer, exc)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(10)
 
     def remember_errors(self, errors: dict[str, str]) -> None:
         if errors:

@@ -192,7 +192,8 @@ class StreamWorker:
         if not raw:
             return
         entries = [Entry(entry_id, fields) for entry_id, fields in raw]
-        with self._lease([e.id for e in entries]):
+        every = max(0.2, self.settings.stream_claim_idle_seconds / 3)
+        with self.queue.leased(self.name, [e.id for e in entries], every):
             counts = self.queue.deliveries(self.name, [e.id for e in entries])
             # an entry no longer ours (another worker took it over meanwhile) is that worker's now
             entries = [e for e in entries if e.id in counts]
@@ -352,30 +353,6 @@ class StreamWorker:
             else:
                 keep[entry.id] = error[:2000]
         self.queue.remember_errors(keep)
-
-    def _lease(self, entry_ids: list[str]):
-        """While a batch runs, renew its entries' idle time so no other worker takes them over."""
-        worker = self
-
-        class Lease:
-            def __enter__(self):
-                self.done = threading.Event()
-                every = max(0.2, worker.settings.stream_claim_idle_seconds / 3)
-                self.thread = threading.Thread(target=self.loop, args=(every,), daemon=True)
-                self.thread.start()
-
-            def loop(self, every: float) -> None:
-                while not self.done.wait(every):
-                    try:
-                        worker.queue.renew(worker.name, entry_ids)
-                    except Exception as exc:
-                        log.warning("stream worker %s: renewing the lease: %s", worker.name, exc)
-
-            def __exit__(self, *exc):
-                self.done.set()
-                self.thread.join(10)
-
-        return Lease()
 
 
 def default_name() -> str:
