@@ -10,6 +10,11 @@
   killed worker) to the queue again, where another worker claims it and resumes from the checkpoint.
   The claim is fenced by the row's attempt number, so a long job is never run twice and a job
   finishes once (jobs/state.py). This is the "equivalent" of a visibility timeout longer than any job.
+
+Here: state.py (job rows and their events, fenced by attempt), queues.py (the JobQueue interface and both
+queues), workers.py (worker rows, the device probe), runner.py (one job in a process) with attempt.py (its
+heartbeat, stop signal and work folder), celery_app.py (the Celery task), service.py and schemas.py (what
+the job routes do, and their shapes). Events are made by tejas.job_events (pwa/py/tejas/job_events.py).
 """
 
 from .queues import MAX_ATTEMPTS, CeleryQueue, InProcessQueue, JobQueue, make_queue
