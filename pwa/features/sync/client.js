@@ -1,12 +1,13 @@
 // The page's side of sync: starts the sync worker (once per page), tells it when the network comes
 // and goes, and forwards the API's calls to it. Status updates arrive on SYNC_STATUS_CHANNEL.
 import { MESSAGE, SYNC_STATUS_CHANNEL, callWorker } from '../../protocol.js';
+import { worker as pooledWorker } from '../../workers/pool.js';
 
 let worker = null;
 
 function syncWorker() {
   if (!worker) {
-    worker = new Worker(new URL('../../workers/sync.js', import.meta.url), { type: 'module' });
+    worker = pooledWorker('sync');
     const tell = () => callWorker(worker, MESSAGE.SET_ONLINE, { online: navigator.onLine }).catch(() => {});
     addEventListener('online', tell);
     addEventListener('offline', tell);
