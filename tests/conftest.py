@@ -48,6 +48,15 @@ def resnet18_random(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def mobilenet_v2_224(tmp_path_factory) -> Path:
+    """MobileNetV2-ImageNet at 224² (head only, 10 classes at most): the default's (160²) float32 reference.
+    One export for the session: the browser bench's drift reference and the variants' float32-224."""
+    tmp = tmp_path_factory.mktemp("mobilenet_v2-224")
+    args = ["--backbone", "mobilenet_v2", "--max-classes", "10", "--input-size", "224"]
+    return _export(tmp, "mobilenet_v2-224", args)
+
+
+@pytest.fixture(scope="session")
 def default_export(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """The default export as the run command makes it (`tejas export --train last-block`, backbone
     auto) on a machine where ResNet18 ImageNet weights are unobtainable."""

@@ -9,24 +9,14 @@ import sys
 
 import pytest
 
-from ..conftest import ROOT, offline_env, run_export
+from ..conftest import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
-@pytest.fixture(scope="module")
-def reference_224(tmp_path_factory):
-    """The default backbone (MobileNetV2-ImageNet here) and weights at 224²: the default's (160²) reference."""
-    tmp = tmp_path_factory.mktemp("reference")
-    out = tmp / "mobilenet_v2-224"
-    args = ["--backbone", "mobilenet_v2", "--input-size", "224", "--out", str(out)]
-    result = run_export(args, offline_env(tmp), script=False)
-    assert result.returncode == 0, result.stderr
-    return out
-
-
-def test_browser_bench_writes_its_json(default_export, reference_224, tmp_path):
+def test_browser_bench_writes_its_json(default_export, mobilenet_v2_224, tmp_path):
     folder, _ = default_export
+    reference_224 = mobilenet_v2_224  # the default backbone and weights at 224²: the default's reference
     out = tmp_path / "browser.json"
     command = [
         sys.executable,
