@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from tejas.artifacts import read_manifest
+from tejas.catalog import MODES
 from tejas.safetensors import read_safetensors
 from tejas_ml.export.backbones import BACKBONES, Backbone, find_imagenet_weights, load_state_dict_file
 
@@ -17,7 +18,7 @@ from .network import Classifier
 from .results import write_results
 from .text import DEFAULT_MAX_LENGTH, MAX_CLASSES, TextTrainer, build_text_classifier, text_config, text_model_folder
 from .text_results import write_text_results
-from .trainer import MODES, TrainConfig, Trainer, build_classifier
+from .trainer import TrainConfig, Trainer, build_classifier
 
 _DTYPES = {"F32": torch.float32, "I64": torch.int64}
 
