@@ -23,12 +23,13 @@ def backbone_id(folder) -> str:
 
 
 @pytest.fixture(scope="module")
-def variants(tmp_path_factory) -> dict:
-    """MobileNetV2-ImageNet (head only) in float32 at 224² and 160², and with uint8 weights at 224²."""
+def variants(tmp_path_factory, mobilenet_v2_224) -> dict:
+    """MobileNetV2-ImageNet (head only) in float32 at 224² (the session's export, shared with the browser
+    bench) and 160², and with uint8 weights at 224²."""
     tmp = tmp_path_factory.mktemp("variants")
     common = ["--backbone", "mobilenet_v2", "--max-classes", "10"]
     return {
-        "float32-224": _export(tmp, "f224", [*common, "--input-size", "224"]),
+        "float32-224": mobilenet_v2_224,
         "float32-160": _export(tmp, "f160", [*common, "--input-size", "160"]),
         "uint8-224": _export(tmp, "u224", [*common, "--input-size", "224", "--quantize", "uint8"]),
     }
