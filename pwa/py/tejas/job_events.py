@@ -46,28 +46,12 @@ def prediction_started(images: int) -> Event:
     return "started", {"images": images}
 
 
-def epoch(
-    *,
-    epoch: int,
-    epochs: int,
-    loss: float,
-    train_accuracy: float,
-    validation_accuracy: float | None,
-    images_per_second: float | None,
-    seconds: float,
-    eta_seconds: float,
-) -> Event:
-    """An epoch ended (`validation_accuracy` None without a validation split)."""
-    return "epoch", {
-        "epoch": epoch,
-        "epochs": epochs,
-        "loss": loss,
-        "train_accuracy": train_accuracy,
-        "validation_accuracy": validation_accuracy,
-        "images_per_second": images_per_second,
-        "seconds": seconds,
-        "eta_seconds": eta_seconds,
-    }
+# fmt: off
+def epoch(*, epoch: int, epochs: int, loss: float, train_accuracy: float, validation_accuracy: float | None,
+          images_per_second: float | None, seconds: float, eta_seconds: float) -> Event:
+    """An epoch ended (`validation_accuracy` None without a validation split); the fields in this order."""
+    return "epoch", dict(locals())
+# fmt: on
 
 
 def checkpoint(epoch: int, step: int | None = None) -> Event:
