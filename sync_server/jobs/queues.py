@@ -55,6 +55,7 @@ class InProcessQueue:
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self.process: subprocess.Popen | None = None
+        self.probe: subprocess.Popen | None = None
         self.name = f"{socket.gethostname()}:{os.getpid()}:inprocess"
         self.device: dict | None = None
 
@@ -65,6 +66,8 @@ class InProcessQueue:
     def stop(self) -> None:
         self.stopping.set()
         self.wake.set()
+        if self.probe and self.probe.poll() is None:
+            self.probe.kill()  # a server stopping before the device probe answered: no job ran yet
         if self.process and self.process.poll() is None:
             # The job checkpoints and goes back to the queue (runner.py); the next server resumes it.
             self.process.terminate()
@@ -82,12 +85,19 @@ class InProcessQueue:
     def submit(self, job_id: str) -> None:
         self.wake.set()
 
+    def _probe_started(self, process: subprocess.Popen) -> None:
+        self.probe = process
+        if self.stopping.is_set():  # stop() ran before the probe was known to it
+            process.kill()
+
     def _beat(self) -> None:
         if self.device is not None:
             register_worker(self.sessions, self.name, self.kind, self.device)
 
     def _loop(self) -> None:
-        self.device = probe_device()
+        self.device = probe_device(self._probe_started)
+        if self.stopping.is_set():
+            return
         # Jobs left `running` by an earlier server ran in its child processes, which end with it: resume them now.
         with session_scope(self.sessions) as session:
             orphans = list(session.scalars(select(Job.id).where(Job.status == "running").order_by(Job.started_at)))

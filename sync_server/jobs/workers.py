@@ -7,6 +7,7 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -17,23 +18,47 @@ from ..models import Worker
 
 log = logging.getLogger("tejas.jobs")
 
-# the trainer's own choice of device and its name
+# the trainer's own choice of device and its name, asked at low priority: a server starting on a small
+# machine has better uses for its cores than importing torch to name the CPU
 PROBE = (
-    "import json\n"
+    "import json, os\n"
+    "os.nice(10)\n"
     "from tejas_ml.training.network import device_name, pick_device\n"
     "device = pick_device()\n"
     "print(json.dumps({'device': device.type, 'device_name': device_name(device)}))"
 )
+UNKNOWN = {"device": "cpu", "device_name": "unknown"}
 
 
-def probe_device() -> dict:
-    """The device a worker process would train on, asked of a fresh interpreter (CUDA stays out of ours)."""
+def probe_device(started: Callable[[subprocess.Popen], None] = lambda process: None) -> dict:
+    """The device a worker process would train on, asked of a fresh interpreter (CUDA stays out of ours).
+
+    `started(process)` hears of the probe's process, so that a server stopping meanwhile can kill it
+    rather than wait for torch to import."""
     try:
-        out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    except Exception as exc:
+        process = subprocess.Popen(
+            [sys.executable, "-c", PROBE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    except OSError as exc:
         log.warning("device probe failed: %s", exc)
-        return {"device": "cpu", "device_name": "unknown"}
+        return UNKNOWN
+    started(process)
+    try:
+        out, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        log.warning("device probe failed: no answer in 120 s")
+        return UNKNOWN
+    if process.returncode != 0:
+        if process.returncode > 0:  # a negative code: killed by a stopping server, nothing to report
+            log.warning("device probe failed (exit status %s): %s", process.returncode, err.strip()[-500:])
+        return UNKNOWN
+    try:
+        return json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
+        log.warning("device probe failed: %s", exc)
+        return UNKNOWN
 
 
 def register_worker(sessions, name: str, queue: str, device: dict) -> None:
