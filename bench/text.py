@@ -4,7 +4,7 @@ embedding the SMS spam set with the app's embedTexts (Chromium) at 1 and 2 threa
 encoder; head training steps/s (trainHead on 384-d features); macro-F1 on a fixed stratified validation split of
 the browser head on browser embeddings, native MiniLM + logistic regression and TF-IDF + logistic regression (all
 training rows, and 100 per class); the uint8 encoder's macro-F1 drift from float32 (the app loads float32: why in
-tools/tejas_ml.export/text.py's DEFAULT_ENCODER).
+tejas_ml/export/text.py's DEFAULT_ENCODER).
 
     python bench/text.py                      # the whole set (4,862 texts), batch 32
     python bench/text.py --limit 120 --threads 1 --few-shot 10 --out /tmp/text.json   # the test's toy size

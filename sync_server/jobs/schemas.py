@@ -6,18 +6,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tejas.catalog import IMAGE_BACKBONES, MODES
+
 from ..schemas import ID
 
-MODES = ("head", "last_block", "full")
-TEXT_MODES = ("full",)  # training.text.TEXT_MODES (not imported: torch stays out of the server)
-BACKBONES = ("auto", "resnet18", "mobilenet_v2")
+BACKBONES = ("auto", *IMAGE_BACKBONES)  # "auto": the backbone of the server's default artifacts
 
 
 class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["head", "last_block", "full"] = "full"
-    backbone: Literal["auto", "resnet18", "mobilenet_v2"] = "auto"
+    mode: Literal[MODES] = "full"
+    backbone: Literal[BACKBONES] = "auto"
     epochs: int = Field(10, ge=1, le=500, description="at most TEJAS_MAX_EPOCHS (500)")
     learning_rate: float | None = Field(None, gt=0, le=1, description="null: the mode's default")
     batch_size: int = Field(32, ge=2, le=1024)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from tejas import job_events
+from tejas.catalog import MODES, TEXT_MODES
 from tejas_ml.training.data import DataError, check_project, check_trainable
 
 from .. import quotas
@@ -25,7 +26,7 @@ from ..core.db import session_scope
 from ..models import IdempotencyKey, Job, JobEvent
 from ..records import project_records
 from . import state
-from .schemas import BACKBONES, MODES, TEXT_MODES, CapabilitiesOut, JobIn, JobOut, Options, WorkerOut
+from .schemas import BACKBONES, CapabilitiesOut, JobIn, JobOut, Options, WorkerOut
 from .workers import live_workers
 
 log = logging.getLogger("tejas.jobs")

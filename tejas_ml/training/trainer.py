@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from tejas import job_events
+from tejas.catalog import MODES
 from tejas.metrics import classification_report
 from tejas_ml.export.backbones import Backbone
 from tejas_ml.export.models import FeatureExtractor, LastBlockHead, fold_batch_norm, make_head
@@ -29,7 +30,6 @@ from .checkpoints import CheckpointWriter, EpochSampler, History, detached, read
 from .data import Example, ImageDataset, transforms
 from .network import Classifier, default_workers, device_name, parameter_groups, pick_device
 
-MODES = ("head", "last_block", "full")
 DEFAULT_LEARNING_RATE = {"head": 3e-3, "last_block": 1e-3, "full": 1e-3}
 
 

@@ -7,20 +7,19 @@ import { appUrl, jobArtifactsPath, pruneJobArtifacts, storeJobArtifacts } from '
 import { parametersFrom } from '../sync/records.js';
 import { getProject, listClasses, listSamples, projectKind } from '../dataset/projects.js';
 import { backboneFile, backboneId } from '../artifacts.js';
+import { architectureLabel, modeLabel } from '../catalog.js';
 import { artifactsRecord, loadArtifactSet } from '../train/artifact_set.js';
 import { datasetDigest, listModels, saveImportedModels } from '../train/engine.js';
 
-const ARCHITECTURES = { resnet18: 'ResNet18', resnet34: 'ResNet34', resnet50: 'ResNet50', mobilenet_v2: 'MobileNetV2' };
 /** The app's own text artifact set (tejas.js DEFAULT_TEXT_ARTIFACTS), where a text job's default would be. */
 const DEFAULT_TEXT_ARTIFACTS = 'artifacts/text/';
-const MODES = { head: 'classifier only', last_block: 'classifier + last block', full: 'full fine-tune' };
 
 /** "trained on the server: ResNet18, full fine-tune, GPU" for a model a server job made, else null. */
 export function serverOrigin(model) {
   if (!model?.server) return null;
   const architecture = model.artifacts?.architecture ?? model.server.backbone;
   const device = model.server.device === 'cuda' ? 'GPU' : model.server.device === 'cpu' ? 'CPU' : null;
-  return `trained on the server: ${[ARCHITECTURES[architecture] ?? architecture, MODES[model.server.mode] ?? model.server.mode, device]
+  return `trained on the server: ${[architectureLabel(architecture), modeLabel(model.server.mode), device]
     .filter(Boolean).join(', ')}`;
 }
 

@@ -6,18 +6,22 @@ import * as tejas from '../../tejas.js';
 import * as api from '../jobs/api.js';
 import { cancelServerTraining, onServerRun, resumeServerJobs, serverRun, startServerTraining } from '../jobs/watch.js';
 import { serverOrigin } from '../jobs/results.js';
+import { modeLabel, modesFor } from '../catalog.js';
 import { createChart } from './chart.js';
 import { append, busy, download, field, fileStem, formatSeconds, h, percent, plural, showError } from './dom.js';
 
-const MODES = [
-  ['head', 'Classifier only', 'The last layer on the backbone\'s features (what the device trains, faster there).'],
-  ['last_block', 'Classifier + last block', 'Also fine-tunes the backbone\'s last block.'],
-  ['full', 'Full fine-tune', 'Trains the whole network: what a server adds. A new backbone comes back with the model.'],
-];
+// How this screen presents each mode the server's trainer offers (which ones: the catalog, features/catalog.js).
+const CHOICES = {
+  head: ['Classifier only', 'The last layer on the backbone\'s features (what the device trains, faster there).'],
+  last_block: ['Classifier + last block', 'Also fine-tunes the backbone\'s last block.'],
+  full: ['Full fine-tune', 'Trains the whole network: what a server adds. A new backbone comes back with the model.'],
+};
 // A text project trains on the server in one way (docs/jobs.md "Text jobs"): the classifier alone trains on the device.
-const TEXT_MODES = [
-  ['full', 'Fine-tune the text encoder', 'Trains the whole sentence encoder with the classifier. The fine-tuned encoder comes back with the model.'],
-];
+const TEXT_CHOICES = {
+  full: ['Fine-tune the text encoder', 'Trains the whole sentence encoder with the classifier. The fine-tuned encoder comes back with the model.'],
+};
+const choices = (text) => modesFor('trainer', text ? 'text' : 'image')
+  .map((value) => [value, ...((text ? TEXT_CHOICES : CHOICES)[value] ?? [modeLabel(value), ''])]);
 const isText = (project) => project?.kind === 'text';
 
 const resume = () => resumeServerJobs({ defaultArtifacts: tejas.DEFAULT_ARTIFACTS }).catch(() => {});
@@ -100,7 +104,7 @@ export async function serverTrainingCard(project, { images, onModel }) {
       h('a', { href: '#/sync' }, 'Sync screen'), '.'), cleanup: () => {} };
   }
   const modes = h('fieldset', { class: 'modes' }, h('legend', {}, 'What to train'),
-    (text ? TEXT_MODES : MODES).map(([value, label, hint]) => h('label', { class: 'choice' },
+    choices(text).map(([value, label, hint]) => h('label', { class: 'choice' },
       h('input', { type: 'radio', name: 'serverMode', value, checked: value === 'full' }),
       h('span', {}, h('strong', {}, label), h('small', { class: 'muted' }, hint)))));
   const epochs = h('input', { type: 'number', name: 'serverEpochs', min: 1, max: 500, step: 1, value: 10, required: true });

@@ -5,6 +5,7 @@ import { append, field, formatSeconds, h, percent, plural, projectUrl, showError
 import { createChart, historyTable } from './chart.js';
 import { serverTrainingCard } from './server_train.js';
 import { serverOrigin } from '../jobs/results.js';
+import { modesFor } from '../catalog.js';
 
 export const DEFAULTS = { mode: 'head', epochs: 20, learningRate: 0.003, batchSize: 16, augment: 0, validationShare: 0.2 };
 // Texts: the engine's own default learning rate for unit-vector features (features/train/engine.js).
@@ -82,7 +83,7 @@ export function deviceOptions(model) {
   if (!model?.server) return { ...DEFAULTS, ...(model?.options ?? {}) };
   const options = { ...DEFAULTS };
   for (const key of Object.keys(DEFAULTS)) if (model.options?.[key] !== undefined) options[key] = model.options[key];
-  if (!['head', 'last_block'].includes(options.mode)) options.mode = 'head';
+  if (!modesFor('app', 'image').includes(options.mode)) options.mode = 'head';
   return options;
 }
 
