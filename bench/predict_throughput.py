@@ -63,7 +63,7 @@ from testkit.server import TEJAS, Server  # noqa: E402
 from testkit.services import REDIS_SERVER, RedisServer, stop_process, wait_for  # noqa: E402
 
 # Code the numbers depend on besides bench/ and pwa/ (report.py's list covers bench/, pwa/, tools/).
-SERVER_PATHS = ("sync_server",)
+SERVER_PATHS = ("sync_server", "tejas_ml")
 CLASSES = ["sky", "sand", "forest"]
 TRAIN_PER_CLASS = 5
 TRAIN_EPOCHS = 5

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = ROOT / "pwa" / "vendor" / "vendor.json"
 # Tracked paths whose local edits could change a benchmark's numbers.
-MEASURED_PATHS = ("bench", "pwa", "tools")
+MEASURED_PATHS = ("bench", "pwa", "tools", "tejas_ml")
 
 
 def _first(path: str, prefix: str) -> str | None:

@@ -36,7 +36,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
 
 from bench.native_embed import bench_onnxruntime  # noqa: E402
 from bench.report import machine_facts, new_report, vendored_npm, write_report  # noqa: E402

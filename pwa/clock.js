@@ -16,9 +16,9 @@ export function formatRev({ ms, counter }, device) {
 
 /** {ms, counter, device} of a revision string; throws on anything else. */
 export function parseRev(rev) {
-  const match = REV.exec(rev ?? '');
-  if (!match) throw new Error(`not a revision: ${JSON.stringify(rev)}`);
-  return { ms: Number(match[1]), counter: Number(match[2]), device: match[3] };
+  if (typeof rev !== 'string' || !REV.test(rev)) throw new Error(`not a revision: ${JSON.stringify(rev)}`);
+  const [ms, counter, ...device] = rev.split('-'); // the device may hold '-' itself
+  return { ms: Number(ms), counter: Number(counter), device: device.join('-') };
 }
 
 /** The clock state after a local event at wall-clock time `now` (ms). */

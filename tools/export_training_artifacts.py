@@ -7,7 +7,8 @@ from pathlib import Path
 try:
     from tejas_ml.export.cli import main
 except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    ROOT = Path(__file__).resolve().parent.parent
+    sys.path[:0] = [str(ROOT), str(ROOT / "pwa" / "py")]
     from tejas_ml.export.cli import main
 
 if __name__ == "__main__":

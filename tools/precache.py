@@ -26,7 +26,8 @@ PWA = ROOT / "pwa"
 ARTIFACTS = ROOT / "artifacts" / "default"
 SHELL_SUFFIXES = {".html", ".js", ".mjs", ".css", ".webmanifest", ".svg", ".png", ".json"}
 NOT_SHELL = {"sw.js", "precache.js"}  # the worker itself, and this list (the browser checks them itself)
-# The Python core's tables the browser imports too (features/rules.js); the core's code itself
+# The Python core's tables the browser imports too (features/rules.js, catalog.js, predict/report.js,
+# sync/records.js, clock.js); the core's code itself
 # reaches the browser inside vendor/tejas-core.zip.
 SHARED_TABLES = "py/tejas/schemas/*.json"
 

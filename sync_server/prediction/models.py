@@ -23,6 +23,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tejas.catalog import APP_MODES
+
 from ..core.config import Settings
 from ..models import Job, JobFile, Record
 from ..storage import BlobStore
@@ -125,8 +127,8 @@ def _checked_record(model: dict, kind: str, feature_size: int) -> tuple[list[str
     if len(classes) < 2:
         raise _unusable(kind, f"classes: a classifier needs at least 2, the record has {len(classes)}")
     mode = model.get("mode") or "head"
-    if mode not in ("head", "last_block"):
-        raise _unusable(kind, "mode: expected head or last_block")
+    if mode not in APP_MODES:
+        raise _unusable(kind, f"mode: expected {' or '.join(APP_MODES)}")
     layout = model.get("layout")
     if not isinstance(layout, list):
         raise _unusable(kind, "no layout of its parameters")
