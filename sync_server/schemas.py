@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from tejas.rules import is_blank_text
+
 SYNC_SCHEMA: dict = json.loads(resources.files("tejas").joinpath("schemas", "sync.json").read_text(encoding="utf-8"))
 _DEFS = SYNC_SCHEMA["$defs"]
 ID: str = _DEFS["record_id"]["pattern"]  # sample ids: <project>/<sha256>
@@ -122,7 +124,11 @@ class Change(Strict):
             raise ValueError("record data holds NaN or Infinity, which JSON cannot carry") from None
         if len(json.dumps(data, separators=(",", ":"))) > MAX_RECORD_BYTES:
             raise ValueError(f"record data over {MAX_RECORD_BYTES // 1024} KiB")
-        if self.kind in ("project", "class") and not (isinstance(data.get("name"), str) and data["name"].strip()):
+        # blank as the app judges it (rules.json: White_Space and invisible characters), not str.strip(),
+        # which also strips U+001C..U+001F: a name the app made must never be refused on every push
+        if self.kind in ("project", "class") and not (
+            isinstance(data.get("name"), str) and not is_blank_text(data["name"])
+        ):
             raise ValueError(f"a {self.kind} needs a non-empty name")
         if self.kind == "sample":
             content, cls = data.get("contentId"), data.get("classId")

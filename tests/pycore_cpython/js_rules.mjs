@@ -1,5 +1,5 @@
 // The browser's implementations of the shared rules, answering one JSON request per stdin line:
-// {"kind": "name"|"blankText"|"textProblem"|"split"|"metrics"|"imageSize"|"resize", "args": [...]} -> {"value": ...} or {"error": message}.
+// {"kind": "name"|"blankName"|"blankText"|"textProblem"|"split"|"metrics"|"imageSize"|"resize", "args": [...]} -> {"value": ...} or {"error": message}.
 // Non-finite numbers travel as {"$float": "NaN"|"Infinity"|"-Infinity"} (JSON has none).
 import path from 'node:path';
 import readline from 'node:readline';
@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 
 const root = process.argv[2];
 const load = (file) => import(pathToFileURL(path.join(root, 'pwa', file)).href);
-const { validateClassName } = await load('features/dataset/names.js');
+const { isBlankName, validateClassName } = await load('features/dataset/names.js');
 const { BLANK_TEXT, isBlankText, textProblem } = await load('features/text/rules.js');
 const { stratifiedSplit } = await load('features/train/split.js');
 const { classificationReport } = await load('features/train/metrics.js');
@@ -19,6 +19,7 @@ const pythonKeys = (report) => Object.fromEntries(Object.entries(report).map(([k
 
 const KINDS = {
   name: (name) => validateClassName(name),
+  blankName: (name) => isBlankName(name),
   blankText: (text) => (isBlankText(text) ? BLANK_TEXT : null),
   textProblem: (text) => textProblem(text),
   split: (...args) => stratifiedSplit(...args),

@@ -139,6 +139,38 @@ def test_blank_text_rule_agrees(js, text):
     assert js("blankText", text) == {"value": BLANK_TEXT if is_blank_text(text) else None}
 
 
+def server_refuses_the_name(name: str) -> bool:
+    """Whether the sync server refuses a project record named `name` (its Change model)."""
+    from pydantic import ValidationError
+
+    from sync_server.schemas import Change
+
+    project = "p" * 8
+    change = {"mutation": 1, "kind": "project", "id": project, "project": project,
+              "rev": "000000000001000-000001-dev", "data": {"name": name}}  # fmt: skip
+    try:
+        Change.model_validate(change)
+    except ValidationError:
+        return True
+    return False
+
+
+@CASES
+@given(name=texts)
+@example(name="\x1c")  # str.strip() strips U+001C..U+001F and U+0085, String.prototype.trim does not
+@example(name="\x1f\x85")
+@example(name="\u200b")  # invisible: blank to the app's rule, kept by str.strip()
+@example(name="\ufeff")
+@example(name=" a ")
+def test_the_server_refuses_a_project_name_exactly_when_the_app_does(js, name):
+    """A project the app created (features/dataset/projects.js: isBlankName) is never refused on every push
+    for its name; before, the server judged names by str.strip() and refused a project named "\x1c"."""
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in name):
+        return  # not Unicode: the server refuses any record holding it (tests/sync_server/test_input_5xx.py)
+    assert js("blankName", name) == {"value": server_refuses_the_name(name)}
+    assert server_refuses_the_name(name) == is_blank_text(name)
+
+
 @CASES
 @given(text=texts)
 @example(text="😀" * 5000)  # 10,000 UTF-16 units, 5,000 code points: within the limit on both sides

@@ -19,6 +19,10 @@ function stripBlank(chars) {
   return chars.slice(start, end).join('');
 }
 
+/** Whether `name` is empty or only blank characters (rules.json class_name.blank): a project's name must
+ * not be, on the server too (tejas.rules.is_blank_text, the same set). */
+export const isBlankName = (name) => [...name].every((ch) => BLANK.has(ch.codePointAt(0)));
+
 /** Why `name` cannot be a class name, or null when it can. */
 export function validateClassName(name) {
   const chars = [...name];  // code points, as Python counts them

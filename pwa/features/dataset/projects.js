@@ -5,7 +5,7 @@ import {
   transaction,
 } from '../../db.js';
 import { readImage, sha256Hex } from './images.js';
-import { validateClassName } from './names.js';
+import { isBlankName, validateClassName } from './names.js';
 
 const now = () => new Date().toISOString();
 const newId = () => crypto.randomUUID();
@@ -33,7 +33,7 @@ export const projectKind = (project) => project?.kind ?? 'image';
 
 export async function createProject(name, { kind = 'image' } = {}) {
   const title = String(name ?? '').trim();
-  if (!title) throw new Error('A project needs a name.');
+  if (isBlankName(title)) throw new Error('A project needs a name.'); // the server's rule too (rules.json)
   if (!PROJECT_KINDS.includes(kind)) throw new Error(`A project holds images or texts, not "${kind}".`);
   let project = { id: newId(), name: title, kind, created: now(), updated: now() };
   let first = false;
@@ -178,7 +178,7 @@ export const listChanges = async (projectId) =>
 
 export async function renameProject(projectId, name) {
   const title = String(name ?? '').trim();
-  if (!title) throw new Error('A project needs a name.');
+  if (isBlankName(title)) throw new Error('A project needs a name.'); // the server's rule too (rules.json)
   const project = await getProject(projectId);
   return transaction(['projects', ...LOG], 'readwrite', async (s) => {
     // re-read inside the transaction: the sync worker may have changed the head meanwhile
