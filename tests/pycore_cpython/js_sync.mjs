@@ -2,12 +2,8 @@
 // {"kind": "parseRev"|"formatRev"|"change"|"constants", "args": [...]} -> {"value": ...} or {"error": message}.
 // "change" makes the change the app pushes for a stored record (features/sync/records.js's dataOf and the
 // clock's formatRev); a model's parameters travel as a list of numbers and become a Float32Array here.
-import path from 'node:path';
-import readline from 'node:readline';
-import { pathToFileURL } from 'node:url';
+import { load, serve } from './js_serve.mjs';
 
-const root = process.argv[2];
-const load = (file) => import(pathToFileURL(path.join(root, 'pwa', file)).href);
 const { formatRev, parseRev } = await load('clock.js');
 const { KINDS: STORE_KINDS } = await load('db.js');
 const { MAX_DATA_BYTES, dataOf } = await load('features/sync/records.js');
@@ -28,14 +24,4 @@ const KINDS = {
   constants: () => ({ kinds: Object.keys(STORE_KINDS), maxDataBytes: MAX_DATA_BYTES }),
 };
 
-const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
-for await (const line of lines) {
-  const { kind, args } = JSON.parse(line);
-  let reply;
-  try {
-    reply = { value: (await KINDS[kind](...args)) ?? null };
-  } catch (error) {
-    reply = { error: String(error?.message ?? error) };
-  }
-  process.stdout.write(`${JSON.stringify(reply)}\n`);
-}
+await serve(KINDS);
