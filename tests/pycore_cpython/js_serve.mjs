@@ -1,6 +1,6 @@
 // What the Node sides of the agreement tests share: the app's modules loaded from the checkout given as
 // the first argument, and one JSON request per stdin line answered on stdout:
-// {"kind": ..., "args": [...]} -> {"value": ...} or {"error": message, "name": error name}.
+// {"kind": ..., "args": [...]} -> {"value": ...} or {"error": message}.
 // Non-finite numbers travel as {"$float": "NaN"|"Infinity"|"-Infinity"} (JSON has none).
 import path from 'node:path';
 import readline from 'node:readline';
@@ -20,7 +20,7 @@ export async function serve(kinds) {
     try {
       reply = { value: (await kinds[kind](...args)) ?? null };
     } catch (error) {
-      reply = { error: String(error?.message ?? error), name: error?.name };
+      reply = { error: String(error?.message ?? error) };
     }
     process.stdout.write(`${JSON.stringify(reply)}\n`);
   }

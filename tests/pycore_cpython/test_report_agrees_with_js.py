@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import subprocess
 
 import jsonschema
 import pytest
@@ -20,43 +18,24 @@ from hypothesis import strategies as st
 from tejas.predictions import REPORT_SCHEMA, probability_text, report_json, write_csv
 from tejas.rules import RULES, guard_cell, is_guarded
 
-from ..conftest import ROOT
+from .node_side import NodeSide
 from .test_rules_agree_with_js import CASES
 
 VALIDATOR = jsonschema.Draft202012Validator(REPORT_SCHEMA)
 
 
-class NodeReport:
-    """The JS writer in one long-lived Node process (tests/pycore_cpython/js_report.mjs)."""
+@pytest.fixture(scope="module")
+def js():
+    """The value of the app's answer for `kind` (an error fails the test)."""
+    node = NodeSide("js_report.mjs")
 
-    def __init__(self):
-        node = shutil.which("node")
-        if node is None:
-            pytest.fail("node not found: the README's test command installs Node.js")
-        script = ROOT / "tests" / "pycore_cpython" / "js_report.mjs"
-        self.process = subprocess.Popen(
-            [node, str(script), str(ROOT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8"
-        )
-
-    def __call__(self, kind: str, *args):
-        self.process.stdin.write(json.dumps({"kind": kind, "args": args}) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line, f"node exited ({self.process.poll()})"
-        reply = json.loads(line)
+    def value(kind: str, *args):
+        reply = node(kind, *args)
         assert "error" not in reply, reply["error"]
         return reply["value"]
 
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def js():
-    report = NodeReport()
-    yield report
-    report.close()
+    yield value
+    node.close()
 
 
 CELL = RULES["spreadsheet_cell"]

@@ -7,10 +7,7 @@ Any difference fails, messages included; metrics must agree within 1e-12.
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
-import subprocess
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -21,57 +18,16 @@ from tejas.metrics import classification_report
 from tejas.rules import BLANK_TEXT, RULES, code_points, is_blank_text, text_problem
 from tejas.splits import stratified_split
 
-from ..conftest import ROOT
+from .node_side import NodeSide
 
 CASES = settings(
     max_examples=2000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow], database=None
 )
 
 
-class NodeRules:
-    """The JS implementations in one long-lived Node process (tests/pycore_cpython/js_rules.mjs)."""
-
-    def __init__(self):
-        node = shutil.which("node")
-        if node is None:
-            pytest.fail("node not found: the README's test command installs Node.js")
-        script = ROOT / "tests" / "pycore_cpython" / "js_rules.mjs"
-        self.process = subprocess.Popen(
-            [node, str(script), str(ROOT)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            bufsize=1,
-        )
-
-    def __call__(self, kind: str, *args):
-        """{"value": ...} or {"error": message} from the JS implementation of `kind`."""
-        self.process.stdin.write(json.dumps({"kind": kind, "args": _jsonable(args)}) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line, f"node exited ({self.process.poll()})"
-        reply = json.loads(line)
-        reply.pop("name", None)
-        return reply
-
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
-
-
-def _jsonable(value):
-    """JSON has no NaN or infinities: they travel tagged (js_rules.mjs revives them)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"$float": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 @pytest.fixture(scope="module")
 def js():
-    rules = NodeRules()
+    rules = NodeSide("js_rules.mjs")
     yield rules
     rules.close()
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 
 import jsonschema
 import pytest
@@ -21,6 +19,7 @@ from sync_server import schemas
 from tejas.rules import validate_class_name
 
 from ..conftest import ROOT
+from .node_side import NodeSide
 
 CASES = settings(
     max_examples=1000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow], database=None
@@ -29,34 +28,9 @@ SCHEMA = json.loads((ROOT / "pwa" / "py" / "tejas" / "schemas" / "sync.json").re
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 
-class NodeSync:
-    """The app's sync-format code in one long-lived Node process (tests/pycore_cpython/js_sync.mjs)."""
-
-    def __init__(self):
-        node = shutil.which("node")
-        if node is None:
-            pytest.fail("node not found: the README's test command installs Node.js")
-        script = ROOT / "tests" / "pycore_cpython" / "js_sync.mjs"
-        self.process = subprocess.Popen(
-            [node, str(script), str(ROOT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
-        )
-
-    def __call__(self, kind: str, *args):
-        """{"value": ...} or {"error": message} from the app's code for `kind`."""
-        self.process.stdin.write(json.dumps({"kind": kind, "args": args}) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        assert line, f"node exited ({self.process.poll()})"
-        return json.loads(line)
-
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def js():
-    node = NodeSync()
+    node = NodeSide("js_sync.mjs")
     yield node
     node.close()
 
