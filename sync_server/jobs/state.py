@@ -8,6 +8,7 @@ heartbeat stopped). A job therefore finishes once, with one `done` event, howeve
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -47,13 +48,17 @@ class InvalidEvent(ValueError):
     """An event that schemas/job_events.json refuses (raised only with TEJAS_VALIDATE_EVENTS=1: the tests)."""
 
 
-def _check(kind: str, data: dict) -> None:
+@functools.cache
+def _validator():
     import jsonschema  # a development dependency: only the tests ask for this check
 
-    schema = json.loads(job_events.SCHEMA_PATH.read_text())
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(schema).iter_errors({"kind": kind, "data": data})
-    )
+    return jsonschema.Draft202012Validator(json.loads(job_events.SCHEMA_PATH.read_text()))
+
+
+def _check(kind: str, data: dict) -> None:
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_validator().iter_errors({"kind": kind, "data": data}))
     if error is not None:
         log.error("job event %s %s does not match the schema: %s", kind, data, error.message)
         raise InvalidEvent(f"job event {kind} {data}: {error.message} (pwa/py/tejas/schemas/job_events.json)")
